@@ -1,0 +1,94 @@
+/** The command table's types: one entry per command drives parsing, help, the man page and completions. */
+import type { Kernel } from '../kernel/kernel.ts';
+import type { Log, Streams } from '../report/log.ts';
+import type { PlanState } from '../steps/state.ts';
+import type { Step } from '../steps/step.ts';
+
+export type Completion = 'cgroup' | 'cpus' | 'nodes' | 'governor' | 'file' | 'shell' | 'domain' | 'pid' | 'none';
+
+export interface OptionSpec {
+  /** Key in the parsed values. */
+  key: string;
+  long: string;
+  /** Whole-word single-dash aliases: '-v', '-ce', '-nlb'. */
+  short?: string[];
+  type: 'boolean' | 'string';
+  help: string;
+  valueName?: string;
+  /** For --no-x flags: the key they set to false. */
+  negates?: string;
+  complete?: Completion;
+  choices?: string[];
+}
+
+export interface ArgSpec {
+  name: string;
+  help: string;
+  required: boolean;
+  complete?: Completion;
+  choices?: string[];
+}
+
+export interface Globals {
+  verbose: boolean;
+  debug: boolean;
+  undoFile?: string;
+  dryRun: boolean;
+  json: boolean;
+  force: boolean;
+  noRollback: boolean;
+}
+
+export type Values = Record<string, string | boolean | undefined>;
+
+export interface Invocation {
+  spec: CommandSpec;
+  /** Full name, e.g. "libvirt hook install". */
+  name: string;
+  values: Values;
+  args: Record<string, string | undefined>;
+  argv: string[];
+}
+
+export interface Ctx {
+  k: Kernel;
+  state: PlanState;
+  log: Log;
+  g: Globals;
+  streams: Streams;
+  env: NodeJS.ProcessEnv;
+  colour: boolean;
+  argv: string[];
+  /** All invocations of this chain (a command may need to know its neighbours). */
+  chain: Invocation[];
+}
+
+/** A command that changes the machine: plans steps (against the simulated state), applied later in order. */
+export interface PlanHandler {
+  kind: 'plan';
+  plan(ctx: Ctx, inv: Invocation): Step[] | Promise<Step[]>;
+  /** Optional report after the whole chain was applied (isolate prints its leak check). */
+  after?(ctx: Ctx, inv: Invocation, applied: boolean): number | void;
+}
+
+/** A command that only reads or prints (status, topology, help): runs alone, returns an exit code. */
+export interface ReportHandler {
+  kind: 'report';
+  run(ctx: Ctx, inv: Invocation): number | Promise<number>;
+}
+
+/** A command that manages its own transaction (restore, release: they undo journals). */
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  description?: string;
+  options: OptionSpec[];
+  args: ArgSpec[];
+  examples?: string[];
+  /** One of the nine commands of 0.5.2. */
+  compat?: boolean;
+  subcommands?: CommandSpec[];
+  handler?: PlanHandler | ReportHandler;
+  /** Needs root (writes). */
+  writes?: boolean;
+}

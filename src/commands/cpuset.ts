@@ -1,0 +1,237 @@
+/** cpuset-create, cpuset-modify, cpuset-delete (0.5.2 compatible, without its bugs). */
+import { RuntimeFailure, UsageError } from '../errors.ts';
+import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
+import { writeIds } from '../kernel/tasks.ts';
+import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
+import type { Step } from '../steps/step.ts';
+import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
+import { boolOpt, cgroupArg, cpusArg, nodesArg, planEnableCpuset, requireCgroup, type CgroupRef } from './common.ts';
+
+const FLAG_OPTIONS: [V1Flag, string, string, string][] = [
+  ['cpuExclusive', 'cpu-exclusive', 'ce', 'CPUs exclusive to this cpuset among its siblings'],
+  ['memExclusive', 'mem-exclusive', 'me', 'memory nodes exclusive to this cpuset among its siblings'],
+  ['memMigrate', 'mem-migrate', 'mm', "migrate tasks' memory to the cpuset's nodes"],
+  ['schedLoadBalance', 'sched-load-balance', 'lb', 'load-balance tasks across the cpuset'],
+];
+
+export const CPUSET_OPTIONS: OptionSpec[] = [
+  { key: 'cpus', long: 'cpus', type: 'string', valueName: 'CPUS', help: 'set the CPUs of the cpuset (C0-3, N0, L1, ...)', complete: 'cpus' },
+  { key: 'mems', long: 'mems', type: 'string', valueName: 'NODES', help: 'set the NUMA memory nodes of the cpuset (N0, N0-1)', complete: 'nodes' },
+  ...FLAG_OPTIONS.flatMap(([key, long, short, help]): OptionSpec[] => [
+    { key, long, short: [`-${short}`], type: 'boolean', help: `cgroup v1 only: ${help}` },
+    { key: `no-${key}`, long: `no-${long}`, short: [`-n${short}`], type: 'boolean', negates: key, help: `cgroup v1 only: clear ${long}` },
+  ]),
+];
+
+interface CpusetSettings {
+  cpus?: string;
+  mems?: string;
+  flags: [V1Flag, boolean][];
+}
+
+function settingsOf(ctx: Ctx, inv: Invocation): CpusetSettings {
+  const v = inv.values;
+  const s: CpusetSettings = { flags: [] };
+  if (typeof v.cpus === 'string') s.cpus = cpusArg(ctx, v.cpus, '--cpus').toList();
+  if (typeof v.mems === 'string') s.mems = nodesArg(ctx, v.mems, '--mems').toList();
+  for (const [key] of V1_FLAGS) {
+    const b = boolOpt(v[key]);
+    if (b !== undefined) s.flags.push([key, b]);
+  }
+  if (s.flags.length > 0 && ctx.k.cgroups.version === 2) {
+    const names = s.flags.map(([k, b]) => `${b ? '-' : '-n'}${FLAG_OPTIONS.find((f) => f[0] === k)![2]}`).join(' ');
+    ctx.log.warn(`${inv.name}: cgroup v1 flag ${names} has no effect on cgroup v2 and is ignored; see vfio-isolate status`);
+    s.flags = [];
+  }
+  return s;
+}
+
+function settingWrites(ctx: Ctx, cg: CgroupRef, s: CpusetSettings): FileWrite[] {
+  const w: FileWrite[] = [];
+  const file = (name: string): string => `${cg.path}/${name}`;
+  const add = (name: string, value: string): void => {
+    const path = file(name);
+    w.push({ path, value, before: ctx.state.read(path) });
+    ctx.state.set(path, value);
+  };
+  if (s.cpus !== undefined) add('cpuset.cpus', s.cpus);
+  if (s.mems !== undefined) add('cpuset.mems', s.mems);
+  for (const [key, b] of s.flags) add(V1_FLAGS.find((f) => f[0] === key)![1], b ? '1' : '0');
+  return w;
+}
+
+function modifyPlan(ctx: Ctx, inv: Invocation): Step[] {
+  const cg = cgroupArg(ctx, inv.args.NAME!);
+  const s = settingsOf(ctx, inv);
+  if (cg.parts.length === 0 && (s.cpus !== undefined || s.mems !== undefined)) {
+    throw new UsageError(`${inv.name}: the root cgroup's cpuset cannot be changed`, 'restrict the child cgroups instead (e.g. /system.slice)');
+  }
+  requireCgroup(ctx, cg, inv.name);
+  const steps = planEnableCpuset(ctx, cg.parts, inv.name);
+  const writes = settingWrites(ctx, cg, s);
+  if (writes.length === 0) return steps;
+  const desc = [s.cpus !== undefined ? `CPUs ${s.cpus}` : '', s.mems !== undefined ? `nodes ${s.mems}` : '', s.flags.length ? 'flags' : '']
+    .filter(Boolean)
+    .join(', ');
+  steps.push(writeFilesStep(inv.name, `set ${cg.name} to ${desc}`, writes));
+  return steps;
+}
+
+function createPlan(ctx: Ctx, inv: Invocation): Step[] {
+  const cg = cgroupArg(ctx, inv.args.NAME!);
+  if (cg.parts.length === 0) throw new UsageError(`${inv.name}: the root cgroup always exists`, 'name a new cgroup, e.g. /host.slice');
+  const s = settingsOf(ctx, inv);
+  const parent = { ...cg, parts: cg.parts.slice(0, -1), path: ctx.k.cgroups.path(cg.parts.slice(0, -1)), name: '/' + cg.parts.slice(0, -1).join('/') };
+  requireCgroup(ctx, parent, inv.name);
+  if (ctx.state.isDir(cg.path)) {
+    throw new RuntimeFailure(`${inv.name}: cgroup ${cg.name} already exists`, `use cpuset-modify to change it`);
+  }
+  const v1 = ctx.k.cgroups.version === 1;
+  const steps = planEnableCpuset(ctx, cg.parts, inv.name);
+  // v1: a new cpuset needs CPUs and memory nodes before tasks can enter; default to the parent's (0.5.2 did
+  // that always, even with --cpus). v2: unset values stay empty, which means "inherit from the parent".
+  const settings: CpusetSettings = { ...s, flags: [...s.flags] };
+  if (v1) {
+    settings.cpus ??= ctx.state.read(`${parent.path}/cpuset.cpus`) ?? '';
+    settings.mems ??= ctx.state.read(`${parent.path}/cpuset.mems`) ?? '';
+  }
+  ctx.state.mkdir(cg.path, v1 ? { tasks: '', 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' } : { 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' });
+  const writes = settingWrites(ctx, cg, settings);
+  steps.push({
+    command: inv.name,
+    title: `create cgroup ${cg.name}${settings.cpus ? ` with CPUs ${settings.cpus}` : ''}${settings.mems ? ` and nodes ${settings.mems}` : ''}`,
+    changes: [{ target: cg.path, note: 'mkdir' }, ...writes.map((w) => ({ target: w.path, before: '', after: w.value }))],
+    apply({ k, record, log }) {
+      record({ kind: 'mkdir', path: cg.path });
+      k.fs.mkdir(cg.path);
+      for (const w of writes) {
+        k.write(w.path, w.value);
+        log.debugLine(`${w.path} ← ${w.value}`);
+      }
+      return { changed: 1 + writes.length };
+    },
+  });
+  return steps;
+}
+
+function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
+  const cg = cgroupArg(ctx, inv.args.NAME!);
+  if (cg.parts.length === 0) throw new UsageError(`${inv.name}: the root cgroup cannot be deleted`);
+  requireCgroup(ctx, cg, inv.name);
+  const children = ctx.k.cgroups.children(cg.parts).filter((c) => ctx.state.isDir(`${cg.path}/${c}`));
+  if (children.length > 0) {
+    throw new RuntimeFailure(
+      `${inv.name}: cgroup ${cg.name} has child cgroups (${children.slice(0, 3).join(', ')}${children.length > 3 ? ', ...' : ''})`,
+      'delete the children first; vfio-isolate never deletes recursively',
+    );
+  }
+  const parentPath = ctx.k.cgroups.path(cg.parts.slice(0, -1));
+  const file = ctx.k.cgroups.taskFile;
+  const v1 = ctx.k.cgroups.version === 1;
+  const settingNames = v1 ? ['cpuset.cpus', 'cpuset.mems', ...V1_FLAGS.map((f) => f[1])] : ['cpuset.cpus', 'cpuset.mems'];
+  ctx.state.rmdir(cg.path);
+  return [
+    {
+      command: inv.name,
+      title: `move the tasks of ${cg.name} to its parent`,
+      changes: [{ target: `${parentPath}/${file}`, note: `tasks of ${cg.name}` }],
+      apply: (a) => moveAll(a, `${cg.path}/${file}`, cg.path, parentPath, file),
+    },
+    {
+      command: inv.name,
+      title: `remove cgroup ${cg.name}`,
+      changes: [{ target: cg.path, note: 'rmdir' }],
+      apply({ k, record }) {
+        const settings: [string, string][] = [];
+        for (const name of settingNames) {
+          const value = k.readTrim(`${cg.path}/${name}`);
+          if (value !== undefined) settings.push([name, value]);
+        }
+        record({ kind: 'rmdir', path: cg.path, settings });
+        k.fs.rmdir(cg.path);
+        return { changed: 1 };
+      },
+    },
+  ];
+}
+
+/**
+ * Move every task listed in `fromDir` to `toDir`, one id per write. Passes repeat (at most 3) for tasks that were
+ * forked meanwhile. Each pass is journalled (ids + start times) before it moves anything.
+ */
+export function moveAll(
+  a: Parameters<Step['apply']>[0],
+  listFile: string,
+  fromDir: string,
+  toDir: string,
+  file: 'tasks' | 'cgroup.procs',
+) {
+  const { k, record, log } = a;
+  const tried = new Set<number>();
+  let moved = 0;
+  let gone = 0;
+  const skipped: { what: string; why: string }[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    const ids = k
+      .read(listFile)
+      .split('\n')
+      .map((l) => Number.parseInt(l, 10))
+      .filter((n) => Number.isFinite(n) && !tried.has(n));
+    if (ids.length === 0) break;
+    const withStart: [number, number][] = [];
+    for (const id of ids) {
+      tried.add(id);
+      const start = k.procs.startOf(id);
+      if (start === undefined) gone++;
+      else withStart.push([id, start]);
+    }
+    record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
+    const res = writeIds(k.fs, `${toDir}/${file}`, withStart.map(([id]) => id));
+    moved += res.moved.length;
+    gone += res.gone.length;
+    for (const u of res.unmovable) {
+      const comm = k.procs.statOf(u.id)?.comm;
+      skipped.push({ what: `task ${u.id}${comm ? ` (${comm})` : ''}`, why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code });
+    }
+  }
+  log.info(`moved ${moved} tasks from ${fromDir} to ${toDir}` + (skipped.length ? `, ${skipped.length} cannot move` : '') + (gone ? `, ${gone} exited` : ''));
+  return { changed: moved, gone, skipped };
+}
+
+export const cpusetCommands: CommandSpec[] = [
+  {
+    name: 'cpuset-create',
+    summary: 'create a cpuset',
+    description:
+      'Create cgroup NAME (relative to the cpuset hierarchy root) and set the given values. On cgroup v1 a value not given is copied from the parent (a v1 cpuset needs CPUs and nodes before tasks can enter); on cgroup v2 it stays empty, which means "inherit from the parent". On v2 the cpuset controller is enabled top-down in the ancestors when needed.',
+    options: CPUSET_OPTIONS,
+    args: [{ name: 'NAME', required: true, help: 'cgroup to create, e.g. /host.slice', complete: 'cgroup' }],
+    examples: ['vfio-isolate cpuset-create --cpus C0-1,6-7 /host.slice move-tasks / /host.slice', 'vfio-isolate cpuset-create --cpus N0 --mems N0 -mm /host.slice'],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: createPlan },
+  },
+  {
+    name: 'cpuset-modify',
+    summary: 'modify a cpuset',
+    description: 'Change the CPUs, memory nodes or (cgroup v1) flags of an existing cgroup. Only the values given are written.',
+    options: CPUSET_OPTIONS,
+    args: [{ name: 'NAME', required: true, help: 'existing cgroup, e.g. /system.slice', complete: 'cgroup' }],
+    examples: ['vfio-isolate cpuset-modify --cpus C0-6,16-22 /system.slice cpuset-modify --cpus C0-6,16-22 /user.slice'],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: modifyPlan },
+  },
+  {
+    name: 'cpuset-delete',
+    summary: 'delete a cpuset',
+    description:
+      'Move the tasks of cgroup NAME to its parent, then remove it. Refuses a cgroup with child cgroups. restore recreates it with its settings.',
+    options: [],
+    args: [{ name: 'NAME', required: true, help: 'cgroup to delete', complete: 'cgroup' }],
+    examples: ['vfio-isolate cpuset-delete /host.slice'],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: deletePlan },
+  },
+];

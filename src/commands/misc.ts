@@ -1,0 +1,204 @@
+/** move-tasks, irq-affinity, cpu-governor, drop-caches, compact-memory (0.5.2 compatible). */
+import { CpuSet } from '../cpus/cpuset.ts';
+import { UsageError, RuntimeFailure } from '../errors.ts';
+import { P } from '../kernel/kernel.ts';
+import type { CommandSpec, Ctx, Invocation } from '../cli/spec.ts';
+import type { Step } from '../steps/step.ts';
+import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
+import { cgroupArg, cpusArg, requireCgroup } from './common.ts';
+import { moveAll } from './cpuset.ts';
+
+function moveTasksPlan(ctx: Ctx, inv: Invocation): Step[] {
+  const from = cgroupArg(ctx, inv.args.FROM!);
+  const to = cgroupArg(ctx, inv.args.TO!);
+  requireCgroup(ctx, from, inv.name);
+  requireCgroup(ctx, to, inv.name);
+  if (from.path === to.path) throw new UsageError(`${inv.name}: FROM and TO are the same cgroup (${from.name})`);
+  const file = ctx.k.cgroups.taskFile;
+  let count = '';
+  try {
+    count = ` (${ctx.k.cgroups.readTasks(from.parts).length} now)`;
+  } catch {
+    /* created earlier in the chain */
+  }
+  return [
+    {
+      command: inv.name,
+      title: `move all tasks from ${from.name} to ${to.name}`,
+      changes: [{ target: `${to.path}/${file}`, note: `every task of ${from.name}${count}` }],
+      apply: (a) => moveAll(a, `${from.path}/${file}`, from.path, to.path, file),
+    },
+  ];
+}
+
+/** New affinity of one IRQ: `add` → A ∪ C; `mask` → A − C, or all online CPUs − C when that leaves nothing. */
+export function irqTarget(op: 'mask' | 'add', current: CpuSet, cpus: CpuSet, online: CpuSet): CpuSet {
+  if (op === 'add') return current.union(cpus);
+  const rest = current.minus(cpus);
+  return rest.intersect(online).isEmpty ? online.minus(cpus) : rest;
+}
+
+const IRQ_TOLERATE = ['EIO', 'EPERM', 'EINVAL', 'ENOSPC', 'ENOENT'];
+export const irqSkipReason = (code: string): string =>
+  code === 'EIO' || code === 'EPERM' ? 'managed by the kernel (affinity cannot be changed)' : code === 'ENOENT' ? 'went away' : `refused (${code})`;
+
+export function planIrqMasks(ctx: Ctx, command: string, op: 'mask' | 'add', cpus: CpuSet): Step | undefined {
+  const k = ctx.k;
+  const online = k.machine.online;
+  if (op === 'mask' && online.minus(cpus).isEmpty) {
+    throw new UsageError(`${command}: masking CPUs ${cpus.toList()} would leave no online CPU for interrupts`);
+  }
+  const writes: FileWrite[] = [];
+  for (const irq of k.irqs.list()) {
+    const path = k.irqs.affinityPath(irq);
+    const before = ctx.state.read(path);
+    if (before === undefined) continue; // no smp_affinity_list: nothing to do (0.5.2 skipped these too)
+    const current = CpuSet.parseList(before);
+    const target = irqTarget(op, current, cpus, online);
+    if (target.equals(current)) continue;
+    writes.push({ path, value: target.toList(), before, label: `IRQ ${irq}` });
+    ctx.state.set(path, target.toList());
+  }
+  if (writes.length === 0) return undefined;
+  return writeFilesStep(command, `${op === 'mask' ? 'keep' : 'allow'} ${writes.length} IRQs ${op === 'mask' ? 'off' : 'on'} CPUs ${cpus.toList()}`, writes, {
+    tolerate: IRQ_TOLERATE,
+    skipReason: irqSkipReason,
+  });
+}
+
+function irqPlan(ctx: Ctx, inv: Invocation): Step[] {
+  const op = inv.args.OPERATION!.toLowerCase() as 'mask' | 'add';
+  const cpus = cpusArg(ctx, inv.args.CPUS!, 'irq-affinity');
+  const step = planIrqMasks(ctx, inv.name, op, cpus);
+  return step ? [step] : [];
+}
+
+export interface GovernorPolicy {
+  policy: string;
+  cpus: CpuSet;
+  available: string[];
+}
+
+/** The cpufreq policies that cover `cpus` (several CPUs may share one policy). */
+export function cpufreqPolicies(ctx: Ctx, cpus: CpuSet, command: string): GovernorPolicy[] {
+  const byPolicy = new Map<string, GovernorPolicy>();
+  for (const cpu of cpus) {
+    const dir = `${P.cpu(cpu)}/cpufreq`;
+    if (!ctx.k.fs.exists(dir)) {
+      throw new RuntimeFailure(`${command}: CPU ${cpu} has no cpufreq policy`, 'no cpufreq driver is loaded (common inside VMs)');
+    }
+    const policy = ctx.k.fs.realpath(dir);
+    let p = byPolicy.get(policy);
+    if (!p) {
+      const available = (ctx.k.readTrim(`${policy}/scaling_available_governors`) ?? '').split(/\s+/).filter(Boolean);
+      const related = ctx.k.readTrim(`${policy}/affected_cpus`);
+      p = { policy, cpus: related ? CpuSet.parseList(related.replace(/\s+/g, ',')) : CpuSet.of([cpu]), available };
+      byPolicy.set(policy, p);
+    }
+  }
+  return [...byPolicy.values()];
+}
+
+export function planGovernor(ctx: Ctx, command: string, governor: string, cpus: CpuSet): Step | undefined {
+  if (!/^[a-z0-9_-]{1,32}$/.test(governor)) throw new UsageError(`${command}: "${governor}" is not a governor name`);
+  const writes: FileWrite[] = [];
+  for (const p of cpufreqPolicies(ctx, cpus, command)) {
+    if (p.available.length > 0 && !p.available.includes(governor)) {
+      throw new UsageError(`${command}: governor "${governor}" is not available for CPUs ${p.cpus.toList()}`, `available: ${p.available.join(' ')}`);
+    }
+    const extra = p.cpus.minus(cpus);
+    if (!extra.isEmpty) ctx.log.warn(`${command}: CPUs ${extra.toList()} share a cpufreq policy with the CPUs given and change too`);
+    const path = `${p.policy}/scaling_governor`;
+    const before = ctx.state.read(path);
+    if (before === governor) continue;
+    writes.push({ path, value: governor, before, label: `CPUs ${p.cpus.toList()}` });
+    ctx.state.set(path, governor);
+  }
+  return writes.length ? writeFilesStep(command, `set governor ${governor} on CPUs ${cpus.toList()}`, writes) : undefined;
+}
+
+function governorPlan(ctx: Ctx, inv: Invocation): Step[] {
+  const cpus = cpusArg(ctx, inv.args.CPUS!, 'cpu-governor');
+  const s = planGovernor(ctx, inv.name, inv.args.GOVERNOR!, cpus);
+  return s ? [s] : [];
+}
+
+/** A one-way write (nothing to undo): drop_caches, compact_memory. */
+export function oneWayWrite(command: string, title: string, path: string, value: string): Step {
+  return {
+    command,
+    title,
+    changes: [{ target: path, after: value, note: 'cannot be undone (nothing to restore)' }],
+    apply({ k }) {
+      k.write(path, value);
+      return { changed: 1 };
+    },
+  };
+}
+
+export const miscCommands: CommandSpec[] = [
+  {
+    name: 'move-tasks',
+    summary: 'move tasks between cpusets',
+    description:
+      'Move every task of cgroup FROM to cgroup TO, one per write. Tasks that exited are skipped; kernel threads that cannot move are counted (shown with -v). restore moves back only the tasks that were moved and are still in TO.',
+    options: [],
+    args: [
+      { name: 'FROM', required: true, help: 'source cgroup (/ is the root)', complete: 'cgroup' },
+      { name: 'TO', required: true, help: 'destination cgroup', complete: 'cgroup' },
+    ],
+    examples: ['vfio-isolate move-tasks / /host.slice'],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: moveTasksPlan },
+  },
+  {
+    name: 'irq-affinity',
+    summary: 'manipulate the IRQ affinity',
+    description:
+      'mask: keep every IRQ off CPUS (an IRQ that would be left with no CPU gets all online CPUs except CPUS); add: allow every IRQ on CPUS too. IRQs the kernel manages refuse the change and are skipped (listed with -v). Like 0.5.2 it does not change default_smp_affinity: use isolate for that.',
+    options: [],
+    args: [
+      { name: 'OPERATION', required: true, help: 'mask or add', choices: ['mask', 'add'] },
+      { name: 'CPUS', required: true, help: 'CPU set', complete: 'cpus' },
+    ],
+    examples: ['vfio-isolate -u /tmp/undo_irq irq-affinity mask C2-5,8-11'],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: irqPlan },
+  },
+  {
+    name: 'cpu-governor',
+    summary: 'set the CPU governor for the given CPUs',
+    description: 'Write GOVERNOR to the cpufreq policy of each CPU in CPUS (once per policy). The governor must be one the policy offers.',
+    options: [],
+    args: [
+      { name: 'GOVERNOR', required: true, help: 'e.g. performance', complete: 'governor' },
+      { name: 'CPUS', required: true, help: 'CPU set', complete: 'cpus' },
+    ],
+    examples: ['vfio-isolate -u /tmp/undo_gov cpu-governor performance C2-5,8-11'],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: governorPlan },
+  },
+  {
+    name: 'drop-caches',
+    summary: 'drop caches',
+    description: 'Write 3 to /proc/sys/vm/drop_caches (page cache and slab). Cannot be undone. Dirty data is not dropped; run sync first to include it.',
+    options: [],
+    args: [],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: (ctx, inv) => [oneWayWrite(inv.name, 'drop the page cache and slab caches', P.dropCaches, '3')] },
+  },
+  {
+    name: 'compact-memory',
+    summary: 'compact memory',
+    description: 'Write 1 to /proc/sys/vm/compact_memory (helps huge pages). Cannot be undone.',
+    options: [],
+    args: [],
+    compat: true,
+    writes: true,
+    handler: { kind: 'plan', plan: (ctx, inv) => [oneWayWrite(inv.name, 'compact memory', P.compactMemory, '1')] },
+  },
+];

@@ -1,0 +1,71 @@
+/**
+ * The one door to the kernel's files. Every read and write the tool makes goes through an `Fs`.
+ * Paths given to an Fs are *system paths* as the system sees them (`/sys/fs/cgroup/x/cpuset.cpus`);
+ * the Fs resolves them under its root directory.
+ *
+ * Two implementations:
+ *  - RealFs (root "/"): node:fs, single write(2) per value, never O_CREAT on control files; affinity via koffi.
+ *  - SimFs (root = VFIO_ISOLATE_ROOT, a fake tree): plain files, plus an emulation of the kernel's semantics
+ *    for the control files the tool writes (cgroup.procs moves a pid, subtree_control creates cpuset files,
+ *    smp_affinity_list refuses managed IRQs, ...). It never makes a syscall that affects a real process.
+ */
+export interface DirEntry {
+  name: string;
+  isDir: boolean;
+  isSymlink: boolean;
+}
+
+export interface Writer {
+  write(value: string): void;
+  close(): void;
+}
+
+export interface Fs {
+  /** Root directory that system paths are resolved under ("/" for the real machine). */
+  readonly root: string;
+  /** Read a whole file as text. Throws an ErrnoError (code ENOENT, EACCES, ...). */
+  read(path: string): string;
+  /** Write `value` with one write(2) to an existing file (no O_CREAT). Throws ErrnoError. */
+  write(path: string, value: string): void;
+  /**
+   * Optional: open a control file once and write several values, one write(2) each (cgroup.procs takes one pid
+   * per write). Errors of a single write are thrown from `write` and leave the writer usable.
+   */
+  openWriter?(path: string): Writer;
+  exists(path: string): boolean;
+  isDir(path: string): boolean;
+  list(path: string): DirEntry[];
+  /** mkdir (not recursive): in a cgroup hierarchy this creates a cgroup. */
+  mkdir(path: string): void;
+  /** rmdir: in a cgroup hierarchy this removes an (empty) cgroup. */
+  rmdir(path: string): void;
+  /** Resolve symlinks (inside the root, never out of it); returns a system path. */
+  realpath(path: string): string;
+  /** sched_getaffinity / sched_setaffinity for a thread id. */
+  getAffinity(tid: number): number[];
+  setAffinity(tid: number, cpus: readonly number[]): void;
+  /** sched_getscheduler+param / sched_setscheduler: policy 0=OTHER 1=FIFO 2=RR 3=BATCH 5=IDLE. */
+  getScheduler(tid: number): { policy: number; priority: number };
+  setScheduler(tid: number, policy: number, priority: number): void;
+}
+
+/** An error from a file operation, carrying the errno code (ENOENT, EACCES, ...) and the system path. */
+export class ErrnoError extends Error {
+  constructor(
+    readonly code: string,
+    readonly op: string,
+    readonly path: string,
+    message?: string,
+  ) {
+    super(message ?? `${op} ${path}: ${code}`);
+    this.name = 'ErrnoError';
+  }
+}
+
+export function errnoOf(e: unknown): string | undefined {
+  if (e instanceof ErrnoError) return e.code;
+  if (e && typeof e === 'object' && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
+    return (e as { code: string }).code;
+  }
+  return undefined;
+}

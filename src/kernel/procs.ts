@@ -1,0 +1,135 @@
+/** Processes and threads from /proc: identity (pid + start time), flags, affinity, scheduling. */
+import { CpuSet } from '../cpus/cpuset.ts';
+import type { Fs } from './fs.ts';
+import { P } from './paths.ts';
+
+export const PF_KTHREAD = 0x00200000;
+export const PF_NO_SETAFFINITY = 0x04000000;
+
+export interface TaskStat {
+  pid: number;
+  comm: string;
+  state: string;
+  ppid: number;
+  flags: number;
+  /** Start time in clock ticks since boot (field 22): with the pid, identifies a task across pid reuse. */
+  start: number;
+  processor: number;
+  rtPriority: number;
+  policy: number;
+}
+
+/** Parse /proc/PID/stat. The comm field may contain spaces and parentheses: it ends at the last ")". */
+export function parseStat(text: string): TaskStat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const pid = Number.parseInt(text.slice(0, open), 10);
+  const rest = text.slice(close + 2).trim().split(/\s+/);
+  // rest[0] is field 3 (state); field n is rest[n - 3]
+  const f = (n: number): number => Number(rest[n - 3] ?? 0);
+  return {
+    pid,
+    comm: text.slice(open + 1, close),
+    state: rest[0] ?? '?',
+    ppid: f(4),
+    flags: f(9),
+    start: f(22),
+    processor: f(39),
+    rtPriority: f(40),
+    policy: f(41),
+  };
+}
+
+export function isKernelThread(s: TaskStat): boolean {
+  return (s.flags & PF_KTHREAD) !== 0 || s.pid === 2 || s.ppid === 2;
+}
+export function isPinnedKernelThread(s: TaskStat): boolean {
+  return (s.flags & PF_NO_SETAFFINITY) !== 0;
+}
+
+export class Procs {
+  constructor(readonly fs: Fs) {}
+
+  pids(): number[] {
+    try {
+      return this.fs
+        .list(P.proc)
+        .filter((e) => /^\d+$/.test(e.name))
+        .map((e) => Number(e.name))
+        .sort((a, b) => a - b);
+    } catch {
+      return [];
+    }
+  }
+
+  threads(pid: number): number[] {
+    try {
+      return this.fs
+        .list(`${P.pid(pid)}/task`)
+        .filter((e) => /^\d+$/.test(e.name))
+        .map((e) => Number(e.name))
+        .sort((a, b) => a - b);
+    } catch {
+      return [];
+    }
+  }
+
+  /** stat of a thread (tid) of process pid; pid itself when tid omitted. undefined when gone. */
+  stat(pid: number, tid?: number): TaskStat | undefined {
+    try {
+      const path = tid === undefined || tid === pid ? `${P.pid(pid)}/stat` : `${P.task(pid, tid)}/stat`;
+      return parseStat(this.fs.read(path));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** stat of any task id (a thread id works via /proc/TID too). */
+  statOf(id: number): TaskStat | undefined {
+    return this.stat(id);
+  }
+
+  /** Start time of a task id, or undefined when it is gone. */
+  startOf(id: number): number | undefined {
+    return this.statOf(id)?.start;
+  }
+
+  /** The CPUs a task may run on, from Cpus_allowed_list in /proc/ID/status (read-only, no syscall). */
+  allowed(id: number): CpuSet | undefined {
+    try {
+      const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(this.fs.read(`${P.pid(id)}/status`));
+      return m ? CpuSet.parseList(m[1] ?? '') : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  tgidOf(id: number): number | undefined {
+    try {
+      const m = /^Tgid:\s*(\d+)/m.exec(this.fs.read(`${P.pid(id)}/status`));
+      return m ? Number(m[1]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  cmdline(pid: number): string {
+    try {
+      return this.fs.read(`${P.pid(pid)}/cmdline`).split('\0').filter(Boolean).join(' ');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Every task (thread) on the machine: [tid, pid] pairs. */
+  allTasks(): { tid: number; pid: number }[] {
+    const out: { tid: number; pid: number }[] = [];
+    for (const pid of this.pids()) {
+      const tids = this.threads(pid);
+      if (tids.length === 0) out.push({ tid: pid, pid });
+      for (const tid of tids) out.push({ tid, pid });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,120 @@
+import { CpuSet } from '../cpus/cpuset.ts';
+import type { CpuTopology } from '../cpus/topology-model.ts';
+import type { Fs } from './fs.ts';
+import { P } from './paths.ts';
+
+export interface Core {
+  package: number;
+  die: number;
+  core: number;
+  cpus: CpuSet;
+}
+
+/** What the tool knows about the machine's CPUs: the notation's view plus cores and memory per node. */
+export interface Machine extends CpuTopology {
+  cores: Core[];
+  /** MemTotal per node in kB (0 when unknown). */
+  nodeMemKb: Map<number, number>;
+  isolated: CpuSet;
+  nohzFull: CpuSet;
+  cmdline: string;
+}
+
+function readSet(fs: Fs, path: string): CpuSet {
+  try {
+    return CpuSet.parseList(fs.read(path));
+  } catch {
+    return CpuSet.EMPTY;
+  }
+}
+
+function readInt(fs: Fs, path: string, dflt: number): number {
+  try {
+    const n = Number.parseInt(fs.read(path).trim(), 10);
+    return Number.isFinite(n) ? n : dflt;
+  } catch {
+    return dflt;
+  }
+}
+
+function numbered(fs: Fs, dir: string, prefix: string): number[] {
+  const re = new RegExp(`^${prefix}(\\d+)$`);
+  try {
+    return fs
+      .list(dir)
+      .map((e) => re.exec(e.name))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+  } catch {
+    return [];
+  }
+}
+
+/** Read the machine's topology from sysfs. Never throws for a missing optional file. */
+export function readMachine(fs: Fs): Machine {
+  const possible = readSet(fs, P.cpuPossible);
+  const present = fs.exists(P.cpuPresent) ? readSet(fs, P.cpuPresent) : possible;
+  const online = fs.exists(P.cpuOnline) ? readSet(fs, P.cpuOnline) : present;
+  const siblings = new Map<number, CpuSet>();
+  const packages = new Map<number, number[]>();
+  const l3ById = new Map<string, number[]>();
+  const coreMap = new Map<string, Core & { list: number[] }>();
+  for (const cpu of present) {
+    const t = `${P.cpu(cpu)}/topology`;
+    const pkg = readInt(fs, `${t}/physical_package_id`, 0);
+    const die = readInt(fs, `${t}/die_id`, 0);
+    const coreId = readInt(fs, `${t}/core_id`, cpu);
+    const sib = fs.exists(`${t}/thread_siblings_list`) ? readSet(fs, `${t}/thread_siblings_list`) : CpuSet.of([cpu]);
+    siblings.set(cpu, sib.isEmpty ? CpuSet.of([cpu]) : sib);
+    (packages.get(pkg) ?? packages.set(pkg, []).get(pkg)!).push(cpu);
+    const key = `${pkg}:${die}:${coreId}`;
+    const c = coreMap.get(key) ?? { package: pkg, die, core: coreId, cpus: CpuSet.EMPTY, list: [] };
+    c.list.push(cpu);
+    coreMap.set(key, c);
+    const idx3 = `${P.cpu(cpu)}/cache/index3`;
+    if (fs.exists(`${idx3}/shared_cpu_list`)) {
+      const shared = readSet(fs, `${idx3}/shared_cpu_list`);
+      const id = fs.exists(`${idx3}/id`) ? `${pkg}:${fs.read(`${idx3}/id`).trim()}` : shared.toList();
+      (l3ById.get(id) ?? l3ById.set(id, []).get(id)!).push(cpu);
+    }
+  }
+  const l3 = [...l3ById.values()].map((l) => CpuSet.of(l)).sort((a, b) => (a.first ?? 0) - (b.first ?? 0));
+  const cores = [...coreMap.values()]
+    .map(({ list, ...c }) => ({ ...c, cpus: CpuSet.of(list) }))
+    .sort((a, b) => (a.cpus.first ?? 0) - (b.cpus.first ?? 0));
+  const nodes = new Map<number, CpuSet>();
+  const nodeMemKb = new Map<number, number>();
+  for (const k of numbered(fs, P.nodeDir, 'node')) {
+    nodes.set(k, readSet(fs, `${P.node(k)}/cpulist`));
+    let kb = 0;
+    try {
+      const m = /MemTotal:\s+(\d+)\s*kB/.exec(fs.read(`${P.node(k)}/meminfo`));
+      if (m) kb = Number(m[1]);
+    } catch {
+      /* optional */
+    }
+    nodeMemKb.set(k, kb);
+  }
+  if (nodes.size === 0) nodes.set(0, present); // kernels without CONFIG_NUMA expose no node dir
+  let cmdline = '';
+  try {
+    cmdline = fs.read(P.cmdline).trim();
+  } catch {
+    /* optional */
+  }
+  return {
+    possible,
+    present,
+    online,
+    siblings,
+    packages: new Map([...packages].map(([k, v]) => [k, CpuSet.of(v)])),
+    l3: l3.length > 0 ? l3 : [...packages.values()].map((v) => CpuSet.of(v)),
+    nodes,
+    cores,
+    nodeMemKb,
+    isolated: readSet(fs, P.cpuIsolated),
+    nohzFull: readSet(fs, P.cpuNohzFull),
+    cmdline,
+  };
+}

@@ -1,0 +1,264 @@
+/**
+ * The undo journal: JSON Lines. Line 1 is a header; then `run` lines, one `rec` line per step (written and fsynced
+ * before the step is applied), `rollback` lines for runs that undid themselves, and a final `restored` line.
+ * A torn last line (crash mid-write) is ignored. See decisions.md, "The journal".
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as v from 'valibot';
+import { UsageError, RuntimeFailure } from '../errors.ts';
+import {
+  BodyLine,
+  HeaderLine,
+  JOURNAL_FORMAT,
+  JOURNAL_VERSION,
+  type UndoRecord,
+} from './records.ts';
+
+export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
+
+export interface JournalRun {
+  run: number;
+  at: string;
+  argv: string[];
+  records: UndoRecord[];
+  rolledBack: boolean;
+}
+
+export interface ParsedJournal {
+  header: HeaderLine;
+  runs: JournalRun[];
+  restored: boolean;
+  /** A torn last line was ignored. */
+  torn: boolean;
+}
+
+/** Records to undo, newest first (runs that rolled back are skipped). */
+export function pendingRecords(j: ParsedJournal): UndoRecord[] {
+  if (j.restored) return [];
+  return j.runs
+    .filter((r) => !r.rolledBack)
+    .flatMap((r) => r.records)
+    .reverse();
+}
+
+const PICKLE_HINT =
+  'this looks like an undo file of the Python vfio-isolate 0.5.2 (a pickle), which is never read here: restore it with 0.5.2 itself (pip) or undo its changes by hand, then delete the file';
+
+/** Parse and validate a journal's text. Throws UsageError naming the offending line. */
+export function parseJournal(text: string, file: string): ParsedJournal {
+  if (text.startsWith('\x80') || text.startsWith('\uFFFD') || /^\(lp\d|^\]q/.test(text)) {
+    throw new UsageError(`${file} is not a vfio-isolate journal`, PICKLE_HINT);
+  }
+  const lines = text.split('\n');
+  const endsClean = text.endsWith('\n');
+  const complete = endsClean ? lines.slice(0, -1) : lines.slice(0, -1);
+  const tornLine = endsClean ? undefined : lines[lines.length - 1];
+  const parseLine = (line: string, n: number): unknown => {
+    try {
+      return JSON.parse(line);
+    } catch {
+      throw new UsageError(`${file} line ${n}: not JSON`, n === 1 ? 'the file is not a vfio-isolate journal' : undefined);
+    }
+  };
+  if (complete.length === 0) throw new UsageError(`${file} is empty or truncated: not a vfio-isolate journal`);
+  const head = v.safeParse(HeaderLine, parseLine(complete[0]!, 1));
+  if (!head.success) {
+    const raw = parseLine(complete[0]!, 1) as { format?: unknown; version?: unknown };
+    if (raw && raw.format === JOURNAL_FORMAT && raw.version !== JOURNAL_VERSION) {
+      throw new UsageError(`${file}: journal version ${String(raw.version)} is not supported (this tool reads version ${JOURNAL_VERSION})`);
+    }
+    throw new UsageError(`${file} is not a vfio-isolate journal (bad header: ${issueText(head.issues)})`);
+  }
+  const runs = new Map<number, JournalRun>();
+  let restored = false;
+  for (let i = 1; i < complete.length; i++) {
+    const line = complete[i]!;
+    if (line.trim() === '') continue;
+    const parsed = v.safeParse(BodyLine, parseLine(line, i + 1));
+    if (!parsed.success) throw new UsageError(`${file} line ${i + 1}: ${issueText(parsed.issues)}`);
+    const b = parsed.output;
+    if (restored) throw new UsageError(`${file} line ${i + 1}: entries after the journal was marked restored`);
+    switch (b.t) {
+      case 'run':
+        if (runs.has(b.run)) throw new UsageError(`${file} line ${i + 1}: run ${b.run} appears twice`);
+        runs.set(b.run, { run: b.run, at: b.at, argv: b.argv, records: [], rolledBack: false });
+        break;
+      case 'rec': {
+        const r = runs.get(b.run);
+        if (!r) throw new UsageError(`${file} line ${i + 1}: record of unknown run ${b.run}`);
+        r.records.push(b.rec);
+        break;
+      }
+      case 'rollback': {
+        const r = runs.get(b.run);
+        if (!r) throw new UsageError(`${file} line ${i + 1}: rollback of unknown run ${b.run}`);
+        r.rolledBack = true;
+        break;
+      }
+      case 'restored':
+        restored = true;
+        break;
+    }
+  }
+  let torn = false;
+  if (tornLine !== undefined && tornLine !== '') {
+    // A crash while appending leaves a partial last line: ignore it (its step had not started).
+    torn = true;
+  }
+  return { header: head.output, runs: [...runs.values()], restored, torn };
+}
+
+function issueText(issues: readonly v.BaseIssue<unknown>[]): string {
+  const i = issues[0];
+  if (!i) return 'invalid';
+  const where = i.path?.map((p) => String(p.key)).join('.') ?? '';
+  return where ? `${where}: ${i.message}` : i.message;
+}
+
+export function readJournalFile(file: string): ParsedJournal {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch {
+    throw new RuntimeFailure(`journal ${file} does not exist`, 'check the path given to restore / -u');
+  }
+  if (st.isSymbolicLink()) throw new UsageError(`${file} is a symbolic link; journals are never followed through links`);
+  if (!st.isFile()) throw new UsageError(`${file} is not a regular file`);
+  if (st.size > MAX_JOURNAL_BYTES) throw new UsageError(`${file} is too large to be a journal (${st.size} bytes)`);
+  const buf = fs.readFileSync(file);
+  if (buf[0] === 0x80) throw new UsageError(`${file} is not a vfio-isolate journal`, PICKLE_HINT);
+  return parseJournal(buf.toString('utf8'), file);
+}
+
+export interface JournalSink {
+  /** Persist an undo record before its change is applied. */
+  record(rec: UndoRecord): void;
+  /** Records of this run so far, oldest first. */
+  readonly records: readonly UndoRecord[];
+  markRollback(): void;
+  close(): void;
+  readonly file?: string;
+  readonly warnings: string[];
+}
+
+/** No -u: records kept in memory, for rollback only. */
+export function memoryJournal(): JournalSink {
+  const records: UndoRecord[] = [];
+  return { record: (r) => void records.push(r), records, markRollback() {}, close() {}, warnings: [] };
+}
+
+export interface OpenOptions {
+  tool: string;
+  bootId: string;
+  argv: string[];
+  now?: () => Date;
+}
+
+/**
+ * Open FILE for a run: create it, append to an unrestored journal of this boot, or replace a restored/old-boot one
+ * (kept as FILE.old). Refuses symlinks and files that are not journals (exit 2) before any change.
+ */
+export function openJournal(file: string, opts: OpenOptions): JournalSink {
+  const now = opts.now ?? (() => new Date());
+  const warnings: string[] = [];
+  let runNo = 1;
+  let exists = false;
+  try {
+    const st = fs.lstatSync(file);
+    exists = true;
+    if (st.isSymbolicLink()) throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`);
+    if (!st.isFile()) throw new UsageError(`undo file ${file} is not a regular file`);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+  }
+  if (exists) {
+    const j = readJournalFile(file);
+    if (j.restored || j.header.bootId !== opts.bootId) {
+      const why = j.restored ? 'was already restored' : 'is from an earlier boot';
+      fs.renameSync(file, `${file}.old`);
+      warnings.push(`undo file ${file} ${why}; kept it as ${file}.old and started a new one`);
+      exists = false;
+    } else {
+      runNo = Math.max(0, ...j.runs.map((r) => r.run)) + 1;
+      if (j.torn) dropTornTail(file);
+    }
+  }
+  let fd: number;
+  try {
+    if (!exists) {
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW | fs.constants.O_APPEND, 0o600);
+      const header: HeaderLine = {
+        t: 'header',
+        format: JOURNAL_FORMAT,
+        version: JOURNAL_VERSION,
+        tool: opts.tool,
+        bootId: opts.bootId,
+        created: now().toISOString(),
+      };
+      fs.writeSync(fd, JSON.stringify(header) + '\n');
+    } else {
+      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
+    }
+  } catch (e) {
+    throw new RuntimeFailure(`cannot write undo file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const append = (obj: BodyLine): void => {
+    fs.writeSync(fd, JSON.stringify(obj) + '\n');
+    fs.fsyncSync(fd);
+  };
+  append({ t: 'run', run: runNo, at: now().toISOString(), argv: opts.argv });
+  if (!exists) fsyncDir(path.dirname(file));
+  const records: UndoRecord[] = [];
+  let open = true;
+  return {
+    file,
+    warnings,
+    records,
+    record(rec) {
+      append({ t: 'rec', run: runNo, rec });
+      records.push(rec);
+    },
+    markRollback() {
+      if (open) append({ t: 'rollback', run: runNo });
+    },
+    close() {
+      if (open) fs.closeSync(fd);
+      open = false;
+    },
+  };
+}
+
+/** Append the `restored` marker (the journal is kept as a record of what happened). */
+export function markRestored(file: string, forced: boolean, now: Date = new Date()): void {
+  dropTornTail(file);
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
+  try {
+    const line: BodyLine = forced ? { t: 'restored', at: now.toISOString(), forced } : { t: 'restored', at: now.toISOString() };
+    fs.writeSync(fd, JSON.stringify(line) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* best effort */
+  }
+}
+
+/** Cut a partial last line (a crash mid-append) so that new lines start clean. */
+function dropTornTail(file: string): void {
+  const buf = fs.readFileSync(file);
+  if (buf.length === 0 || buf[buf.length - 1] === 0x0a) return;
+  fs.truncateSync(file, buf.lastIndexOf(0x0a) + 1);
+}

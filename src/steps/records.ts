@@ -1,0 +1,88 @@
+/**
+ * Undo records: what the journal stores, one per step, written before the step changes anything.
+ * Each kind has its own schema (valibot); restore validates every record before it writes anything.
+ */
+import * as v from 'valibot';
+
+const SystemPath = v.pipe(v.string(), v.maxLength(4096), v.startsWith('/'));
+const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4194304));
+const Ticks = v.pipe(v.number(), v.integer(), v.minValue(0));
+const ShortValue = v.pipe(v.string(), v.maxLength(8192));
+
+/** Files written: each with the value it had before. */
+export const WriteRecord = v.strictObject({
+  kind: v.literal('write'),
+  files: v.pipe(v.array(v.tuple([SystemPath, ShortValue])), v.minLength(1), v.maxLength(100000)),
+});
+/** A cgroup the tool created (undo: move leftover tasks to the parent, rmdir). */
+export const MkdirRecord = v.strictObject({ kind: v.literal('mkdir'), path: SystemPath });
+/** A cgroup the tool removed, with its settings (undo: recreate it, write them back). */
+export const RmdirRecord = v.strictObject({
+  kind: v.literal('rmdir'),
+  path: SystemPath,
+  settings: v.pipe(v.array(v.tuple([v.pipe(v.string(), v.regex(/^cpuset\.[a-z_.]+$/)), ShortValue])), v.maxLength(16)),
+});
+/** A controller the tool enabled in `path/cgroup.subtree_control` (undo: disable it). */
+export const ControllerRecord = v.strictObject({
+  kind: v.literal('controller'),
+  path: SystemPath,
+  controller: v.literal('cpuset'),
+});
+/** Tasks moved from one cgroup to another: [id, start time]; undo moves those still in `to` back. */
+export const TasksRecord = v.strictObject({
+  kind: v.literal('tasks'),
+  from: SystemPath,
+  to: SystemPath,
+  file: v.picklist(['tasks', 'cgroup.procs']),
+  ids: v.pipe(v.array(v.tuple([Id, Ticks])), v.maxLength(4194304)),
+});
+/** Thread affinities changed: [tid, start time, old CPU list]. */
+export const AffinityRecord = v.strictObject({
+  kind: v.literal('affinity'),
+  tasks: v.pipe(v.array(v.tuple([Id, Ticks, v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096))])), v.maxLength(4194304)),
+});
+/** Scheduling policies changed: [tid, start time, old policy, old priority]. */
+export const SchedRecord = v.strictObject({
+  kind: v.literal('sched'),
+  tasks: v.array(
+    v.tuple([Id, Ticks, v.picklist([0, 1, 2, 3, 5]), v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(99))]),
+  ),
+});
+/** A service the tool stopped (only irqbalance); undo starts it again. */
+export const ServiceRecord = v.strictObject({ kind: v.literal('service'), name: v.literal('irqbalance'), how: v.picklist(['systemd', 'signal']) });
+
+export const UndoRecord = v.variant('kind', [
+  WriteRecord,
+  MkdirRecord,
+  RmdirRecord,
+  ControllerRecord,
+  TasksRecord,
+  AffinityRecord,
+  SchedRecord,
+  ServiceRecord,
+]);
+export type UndoRecord = v.InferOutput<typeof UndoRecord>;
+
+export const JOURNAL_FORMAT = 'vfio-isolate-journal';
+export const JOURNAL_VERSION = 1;
+
+export const HeaderLine = v.strictObject({
+  t: v.literal('header'),
+  format: v.literal(JOURNAL_FORMAT),
+  version: v.literal(JOURNAL_VERSION),
+  tool: v.pipe(v.string(), v.maxLength(64)),
+  bootId: v.pipe(v.string(), v.maxLength(64)),
+  created: v.pipe(v.string(), v.maxLength(64)),
+});
+export const RunLine = v.strictObject({
+  t: v.literal('run'),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  at: v.pipe(v.string(), v.maxLength(64)),
+  argv: v.pipe(v.array(v.pipe(v.string(), v.maxLength(4096))), v.maxLength(1000)),
+});
+export const RecLine = v.strictObject({ t: v.literal('rec'), run: v.pipe(v.number(), v.integer(), v.minValue(1)), rec: UndoRecord });
+export const RollbackLine = v.strictObject({ t: v.literal('rollback'), run: v.pipe(v.number(), v.integer(), v.minValue(1)) });
+export const RestoredLine = v.strictObject({ t: v.literal('restored'), at: v.pipe(v.string(), v.maxLength(64)), forced: v.optional(v.boolean()) });
+export const BodyLine = v.variant('t', [RunLine, RecLine, RollbackLine, RestoredLine]);
+export type HeaderLine = v.InferOutput<typeof HeaderLine>;
+export type BodyLine = v.InferOutput<typeof BodyLine>;

@@ -1,0 +1,41 @@
+import type { Kernel } from '../kernel/kernel.ts';
+import type { Log } from '../report/log.ts';
+import type { UndoRecord } from './records.ts';
+
+/** One planned change, for --dry-run and --json: a file with its old and new value, or an action. */
+export interface Change {
+  target: string;
+  before?: string;
+  after?: string;
+  note?: string;
+}
+
+export interface Skipped {
+  what: string;
+  why: string;
+}
+
+export interface StepResult {
+  /** Items changed (files written, tasks moved, IRQs re-masked). */
+  changed: number;
+  /** Tasks that had exited (ESRCH). */
+  gone?: number;
+  /** Items the kernel does not let move (per-CPU kernel threads, managed IRQs). */
+  skipped?: Skipped[];
+}
+
+export interface ApplyCtx {
+  k: Kernel;
+  log: Log;
+  /** Persist the undo record (journal + fsync) BEFORE making the change it describes. */
+  record(rec: UndoRecord): void;
+}
+
+export interface Step {
+  /** The command that planned it (cpuset-modify, irq-affinity, ...). */
+  command: string;
+  /** One line in plain words: "restrict /system.slice to CPUs 0-6". */
+  title: string;
+  changes: Change[];
+  apply(ctx: ApplyCtx): StepResult;
+}

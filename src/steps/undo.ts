@@ -1,0 +1,183 @@
+/** Applying an undo record: the one code path shared by rollback and `restore`. Tolerant and idempotent. */
+import { errnoOf } from '../kernel/fs.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+import { writeIds } from '../kernel/tasks.ts';
+import { stopOrStartIrqbalance } from '../kernel/services.ts';
+import type { Log } from '../report/log.ts';
+import type { UndoRecord } from './records.ts';
+
+export interface UndoResult {
+  done: number;
+  skipped: number;
+  failed: string[];
+}
+
+function parentOf(path: string): string {
+  return path.slice(0, path.lastIndexOf('/')) || '/';
+}
+
+export function describeRecord(rec: UndoRecord): string {
+  switch (rec.kind) {
+    case 'write':
+      return rec.files.length === 1 ? `write back ${rec.files[0]![0]}` : `write back ${rec.files.length} files`;
+    case 'mkdir':
+      return `remove created cgroup ${rec.path}`;
+    case 'rmdir':
+      return `recreate cgroup ${rec.path}`;
+    case 'controller':
+      return `disable ${rec.controller} in ${rec.path}/cgroup.subtree_control`;
+    case 'tasks':
+      return `move ${rec.ids.length} tasks back from ${rec.to} to ${rec.from}`;
+    case 'affinity':
+      return `restore the affinity of ${rec.tasks.length} threads`;
+    case 'sched':
+      return `restore the scheduling policy of ${rec.tasks.length} threads`;
+    case 'service':
+      return `start ${rec.name} again`;
+  }
+}
+
+export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
+  const r: UndoResult = { done: 0, skipped: 0, failed: [] };
+  const attempt = (what: string, f: () => void, tolerate: string[] = []): void => {
+    try {
+      f();
+      r.done++;
+      log.debugLine(`undo: ${what}`);
+    } catch (e) {
+      const code = errnoOf(e) ?? String(e);
+      if (tolerate.includes(code)) {
+        r.skipped++;
+        log.debugLine(`undo: ${what}: skipped (${code})`);
+      } else r.failed.push(`${what}: ${code}`);
+    }
+  };
+  switch (rec.kind) {
+    case 'write':
+      for (const [path, old] of [...rec.files].reverse()) {
+        let now: string | undefined;
+        try {
+          now = k.read(path).trim();
+        } catch {
+          now = undefined;
+        }
+        if (now === undefined && !k.fs.exists(path)) {
+          r.skipped++;
+          continue;
+        }
+        if (now === old.trim() || (now !== undefined && normalisedEqual(path, now, old))) {
+          r.skipped++;
+          continue;
+        }
+        // IRQs that refuse were never changed; tolerate them refusing again.
+        attempt(`${path} ← ${JSON.stringify(old)}`, () => k.write(path, old), path.startsWith('/proc/irq/') ? ['EIO', 'EPERM'] : []);
+      }
+      break;
+    case 'mkdir': {
+      if (!k.fs.isDir(rec.path)) {
+        r.skipped++;
+        break;
+      }
+      // Tasks born inside the cgroup after we created it go to the parent first.
+      const file = k.fs.exists(`${rec.path}/tasks`) ? 'tasks' : 'cgroup.procs';
+      try {
+        const left = k
+          .read(`${rec.path}/${file}`)
+          .split('\n')
+          .map((l) => Number.parseInt(l, 10))
+          .filter(Number.isFinite);
+        if (left.length > 0) writeIds(k.fs, `${parentOf(rec.path)}/${file}`, left);
+      } catch {
+        /* reported by rmdir below */
+      }
+      attempt(`rmdir ${rec.path}`, () => k.fs.rmdir(rec.path), ['ENOENT']);
+      break;
+    }
+    case 'rmdir':
+      if (!k.fs.isDir(rec.path)) attempt(`mkdir ${rec.path}`, () => k.fs.mkdir(rec.path), ['EEXIST']);
+      for (const [name, value] of rec.settings) {
+        const path = `${rec.path}/${name}`;
+        if (k.fs.exists(path)) attempt(`${path} ← ${JSON.stringify(value)}`, () => k.write(path, value));
+      }
+      break;
+    case 'controller':
+      attempt(`${rec.path}/cgroup.subtree_control ← -${rec.controller}`, () =>
+        k.write(`${rec.path}/cgroup.subtree_control`, `-${rec.controller}`),
+      );
+      break;
+    case 'tasks': {
+      let inTo: Set<number>;
+      try {
+        inTo = new Set(
+          k
+            .read(`${rec.to}/${rec.file}`)
+            .split('\n')
+            .map((l) => Number.parseInt(l, 10))
+            .filter(Number.isFinite),
+        );
+      } catch {
+        inTo = new Set();
+      }
+      const back: number[] = [];
+      for (const [id, start] of rec.ids) {
+        // Only tasks that are still the same task (pid + start time) and still where we put them.
+        if (!inTo.has(id) || k.procs.startOf(id) !== start) {
+          r.skipped++;
+          continue;
+        }
+        back.push(id);
+      }
+      if (back.length > 0) {
+        try {
+          const res = writeIds(k.fs, `${rec.from}/${rec.file}`, back);
+          r.done += res.moved.length;
+          r.skipped += res.gone.length + res.unmovable.length;
+        } catch (e) {
+          r.failed.push(`move tasks back to ${rec.from}: ${errnoOf(e) ?? String(e)}`);
+        }
+      }
+      break;
+    }
+    case 'affinity':
+      for (const [tid, start, old] of rec.tasks) {
+        if (k.procs.startOf(tid) !== start) {
+          r.skipped++;
+          continue;
+        }
+        const cpus = parseListLoose(old);
+        attempt(`affinity of ${tid} ← ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
+      }
+      break;
+    case 'sched':
+      for (const [tid, start, policy, prio] of rec.tasks) {
+        if (k.procs.startOf(tid) !== start) {
+          r.skipped++;
+          continue;
+        }
+        attempt(`scheduling of ${tid} ← ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), ['ESRCH']);
+      }
+      break;
+    case 'service':
+      attempt(`start ${rec.name}`, () => stopOrStartIrqbalance(k, 'start', rec.how));
+      break;
+  }
+  return r;
+}
+
+function parseListLoose(s: string): number[] {
+  const out: number[] = [];
+  for (const part of s.split(',').filter(Boolean)) {
+    const [a, b] = part.split('-').map(Number);
+    for (let i = a!; i <= (b ?? a!); i++) out.push(i);
+  }
+  return out;
+}
+
+/** Hex masks and lists can print differently for the same set (leading zeros); compare as sets. */
+function normalisedEqual(path: string, a: string, b: string): boolean {
+  if (/(smp_affinity|cpumask)$/.test(path)) {
+    const strip = (s: string): string => s.replace(/[,\s]/g, '').replace(/^0+/, '').toLowerCase();
+    return strip(a) === strip(b);
+  }
+  return false;
+}
