@@ -21,8 +21,9 @@ export function usageLine(spec: CommandSpec, full: string): string {
 }
 
 export function mainHelp(cmds: readonly CommandSpec[], version: string): string {
-  const compat = cmds.filter((c) => c.compat).sort((a, b) => a.name.localeCompare(b.name));
-  const others = cmds.filter((c) => !c.compat);
+  const shown = cmds.filter((c) => !c.hidden);
+  const compat = shown.filter((c) => c.compat).sort((a, b) => a.name.localeCompare(b.name));
+  const others = shown.filter((c) => !c.compat);
   return [
     `vfio-isolate ${version} - partition CPUs, memory nodes and interrupts between the host and VMs`,
     '',

@@ -75,6 +75,12 @@ function usageOf(spec: CommandSpec, full: string): string {
   return `usage: vfio-isolate ${full}${opts}${args}`;
 }
 
+/** `-ce` together with `-nce`: name both as the user may have typed them. */
+function contradiction(full: string, a: OptionSpec | undefined, b: OptionSpec | undefined): UsageError {
+  const label = (o: OptionSpec | undefined): string => (o ? [...(o.short ?? []), `--${o.long}`].join('/') : 'an earlier option');
+  return new UsageError(`${full}: ${label(a)} and ${label(b)} contradict each other`, 'give only one of them');
+}
+
 export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]): Parsed {
   const globals: Globals = { verbose: false, debug: false, dryRun: false, json: false, force: false, noRollback: false };
   const out: Parsed = { globals, commands: [] };
@@ -111,6 +117,12 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
       const near = suggest(tok, names);
       if (tok.startsWith('-')) {
         throw new UsageError(`option ${tok} is in the wrong place`, 'global options come before the first command; command options come right after their command');
+      }
+      const prev = out.commands[out.commands.length - 1];
+      if (prev && !near) {
+        // a word after a command that has all its arguments: most likely one argument too many
+        const takes = prev.spec.args.length ? `takes only ${prev.spec.args.map((a) => a.name).join(' and ')}` : 'takes no arguments';
+        throw new UsageError(`${prev.name} ${takes}, and "${tok}" is not a command`, usageOf(prev.spec, prev.name));
       }
       throw new UsageError(`unknown command "${tok}"`, near ? `did you mean ${near}?` : 'see vfio-isolate --help');
     }
@@ -176,8 +188,12 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
       }
       if (positionals.length < maxArgs) {
         const argSpec = spec.args[positionals.length]!;
-        // An optional argument is not taken when the word names the next command.
-        if (!argSpec.required && isCommand(t)) break;
+        // An optional argument is not taken when the word names the next command. A report command runs alone,
+        // so its optional argument may be a command name (help cpuset-modify).
+        // A CPU/governor argument can never be a command name: `cpu-governor performance cpuset-modify ...`
+        // lacks its CPUs (0.5.2's own README example), and says so.
+        const neverCommand = argSpec.complete === 'cpus' || argSpec.complete === 'nodes' || argSpec.complete === 'governor';
+        if (((!argSpec.required && spec.handler?.kind !== 'report') || neverCommand) && isCommand(t)) break;
         positionals.push(t);
         slice.push(t);
         i++;
@@ -211,10 +227,10 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
       const v = parsed.values[o.long];
       if (v === undefined) continue;
       if (o.negates) {
-        if (values[o.negates] !== undefined) throw new UsageError(`${full}: --${o.long} contradicts an earlier option`);
+        if (values[o.negates] !== undefined) throw contradiction(full, spec.options.find((x) => x.key === o.negates), o);
         values[o.negates] = false;
       } else {
-        if (o.type === 'boolean' && values[o.key] === false) throw new UsageError(`${full}: --${o.long} contradicts an earlier option`);
+        if (o.type === 'boolean' && values[o.key] === false) throw contradiction(full, o, spec.options.find((x) => x.negates === o.key));
         values[o.key] = v as string | boolean;
       }
     }

@@ -91,4 +91,6 @@ export interface CommandSpec {
   handler?: PlanHandler | ReportHandler;
   /** Needs root (writes). */
   writes?: boolean;
+  /** Internal (e.g. the completion helper): left out of help, the man page and completions. */
+  hidden?: boolean;
 }

@@ -96,13 +96,32 @@ export class Procs {
   }
 
   /** The CPUs a task may run on, from Cpus_allowed_list in /proc/ID/status (read-only, no syscall). */
-  allowed(id: number): CpuSet | undefined {
+  allowed(id: number, pid?: number): CpuSet | undefined {
     try {
-      const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(this.fs.read(`${P.pid(id)}/status`));
+      const path = pid === undefined || pid === id ? `${P.pid(id)}/status` : `${P.task(pid, id)}/status`;
+      const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(this.fs.read(path));
       return m ? CpuSet.parseList(m[1] ?? '') : undefined;
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * The cgroup path of a task in the cpuset hierarchy, from /proc/ID/cgroup: the v2 line `0::/path`, or on v1 the
+   * line whose controllers include cpuset.
+   */
+  cgroupOf(id: number, version: 1 | 2): string | undefined {
+    try {
+      for (const line of this.fs.read(`${P.pid(id)}/cgroup`).split('\n')) {
+        const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+        if (!m) continue;
+        if (version === 2 && m[1] === '0' && m[2] === '') return m[3];
+        if (version === 1 && m[2]!.split(',').includes('cpuset')) return m[3];
+      }
+    } catch {
+      /* gone */
+    }
+    return undefined;
   }
 
   tgidOf(id: number): number | undefined {

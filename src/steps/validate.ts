@@ -88,8 +88,10 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
         for (const [p, old] of rec.files) checkPath(i, p, 'file', old);
         break;
       case 'mkdir':
-      case 'controller':
         checkPath(i, rec.path, 'cgroup');
+        break;
+      case 'controller':
+        if (rec.path !== mount) checkPath(i, rec.path, 'cgroup');
         break;
       case 'rmdir':
         checkPath(i, rec.path, 'cgroup');

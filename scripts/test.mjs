@@ -1,0 +1,22 @@
+// npm test: the unit and fixture suites, then the real-kernel suite (skipped with a reason when QEMU is missing,
+// a failure when VFIO_REQUIRE_VM=1). VFIO_SKIP_VM=1 runs the unit suites only.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+function find(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? find(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+const files = find('test/unit').sort();
+const unit = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+});
+let code = unit.status ?? 1;
+if (process.env.VFIO_SKIP_VM !== '1') {
+  const vm = spawnSync(process.execPath, ['--import', 'tsx', 'test/vm/run-suite.ts'], { stdio: 'inherit' });
+  code = code || (vm.status ?? 1);
+}
+process.exit(code);

@@ -1,0 +1,358 @@
+/**
+ * The manual page vfio-isolate(1), generated from the command table (the same table that drives parsing, help and
+ * completions). Deterministic: no date, so the checked-in page can be compared with a fresh generation.
+ */
+import { NOTATION_HELP } from '../cpus/notation.ts';
+import { P } from '../kernel/paths.ts';
+import { GLOBAL_OPTIONS } from './parse.ts';
+import type { ArgSpec, CommandSpec, OptionSpec } from './spec.ts';
+
+// --------------------------------------------------------------------------------------------------------------
+// roff escaping
+
+/** Escape text for roff: backslashes, hyphens (as \-), non-ASCII characters (as \[uXXXX]). */
+export function roffEscape(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    if (ch === '\\') out += '\\e';
+    else if (ch === '-') out += '\\-';
+    else if (cp > 0x7e || (cp < 0x20 && ch !== '\t')) out += `\\[u${cp.toString(16).toUpperCase().padStart(4, '0')}]`;
+    else out += ch;
+  }
+  return out;
+}
+
+/** Prose: escaped, `code` set in bold. */
+export function prose(text: string): string {
+  return text
+    .split(/(`[^`]+`)/)
+    .map((part) => (/^`[^`]+`$/.test(part) ? `\\fB${roffEscape(part.slice(1, -1))}\\fR` : roffEscape(part)))
+    .join('');
+}
+
+/** Code (examples, paths): escaped, and quotes that roff would typeset as curly ones kept straight. */
+export function code(text: string): string {
+  return roffEscape(text).replace(/'/g, "\\(aq").replace(/`/g, '\\(ga');
+}
+
+/** A text line: a leading . or ' would be read as a request, so it is protected with \&. */
+function line(text: string): string {
+  return /^[.']/.test(text) ? `\\&${text}` : text;
+}
+
+/** A macro argument: quoted, inner double quotes as \(dq. */
+function arg(text: string): string {
+  return `"${text.replace(/"/g, '\\(dq')}"`;
+}
+
+const B = (s: string): string => `\\fB${s}\\fR`;
+const I = (s: string): string => `\\fI${s}\\fR`;
+
+// --------------------------------------------------------------------------------------------------------------
+// pieces
+
+function optionTag(o: OptionSpec): string {
+  const names = [...(o.short ?? []), `--${o.long}`].map((n) => B(roffEscape(n))).join(', ');
+  return o.type === 'string' ? `${names} ${I(roffEscape(o.valueName ?? 'VALUE'))}` : names;
+}
+
+function optionHelp(o: OptionSpec): string {
+  return prose(capitalise(o.help) + (o.choices ? ` (one of: ${o.choices.join(', ')})` : '')) + '.';
+}
+
+function argHelp(a: ArgSpec): string {
+  return prose(capitalise(a.help) + (a.choices ? ` (one of: ${a.choices.join(', ')})` : '') + (a.required ? '' : '; optional')) + '.';
+}
+
+function usage(spec: CommandSpec, full: string): string {
+  const words = [B('vfio\\-isolate'), `[${I('GLOBAL\\-OPTIONS')}]`, B(roffEscape(full))];
+  const subs = spec.subcommands?.filter((s) => !s.hidden) ?? [];
+  if (subs.length) words.push(`{${subs.map((s) => B(roffEscape(s.name))).join('|')}}`);
+  if (spec.options.length) words.push(`[${I('OPTIONS')}]`);
+  for (const a of spec.args) words.push(a.required ? I(roffEscape(a.name)) : `[${I(roffEscape(a.name))}]`);
+  return words.join(' ');
+}
+
+/**
+ * An example command as shell lines: a long chain is broken before each chained command (with `\` continuations),
+ * the way the 0.5.2 documentation wrote them; a part still too long is wrapped at word boundaries.
+ */
+export function exampleLines(example: string, commandNames: readonly string[], width = 72): string[] {
+  if (example.length <= width) return [example];
+  // an option stays on the line of its value
+  const words: string[] = [];
+  for (const w of example.split(' ')) {
+    const last = words[words.length - 1];
+    if (last !== undefined && /^-/.test(last.split(' ').pop()!) && !/^-/.test(w) && !commandNames.includes(w)) {
+      words[words.length - 1] = `${last} ${w}`;
+    } else words.push(w);
+  }
+  const groups: string[][] = [[]];
+  let seenCommand = false;
+  for (const w of words) {
+    if (commandNames.includes(w)) {
+      if (seenCommand) groups.push([]);
+      seenCommand = true;
+    }
+    groups[groups.length - 1]!.push(w);
+  }
+  const out: string[] = [];
+  for (const g of groups) {
+    let cur = '';
+    for (const w of g) {
+      if (cur && (out.length ? 4 : 0) + cur.length + 1 + w.length > width) {
+        out.push(cur);
+        cur = w;
+      } else cur = cur ? `${cur} ${w}` : w;
+    }
+    if (cur) out.push(cur);
+  }
+  return out.map((l, i) => `${i ? '    ' : ''}${l}${i < out.length - 1 ? ' \\' : ''}`);
+}
+
+function codeBlock(lines: string[]): string[] {
+  return ['.RS 4', '.nf', ...lines.map((l) => (l === '' ? '\\&' : line(code(l)))), '.fi', '.RE'];
+}
+
+function commandSection(spec: CommandSpec, full: string, names: readonly string[]): string[] {
+  const out = [`.SS ${arg(roffEscape(full))}`, line(usage(spec, full)), '.PP', line(prose(capitalise(spec.summary)) + '.')];
+  if (spec.description) out.push('.PP', line(prose(spec.description)));
+  const subs = spec.subcommands?.filter((s) => !s.hidden) ?? [];
+  if (subs.length) {
+    out.push('.PP', 'Subcommands:');
+    for (const s of subs) out.push('.TP', B(roffEscape(`${full} ${s.name}`)), line(prose(s.summary) + '.'));
+  }
+  if (spec.args.length) {
+    out.push('.PP', 'Arguments:');
+    for (const a of spec.args) out.push('.TP', I(roffEscape(a.name)), line(argHelp(a)));
+  }
+  if (spec.options.length) {
+    out.push('.PP', 'Options:');
+    for (const o of spec.options) out.push('.TP', optionTag(o), line(optionHelp(o)));
+  }
+  if (spec.examples?.length) {
+    out.push('.PP', `Example${spec.examples.length > 1 ? 's' : ''}:`);
+    out.push(...codeBlock(spec.examples.flatMap((e) => exampleLines(e, names))));
+  }
+  for (const s of subs) out.push(...commandSection(s, `${full} ${s.name}`, names));
+  return out;
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/** NOTATION_HELP as roff: indented "FORM  meaning" rows become a tagged list, other lines paragraphs. */
+export function notationSection(text: string): string[] {
+  const out: string[] = [];
+  let para: string[] = [];
+  const flush = (): void => {
+    if (para.length) out.push('.PP', line(prose(para.join(' '))));
+    para = [];
+  };
+  for (const raw of text.split('\n')) {
+    const row = /^\s{2,}(\S+)\s{2,}(.+)$/.exec(raw);
+    if (row) {
+      flush();
+      out.push('.TP 22', B(code(row[1]!)), line(prose(row[2]!)));
+    } else if (raw.trim() === '') flush();
+    else {
+      if (/:$/.test(raw.trim()) && para.length === 0) {
+        out.push('.PP', line(prose(raw.trim())));
+        continue;
+      }
+      para.push(raw.trim());
+    }
+  }
+  flush();
+  return out;
+}
+
+// --------------------------------------------------------------------------------------------------------------
+// the page
+
+const SEED_EXAMPLES: { title: string; text: string; lines: string[] }[] = [
+  {
+    title: 'Non-NUMA, cgroup v2 (AMD Ryzen 9 5950X)',
+    text: 'Keep the host (systemd\'s system.slice and user.slice) on the first seven cores and their SMT siblings; the VM pins its vCPUs to the second CCD (8-15,24-31) and its emulator to core 7 (7,23).',
+    lines: ['vfio-isolate \\', '    cpuset-modify --cpus C0-6,16-22 /system.slice \\', '    cpuset-modify --cpus C0-6,16-22 /user.slice'],
+  },
+  {
+    title: 'Non-NUMA, cgroup v1 (6 cores, 12 threads)',
+    text: 'Move every process of the root cpuset into a new host.slice that has the first two cores; undo by hand with cpuset-delete (its tasks move back to the parent).',
+    lines: ['vfio-isolate \\', '    cpuset-create --cpus C0-1,6-7 /host.slice \\', '    move-tasks / /host.slice', '', 'vfio-isolate cpuset-delete /host.slice'],
+  },
+  {
+    title: 'NUMA, cgroup v1 (AMD Threadripper 1920X)',
+    text: 'Give NUMA node 0 to the host and node 1 to the VM; -mm migrates the memory of the moved tasks to node 0.',
+    lines: ['vfio-isolate \\', '    cpuset-create --cpus N0 --mems N0 -mm /host.slice \\', '    move-tasks / /host.slice'],
+  },
+  {
+    title: 'Undo file',
+    text: 'Journal what a command changes, then undo it.',
+    lines: ['vfio-isolate -u /tmp/undo_description \\', '    cpuset-create --cpus C1-4 /test.slice', '', 'vfio-isolate restore /tmp/undo_description'],
+  },
+  {
+    title: 'IRQ affinity',
+    text: 'Keep interrupts off CPUs 2-5 and 8-11, and restore them later.',
+    lines: ['vfio-isolate -u /tmp/undo_irq irq-affinity mask C2-5,8-11', 'vfio-isolate restore /tmp/undo_irq'],
+  },
+  {
+    title: 'CPU governor',
+    text: 'Run CPUs 2-5 and 8-11 with the performance governor, and restore the previous one later.',
+    lines: ['vfio-isolate -u /tmp/undo_gov cpu-governor performance C2-5,8-11', 'vfio-isolate restore /tmp/undo_gov'],
+  },
+  {
+    title: 'A libvirt hook (/etc/libvirt/hooks/qemu)',
+    text: 'The fully featured example of 0.5.2: isolate when the VM starts, restore when it stops. HCPUS are the host CPUs, MCPUS the VM\'s.',
+    lines: [
+      'enable_isolation () {',
+      '    vfio-isolate \\',
+      '        -u $UNDOFILE \\',
+      '        drop-caches \\',
+      '        cpuset-modify --cpus C$HCPUS /system.slice \\',
+      '        cpuset-modify --cpus C$HCPUS /user.slice \\',
+      '        compact-memory \\',
+      '        irq-affinity mask C$MCPUS',
+      '    taskset -pc $HCPUS 2  # kthreadd only on host cores',
+      '}',
+      '',
+      'disable_isolation () {',
+      '    vfio-isolate restore $UNDOFILE',
+      '    taskset -pc 0-31 2  # kthreadd reset',
+      '}',
+    ],
+  },
+];
+
+const DIFFERENCES = [
+  'Errors are one line (`vfio-isolate: ...`, maybe followed by `hint: ...`) instead of a Python traceback, and the exit status tells usage errors (2) from failures (1).',
+  'Every command of a chain is checked and planned before anything changes; a failure undoes what was already done.',
+  'The undo file is a JSON Lines journal, written before each step; a 0.5.2 pickle is refused (clean it up with 0.5.2\'s own restore).',
+  'A reversed range (`C5-2`), an empty list (`C`, `--cpus ""`) and a CPU that is not present are usage errors; `L`, `P`, `S` and `0x` selectors are new.',
+  'cgroup v1 flags (`-ce`, `-mm`, ...) on cgroup v2 are ignored with a warning; `cpuset-create` on v2 leaves values not given empty (inherit).',
+  'Commands that write check for root first; new global options `-n`, `--json`, `--force`, `--no-rollback`; new commands such as `isolate`, `release`, `status` and `completion`.',
+];
+
+export interface ManOptions {
+  version: string;
+  /** Global options (default: the parser's). */
+  globals?: readonly OptionSpec[];
+  notation?: string;
+}
+
+/** The whole page, from the command table. */
+export function renderMan(table: readonly CommandSpec[], opts: ManOptions): string {
+  const cmds = table.filter((c) => !c.hidden);
+  const globals = opts.globals ?? GLOBAL_OPTIONS;
+  const names = cmds.map((c) => c.name);
+  const compat = cmds.filter((c) => c.compat);
+  const others = cmds.filter((c) => !c.compat);
+  const has = (n: string): boolean => names.includes(n);
+  const out: string[] = [
+    `.\\" Generated by scripts/gen-man.ts from the command table (src/commands/index.ts). Do not edit:`,
+    `.\\" run "npm run man" instead.`,
+    `.TH VFIO\\-ISOLATE 1 "" ${arg(`vfio\\-isolate ${roffEscape(opts.version)}`)} "User Commands"`,
+    '.\\" left-aligned, no hyphenation: option names and paths stay whole',
+    '.ad l',
+    '.nh',
+    '.SH NAME',
+    'vfio\\-isolate \\- partition CPUs, memory nodes and interrupts between the host and VMs',
+    '.SH SYNOPSIS',
+    `${B('vfio\\-isolate')} [${I('GLOBAL\\-OPTIONS')}] ${I('COMMAND1')} [${I('ARGS')}]... [${I('COMMAND2')} [${I('ARGS')}]...]...`,
+    '.br',
+    `${B('vfio\\-isolate')} ${B('help')} [${I('COMMAND')}|${B('cpus')}]`,
+    '.SH DESCRIPTION',
+    line(
+      prose(
+        'vfio-isolate partitions a Linux machine between the host and virtual machines with guaranteed latency: it restricts cgroup cpusets (cgroup v1 and v2), moves tasks between them, keeps interrupts, kernel threads and workqueues off the CPUs of a VM, sets cpufreq governors, and drops caches or compacts memory before a VM starts.',
+      ),
+    ),
+    '.PP',
+    line(
+      prose(
+        'Several commands may be given in one call; they run in the order given. Every command of the chain is checked and planned first (a later command sees what earlier ones will have done), then the changes are applied one step at a time. If a step fails, the steps already applied are undone, so nothing is left half-done. With `-u FILE` every change is journalled before it is made, and `vfio-isolate restore FILE` undoes it later.',
+      ),
+    ),
+    '.PP',
+    line(
+      prose(
+        `The ${compat.length} commands of vfio-isolate 0.5.2 keep their names, options and meaning, and print nothing on success. Global options come before the first command; a command's options come after the command, before (or, when unambiguous, after) its arguments. Options are whole words: \`-n\` (dry run) never collides with \`-nce\`.`,
+      ),
+    ),
+    '.PP',
+    line(
+      prose(
+        'Commands that change the machine must run as root. Commands that only read (`status`, `topology`, `help`, `completion` and anything with `--dry-run`) run unprivileged.',
+      ),
+    ),
+    '.SH OPTIONS',
+    ...globals.flatMap((o) => ['.TP', optionTag(o), line(optionHelp(o))]),
+    '.SH COMMANDS',
+    line(prose(`Commands of vfio-isolate 0.5.2: ${compat.map((c) => c.name).join(', ')}.`)),
+    ...(others.length ? ['.PP', line(prose(`More commands: ${others.map((c) => c.name).join(', ')}.`))] : []),
+    ...cmds.flatMap((c) => commandSection(c, c.name, names)),
+    '.SH CPU NOTATION',
+    ...notationSection(opts.notation ?? NOTATION_HELP),
+    '.SH FILES',
+    '.TP',
+    B(code(P.defaultJournal)),
+    line(
+      prose(
+        `The journal ${has('isolate') ? '`isolate` writes and `release` undoes' : 'of isolate'} when no \`-u FILE\` is given. Like every journal it is kept after it was restored, marked restored, as a record of what happened.`,
+      ),
+    ),
+    '.TP',
+    B(code(P.lockFile)),
+    line(prose('Held while changes are applied, so that two runs never interleave.')),
+    '.TP',
+    I('FILE') + ' (' + B('\\-u') + ' ' + I('FILE') + ')',
+    line(
+      prose(
+        'A journal (undo file): JSON Lines, a header line and one record per step, each written and flushed before its step is applied. A journal of an earlier boot or one already restored is replaced, the old one kept as FILE.old; a 0.5.2 pickle or a symlink is refused.',
+      ),
+    ),
+    ...(has('libvirt')
+      ? ['.TP', B(code(`${P.libvirtHooks}/qemu`)), line(prose('The libvirt hook that `libvirt hook install` adds to (it never overwrites an existing hook).'))]
+      : []),
+    '.TP',
+    B(code(`${P.cpuDir}, ${P.irqDir}, ${P.vmDir}`)),
+    line(prose('The kernel interfaces read and written: CPU topology and cpufreq policies, IRQ affinities, drop_caches and compact_memory; cgroups are found through /proc/self/mountinfo.')),
+    '.SH ENVIRONMENT',
+    '.TP',
+    B('VFIO_ISOLATE_ROOT'),
+    line(
+      prose(
+        'A testing aid: when set, the tool treats that directory as a fake machine. Every system path (/sys, /proc, /run, /etc) is looked up under it, writes go to plain files there, no process is touched and no root check is made. Never set it in normal use.',
+      ),
+    ),
+    '.TP',
+    B('NO_COLOR'),
+    line(prose('When set (and not empty), output is never coloured.')),
+    '.SH EXIT STATUS',
+    '.TP',
+    B('0'),
+    line(prose('Success.')),
+    '.TP',
+    B('1'),
+    line(
+      prose(
+        'Failure at run time (a cgroup that does not exist, not root, the kernel refused a value). Changes already made were rolled back first, so nothing is left half-done.' +
+          (has('status') ? ' `status` also exits 1 when something movable leaks onto the VM CPUs.' : ''),
+      ),
+    ),
+    '.TP',
+    B('2'),
+    line(prose('Usage error (unknown option, malformed CPU list, missing argument), detected before any change: nothing was changed.')),
+    '.SH EXAMPLES',
+    line(prose('The examples of the vfio-isolate 0.5.2 documentation work unchanged.')),
+    ...SEED_EXAMPLES.flatMap((e) => ['.PP', B(prose(e.title)), '.br', line(prose(e.text)), '.PP', ...codeBlock(e.lines)]),
+    '.SH DIFFERENCES FROM 0.5.2',
+    ...DIFFERENCES.flatMap((d) => ['.IP \\(bu 2', line(prose(d))]),
+    '.SH SEE ALSO',
+    `${B('cgroups')}(7), ${B('cpuset')}(7), ${B('taskset')}(1), ${B('irqbalance')}(1), ${B('virsh')}(1), ${B('systemd.resource\\-control')}(5)`,
+    '',
+  ];
+  return out.join('\n');
+}

@@ -1,0 +1,434 @@
+/**
+ * isolate / release / reset: give CPUs to the VM in one command (cgroups, kernel threads, workqueues, IRQs,
+ * irqbalance, governor), undo it exactly, or put the isolation-related state back to the kernel's defaults.
+ */
+import { CpuSet } from '../cpus/cpuset.ts';
+import { RuntimeFailure, UsageError } from '../errors.ts';
+import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
+import { errnoOf } from '../kernel/fs.ts';
+import { P } from '../kernel/kernel.ts';
+import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
+import { irqbalanceHow, stopOrStartIrqbalance } from '../kernel/services.ts';
+import { readJournalFile } from '../steps/journal.ts';
+import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
+import type { Skipped, Step } from '../steps/step.ts';
+import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
+import { cpusArg, planEnableCpuset } from './common.ts';
+import { moveAll } from './cpuset.ts';
+import { oneWayWrite, planGovernor, planIrqMasks } from './misc.ts';
+import { planJournalRestore } from './restore.ts';
+
+export interface IsolateSteps {
+  cgroups: boolean;
+  kthreads: boolean;
+  workqueues: boolean;
+  irqs: boolean;
+  stopIrqbalance: boolean;
+  governor?: string;
+  dropCaches: boolean;
+  compactMemory: boolean;
+  statInterval?: number;
+}
+
+export interface IsolateOptions {
+  vm: CpuSet;
+  host: CpuSet;
+  vmCgroup: string[];
+  steps: IsolateSteps;
+}
+
+/** Default journal of isolate/release (under the root, so tests use the fake tree's /run). */
+export function defaultJournal(ctx: Ctx): string {
+  return ctx.k.hostPath(P.defaultJournal);
+}
+
+/** Is there an active (unrestored, this boot, not rolled back) isolation in this journal? */
+export function activeIsolation(ctx: Ctx, file: string): string | undefined {
+  try {
+    const j = readJournalFile(file);
+    if (j.restored || j.header.bootId !== ctx.k.bootId()) return undefined;
+    const live = j.runs.filter((r) => !r.rolledBack && r.records.length > 0);
+    return live.length ? (live[live.length - 1]!.argv.join(' ') || 'isolate') : undefined;
+  } catch (e) {
+    if (e instanceof RuntimeFailure) return undefined; // missing file
+    throw e;
+  }
+}
+
+/** Resolve VM and host CPUs and check them: refuse to give away every CPU, or CPU 0, without --force. */
+export function resolveSplit(ctx: Ctx, vmSpec: string | undefined, hostSpec: string | undefined, command: string): { vm: CpuSet; host: CpuSet } {
+  const online = ctx.k.machine.online;
+  let vm: CpuSet;
+  if (vmSpec !== undefined && hostSpec !== undefined) throw new UsageError(`${command}: give either VMCPUS or --host, not both`);
+  if (vmSpec !== undefined) vm = cpusArg(ctx, vmSpec, command);
+  else if (hostSpec !== undefined) vm = online.minus(cpusArg(ctx, hostSpec, `${command} --host`));
+  else throw new UsageError(`${command}: which CPUs should the VM get?`, `e.g. vfio-isolate ${command} C8-15,24-31 (see vfio-isolate topology for a suggestion)`);
+  const host = online.minus(vm);
+  if (vm.isEmpty) throw new UsageError(`${command}: no CPU left for the VM`);
+  if (host.isEmpty && !ctx.g.force) throw new UsageError(`${command}: the VM would get every online CPU, leaving none for the host`, 'keep at least one core for the host (or --force)');
+  if (vm.has(0) && !ctx.g.force) {
+    throw new UsageError(`${command}: CPU 0 would go to the VM; the host usually needs it (timers, boot CPU duties)`, 'leave CPU 0 to the host, or use --force');
+  }
+  return { vm, host };
+}
+
+/** v2: restrict every top-level cgroup except the VM's to the host CPUs. v1: host cpuset + move tasks from the root. */
+function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
+  const cg = ctx.k.cgroups;
+  const steps: Step[] = [];
+  if (cg.version === 2) {
+    const writes: FileWrite[] = [];
+    for (const child of cg.children([])) {
+      if (child === o.vmCgroup[0] && o.vmCgroup.length === 1) continue;
+      steps.push(...planEnableCpuset(ctx, [child], command));
+      const path = `${cg.path([child])}/cpuset.cpus`;
+      const before = ctx.state.read(path);
+      if (before === undefined) continue;
+      writes.push({ path, value: o.host.toList(), before });
+      ctx.state.set(path, o.host.toList());
+    }
+    if (writes.length) steps.push(writeFilesStep(command, `restrict ${writes.length} top-level cgroups to CPUs ${o.host.toList()}`, writes));
+    return steps;
+  }
+  // v1: the seed's example: a host cpuset that every movable task of the root moves into.
+  const hostParts = ['host.slice'];
+  const hostPath = cg.path(hostParts);
+  const mems = ctx.state.read(`${cg.mount}/cpuset.mems`) ?? '0';
+  if (ctx.state.isDir(hostPath)) {
+    const w = [
+      { path: `${hostPath}/cpuset.cpus`, value: o.host.toList(), before: ctx.state.read(`${hostPath}/cpuset.cpus`) },
+      { path: `${hostPath}/cpuset.mems`, value: mems, before: ctx.state.read(`${hostPath}/cpuset.mems`) },
+    ];
+    steps.push(writeFilesStep(command, `set ${cgroupName(hostParts)} to CPUs ${o.host.toList()}`, w));
+  } else {
+    ctx.state.mkdir(hostPath, { tasks: '', 'cpuset.cpus': o.host.toList(), 'cpuset.mems': mems });
+    steps.push({
+      command,
+      title: `create cpuset /host.slice with CPUs ${o.host.toList()}`,
+      changes: [{ target: hostPath, note: 'mkdir' }, { target: `${hostPath}/cpuset.cpus`, after: o.host.toList() }, { target: `${hostPath}/cpuset.mems`, after: mems }],
+      apply({ k, record }) {
+        record({ kind: 'mkdir', path: hostPath });
+        k.fs.mkdir(hostPath);
+        k.write(`${hostPath}/cpuset.cpus`, o.host.toList());
+        k.write(`${hostPath}/cpuset.mems`, mems);
+        return { changed: 3 };
+      },
+    });
+  }
+  steps.push({
+    command,
+    title: `move every movable task of the root cpuset to /host.slice`,
+    changes: [{ target: `${hostPath}/tasks`, note: 'every task of /' }],
+    apply: (a) => moveAll(a, `${cg.mount}/tasks`, cg.mount, hostPath, 'tasks'),
+  });
+  return steps;
+}
+
+/**
+ * Kernel threads that may move (and kthreadd, so new ones inherit), and host tasks that no cgroup keeps off the
+ * VM CPUs (the v2 root cgroup, unmovable v1 tasks): their affinity loses the VM CPUs.
+ */
+function planAffinity(ctx: Ctx, o: IsolateOptions, command: string, what: { kthreads: boolean; tasks: boolean }): Step {
+  const vmPrefix = '/' + o.vmCgroup.join('/');
+  return {
+    command,
+    title: `keep ${[what.kthreads ? 'kernel threads' : '', what.tasks ? 'remaining host tasks' : ''].filter(Boolean).join(' and ')} off CPUs ${o.vm.toList()}`,
+    changes: [{ target: 'sched_setaffinity', note: `every movable ${what.kthreads ? 'kernel thread (and kthreadd)' : ''}${what.kthreads && what.tasks ? ' and ' : ''}${what.tasks ? 'host task' : ''} allowed on ${o.vm.toList()}` }],
+    apply({ k, record, log }) {
+      const version = k.cgroups.version;
+      const todo: [number, number, string, CpuSet][] = [];
+      for (const { tid, pid } of k.procs.allTasks()) {
+        const st = k.procs.stat(pid, tid);
+        if (!st || isPinnedKernelThread(st)) continue;
+        const kthread = isKernelThread(st);
+        if (kthread ? !what.kthreads : !what.tasks) continue;
+        if (!kthread) {
+          const cgp = k.procs.cgroupOf(pid, version) ?? '/';
+          if (cgp === vmPrefix || cgp.startsWith(vmPrefix + '/')) continue;
+        }
+        const allowed = k.procs.allowed(tid, pid);
+        if (!allowed || !allowed.overlaps(o.vm)) continue;
+        const rest = allowed.minus(o.vm);
+        todo.push([tid, st.start, allowed.toList(), rest.isEmpty ? o.host : rest]);
+      }
+      if (todo.length === 0) return { changed: 0 };
+      record({ kind: 'affinity', tasks: todo.map(([t, s, old]) => [t, s, old]) });
+      let changed = 0;
+      let gone = 0;
+      const skipped: Skipped[] = [];
+      for (const [tid, , , cpus] of todo) {
+        try {
+          k.fs.setAffinity(tid, cpus.toArray());
+          changed++;
+        } catch (e) {
+          const code = errnoOf(e);
+          if (code === 'ESRCH') gone++;
+          else if (code === 'EINVAL') skipped.push({ what: `thread ${tid} (${k.procs.statOf(tid)?.comm ?? '?'})`, why: 'kernel does not let it move' });
+          else throw e;
+        }
+      }
+      log.info(`set the affinity of ${changed} threads to exclude ${o.vm.toList()}`);
+      return { changed, gone, skipped };
+    },
+  };
+}
+
+function planWorkqueues(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
+  const writes: FileWrite[] = [];
+  for (const path of ctx.k.workqueueMasks()) {
+    const before = ctx.state.read(path);
+    const value = o.host.toMask(ctx.k.nrCpuIds);
+    if (before !== undefined && CpuSet.parseMask(before).equals(o.host)) continue;
+    writes.push({ path, value, before });
+    ctx.state.set(path, value);
+  }
+  return writes.length ? writeFilesStep(command, `run unbound workqueues on CPUs ${o.host.toList()} only`, writes) : undefined;
+}
+
+function planDefaultIrq(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
+  const path = P.defaultSmpAffinity;
+  const before = ctx.state.read(path);
+  if (before === undefined) return undefined;
+  const current = CpuSet.parseMask(before);
+  if (!current.overlaps(o.vm)) return undefined;
+  const target = current.minus(o.vm).isEmpty ? o.host : current.minus(o.vm);
+  const value = target.toMask(ctx.k.nrCpuIds);
+  ctx.state.set(path, value);
+  return writeFilesStep(command, `new IRQs start on CPUs ${target.toList()} (default_smp_affinity)`, [{ path, value, before }]);
+}
+
+function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
+  const pid = ctx.k.findProcess('irqbalance');
+  if (pid === undefined) return undefined;
+  if (!o.steps.stopIrqbalance) {
+    ctx.log.warn(`irqbalance (pid ${pid}) is running and will move IRQs back onto the VM CPUs; use --stop-irqbalance`);
+    return undefined;
+  }
+  const how = irqbalanceHow(ctx.k);
+  return {
+    command,
+    title: 'stop irqbalance for the duration (release starts it again)',
+    changes: [{ target: 'irqbalance', note: how === 'systemd' ? 'systemctl stop irqbalance.service' : `SIGTERM to pid ${pid}` }],
+    apply({ k, record }) {
+      record({ kind: 'service', name: 'irqbalance', how });
+      stopOrStartIrqbalance(k, 'stop', how);
+      return { changed: 1 };
+    },
+  };
+}
+
+export function planIsolate(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
+  const s = o.steps;
+  const steps: Step[] = [];
+  if (s.cgroups) steps.push(...planCgroups(ctx, o, command));
+  if (s.kthreads || s.cgroups) steps.push(planAffinity(ctx, o, command, { kthreads: s.kthreads, tasks: s.cgroups }));
+  if (s.workqueues) {
+    const w = planWorkqueues(ctx, o, command);
+    if (w) steps.push(w);
+  }
+  if (s.irqs) {
+    const d = planDefaultIrq(ctx, o, command);
+    if (d) steps.push(d);
+    const m = planIrqMasks(ctx, command, 'mask', o.vm);
+    if (m) steps.push(m);
+  }
+  const ib = planIrqbalance(ctx, o, command);
+  if (ib) steps.push(ib);
+  if (s.governor) {
+    const g = planGovernor(ctx, command, s.governor, o.vm);
+    if (g) steps.push(g);
+  }
+  if (s.statInterval !== undefined) {
+    const before = ctx.state.read(P.statInterval);
+    steps.push(writeFilesStep(command, `raise vm.stat_interval to ${s.statInterval} s`, [{ path: P.statInterval, value: String(s.statInterval), before }]));
+  }
+  if (s.dropCaches) steps.push(oneWayWrite(command, 'drop the page cache and slab caches', P.dropCaches, '3'));
+  if (s.compactMemory) steps.push(oneWayWrite(command, 'compact memory', P.compactMemory, '1'));
+  return steps;
+}
+
+const ISOLATE_OPTIONS: OptionSpec[] = [
+  { key: 'host', long: 'host', type: 'string', valueName: 'CPUS', help: 'give the VM every online CPU except these', complete: 'cpus' },
+  { key: 'profile', long: 'profile', type: 'string', valueName: 'FILE', help: 'read CPUs and steps from a TOML profile', complete: 'file' },
+  { key: 'vmCgroup', long: 'vm-cgroup', type: 'string', valueName: 'NAME', help: 'cgroup that holds the VMs (default /machine.slice)', complete: 'cgroup' },
+  { key: 'noCgroups', long: 'no-cgroups', type: 'boolean', help: 'do not restrict cgroups or host tasks' },
+  { key: 'noKthreads', long: 'no-kthreads', type: 'boolean', help: 'do not move kernel threads' },
+  { key: 'noWorkqueues', long: 'no-workqueues', type: 'boolean', help: 'do not change workqueue cpumasks' },
+  { key: 'noIrqs', long: 'no-irqs', type: 'boolean', help: 'do not change IRQ affinities' },
+  { key: 'stopIrqbalance', long: 'stop-irqbalance', type: 'boolean', help: 'stop irqbalance until release' },
+  { key: 'governor', long: 'governor', type: 'string', valueName: 'GOVERNOR', help: 'set this cpufreq governor on the VM CPUs', complete: 'governor' },
+  { key: 'dropCaches', long: 'drop-caches', type: 'boolean', help: 'drop caches first' },
+  { key: 'compactMemory', long: 'compact-memory', type: 'boolean', help: 'compact memory (helps huge pages)' },
+  { key: 'statInterval', long: 'stat-interval', type: 'string', valueName: 'SECONDS', help: 'raise vm.stat_interval (tuned uses 10)' },
+  { key: 'strict', long: 'strict', type: 'boolean', help: 'exit 1 when movable leaks remain' },
+];
+
+export type ProfileLoader = (ctx: Ctx, file: string) => Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: string };
+let profileLoader: ProfileLoader | undefined;
+export function setProfileLoader(f: ProfileLoader): void {
+  profileLoader = f;
+}
+
+function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
+  const v = inv.values;
+  const prof = typeof v.profile === 'string' ? profileLoader?.(ctx, v.profile) : undefined;
+  if (typeof v.profile === 'string' && !profileLoader) throw new UsageError('profiles are not supported in this build');
+  const { vm, host } = resolveSplit(
+    ctx,
+    inv.args.VMCPUS ?? prof?.vmSpec,
+    typeof v.host === 'string' ? v.host : prof?.hostSpec,
+    inv.name,
+  );
+  let statInterval: number | undefined;
+  if (typeof v.statInterval === 'string') {
+    if (!/^\d{1,6}$/.test(v.statInterval) || Number(v.statInterval) < 1) throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds ≥ 1`);
+    statInterval = Number(v.statInterval);
+  }
+  const ps = prof?.steps;
+  return {
+    vm,
+    host,
+    vmCgroup: normalizeCgroupName(typeof v.vmCgroup === 'string' ? v.vmCgroup : (prof?.vmCgroup?.join('/') ?? 'machine.slice')),
+    steps: {
+      cgroups: !v.noCgroups && (ps?.cgroups ?? true),
+      kthreads: !v.noKthreads && (ps?.kthreads ?? true),
+      workqueues: !v.noWorkqueues && (ps?.workqueues ?? true),
+      irqs: !v.noIrqs && (ps?.irqs ?? true),
+      stopIrqbalance: Boolean(v.stopIrqbalance) || (ps?.stopIrqbalance ?? false),
+      governor: typeof v.governor === 'string' ? v.governor : ps?.governor,
+      dropCaches: Boolean(v.dropCaches) || (ps?.dropCaches ?? false),
+      compactMemory: Boolean(v.compactMemory) || (ps?.compactMemory ?? false),
+      statInterval: statInterval ?? ps?.statInterval,
+    },
+  };
+}
+
+export type AfterReport = (ctx: Ctx, vm: CpuSet, strict: boolean) => number;
+let afterReport: AfterReport | undefined;
+/** The status module registers its leak check here (isolate prints it when done). */
+export function setIsolateReport(f: AfterReport): void {
+  afterReport = f;
+}
+
+const lastSplit = new WeakMap<Invocation, CpuSet>();
+
+export const isolateCommands: CommandSpec[] = [
+  {
+    name: 'isolate',
+    summary: 'give CPUs to the VM: cgroups, kernel threads, workqueues and IRQs off them, in one step',
+    description:
+      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Prints the leak check at the end.',
+    options: ISOLATE_OPTIONS,
+    args: [{ name: 'VMCPUS', required: false, help: 'CPUs for the VM (e.g. C8-15,24-31 or L1)', complete: 'cpus' }],
+    examples: ['vfio-isolate isolate C8-15,24-31', 'vfio-isolate isolate --host C0-7,16-23 --stop-irqbalance --governor performance', 'vfio-isolate -n isolate L1'],
+    writes: true,
+    handler: {
+      kind: 'plan',
+      plan(ctx, inv) {
+        const o = isolateOptions(ctx, inv);
+        const file = ctx.g.undoFile ?? defaultJournal(ctx);
+        const active = activeIsolation(ctx, file);
+        if (active !== undefined && !ctx.g.dryRun) {
+          throw new RuntimeFailure(`an isolation is already active in ${file} (${active})`, `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${file}` : ''} release), or use another -u FILE for a second VM`);
+        }
+        if (!ctx.g.dryRun) ctx.g.undoFile = file;
+        lastSplit.set(inv, o.vm);
+        return planIsolate(ctx, o, inv.name);
+      },
+      after(ctx, inv) {
+        const vm = lastSplit.get(inv);
+        if (!vm || !afterReport) return 0;
+        return afterReport(ctx, vm, Boolean(inv.values.strict));
+      },
+    },
+  },
+  {
+    name: 'release',
+    summary: 'undo what isolate did (its journal), newest change first',
+    description: 'Restore the journal of isolate: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. Only that journal is undone.',
+    options: [{ key: 'profile', long: 'profile', type: 'string', valueName: 'FILE', help: 'accepted for symmetry with isolate --profile', complete: 'file' }],
+    args: [{ name: 'JOURNAL', required: false, help: 'journal file', complete: 'file' }],
+    examples: ['vfio-isolate release', 'vfio-isolate -u /run/vfio-isolate/win11.journal release'],
+    writes: true,
+    handler: {
+      kind: 'plan',
+      plan(ctx, inv) {
+        const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? defaultJournal(ctx);
+        if (!inv.args.JOURNAL && ctx.g.undoFile) ctx.g.undoFile = undefined; // -u names the journal to release
+        return planJournalRestore(ctx, inv.name, file, { force: ctx.g.force });
+      },
+    },
+  },
+  {
+    name: 'reset',
+    summary: "put isolation-related state back to the kernel's defaults, without a journal",
+    description:
+      "For a lost or corrupt journal: top-level cgroups' cpuset.cpus back to inherit (v2) or every task back to the root cpuset (v1), every movable IRQ, default_smp_affinity and the workqueue cpumasks to all CPUs, movable kernel threads and kthreadd to all CPUs. Asks no questions; -n shows the plan first.",
+    options: [],
+    args: [],
+    examples: ['vfio-isolate -n reset', 'vfio-isolate reset'],
+    writes: true,
+    handler: { kind: 'plan', plan: (ctx, inv) => planReset(ctx, inv.name) },
+  },
+];
+
+function planReset(ctx: Ctx, command: string): Step[] {
+  const k = ctx.k;
+  const cg = k.cgroups;
+  const all = k.machine.online;
+  const steps: Step[] = [];
+  if (cg.version === 2) {
+    const writes: FileWrite[] = [];
+    for (const child of cg.children([])) {
+      const path = `${cg.path([child])}/cpuset.cpus`;
+      const before = ctx.state.read(path);
+      if (before === undefined || before === '') continue;
+      writes.push({ path, value: '', before });
+    }
+    if (writes.length) steps.push(writeFilesStep(command, `let ${writes.length} top-level cgroups inherit all CPUs again`, writes));
+  } else {
+    for (const child of cg.children([])) {
+      const path = cg.path([child]);
+      steps.push({
+        command,
+        title: `move the tasks of ${cgroupName([child])} back to the root cpuset`,
+        changes: [{ target: `${cg.mount}/tasks`, note: `tasks of /${child}` }],
+        apply: (a) => moveAll(a, `${path}/tasks`, path, cg.mount, 'tasks'),
+      });
+    }
+  }
+  steps.push({
+    command,
+    title: 'let movable kernel threads and kthreadd run on all CPUs',
+    changes: [{ target: 'sched_setaffinity', note: 'every movable kernel thread' }],
+    apply({ k: kk, record }) {
+      const todo: [number, number, string][] = [];
+      for (const { tid, pid } of kk.procs.allTasks()) {
+        const st = kk.procs.stat(pid, tid);
+        if (!st || !isKernelThread(st) || isPinnedKernelThread(st)) continue;
+        const allowed = kk.procs.allowed(tid, pid);
+        if (allowed && !allowed.equals(all)) todo.push([tid, st.start, allowed.toList()]);
+      }
+      if (todo.length === 0) return { changed: 0 };
+      record({ kind: 'affinity', tasks: todo });
+      let changed = 0;
+      for (const [tid] of todo) {
+        try {
+          kk.fs.setAffinity(tid, all.toArray());
+          changed++;
+        } catch {
+          /* exited or pinned meanwhile */
+        }
+      }
+      return { changed };
+    },
+  });
+  const wq = ctx.k.workqueueMasks().map((path) => ({ path, value: all.toMask(k.nrCpuIds), before: ctx.state.read(path) }));
+  const dflt = ctx.state.read(P.defaultSmpAffinity);
+  if (dflt !== undefined) wq.push({ path: P.defaultSmpAffinity, value: all.toMask(k.nrCpuIds), before: dflt });
+  const changed = wq.filter((w) => w.before === undefined || !CpuSet.parseMask(w.before).equals(all));
+  if (changed.length) steps.push(writeFilesStep(command, 'workqueues and new IRQs on all CPUs', changed));
+  const irq = planIrqMasks(ctx, command, 'add', all);
+  if (irq) steps.push(irq);
+  return steps;
+}
