@@ -129,6 +129,7 @@ export function oneWayWrite(command: string, title: string, path: string, value:
     command,
     title,
     changes: [{ target: path, after: value, note: 'cannot be undone (nothing to restore)' }],
+    oneWay: true,
     apply({ k }) {
       k.write(path, value);
       return { changed: 1 };

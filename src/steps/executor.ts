@@ -63,6 +63,7 @@ export function applySteps(
         throw new RuntimeFailure(`injected failure at step ${n} (VFIO_ISOLATE_FAULT)`);
       }
       log.info(`${step.command}: ${step.title}`);
+      if (step.oneWay && fault?.kind === 'crash-before' && fault.step === n) crash();
       const result = step.apply({
         k,
         log,

@@ -37,5 +37,7 @@ export interface Step {
   /** One line in plain words: "restrict /system.slice to CPUs 0-6". */
   title: string;
   changes: Change[];
+  /** Nothing to undo (drop_caches, compact_memory): the step records no undo entry. */
+  oneWay?: boolean;
   apply(ctx: ApplyCtx): StepResult;
 }
