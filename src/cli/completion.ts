@@ -114,8 +114,10 @@ export function bashCompletion(table: readonly CommandSpec[], version: string): 
       const parts: string[] = [];
       if (e.subs.length) parts.push(`subs=${sq(e.subs.map((s) => s.name).join(' '))}`);
       parts.push(`opts=${sq(e.options.map((o) => o.word).join(' '))}`);
-      if (e.valueOptions.length) parts.push(`vopts=${sq(e.valueOptions.map((o) => `${o.word}:${o.kind}`).join(' '))}`);
-      if (e.args.length) parts.push(`args=(${e.args.map((a) => sq((a.optional ? '?' : '') + a.kind)).join(' ')})`);
+      if (e.valueOptions.length)
+        parts.push(`vopts=${sq(e.valueOptions.map((o) => `${o.word}:${o.kind}`).join(' '))}`);
+      if (e.args.length)
+        parts.push(`args=(${e.args.map((a) => sq((a.optional ? '?' : '') + a.kind)).join(' ')})`);
       if (e.chain) parts.push('chain=1');
       return `    ${sq(e.key)}) ${parts.join('; ')} ;;`;
     })
@@ -128,12 +130,16 @@ export function bashCompletion(table: readonly CommandSpec[], version: string): 
   )}
 
 _vfio_isolate_commands=${sq(names.join(' '))}
-_vfio_isolate_globals=${sq(globalWords()
-    .map((o) => o.word)
-    .join(' '))}
-_vfio_isolate_global_values=${sq(globalValueWords()
-    .map((o) => `${o.word}:${o.kind}`)
-    .join(' '))}
+_vfio_isolate_globals=${sq(
+    globalWords()
+      .map((o) => o.word)
+      .join(' '),
+  )}
+_vfio_isolate_global_values=${sq(
+    globalValueWords()
+      .map((o) => `${o.word}:${o.kind}`)
+      .join(' '),
+  )}
 
 # Sets, for a command given by its full name ("libvirt hook install"): subs (its subcommands), opts (every
 # option word), vopts ("WORD:KIND" for the options that take a value), args (one KIND per positional argument,
@@ -277,14 +283,17 @@ complete -F _vfio_isolate vfio-isolate
 export function zshCompletion(table: readonly CommandSpec[], version: string): string {
   const entries = completionEntries(table);
   const cmds = visible(table);
-  const arr = (items: string[]): string => (items.length ? `(\n      ${items.join('\n      ')}\n    )` : '()');
+  const arr = (items: string[]): string =>
+    items.length ? `(\n      ${items.join('\n      ')}\n    )` : '()';
   const specCases = entries
     .map((e) => {
       const parts: string[] = [];
       if (e.subs.length) parts.push(`subs=${arr(e.subs.map((s) => describe(s.name, s.summary)))}`);
       parts.push(`opts=${arr(e.options.map((o) => describe(o.word, o.help)))}`);
-      if (e.valueOptions.length) parts.push(`vopts=(${e.valueOptions.map((o) => sq(`${o.word}:${o.kind}`)).join(' ')})`);
-      if (e.args.length) parts.push(`args=(${e.args.map((a) => sq((a.optional ? '?' : '') + a.kind)).join(' ')})`);
+      if (e.valueOptions.length)
+        parts.push(`vopts=(${e.valueOptions.map((o) => sq(`${o.word}:${o.kind}`)).join(' ')})`);
+      if (e.args.length)
+        parts.push(`args=(${e.args.map((a) => sq((a.optional ? '?' : '') + a.kind)).join(' ')})`);
       if (e.chain) parts.push('chain=1');
       return `    (${sq(e.key)})\n    ${parts.join('\n    ')}\n    ;;`;
     })

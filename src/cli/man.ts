@@ -17,7 +17,8 @@ export function roffEscape(text: string): string {
     const cp = ch.codePointAt(0)!;
     if (ch === '\\') out += '\\e';
     else if (ch === '-') out += '\\-';
-    else if (cp > 0x7e || (cp < 0x20 && ch !== '\t')) out += `\\[u${cp.toString(16).toUpperCase().padStart(4, '0')}]`;
+    else if (cp > 0x7e || (cp < 0x20 && ch !== '\t'))
+      out += `\\[u${cp.toString(16).toUpperCase().padStart(4, '0')}]`;
     else out += ch;
   }
   return out;
@@ -33,7 +34,7 @@ export function prose(text: string): string {
 
 /** Code (examples, paths): escaped, and quotes that roff would typeset as curly ones kept straight. */
 export function code(text: string): string {
-  return roffEscape(text).replace(/'/g, "\\(aq").replace(/`/g, '\\(ga');
+  return roffEscape(text).replace(/'/g, '\\(aq').replace(/`/g, '\\(ga');
 }
 
 /** A text line: a leading . or ' would be read as a request, so it is protected with \&. */
@@ -62,7 +63,13 @@ function optionHelp(o: OptionSpec): string {
 }
 
 function argHelp(a: ArgSpec): string {
-  return prose(capitalise(a.help) + (a.choices ? ` (one of: ${a.choices.join(', ')})` : '') + (a.required ? '' : '; optional')) + '.';
+  return (
+    prose(
+      capitalise(a.help) +
+        (a.choices ? ` (one of: ${a.choices.join(', ')})` : '') +
+        (a.required ? '' : '; optional'),
+    ) + '.'
+  );
 }
 
 function usage(spec: CommandSpec, full: string): string {
@@ -84,7 +91,12 @@ export function exampleLines(example: string, commandNames: readonly string[], w
   const words: string[] = [];
   for (const w of example.split(' ')) {
     const last = words[words.length - 1];
-    if (last !== undefined && /^-/.test(last.split(' ').pop()!) && !/^-/.test(w) && !commandNames.includes(w)) {
+    if (
+      last !== undefined &&
+      /^-/.test(last.split(' ').pop()!) &&
+      !/^-/.test(w) &&
+      !commandNames.includes(w)
+    ) {
       words[words.length - 1] = `${last} ${w}`;
     } else words.push(w);
   }
@@ -116,7 +128,12 @@ function codeBlock(lines: string[]): string[] {
 }
 
 function commandSection(spec: CommandSpec, full: string, names: readonly string[]): string[] {
-  const out = [`.SS ${arg(roffEscape(full))}`, line(usage(spec, full)), '.PP', line(prose(capitalise(spec.summary)) + '.')];
+  const out = [
+    `.SS ${arg(roffEscape(full))}`,
+    line(usage(spec, full)),
+    '.PP',
+    line(prose(capitalise(spec.summary)) + '.'),
+  ];
   if (spec.description) out.push('.PP', line(prose(spec.description)));
   const subs = spec.subcommands?.filter((s) => !s.hidden) ?? [];
   if (subs.length) {
@@ -175,37 +192,62 @@ export function notationSection(text: string): string[] {
 const SEED_EXAMPLES: { title: string; text: string; lines: string[] }[] = [
   {
     title: 'Non-NUMA, cgroup v2 (AMD Ryzen 9 5950X)',
-    text: 'Keep the host (systemd\'s system.slice and user.slice) on the first seven cores and their SMT siblings; the VM pins its vCPUs to the second CCD (8-15,24-31) and its emulator to core 7 (7,23).',
-    lines: ['vfio-isolate \\', '    cpuset-modify --cpus C0-6,16-22 /system.slice \\', '    cpuset-modify --cpus C0-6,16-22 /user.slice'],
+    text: "Keep the host (systemd's system.slice and user.slice) on the first seven cores and their SMT siblings; the VM pins its vCPUs to the second CCD (8-15,24-31) and its emulator to core 7 (7,23).",
+    lines: [
+      'vfio-isolate \\',
+      '    cpuset-modify --cpus C0-6,16-22 /system.slice \\',
+      '    cpuset-modify --cpus C0-6,16-22 /user.slice',
+    ],
   },
   {
     title: 'Non-NUMA, cgroup v1 (6 cores, 12 threads)',
     text: 'Move every process of the root cpuset into a new host.slice that has the first two cores; undo by hand with cpuset-delete (its tasks move back to the parent).',
-    lines: ['vfio-isolate \\', '    cpuset-create --cpus C0-1,6-7 /host.slice \\', '    move-tasks / /host.slice', '', 'vfio-isolate cpuset-delete /host.slice'],
+    lines: [
+      'vfio-isolate \\',
+      '    cpuset-create --cpus C0-1,6-7 /host.slice \\',
+      '    move-tasks / /host.slice',
+      '',
+      'vfio-isolate cpuset-delete /host.slice',
+    ],
   },
   {
     title: 'NUMA, cgroup v1 (AMD Threadripper 1920X)',
     text: 'Give NUMA node 0 to the host and node 1 to the VM; -mm migrates the memory of the moved tasks to node 0.',
-    lines: ['vfio-isolate \\', '    cpuset-create --cpus N0 --mems N0 -mm /host.slice \\', '    move-tasks / /host.slice'],
+    lines: [
+      'vfio-isolate \\',
+      '    cpuset-create --cpus N0 --mems N0 -mm /host.slice \\',
+      '    move-tasks / /host.slice',
+    ],
   },
   {
     title: 'Undo file',
     text: 'Journal what a command changes, then undo it.',
-    lines: ['vfio-isolate -u /tmp/undo_description \\', '    cpuset-create --cpus C1-4 /test.slice', '', 'vfio-isolate restore /tmp/undo_description'],
+    lines: [
+      'vfio-isolate -u /tmp/undo_description \\',
+      '    cpuset-create --cpus C1-4 /test.slice',
+      '',
+      'vfio-isolate restore /tmp/undo_description',
+    ],
   },
   {
     title: 'IRQ affinity',
     text: 'Keep interrupts off CPUs 2-5 and 8-11, and restore them later.',
-    lines: ['vfio-isolate -u /tmp/undo_irq irq-affinity mask C2-5,8-11', 'vfio-isolate restore /tmp/undo_irq'],
+    lines: [
+      'vfio-isolate -u /tmp/undo_irq irq-affinity mask C2-5,8-11',
+      'vfio-isolate restore /tmp/undo_irq',
+    ],
   },
   {
     title: 'CPU governor',
     text: 'Run CPUs 2-5 and 8-11 with the performance governor, and restore the previous one later.',
-    lines: ['vfio-isolate -u /tmp/undo_gov cpu-governor performance C2-5,8-11', 'vfio-isolate restore /tmp/undo_gov'],
+    lines: [
+      'vfio-isolate -u /tmp/undo_gov cpu-governor performance C2-5,8-11',
+      'vfio-isolate restore /tmp/undo_gov',
+    ],
   },
   {
     title: 'A libvirt hook (/etc/libvirt/hooks/qemu)',
-    text: 'The fully featured example of 0.5.2: isolate when the VM starts, restore when it stops. HCPUS are the host CPUs, MCPUS the VM\'s.',
+    text: "The fully featured example of 0.5.2: isolate when the VM starts, restore when it stops. HCPUS are the host CPUs, MCPUS the VM's.",
     lines: [
       'enable_isolation () {',
       '    vfio-isolate \\',
@@ -229,7 +271,7 @@ const SEED_EXAMPLES: { title: string; text: string; lines: string[] }[] = [
 const DIFFERENCES = [
   'Errors are one line (`vfio-isolate: ...`, maybe followed by `hint: ...`) instead of a Python traceback, and the exit status tells usage errors (2) from failures (1).',
   'Every command of a chain is checked and planned before anything changes; a failure undoes what was already done.',
-  'The undo file is a JSON Lines journal, written before each step; a 0.5.2 pickle is refused (clean it up with 0.5.2\'s own restore).',
+  "The undo file is a JSON Lines journal, written before each step; a 0.5.2 pickle is refused (clean it up with 0.5.2's own restore).",
   'A reversed range (`C5-2`), an empty list (`C`, `--cpus ""`) and a CPU that is not present are usage errors; `L`, `P`, `S` and `0x` selectors are new.',
   'cgroup v1 flags (`-ce`, `-mm`, ...) on cgroup v2 are ignored with a warning; `cpuset-create` on v2 leaves values not given empty (inherit).',
   'Commands that write check for root first; new global options `-n`, `--json`, `--force`, `--no-rollback`; new commands such as `isolate`, `release`, `status` and `completion`.',
@@ -290,8 +332,10 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
     '.SH OPTIONS',
     ...globals.flatMap((o) => ['.TP', optionTag(o), line(optionHelp(o))]),
     '.SH COMMANDS',
-    line(prose(`Commands of vfio-isolate 0.5.2: ${compat.map((c) => c.name).join(', ')}.`)),
-    ...(others.length ? ['.PP', line(prose(`More commands: ${others.map((c) => c.name).join(', ')}.`))] : []),
+    ...(compat.length
+      ? [line(prose(`Commands of vfio-isolate 0.5.2: ${compat.map((c) => c.name).join(', ')}.`)), '.PP']
+      : []),
+    ...(others.length ? [line(prose(`More commands: ${others.map((c) => c.name).join(', ')}.`))] : []),
     ...cmds.flatMap((c) => commandSection(c, c.name, names)),
     '.SH CPU NOTATION',
     ...notationSection(opts.notation ?? NOTATION_HELP),
@@ -314,11 +358,23 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
       ),
     ),
     ...(has('libvirt')
-      ? ['.TP', B(code(`${P.libvirtHooks}/qemu`)), line(prose('The libvirt hook that `libvirt hook install` adds to (it never overwrites an existing hook).'))]
+      ? [
+          '.TP',
+          B(code(`${P.libvirtHooks}/qemu`)),
+          line(
+            prose(
+              'The libvirt hook that `libvirt hook install` adds to (it never overwrites an existing hook).',
+            ),
+          ),
+        ]
       : []),
     '.TP',
     B(code(`${P.cpuDir}, ${P.irqDir}, ${P.vmDir}`)),
-    line(prose('The kernel interfaces read and written: CPU topology and cpufreq policies, IRQ affinities, drop_caches and compact_memory; cgroups are found through /proc/self/mountinfo.')),
+    line(
+      prose(
+        'The kernel interfaces read and written: CPU topology and cpufreq policies, IRQ affinities, drop_caches and compact_memory; cgroups are found through /proc/self/mountinfo.',
+      ),
+    ),
     '.SH ENVIRONMENT',
     '.TP',
     B('VFIO_ISOLATE_ROOT'),
@@ -344,10 +400,21 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
     ),
     '.TP',
     B('2'),
-    line(prose('Usage error (unknown option, malformed CPU list, missing argument), detected before any change: nothing was changed.')),
+    line(
+      prose(
+        'Usage error (unknown option, malformed CPU list, missing argument), detected before any change: nothing was changed.',
+      ),
+    ),
     '.SH EXAMPLES',
     line(prose('The examples of the vfio-isolate 0.5.2 documentation work unchanged.')),
-    ...SEED_EXAMPLES.flatMap((e) => ['.PP', B(prose(e.title)), '.br', line(prose(e.text)), '.PP', ...codeBlock(e.lines)]),
+    ...SEED_EXAMPLES.flatMap((e) => [
+      '.PP',
+      B(prose(e.title)),
+      '.br',
+      line(prose(e.text)),
+      '.PP',
+      ...codeBlock(e.lines),
+    ]),
     '.SH DIFFERENCES FROM 0.5.2',
     ...DIFFERENCES.flatMap((d) => ['.IP \\(bu 2', line(prose(d))]),
     '.SH SEE ALSO',

@@ -78,7 +78,7 @@ function usageOf(spec: CommandSpec, full: string): string {
 /** `-ce` together with `-nce`: name both as the user may have typed them. */
 function contradiction(full: string, a: OptionSpec | undefined, b: OptionSpec | undefined): UsageError {
   const label = (o: OptionSpec | undefined): string => (o ? [...(o.short ?? []), `--${o.long}`].join('/') : 'an earlier option');
-  return new UsageError(`${full}: ${label(a)} and ${label(b)} contradict each other`, 'give only one of them');
+  return new UsageError(`${full}: ${label(b)} contradicts ${label(a)}`, 'give only one of them');
 }
 
 export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]): Parsed {

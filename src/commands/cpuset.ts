@@ -1,6 +1,7 @@
 /** cpuset-create, cpuset-modify, cpuset-delete (0.5.2 compatible, without its bugs). */
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
+import { isPinnedKernelThread } from '../kernel/procs.ts';
 import { writeIds } from '../kernel/tasks.ts';
 import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
 import type { Step } from '../steps/step.ts';
@@ -171,6 +172,7 @@ export function moveAll(
   let moved = 0;
   let gone = 0;
   const skipped: { what: string; why: string }[] = [];
+  const possible = k.machine.possible;
   for (let pass = 0; pass < 3; pass++) {
     const ids = k
       .read(listFile)
@@ -179,12 +181,22 @@ export function moveAll(
       .filter((n) => Number.isFinite(n) && !tried.has(n));
     if (ids.length === 0) break;
     const withStart: [number, number][] = [];
+    // Attaching to a cpuset resets a task's affinity; a task that had its own narrower mask (a node-bound
+    // kthread such as kcompactd0) would not get it back by moving back. Its mask is journalled too.
+    const narrowed: [number, number, string][] = [];
     for (const id of ids) {
       tried.add(id);
-      const start = k.procs.startOf(id);
-      if (start === undefined) gone++;
-      else withStart.push([id, start]);
+      const st = k.procs.statOf(id);
+      if (st === undefined) {
+        gone++;
+        continue;
+      }
+      withStart.push([id, st.start]);
+      if (isPinnedKernelThread(st)) continue;
+      const allowed = k.procs.allowed(id);
+      if (allowed && !allowed.equals(possible)) narrowed.push([id, st.start, allowed.toList()]);
     }
+    if (narrowed.length > 0) record({ kind: 'affinity', tasks: narrowed });
     record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
     const res = writeIds(k.fs, `${toDir}/${file}`, withStart.map(([id]) => id));
     moved += res.moved.length;

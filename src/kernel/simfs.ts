@@ -916,7 +916,9 @@ export class SimFs implements Fs {
         ) {
           throw err('ENOSPC', 'write', path);
         }
-        eff = this.listSet(`${dir}/cpuset.cpus`);
+        // Attaching to the top cpuset gives the task every possible CPU again (cpuset_attach uses
+        // task_cpu_possible_mask for top_cpuset), as a task that never left it has.
+        eff = isRoot ? this.possible() : this.listSet(`${dir}/cpuset.cpus`);
       } else {
         eff = this.v2GoverningEffective(h, dir);
         if (eff.isEmpty) throw err('ENOSPC', 'write', path);
