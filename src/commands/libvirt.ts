@@ -1,0 +1,439 @@
+/**
+ * libvirt integration: `libvirt cputune` prints the domain XML for the pinning, `libvirt hook install|uninstall|list`
+ * manage a per-domain hook script that isolates at `prepare begin` and releases at `release end`.
+ * Also registers the TOML profile loader that `isolate --profile` uses.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { CommandSpec, Ctx, Invocation } from '../cli/spec.ts';
+import { RuntimeFailure, UsageError } from '../errors.ts';
+import {
+  anyQemuHook,
+  hookFilePath,
+  hookJournalPath,
+  installHookFile,
+  listHookDir,
+  QEMU_HOOK_DIR,
+  QEMU_HOOK_SCRIPT,
+  readHookFile,
+  removeEmptyDirs,
+  removeHookFile,
+} from '../kernel/hooks.ts';
+import { cputuneJson, planCputune, renderCputuneXml } from '../libvirt/cputune.ts';
+import {
+  domainNameProblem,
+  hookFileName,
+  isOurHook,
+  parseHookScript,
+  pathProblem,
+  renderHookScript,
+  type HookInfo,
+} from '../libvirt/hook-script.ts';
+import { loadProfile, type Profile } from '../profile.ts';
+import { setProfileLoader } from './isolate.ts';
+import { emulatorCpusOf, pinQemuCommand, SCHED_OPTIONS, schedOf, vmCpusOf } from './pin-qemu.ts';
+
+function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
+  const f = inv.values.profile;
+  if (typeof f !== 'string') return undefined;
+  const p = loadProfile(f, ctx.k.machine);
+  for (const w of p.warnings) ctx.log.warn(w);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// libvirt cputune
+
+function cputuneRun(ctx: Ctx, inv: Invocation): number {
+  const v = inv.values;
+  const cmd = inv.name;
+  const profile = optProfile(ctx, inv);
+  const vm = vmCpusOf(ctx, cmd, typeof v.vm === 'string' ? v.vm : undefined, profile);
+  const emulator = emulatorCpusOf(
+    ctx,
+    cmd,
+    vm,
+    typeof v.emulator === 'string' ? v.emulator : undefined,
+    profile,
+  );
+  let iothreads = profile?.cputune.iothreads ?? 1;
+  if (typeof v.iothreads === 'string') {
+    if (!/^\d{1,2}$/.test(v.iothreads) || Number(v.iothreads) > 64) {
+      throw new UsageError(`${cmd}: --iothreads must be a number from 0 to 64, not "${v.iothreads}"`);
+    }
+    iothreads = Number(v.iothreads);
+  }
+  const vcpuSched = schedOf(cmd, v.sched, v.priority) ?? profile?.cputune.vcpuSched;
+  const iothreadSched =
+    schedOf(cmd, v.iothreadSched, v.iothreadPriority, '--iothread-sched') ?? profile?.cputune.iothreadSched;
+  if (iothreadSched && iothreads === 0)
+    throw new UsageError(`${cmd}: --iothread-sched needs at least one I/O thread (--iothreads N)`);
+  const plan = planCputune(ctx.k.machine, {
+    vm,
+    emulator,
+    iothreads,
+    ...(vcpuSched ? { vcpuSched } : {}),
+    ...(iothreadSched ? { iothreadSched } : {}),
+  });
+  for (const w of plan.warnings) ctx.log.warn(w);
+  if (ctx.g.json || v.json === true) {
+    ctx.streams.out(JSON.stringify(cputuneJson(plan), null, 2) + '\n');
+    return 0;
+  }
+  if (ctx.streams.isTTY) {
+    ctx.streams.err(
+      'vfio-isolate: paste into "virsh edit DOMAIN", replacing its <vcpu>, <iothreads>, <cputune>, <cpu> and <numatune> elements\n',
+    );
+  }
+  ctx.streams.out(renderCputuneXml(plan));
+  return 0;
+}
+
+const cputuneCommand: CommandSpec = {
+  name: 'cputune',
+  summary: 'print the libvirt XML that pins a VM to its CPUs (SMT siblings as pairs)',
+  description:
+    "Reads the real topology and prints <vcpu>, <iothreads>, <cputune> (vcpupin pairing SMT siblings as consecutive vCPUs, emulatorpin, iothreadpin, optional vcpusched/iothreadsched), the matching <cpu mode='host-passthrough'> topology and, on NUMA machines, <numatune>. Without --vm it uses the split `vfio-isolate topology` suggests; the emulator and I/O threads default to the host's last core. Needs no root.",
+  options: [
+    {
+      key: 'vm',
+      long: 'vm',
+      type: 'string',
+      valueName: 'CPUS',
+      help: 'CPUs of the VM (default: the suggested split)',
+      complete: 'cpus',
+    },
+    {
+      key: 'emulator',
+      long: 'emulator',
+      type: 'string',
+      valueName: 'CPUS',
+      help: "CPUs of QEMU's emulator and I/O threads (default: the host's last core)",
+      complete: 'cpus',
+    },
+    {
+      key: 'iothreads',
+      long: 'iothreads',
+      type: 'string',
+      valueName: 'N',
+      help: 'I/O threads to declare and pin (default 1)',
+    },
+    ...SCHED_OPTIONS,
+    {
+      key: 'iothreadSched',
+      long: 'iothread-sched',
+      type: 'string',
+      valueName: 'POLICY',
+      choices: ['fifo', 'rr'],
+      help: 'real-time scheduling of the I/O threads: fifo or rr',
+    },
+    {
+      key: 'iothreadPriority',
+      long: 'iothread-priority',
+      type: 'string',
+      valueName: 'N',
+      help: 'their priority 1-99 (default 1)',
+    },
+    {
+      key: 'profile',
+      long: 'profile',
+      type: 'string',
+      valueName: 'FILE',
+      help: 'take CPUs and [cputune] from a TOML profile',
+      complete: 'file',
+    },
+    { key: 'json', long: 'json', type: 'boolean', help: 'the plan as JSON (with the XML)' },
+  ],
+  args: [],
+  examples: [
+    'vfio-isolate libvirt cputune --vm C8-15,24-31 --emulator C7,23',
+    'vfio-isolate libvirt cputune --vm L1 --sched rr --priority 1 --iothread-sched fifo --iothread-priority 98',
+    'vfio-isolate libvirt cputune --vm C2-5,8-11 --emulator C0-1,6-7',
+  ],
+  handler: { kind: 'report', run: cputuneRun },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// libvirt hook install | uninstall | list
+
+function requireRoot(ctx: Ctx): void {
+  if (!ctx.k.simulated && !ctx.g.dryRun && process.geteuid?.() !== 0) {
+    throw new RuntimeFailure('must run as root (try sudo)', 'use --dry-run to see what would be written');
+  }
+}
+
+function domainArg(cmd: string, name: string | undefined): string {
+  const d = name ?? '';
+  const problem = domainNameProblem(d);
+  if (problem) throw new UsageError(`${cmd}: ${problem}`, 'nothing was written');
+  return d;
+}
+
+/** How the hook calls this tool: node and our script by absolute paths (hooks get a minimal PATH). */
+export function selfInvocation(): { node: string; nodeArgs: string[]; tool: string } {
+  const script = process.argv[1];
+  if (!script) throw new RuntimeFailure('cannot tell where vfio-isolate is installed (no script path)');
+  const tool = path.resolve(script);
+  const nodeArgs: string[] = [];
+  if (/\.[cm]?ts$/.test(tool)) {
+    // Running from the sources: the hook needs the TypeScript loader too, by absolute URL.
+    nodeArgs.push('--import', import.meta.resolve('tsx'));
+  }
+  return { node: process.execPath, nodeArgs, tool };
+}
+
+function hookInstallRun(ctx: Ctx, inv: Invocation): number {
+  const cmd = inv.name;
+  const domain = domainArg(cmd, inv.args.DOMAIN);
+  const file = inv.values.profile;
+  if (typeof file !== 'string') {
+    throw new UsageError(
+      `${cmd}: --profile FILE is required`,
+      `e.g. vfio-isolate libvirt hook install ${domain} --profile /etc/vfio-isolate/${domain}.toml`,
+    );
+  }
+  const profilePath = path.resolve(file);
+  const pp = pathProblem(profilePath);
+  if (pp) throw new UsageError(`${cmd}: profile path ${pp}`, 'nothing was written');
+  const profile = loadProfile(profilePath, ctx.k.machine);
+  for (const w of profile.warnings) ctx.log.warn(w);
+  if (profile.domain !== undefined && profile.domain !== domain) {
+    throw new UsageError(
+      `${cmd}: ${path.basename(profilePath)} is the profile of domain "${profile.domain}", not "${domain}"`,
+      'nothing was written',
+    );
+  }
+  requireRoot(ctx);
+  const self = selfInvocation();
+  for (const p of [self.node, self.tool]) {
+    const bad = pathProblem(p);
+    if (bad) throw new RuntimeFailure(`${cmd}: cannot call this tool from a hook: ${bad}`);
+  }
+  if (/\/_npx\/|\/\.npm\//.test(self.tool)) {
+    ctx.log.warn(
+      `${cmd}: vfio-isolate runs from a temporary npx directory (${self.tool}); install it for good (npm install -g) so the hook keeps working`,
+    );
+  }
+  // The system path on a real machine; under VFIO_ISOLATE_ROOT (tests) the fake tree's /run, like isolate's own journal.
+  const journal = ctx.k.hostPath(hookJournalPath(domain));
+  const target = hookFilePath(hookFileName(domain));
+  // On an update, keep the record of the directories the first install created (uninstall removes them).
+  const prev = readHookFile(ctx.k, target);
+  const prevCreated = prev?.text !== undefined ? (parseHookScript(prev.text)?.created ?? []) : [];
+  const text = (created: string[]): string =>
+    renderHookScript({
+      domain,
+      profile: profilePath,
+      journal,
+      created: [...new Set([...prevCreated, ...created])],
+      ...self,
+    });
+  const firstHook = !anyQemuHook(ctx.k);
+  if (ctx.g.dryRun) {
+    const existing = readHookFile(ctx.k, target);
+    if (existing && !(existing.text !== undefined && isOurHook(existing.text))) {
+      throw new RuntimeFailure(`${target} exists and was not written by vfio-isolate; leaving it alone`);
+    }
+    ctx.streams.out(`Would ${existing ? 'replace' : 'write'} ${target} (mode 0755):\n\n${text([])}`);
+    return 0;
+  }
+  const res = installHookFile(ctx.k, hookFileName(domain), text, isOurHook);
+  if (ctx.g.json) {
+    ctx.streams.out(
+      JSON.stringify(
+        {
+          installed: res.path,
+          domain,
+          profile: profilePath,
+          journal,
+          replaced: res.replaced,
+          created: res.created,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+  } else {
+    ctx.streams.out(
+      `${res.replaced ? 'Updated' : 'Installed'} the hook for domain ${domain}: ${res.path}\n` +
+        `  prepare begin → vfio-isolate -u ${journal} isolate --profile ${profilePath}\n` +
+        `  release end   → vfio-isolate -u ${journal} release --profile ${profilePath}\n` +
+        `  log: journalctl -t vfio-isolate (or your syslog)\n`,
+    );
+    if (firstHook) {
+      ctx.streams.out(
+        'libvirtd looks for hook scripts only when it starts: restart it before starting the domain\n' +
+          '  (sudo systemctl restart libvirtd, or virtqemud on modular installs; running VMs keep running).\n',
+      );
+    }
+  }
+  return 0;
+}
+
+function hookUninstallRun(ctx: Ctx, inv: Invocation): number {
+  const cmd = inv.name;
+  const domain = domainArg(cmd, inv.args.DOMAIN);
+  requireRoot(ctx);
+  const target = hookFilePath(hookFileName(domain));
+  const existing = readHookFile(ctx.k, target);
+  const info = existing?.text !== undefined ? parseHookScript(existing.text) : undefined;
+  if (!existing) {
+    throw new RuntimeFailure(
+      `${cmd}: no hook is installed for domain ${domain} (${target} does not exist)`,
+      'see vfio-isolate libvirt hook list',
+    );
+  }
+  if (ctx.g.dryRun) {
+    if (!info) throw new RuntimeFailure(`${target} was not written by vfio-isolate; leaving it alone`);
+    ctx.streams.out(`Would remove ${target}\n`);
+    return 0;
+  }
+  removeHookFile(ctx.k, hookFileName(domain), isOurHook);
+  const dirs = removeEmptyDirs(ctx.k, info?.created ?? []);
+  if (ctx.g.json)
+    ctx.streams.out(JSON.stringify({ removed: target, domain, removedDirs: dirs }, null, 2) + '\n');
+  else ctx.streams.out(`Removed the hook for domain ${domain}: ${target}\n`);
+  return 0;
+}
+
+interface ListedHook extends HookInfo {
+  path: string;
+  profileMissing: boolean;
+}
+
+function hookListRun(ctx: Ctx): number {
+  const ours: ListedHook[] = [];
+  const others: string[] = [];
+  for (const h of listHookDir(ctx.k)) {
+    const info = h.text !== undefined && h.isFile ? parseHookScript(h.text) : undefined;
+    if (info) {
+      let missing = false;
+      if (info.profile !== undefined) {
+        const prof = readProfileStat(info.profile);
+        missing = !prof;
+      }
+      ours.push({ ...info, path: h.path, profileMissing: missing });
+    } else if (h.executable || h.isSymlink) others.push(h.path);
+  }
+  const legacy = readHookFile(ctx.k, QEMU_HOOK_SCRIPT);
+  if (legacy) others.unshift(legacy.path);
+  if (ctx.g.json) {
+    ctx.streams.out(JSON.stringify({ dir: QEMU_HOOK_DIR, hooks: ours, others }, null, 2) + '\n');
+    return 0;
+  }
+  if (ours.length === 0) ctx.streams.out(`No vfio-isolate hooks in ${QEMU_HOOK_DIR}.\n`);
+  else {
+    const rows = ours.map((h) => [
+      h.domain,
+      (h.profile ?? '?') + (h.profileMissing ? ' (missing!)' : ''),
+      h.path,
+    ]);
+    const head = ['DOMAIN', 'PROFILE', 'HOOK'];
+    const w = head.map((hd, i) => Math.max(hd.length, ...rows.map((r) => r[i]!.length)));
+    const fmt = (r: string[]): string =>
+      r
+        .map((c, i) => (i < r.length - 1 ? c.padEnd(w[i]!) : c))
+        .join('  ')
+        .trimEnd() + '\n';
+    ctx.streams.out(fmt(head));
+    for (const r of rows) ctx.streams.out(fmt(r));
+  }
+  if (others.length)
+    ctx.streams.out(`Other QEMU hooks (not managed by vfio-isolate): ${others.join(', ')}\n`);
+  return ours.some((h) => h.profileMissing) ? 1 : 0;
+}
+
+/** Does the profile (a user file, not a system path) still exist? */
+function readProfileStat(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+const hookCommand: CommandSpec = {
+  name: 'hook',
+  summary: 'install, remove or list per-domain libvirt hooks',
+  options: [],
+  args: [],
+  subcommands: [
+    {
+      name: 'install',
+      summary: 'install a hook that isolates at VM start and releases at VM stop',
+      description:
+        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, by absolute paths, logging to syslog (tag vfio-isolate). An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
+      options: [
+        {
+          key: 'profile',
+          long: 'profile',
+          type: 'string',
+          valueName: 'FILE',
+          help: 'the TOML profile of the VM (required)',
+          complete: 'file',
+        },
+      ],
+      args: [{ name: 'DOMAIN', required: true, help: 'libvirt domain name', complete: 'domain' }],
+      examples: ['vfio-isolate libvirt hook install win11 --profile /etc/vfio-isolate/win11.toml'],
+      writes: true,
+      handler: { kind: 'report', run: hookInstallRun },
+    },
+    {
+      name: 'uninstall',
+      summary: "remove a domain's hook (only one vfio-isolate wrote)",
+      options: [],
+      args: [{ name: 'DOMAIN', required: true, help: 'libvirt domain name', complete: 'domain' }],
+      examples: ['vfio-isolate libvirt hook uninstall win11'],
+      writes: true,
+      handler: { kind: 'report', run: hookUninstallRun },
+    },
+    {
+      name: 'list',
+      summary: 'list the installed hooks with their domains and profiles',
+      description: 'Exits 1 when the profile of an installed hook is missing.',
+      options: [],
+      args: [],
+      handler: { kind: 'report', run: (ctx) => hookListRun(ctx) },
+    },
+  ],
+};
+
+export const libvirtCommand: CommandSpec = {
+  name: 'libvirt',
+  summary: 'libvirt integration: <cputune> XML and per-domain hooks',
+  description:
+    'cputune prints the pinning XML for a domain; hook install/uninstall/list manage a hook script that runs isolate when the domain starts and release when it stops.',
+  options: [],
+  args: [],
+  subcommands: [cputuneCommand, hookCommand],
+};
+
+/** libvirt and pin-qemu (one entry point for the command table). */
+export const libvirtCommands: CommandSpec[] = [libvirtCommand, pinQemuCommand];
+
+// ---------------------------------------------------------------------------------------------------------------
+// `isolate --profile FILE`: the profile loader
+
+setProfileLoader((ctx, file) => {
+  const p = loadProfile(file, ctx.k.machine);
+  for (const w of p.warnings) ctx.log.warn(w);
+  const s = p.isolate.steps;
+  if (s.partition)
+    ctx.log.warn(`${path.basename(p.path)}: partition = true is not supported by isolate yet; ignored`);
+  return {
+    ...(p.vmSpec !== undefined ? { vmSpec: p.vmSpec } : {}),
+    ...(p.hostSpec !== undefined ? { hostSpec: p.hostSpec } : {}),
+    ...(p.isolate.vmCgroup ? { vmCgroup: p.isolate.vmCgroup } : {}),
+    steps: {
+      cgroups: s.cgroups,
+      kthreads: s.kthreads,
+      workqueues: s.workqueues,
+      irqs: s.irqs,
+      stopIrqbalance: s.stopIrqbalance,
+      dropCaches: s.dropCaches,
+      compactMemory: s.compactMemory,
+      ...(s.governor !== undefined ? { governor: s.governor } : {}),
+      ...(s.statInterval !== undefined ? { statInterval: s.statInterval } : {}),
+    },
+  };
+});

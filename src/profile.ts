@@ -1,0 +1,319 @@
+/**
+ * VM profiles: one small TOML file per VM, read by `isolate --profile`, `release --profile`,
+ * `libvirt cputune --profile` and the libvirt hook.
+ *
+ *   domain = "win11"            # optional; must match the domain a hook is installed for
+ *   vm_cpus = "L1"              # or host_cpus = "C0-7,16-23" (one of the two)
+ *   emulator_cpus = "C7,23"     # optional: QEMU's emulator and I/O threads (default: the host's last core)
+ *
+ *   [isolate]                   # every key optional; defaults as for `vfio-isolate isolate`
+ *   cgroups = true
+ *   irqs = true
+ *   kthreads = true
+ *   workqueues = true
+ *   governor = "performance"    # or false
+ *   drop_caches = true
+ *   compact_memory = true
+ *   stop_irqbalance = false
+ *   partition = false
+ *   stat_interval = 10
+ *   vm_cgroup = "/machine.slice"
+ *
+ *   [cputune]                   # for `libvirt cputune --profile`
+ *   iothreads = 1
+ *   sched = "rr"                # vCPU threads: fifo or rr
+ *   priority = 1
+ *   iothread_sched = "fifo"
+ *   iothread_priority = 98
+ *
+ * Unknown keys are refused with a message naming the key; CPU strings use the command line's notation and are
+ * checked against the machine.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import * as v from 'valibot';
+import { CpuSet } from './cpus/cpuset.ts';
+import { NotationError, parseCpuSpec } from './cpus/notation.ts';
+import type { CpuTopology } from './cpus/topology-model.ts';
+import { suggest } from './cli/parse.ts';
+import { RuntimeFailure, UsageError } from './errors.ts';
+import { domainNameProblem } from './libvirt/hook-script.ts';
+import type { SchedSpec } from './libvirt/cputune.ts';
+
+const MAX_PROFILE_BYTES = 64 * 1024;
+
+const CpuString = v.pipe(
+  v.string('must be a CPU set string like "C8-15,24-31" or "L1"'),
+  v.minLength(1, 'must not be empty'),
+  v.maxLength(1024),
+);
+const Flag = v.optional(v.boolean('must be true or false'));
+const Sched = v.optional(v.picklist(['fifo', 'rr'], 'must be "fifo" or "rr"'));
+const Priority = v.optional(
+  v.pipe(
+    v.number('must be a number from 1 to 99'),
+    v.integer('must be a whole number'),
+    v.minValue(1, 'must be at least 1'),
+    v.maxValue(99, 'must be at most 99'),
+  ),
+);
+
+const IsolateTable = v.strictObject({
+  cgroups: Flag,
+  irqs: Flag,
+  kthreads: Flag,
+  workqueues: Flag,
+  governor: v.optional(
+    v.union(
+      [
+        v.pipe(
+          v.string(),
+          v.regex(/^[a-z0-9_-]{1,32}$/, 'must be a governor name like "performance", or false'),
+        ),
+        v.literal(false),
+      ],
+      'must be a governor name like "performance", or false',
+    ),
+  ),
+  drop_caches: Flag,
+  compact_memory: Flag,
+  stop_irqbalance: Flag,
+  partition: Flag,
+  stat_interval: v.optional(
+    v.pipe(
+      v.number('must be a number of seconds'),
+      v.integer('must be a whole number'),
+      v.minValue(1, 'must be at least 1'),
+      v.maxValue(86400, 'must be at most 86400'),
+    ),
+  ),
+  vm_cgroup: v.optional(
+    v.pipe(
+      v.string('must be a cgroup name like "/machine.slice"'),
+      v.minLength(1, 'must not be empty'),
+      v.maxLength(4096),
+    ),
+  ),
+});
+
+const CputuneTable = v.strictObject({
+  iothreads: v.optional(
+    v.pipe(
+      v.number('must be a number from 0 to 64'),
+      v.integer('must be a whole number'),
+      v.minValue(0, 'must be at least 0'),
+      v.maxValue(64, 'must be at most 64'),
+    ),
+  ),
+  sched: Sched,
+  priority: Priority,
+  iothread_sched: Sched,
+  iothread_priority: Priority,
+});
+
+export const ProfileSchema = v.strictObject({
+  domain: v.optional(
+    v.pipe(
+      v.string('must be a string'),
+      v.check(
+        (s) => domainNameProblem(s) === undefined,
+        'is not a domain name hooks support (letters, digits, _ . + -)',
+      ),
+    ),
+  ),
+  vm_cpus: v.optional(CpuString),
+  host_cpus: v.optional(CpuString),
+  emulator_cpus: v.optional(CpuString),
+  isolate: v.optional(IsolateTable),
+  cputune: v.optional(CputuneTable),
+});
+export type ProfileData = v.InferOutput<typeof ProfileSchema>;
+
+/** The steps `isolate` takes, as a profile sets them (defaults: those of `vfio-isolate isolate`). */
+export interface ProfileSteps {
+  cgroups: boolean;
+  irqs: boolean;
+  kthreads: boolean;
+  workqueues: boolean;
+  /** undefined: leave the governor alone. */
+  governor?: string;
+  dropCaches: boolean;
+  compactMemory: boolean;
+  stopIrqbalance: boolean;
+  partition: boolean;
+  statInterval?: number;
+}
+
+/** The isolate options a profile stands for. */
+export interface ProfileIsolateOptions {
+  vmCpus: CpuSet;
+  /** Online CPUs not given to the VM (host_cpus, when the profile names them that way). */
+  hostCpus: CpuSet;
+  /** Cgroup of the VMs, as parts ("machine.slice" → ["machine.slice"]); undefined = isolate's default. */
+  vmCgroup?: string[];
+  steps: ProfileSteps;
+}
+
+export interface Profile {
+  /** Absolute path of the file ("<text>" when parsed from a string). */
+  path: string;
+  domain?: string;
+  vmCpus: CpuSet;
+  hostCpus: CpuSet;
+  /** Exactly as written in the file (for messages and for isolate's own resolution). */
+  vmSpec?: string;
+  hostSpec?: string;
+  emulatorCpus?: CpuSet;
+  isolate: ProfileIsolateOptions;
+  cputune: { iothreads?: number; vcpuSched?: SchedSpec; iothreadSched?: SchedSpec };
+  /** Things worth telling the user (offline CPUs). */
+  warnings: string[];
+}
+
+const KNOWN: Record<string, readonly string[]> = {
+  '': Object.keys(ProfileSchema.entries),
+  isolate: Object.keys(IsolateTable.entries),
+  cputune: Object.keys(CputuneTable.entries),
+};
+
+function issueMessage(name: string, issue: v.BaseIssue<unknown>): { message: string; hint?: string } {
+  const keys = (issue.path ?? []).map((p) => String(p.key));
+  const key = keys.join('.');
+  if (issue.type === 'strict_object' && keys.length > 0) {
+    const table = keys.slice(0, -1).join('.');
+    const where = table ? ` in [${table}]` : '';
+    const known = KNOWN[table];
+    const unknown = keys[keys.length - 1]!;
+    const near = known ? suggest(unknown, known) : undefined;
+    return {
+      message: `${name}: unknown key "${unknown}"${where}`,
+      hint: near ? `did you mean "${near}"?` : known ? `known keys${where}: ${known.join(', ')}` : undefined,
+    };
+  }
+  if (keys.length === 0) return { message: `${name}: ${issue.message}` };
+  return { message: `${name}: ${key} ${issue.message}` };
+}
+
+/** Parse and validate profile text against a machine. Throws UsageError (exit 2) for anything wrong in it. */
+export function parseProfile(text: string, topo: CpuTopology, file = '<text>'): Profile {
+  const name = file === '<text>' ? 'profile' : path.basename(file);
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (e) {
+    if (e instanceof TomlError) {
+      const first = e.message.split('\n')[0]!.replace(/^Invalid TOML document:\s*/, '');
+      throw new UsageError(`${name}:${e.line}:${e.column}: not valid TOML: ${first}`);
+    }
+    throw e;
+  }
+  const r = v.safeParse(ProfileSchema, raw);
+  if (!r.success) {
+    const { message, hint } = issueMessage(name, r.issues[0]);
+    throw new UsageError(message, hint);
+  }
+  const d = r.output;
+  const warnings: string[] = [];
+  const cpus = (key: string, value: string): CpuSet => {
+    try {
+      const res = parseCpuSpec(value, topo, { what: `${key} in ${name}` });
+      warnings.push(...res.warnings);
+      return res.cpus;
+    } catch (e) {
+      if (e instanceof NotationError)
+        throw new UsageError(e.message, 'see "vfio-isolate help cpus" for the notation');
+      throw e;
+    }
+  };
+  if (d.vm_cpus !== undefined && d.host_cpus !== undefined) {
+    throw new UsageError(
+      `${name}: give vm_cpus or host_cpus, not both`,
+      'the other is every online CPU not named',
+    );
+  }
+  if (d.vm_cpus === undefined && d.host_cpus === undefined) {
+    throw new UsageError(
+      `${name}: which CPUs does the VM get? set vm_cpus (or host_cpus)`,
+      'e.g. vm_cpus = "C8-15,24-31" (see vfio-isolate topology)',
+    );
+  }
+  const vmCpus =
+    d.vm_cpus !== undefined ? cpus('vm_cpus', d.vm_cpus) : topo.online.minus(cpus('host_cpus', d.host_cpus!));
+  const hostCpus = topo.online.minus(vmCpus);
+  if (vmCpus.isEmpty) throw new UsageError(`${name}: host_cpus leaves no CPU for the VM`);
+  if (hostCpus.isEmpty)
+    throw new UsageError(`${name}: vm_cpus takes every online CPU and leaves none for the host`);
+  const emulatorCpus = d.emulator_cpus !== undefined ? cpus('emulator_cpus', d.emulator_cpus) : undefined;
+  const i = d.isolate ?? {};
+  const steps: ProfileSteps = {
+    cgroups: i.cgroups ?? true,
+    irqs: i.irqs ?? true,
+    kthreads: i.kthreads ?? true,
+    workqueues: i.workqueues ?? true,
+    dropCaches: i.drop_caches ?? false,
+    compactMemory: i.compact_memory ?? false,
+    stopIrqbalance: i.stop_irqbalance ?? false,
+    partition: i.partition ?? false,
+  };
+  if (typeof i.governor === 'string') steps.governor = i.governor;
+  if (i.stat_interval !== undefined) steps.statInterval = i.stat_interval;
+  const isolate: ProfileIsolateOptions = { vmCpus, hostCpus, steps };
+  if (i.vm_cgroup !== undefined) {
+    const parts = i.vm_cgroup.split('/').filter(Boolean);
+    if (parts.some((p) => p === '.' || p === '..') || parts.length === 0) {
+      throw new UsageError(
+        `${name}: isolate.vm_cgroup ${JSON.stringify(i.vm_cgroup)} is not a cgroup name like "/machine.slice"`,
+      );
+    }
+    isolate.vmCgroup = parts;
+  }
+  const c = d.cputune ?? {};
+  if (c.priority !== undefined && c.sched === undefined)
+    throw new UsageError(`${name}: cputune.priority needs cputune.sched ("fifo" or "rr")`);
+  if (c.iothread_priority !== undefined && c.iothread_sched === undefined) {
+    throw new UsageError(`${name}: cputune.iothread_priority needs cputune.iothread_sched ("fifo" or "rr")`);
+  }
+  const cputune: Profile['cputune'] = {};
+  if (c.iothreads !== undefined) cputune.iothreads = c.iothreads;
+  if (c.sched) cputune.vcpuSched = { policy: c.sched, priority: c.priority ?? 1 };
+  if (c.iothread_sched)
+    cputune.iothreadSched = { policy: c.iothread_sched, priority: c.iothread_priority ?? 1 };
+  const p: Profile = { path: file, vmCpus, hostCpus, isolate, cputune, warnings };
+  if (d.domain !== undefined) p.domain = d.domain;
+  if (d.vm_cpus !== undefined) p.vmSpec = d.vm_cpus;
+  if (d.host_cpus !== undefined) p.hostSpec = d.host_cpus;
+  if (emulatorCpus) p.emulatorCpus = emulatorCpus;
+  return p;
+}
+
+/**
+ * Read and validate a profile file. A missing or unreadable file is a runtime failure (exit 1); anything wrong
+ * inside it is a usage error (exit 2). The path is the user's own file, not a system path.
+ */
+export function loadProfile(file: string, topo: CpuTopology): Profile {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    const st = fs.statSync(abs);
+    if (!st.isFile()) throw new UsageError(`profile ${file} is not a regular file`);
+    if (st.size > MAX_PROFILE_BYTES)
+      throw new UsageError(`profile ${file} is larger than ${MAX_PROFILE_BYTES / 1024} KiB: not a profile`);
+    text = fs.readFileSync(abs, 'utf8');
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new RuntimeFailure(
+      code === 'ENOENT' ? `profile ${file} does not exist` : `cannot read profile ${file}: ${code}`,
+      code === 'ENOENT'
+        ? 'check the path (profiles are TOML files; see "vfio-isolate help libvirt")'
+        : undefined,
+    );
+  }
+  return parseProfile(text, topo, abs);
+}
+
+/** The options `isolate` takes, as the profile sets them. */
+export function profileToIsolateOptions(p: Profile): ProfileIsolateOptions {
+  return p.isolate;
+}
