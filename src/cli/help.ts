@@ -10,7 +10,12 @@ export function optionLabel(o: OptionSpec): string {
 
 function table(rows: [string, string][], indent = 2): string {
   const w = Math.min(30, Math.max(...rows.map(([a]) => a.length)) + 2);
-  return rows.map(([a, b]) => `${' '.repeat(indent)}${a.length >= w ? `${a}\n${' '.repeat(indent + w)}` : a.padEnd(w)}${b}`).join('\n');
+  return rows
+    .map(
+      ([a, b]) =>
+        `${' '.repeat(indent)}${a.length >= w ? `${a}\n${' '.repeat(indent + w)}` : a.padEnd(w)}${b}`,
+    )
+    .join('\n');
 }
 
 export function usageLine(spec: CommandSpec, full: string): string {
@@ -55,9 +60,14 @@ export function commandHelp(spec: CommandSpec, full: string): string {
     parts.push('', 'Subcommands:', table(spec.subcommands.map((s) => [s.name, s.summary])));
   }
   if (spec.args.length) {
-    parts.push('', 'Arguments:', table(spec.args.map((a) => [a.name, a.help + (a.choices ? ` (${a.choices.join('|')})` : '')])));
+    parts.push(
+      '',
+      'Arguments:',
+      table(spec.args.map((a) => [a.name, a.help + (a.choices ? ` (${a.choices.join('|')})` : '')])),
+    );
   }
-  if (spec.options.length) parts.push('', 'Options:', table(spec.options.map((o) => [optionLabel(o), o.help])));
+  if (spec.options.length)
+    parts.push('', 'Options:', table(spec.options.map((o) => [optionLabel(o), o.help])));
   if (spec.examples?.length) parts.push('', 'Examples:', ...spec.examples.map((e) => `  ${e}`));
   parts.push('');
   return parts.join('\n');

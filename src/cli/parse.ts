@@ -9,7 +9,13 @@ import type { CommandSpec, Globals, Invocation, OptionSpec, Values } from './spe
 
 export const GLOBAL_OPTIONS: OptionSpec[] = [
   { key: 'verbose', long: 'verbose', short: ['-v'], type: 'boolean', help: 'say what each step does' },
-  { key: 'debug', long: 'debug', short: ['-d'], type: 'boolean', help: 'also show paths, values and stack traces' },
+  {
+    key: 'debug',
+    long: 'debug',
+    short: ['-d'],
+    type: 'boolean',
+    help: 'also show paths, values and stack traces',
+  },
   {
     key: 'undoFile',
     long: 'undo-file',
@@ -22,7 +28,12 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   { key: 'dryRun', long: 'dry-run', short: ['-n'], type: 'boolean', help: 'print the plan, change nothing' },
   { key: 'json', long: 'json', type: 'boolean', help: 'machine-readable output on stdout' },
   { key: 'force', long: 'force', type: 'boolean', help: 'do what a safety check would refuse' },
-  { key: 'noRollback', long: 'no-rollback', type: 'boolean', help: 'on failure keep partial changes (debugging)' },
+  {
+    key: 'noRollback',
+    long: 'no-rollback',
+    type: 'boolean',
+    help: 'on failure keep partial changes (debugging)',
+  },
   { key: 'help', long: 'help', short: ['-h'], type: 'boolean', help: 'show help and exit' },
   { key: 'version', long: 'version', short: ['-V'], type: 'boolean', help: 'print the version and exit' },
 ];
@@ -34,7 +45,10 @@ export interface Parsed {
   commands: Invocation[];
 }
 
-function matchOption(opts: readonly OptionSpec[], tok: string): { opt: OptionSpec; inline?: string } | undefined {
+function matchOption(
+  opts: readonly OptionSpec[],
+  tok: string,
+): { opt: OptionSpec; inline?: string } | undefined {
   if (tok.startsWith('--')) {
     const eq = tok.indexOf('=');
     const name = eq >= 0 ? tok.slice(2, eq) : tok.slice(2);
@@ -48,11 +62,18 @@ function matchOption(opts: readonly OptionSpec[], tok: string): { opt: OptionSpe
 
 /** Levenshtein distance, for "did you mean". */
 export function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [
+    i,
+    ...Array<number>(b.length).fill(0),
+  ]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++)
     for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      d[i]![j] = Math.min(
+        d[i - 1]![j]! + 1,
+        d[i]![j - 1]! + 1,
+        d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
   return d[a.length]![b.length]!;
 }
 
@@ -77,12 +98,20 @@ function usageOf(spec: CommandSpec, full: string): string {
 
 /** `-ce` together with `-nce`: name both as the user may have typed them. */
 function contradiction(full: string, a: OptionSpec | undefined, b: OptionSpec | undefined): UsageError {
-  const label = (o: OptionSpec | undefined): string => (o ? [...(o.short ?? []), `--${o.long}`].join('/') : 'an earlier option');
+  const label = (o: OptionSpec | undefined): string =>
+    o ? [...(o.short ?? []), `--${o.long}`].join('/') : 'an earlier option';
   return new UsageError(`${full}: ${label(b)} contradicts ${label(a)}`, 'give only one of them');
 }
 
 export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]): Parsed {
-  const globals: Globals = { verbose: false, debug: false, dryRun: false, json: false, force: false, noRollback: false };
+  const globals: Globals = {
+    verbose: false,
+    debug: false,
+    dryRun: false,
+    json: false,
+    force: false,
+    noRollback: false,
+  };
   const out: Parsed = { globals, commands: [] };
   const names = table.map((c) => c.name);
   let i = 0;
@@ -92,14 +121,25 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
     const m = matchOption(GLOBAL_OPTIONS, tok);
     if (!m) {
       const owner = table.find((c) => matchOption(c.options, tok));
-      if (owner) throw new UsageError(`option ${tok} belongs to a command`, `write it after the command: vfio-isolate ${owner.name} ${tok} ...`);
-      const near = suggest(tok.replace(/^-+/, ''), GLOBAL_OPTIONS.map((o) => o.long));
-      throw new UsageError(`unknown option ${tok}`, near ? `did you mean --${near}?` : 'see vfio-isolate --help');
+      if (owner)
+        throw new UsageError(
+          `option ${tok} belongs to a command`,
+          `write it after the command: vfio-isolate ${owner.name} ${tok} ...`,
+        );
+      const near = suggest(
+        tok.replace(/^-+/, ''),
+        GLOBAL_OPTIONS.map((o) => o.long),
+      );
+      throw new UsageError(
+        `unknown option ${tok}`,
+        near ? `did you mean --${near}?` : 'see vfio-isolate --help',
+      );
     }
     i++;
     if (m.opt.type === 'string') {
       const value = m.inline ?? argv[i++];
-      if (value === undefined || value === '') throw new UsageError(`option ${tok} needs a value (${m.opt.valueName ?? 'VALUE'})`);
+      if (value === undefined || value === '')
+        throw new UsageError(`option ${tok} needs a value (${m.opt.valueName ?? 'VALUE'})`);
       if (m.opt.key === 'undoFile') globals.undoFile = value;
     } else {
       if (m.inline !== undefined) throw new UsageError(`option --${m.opt.long} takes no value`);
@@ -116,15 +156,26 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
     if (!spec) {
       const near = suggest(tok, names);
       if (tok.startsWith('-')) {
-        throw new UsageError(`option ${tok} is in the wrong place`, 'global options come before the first command; command options come right after their command');
+        throw new UsageError(
+          `option ${tok} is in the wrong place`,
+          'global options come before the first command; command options come right after their command',
+        );
       }
       const prev = out.commands[out.commands.length - 1];
       if (prev && !near) {
         // a word after a command that has all its arguments: most likely one argument too many
-        const takes = prev.spec.args.length ? `takes only ${prev.spec.args.map((a) => a.name).join(' and ')}` : 'takes no arguments';
-        throw new UsageError(`${prev.name} ${takes}, and "${tok}" is not a command`, usageOf(prev.spec, prev.name));
+        const takes = prev.spec.args.length
+          ? `takes only ${prev.spec.args.map((a) => a.name).join(' and ')}`
+          : 'takes no arguments';
+        throw new UsageError(
+          `${prev.name} ${takes}, and "${tok}" is not a command`,
+          usageOf(prev.spec, prev.name),
+        );
       }
-      throw new UsageError(`unknown command "${tok}"`, near ? `did you mean ${near}?` : 'see vfio-isolate --help');
+      throw new UsageError(
+        `unknown command "${tok}"`,
+        near ? `did you mean ${near}?` : 'see vfio-isolate --help',
+      );
     }
     i++;
     let full = spec.name;
@@ -134,9 +185,16 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
       const next: CommandSpec | undefined = spec.subcommands.find((c) => c.name === sub);
       if (!next) {
         const list = spec.subcommands.map((c) => c.name).join(', ');
-        const near = sub ? suggest(sub, spec.subcommands.map((c) => c.name)) : undefined;
+        const near = sub
+          ? suggest(
+              sub,
+              spec.subcommands.map((c) => c.name),
+            )
+          : undefined;
         throw new UsageError(
-          sub === undefined ? `${full} needs a subcommand (${list})` : `unknown subcommand "${sub}" of ${full}`,
+          sub === undefined
+            ? `${full} needs a subcommand (${list})`
+            : `unknown subcommand "${sub}" of ${full}`,
           near ? `did you mean ${full} ${near}?` : `one of: ${list}`,
         );
       }
@@ -178,9 +236,16 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
         if (m.opt.type === 'string' && m.inline === undefined) {
           const value = argv[i];
           if (value === undefined || (value.startsWith('-') && value.length > 1) || isCommand(value)) {
-            throw new UsageError(`${full}: option ${t} needs a value (${m.opt.valueName ?? 'VALUE'})`, usageOf(spec, full));
+            throw new UsageError(
+              `${full}: option ${t} needs a value (${m.opt.valueName ?? 'VALUE'})`,
+              usageOf(spec, full),
+            );
           }
-          if (value === '') throw new UsageError(`${full}: option ${t} needs a value, got an empty string`, usageOf(spec, full));
+          if (value === '')
+            throw new UsageError(
+              `${full}: option ${t} needs a value, got an empty string`,
+              usageOf(spec, full),
+            );
           slice.push(value);
           i++;
         }
@@ -192,7 +257,8 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
         // so its optional argument may be a command name (help cpuset-modify).
         // A CPU/governor argument can never be a command name: `cpu-governor performance cpuset-modify ...`
         // lacks its CPUs (0.5.2's own README example), and says so.
-        const neverCommand = argSpec.complete === 'cpus' || argSpec.complete === 'nodes' || argSpec.complete === 'governor';
+        const neverCommand =
+          argSpec.complete === 'cpus' || argSpec.complete === 'nodes' || argSpec.complete === 'governor';
         if (((!argSpec.required && spec.handler?.kind !== 'report') || neverCommand) && isCommand(t)) break;
         positionals.push(t);
         slice.push(t);
@@ -209,7 +275,8 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
     if (missing.length > 0) {
       const got = argv[i];
       throw new UsageError(
-        `${full}: missing ${missing.map((a) => a.name).join(' and ')}` + (got && isCommand(got) ? ` (found command "${got}" instead)` : ''),
+        `${full}: missing ${missing.map((a) => a.name).join(' and ')}` +
+          (got && isCommand(got) ? ` (found command "${got}" instead)` : ''),
         usageOf(spec, full),
       );
     }
@@ -227,10 +294,20 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
       const v = parsed.values[o.long];
       if (v === undefined) continue;
       if (o.negates) {
-        if (values[o.negates] !== undefined) throw contradiction(full, spec.options.find((x) => x.key === o.negates), o);
+        if (values[o.negates] !== undefined)
+          throw contradiction(
+            full,
+            spec.options.find((x) => x.key === o.negates),
+            o,
+          );
         values[o.negates] = false;
       } else {
-        if (o.type === 'boolean' && values[o.key] === false) throw contradiction(full, o, spec.options.find((x) => x.negates === o.key));
+        if (o.type === 'boolean' && values[o.key] === false)
+          throw contradiction(
+            full,
+            o,
+            spec.options.find((x) => x.negates === o.key),
+          );
         values[o.key] = v as string | boolean;
       }
     }
@@ -238,12 +315,21 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
       const idx = spec.args.indexOf(a);
       const v = positionals[idx];
       if (v !== undefined && a.choices && !a.choices.includes(v.toLowerCase())) {
-        throw new UsageError(`${full}: ${a.name} must be one of ${a.choices.join(', ')}, not "${v}"`, usageOf(spec, full));
+        throw new UsageError(
+          `${full}: ${a.name} must be one of ${a.choices.join(', ')}, not "${v}"`,
+          usageOf(spec, full),
+        );
       }
     }
     const args: Record<string, string | undefined> = {};
     spec.args.forEach((a, idx) => (args[a.name] = positionals[idx]));
-    out.commands.push({ spec, name: full, values, args, argv: argv.slice(start - full.split(' ').length, i) });
+    out.commands.push({
+      spec,
+      name: full,
+      values,
+      args,
+      argv: argv.slice(start - full.split(' ').length, i),
+    });
   }
   return out;
 }

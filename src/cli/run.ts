@@ -82,7 +82,10 @@ async function execute(
   const log = makeLog(streams, g.verbose, g.debug, colour);
   const reports = commands.filter((c) => c.spec.handler?.kind === 'report');
   if (reports.length > 0 && commands.length > 1) {
-    throw new UsageError(`${reports[0]!.name} cannot be chained with other commands`, `run it on its own: vfio-isolate ${reports[0]!.name} ...`);
+    throw new UsageError(
+      `${reports[0]!.name} cannot be chained with other commands`,
+      `run it on its own: vfio-isolate ${reports[0]!.name} ...`,
+    );
   }
   const k = Kernel.open(env);
   const ctx: Ctx = { k, state: new PlanState(k), log, g, streams, env, colour, argv, chain: commands };
@@ -92,7 +95,10 @@ async function execute(
 
   const writes = commands.some((c) => c.spec.writes);
   if (writes && !g.dryRun && !k.simulated && process.geteuid?.() !== 0) {
-    throw new RuntimeFailure('must run as root (try sudo)', 'use --dry-run to see what would change without root');
+    throw new RuntimeFailure(
+      'must run as root (try sudo)',
+      'use --dry-run to see what would change without root',
+    );
   }
   // 1. plan every command of the chain against the simulated state
   const planned: { inv: Ctx['chain'][number]; steps: Step[] }[] = [];
@@ -111,13 +117,16 @@ async function execute(
   let journal: JournalSink | undefined;
   try {
     lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
-    journal = g.undoFile ? openJournal(g.undoFile, { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv }) : memoryJournal();
+    journal = g.undoFile
+      ? openJournal(g.undoFile, { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv })
+      : memoryJournal();
     for (const w of journal.warnings) log.warn(w);
     let outcome;
     try {
       outcome = applySteps(steps, { k, log, journal, noRollback: g.noRollback, fault: faultFromEnv(env) });
     } catch (e) {
-      if (e instanceof RunFailed && g.json) printResult(streams, steps, e.applied, { ok: false, error: e.message, rolledBack: e.rolledBack });
+      if (e instanceof RunFailed && g.json)
+        printResult(streams, steps, e.applied, { ok: false, error: e.message, rolledBack: e.rolledBack });
       throw e;
     }
     summariseSkips(log, outcome.applied);
@@ -126,7 +135,12 @@ async function execute(
       const h = p.inv.spec.handler;
       if (h?.kind === 'plan' && h.after) code = Math.max(code, h.after(ctx, p.inv, true) ?? 0);
     }
-    if (g.json && !planned.some((p) => p.inv.spec.handler?.kind === 'plan' && (p.inv.spec.handler as { after?: unknown }).after)) {
+    if (
+      g.json &&
+      !planned.some(
+        (p) => p.inv.spec.handler?.kind === 'plan' && (p.inv.spec.handler as { after?: unknown }).after,
+      )
+    ) {
       printResult(streams, steps, outcome.applied, { ok: true });
     }
     return code;
@@ -139,7 +153,16 @@ async function execute(
 
 function printPlan(streams: Streams, g: Globals, steps: Step[]): void {
   if (g.json) {
-    streams.out(JSON.stringify({ dryRun: true, steps: steps.map((s) => ({ command: s.command, title: s.title, changes: s.changes })) }, null, 2) + '\n');
+    streams.out(
+      JSON.stringify(
+        {
+          dryRun: true,
+          steps: steps.map((s) => ({ command: s.command, title: s.title, changes: s.changes })),
+        },
+        null,
+        2,
+      ) + '\n',
+    );
     return;
   }
   if (steps.length === 0) {
@@ -150,14 +173,20 @@ function printPlan(streams: Streams, g: Globals, steps: Step[]): void {
   steps.forEach((s, i) => {
     streams.out(`${String(i + 1).padStart(3)}. ${s.command}: ${s.title}\n`);
     for (const c of s.changes.slice(0, 50)) {
-      const val = c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} → ${JSON.stringify(c.after)}` : '';
+      const val =
+        c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} → ${JSON.stringify(c.after)}` : '';
       streams.out(`       ${c.target}${val}${c.note ? `  (${c.note})` : ''}\n`);
     }
     if (s.changes.length > 50) streams.out(`       ... and ${s.changes.length - 50} more\n`);
   });
 }
 
-export function printResult(streams: Streams, steps: Step[], applied: AppliedStep[], extra: Record<string, unknown>): void {
+export function printResult(
+  streams: Streams,
+  steps: Step[],
+  applied: AppliedStep[],
+  extra: Record<string, unknown>,
+): void {
   const results = applied.map((a) => ({
     command: a.step.command,
     title: a.step.title,
@@ -174,7 +203,9 @@ function summariseSkips(log: ReturnType<typeof makeLog>, applied: AppliedStep[])
     if (sk.length === 0) continue;
     const reasons = new Map<string, number>();
     for (const s of sk) reasons.set(s.why, (reasons.get(s.why) ?? 0) + 1);
-    log.info(`${a.step.command}: skipped ${sk.length}: ${[...reasons].map(([w, n]) => `${n} ${w}`).join(', ')}`);
+    log.info(
+      `${a.step.command}: skipped ${sk.length}: ${[...reasons].map(([w, n]) => `${n} ${w}`).join(', ')}`,
+    );
     if (log.debug) for (const s of sk) log.debugLine(`  skipped ${s.what}: ${s.why}`);
   }
 }

@@ -4,7 +4,8 @@ import type { Log, Streams } from '../report/log.ts';
 import type { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 
-export type Completion = 'cgroup' | 'cpus' | 'nodes' | 'governor' | 'file' | 'shell' | 'domain' | 'pid' | 'none';
+export type Completion =
+  'cgroup' | 'cpus' | 'nodes' | 'governor' | 'file' | 'shell' | 'domain' | 'pid' | 'none';
 
 export interface OptionSpec {
   /** Key in the parsed values. */

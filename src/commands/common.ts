@@ -12,7 +12,8 @@ export function cpusArg(ctx: Ctx, value: string, what: string): CpuSet {
     for (const w of r.warnings) ctx.log.warn(w);
     return r.cpus;
   } catch (e) {
-    if (e instanceof NotationError) throw new UsageError(e.message, 'see "vfio-isolate help cpus" for the notation');
+    if (e instanceof NotationError)
+      throw new UsageError(e.message, 'see "vfio-isolate help cpus" for the notation');
     throw e;
   }
 }
@@ -43,7 +44,9 @@ export function requireCgroup(ctx: Ctx, cg: CgroupRef, command: string): void {
   if (!ctx.state.isDir(cg.path)) {
     throw new RuntimeFailure(
       `${command}: cgroup ${cg.name} does not exist`,
-      ctx.k.cgroups.version === 2 ? 'create it first with cpuset-create, or check the name with: vfio-isolate status' : 'create it first with cpuset-create',
+      ctx.k.cgroups.version === 2
+        ? 'create it first with cpuset-create, or check the name with: vfio-isolate status'
+        : 'create it first with cpuset-create',
     );
   }
 }
@@ -63,7 +66,10 @@ export function planEnableCpuset(ctx: Ctx, parts: readonly string[], command: st
     if (control.split(/\s+/).includes('cpuset')) continue;
     const controllers = (ctx.state.read(`${dir}/cgroup.controllers`) ?? '').split(/\s+/);
     if (!controllers.includes('cpuset')) {
-      throw new RuntimeFailure(`${command}: the cpuset controller is not available in ${cgroupName(anc)}`, 'its parent must enable cpuset first');
+      throw new RuntimeFailure(
+        `${command}: the cpuset controller is not available in ${cgroupName(anc)}`,
+        'its parent must enable cpuset first',
+      );
     }
     const children = cg.children(anc).map((c) => `${dir}/${c}`);
     ctx.state.set(`${dir}/cgroup.subtree_control`, `${control} cpuset`.trim());

@@ -6,7 +6,15 @@ import { writeIds } from '../kernel/tasks.ts';
 import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
-import { boolOpt, cgroupArg, cpusArg, nodesArg, planEnableCpuset, requireCgroup, type CgroupRef } from './common.ts';
+import {
+  boolOpt,
+  cgroupArg,
+  cpusArg,
+  nodesArg,
+  planEnableCpuset,
+  requireCgroup,
+  type CgroupRef,
+} from './common.ts';
 
 const FLAG_OPTIONS: [V1Flag, string, string, string][] = [
   ['cpuExclusive', 'cpu-exclusive', 'ce', 'CPUs exclusive to this cpuset among its siblings'],
@@ -16,11 +24,32 @@ const FLAG_OPTIONS: [V1Flag, string, string, string][] = [
 ];
 
 export const CPUSET_OPTIONS: OptionSpec[] = [
-  { key: 'cpus', long: 'cpus', type: 'string', valueName: 'CPUS', help: 'set the CPUs of the cpuset (C0-3, N0, L1, ...)', complete: 'cpus' },
-  { key: 'mems', long: 'mems', type: 'string', valueName: 'NODES', help: 'set the NUMA memory nodes of the cpuset (N0, N0-1)', complete: 'nodes' },
+  {
+    key: 'cpus',
+    long: 'cpus',
+    type: 'string',
+    valueName: 'CPUS',
+    help: 'set the CPUs of the cpuset (C0-3, N0, L1, ...)',
+    complete: 'cpus',
+  },
+  {
+    key: 'mems',
+    long: 'mems',
+    type: 'string',
+    valueName: 'NODES',
+    help: 'set the NUMA memory nodes of the cpuset (N0, N0-1)',
+    complete: 'nodes',
+  },
   ...FLAG_OPTIONS.flatMap(([key, long, short, help]): OptionSpec[] => [
     { key, long, short: [`-${short}`], type: 'boolean', help: `cgroup v1 only: ${help}` },
-    { key: `no-${key}`, long: `no-${long}`, short: [`-n${short}`], type: 'boolean', negates: key, help: `cgroup v1 only: clear ${long}` },
+    {
+      key: `no-${key}`,
+      long: `no-${long}`,
+      short: [`-n${short}`],
+      type: 'boolean',
+      negates: key,
+      help: `cgroup v1 only: clear ${long}`,
+    },
   ]),
 ];
 
@@ -40,8 +69,12 @@ function settingsOf(ctx: Ctx, inv: Invocation): CpusetSettings {
     if (b !== undefined) s.flags.push([key, b]);
   }
   if (s.flags.length > 0 && ctx.k.cgroups.version === 2) {
-    const names = s.flags.map(([k, b]) => `${b ? '-' : '-n'}${FLAG_OPTIONS.find((f) => f[0] === k)![2]}`).join(' ');
-    ctx.log.warn(`${inv.name}: cgroup v1 flag ${names} has no effect on cgroup v2 and is ignored; see vfio-isolate status`);
+    const names = s.flags
+      .map(([k, b]) => `${b ? '-' : '-n'}${FLAG_OPTIONS.find((f) => f[0] === k)![2]}`)
+      .join(' ');
+    ctx.log.warn(
+      `${inv.name}: cgroup v1 flag ${names} has no effect on cgroup v2 and is ignored; see vfio-isolate status`,
+    );
     s.flags = [];
   }
   return s;
@@ -65,13 +98,20 @@ function modifyPlan(ctx: Ctx, inv: Invocation): Step[] {
   const cg = cgroupArg(ctx, inv.args.NAME!);
   const s = settingsOf(ctx, inv);
   if (cg.parts.length === 0 && (s.cpus !== undefined || s.mems !== undefined)) {
-    throw new UsageError(`${inv.name}: the root cgroup's cpuset cannot be changed`, 'restrict the child cgroups instead (e.g. /system.slice)');
+    throw new UsageError(
+      `${inv.name}: the root cgroup's cpuset cannot be changed`,
+      'restrict the child cgroups instead (e.g. /system.slice)',
+    );
   }
   requireCgroup(ctx, cg, inv.name);
   const steps = planEnableCpuset(ctx, cg.parts, inv.name);
   const writes = settingWrites(ctx, cg, s);
   if (writes.length === 0) return steps;
-  const desc = [s.cpus !== undefined ? `CPUs ${s.cpus}` : '', s.mems !== undefined ? `nodes ${s.mems}` : '', s.flags.length ? 'flags' : '']
+  const desc = [
+    s.cpus !== undefined ? `CPUs ${s.cpus}` : '',
+    s.mems !== undefined ? `nodes ${s.mems}` : '',
+    s.flags.length ? 'flags' : '',
+  ]
     .filter(Boolean)
     .join(', ');
   steps.push(writeFilesStep(inv.name, `set ${cg.name} to ${desc}`, writes));
@@ -80,12 +120,21 @@ function modifyPlan(ctx: Ctx, inv: Invocation): Step[] {
 
 function createPlan(ctx: Ctx, inv: Invocation): Step[] {
   const cg = cgroupArg(ctx, inv.args.NAME!);
-  if (cg.parts.length === 0) throw new UsageError(`${inv.name}: the root cgroup always exists`, 'name a new cgroup, e.g. /host.slice');
+  if (cg.parts.length === 0)
+    throw new UsageError(`${inv.name}: the root cgroup always exists`, 'name a new cgroup, e.g. /host.slice');
   const s = settingsOf(ctx, inv);
-  const parent = { ...cg, parts: cg.parts.slice(0, -1), path: ctx.k.cgroups.path(cg.parts.slice(0, -1)), name: '/' + cg.parts.slice(0, -1).join('/') };
+  const parent = {
+    ...cg,
+    parts: cg.parts.slice(0, -1),
+    path: ctx.k.cgroups.path(cg.parts.slice(0, -1)),
+    name: '/' + cg.parts.slice(0, -1).join('/'),
+  };
   requireCgroup(ctx, parent, inv.name);
   if (ctx.state.isDir(cg.path)) {
-    throw new RuntimeFailure(`${inv.name}: cgroup ${cg.name} already exists`, `use cpuset-modify to change it`);
+    throw new RuntimeFailure(
+      `${inv.name}: cgroup ${cg.name} already exists`,
+      `use cpuset-modify to change it`,
+    );
   }
   const v1 = ctx.k.cgroups.version === 1;
   const steps = planEnableCpuset(ctx, cg.parts, inv.name);
@@ -96,12 +145,20 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
     settings.cpus ??= ctx.state.read(`${parent.path}/cpuset.cpus`) ?? '';
     settings.mems ??= ctx.state.read(`${parent.path}/cpuset.mems`) ?? '';
   }
-  ctx.state.mkdir(cg.path, v1 ? { tasks: '', 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' } : { 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' });
+  ctx.state.mkdir(
+    cg.path,
+    v1
+      ? { tasks: '', 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' }
+      : { 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' },
+  );
   const writes = settingWrites(ctx, cg, settings);
   steps.push({
     command: inv.name,
     title: `create cgroup ${cg.name}${settings.cpus ? ` with CPUs ${settings.cpus}` : ''}${settings.mems ? ` and nodes ${settings.mems}` : ''}`,
-    changes: [{ target: cg.path, note: 'mkdir' }, ...writes.map((w) => ({ target: w.path, before: '', after: w.value }))],
+    changes: [
+      { target: cg.path, note: 'mkdir' },
+      ...writes.map((w) => ({ target: w.path, before: '', after: w.value })),
+    ],
     apply({ k, record, log }) {
       record({ kind: 'mkdir', path: cg.path });
       k.fs.mkdir(cg.path);
@@ -129,7 +186,9 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
   const parentPath = ctx.k.cgroups.path(cg.parts.slice(0, -1));
   const file = ctx.k.cgroups.taskFile;
   const v1 = ctx.k.cgroups.version === 1;
-  const settingNames = v1 ? ['cpuset.cpus', 'cpuset.mems', ...V1_FLAGS.map((f) => f[1])] : ['cpuset.cpus', 'cpuset.mems'];
+  const settingNames = v1
+    ? ['cpuset.cpus', 'cpuset.mems', ...V1_FLAGS.map((f) => f[1])]
+    : ['cpuset.cpus', 'cpuset.mems'];
   ctx.state.rmdir(cg.path);
   return [
     {
@@ -198,15 +257,26 @@ export function moveAll(
     }
     if (narrowed.length > 0) record({ kind: 'affinity', tasks: narrowed });
     record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
-    const res = writeIds(k.fs, `${toDir}/${file}`, withStart.map(([id]) => id));
+    const res = writeIds(
+      k.fs,
+      `${toDir}/${file}`,
+      withStart.map(([id]) => id),
+    );
     moved += res.moved.length;
     gone += res.gone.length;
     for (const u of res.unmovable) {
       const comm = k.procs.statOf(u.id)?.comm;
-      skipped.push({ what: `task ${u.id}${comm ? ` (${comm})` : ''}`, why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code });
+      skipped.push({
+        what: `task ${u.id}${comm ? ` (${comm})` : ''}`,
+        why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code,
+      });
     }
   }
-  log.info(`moved ${moved} tasks from ${fromDir} to ${toDir}` + (skipped.length ? `, ${skipped.length} cannot move` : '') + (gone ? `, ${gone} exited` : ''));
+  log.info(
+    `moved ${moved} tasks from ${fromDir} to ${toDir}` +
+      (skipped.length ? `, ${skipped.length} cannot move` : '') +
+      (gone ? `, ${gone} exited` : ''),
+  );
   return { changed: moved, gone, skipped };
 }
 
@@ -218,7 +288,10 @@ export const cpusetCommands: CommandSpec[] = [
       'Create cgroup NAME (relative to the cpuset hierarchy root) and set the given values. On cgroup v1 a value not given is copied from the parent (a v1 cpuset needs CPUs and nodes before tasks can enter); on cgroup v2 it stays empty, which means "inherit from the parent". On v2 the cpuset controller is enabled top-down in the ancestors when needed.',
     options: CPUSET_OPTIONS,
     args: [{ name: 'NAME', required: true, help: 'cgroup to create, e.g. /host.slice', complete: 'cgroup' }],
-    examples: ['vfio-isolate cpuset-create --cpus C0-1,6-7 /host.slice move-tasks / /host.slice', 'vfio-isolate cpuset-create --cpus N0 --mems N0 -mm /host.slice'],
+    examples: [
+      'vfio-isolate cpuset-create --cpus C0-1,6-7 /host.slice move-tasks / /host.slice',
+      'vfio-isolate cpuset-create --cpus N0 --mems N0 -mm /host.slice',
+    ],
     compat: true,
     writes: true,
     handler: { kind: 'plan', plan: createPlan },
@@ -226,10 +299,13 @@ export const cpusetCommands: CommandSpec[] = [
   {
     name: 'cpuset-modify',
     summary: 'modify a cpuset',
-    description: 'Change the CPUs, memory nodes or (cgroup v1) flags of an existing cgroup. Only the values given are written.',
+    description:
+      'Change the CPUs, memory nodes or (cgroup v1) flags of an existing cgroup. Only the values given are written.',
     options: CPUSET_OPTIONS,
     args: [{ name: 'NAME', required: true, help: 'existing cgroup, e.g. /system.slice', complete: 'cgroup' }],
-    examples: ['vfio-isolate cpuset-modify --cpus C0-6,16-22 /system.slice cpuset-modify --cpus C0-6,16-22 /user.slice'],
+    examples: [
+      'vfio-isolate cpuset-modify --cpus C0-6,16-22 /system.slice cpuset-modify --cpus C0-6,16-22 /user.slice',
+    ],
     compat: true,
     writes: true,
     handler: { kind: 'plan', plan: modifyPlan },

@@ -25,8 +25,14 @@ export const helpCommand: CommandSpec = {
       }
       const spec = COMMANDS.find((c) => c.name === topic);
       if (!spec) {
-        const near = suggest(topic, COMMANDS.map((c) => c.name));
-        throw new UsageError(`no help for "${topic}": unknown command`, near ? `did you mean ${near}?` : 'see vfio-isolate --help');
+        const near = suggest(
+          topic,
+          COMMANDS.map((c) => c.name),
+        );
+        throw new UsageError(
+          `no help for "${topic}": unknown command`,
+          near ? `did you mean ${near}?` : 'see vfio-isolate --help',
+        );
       }
       ctx.streams.out(commandHelp(spec, spec.name));
       return 0;

@@ -8,7 +8,15 @@ import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { P } from '../kernel/kernel.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
-import { irqbalanceHow, stopOrStartIrqbalance } from '../kernel/services.ts';
+import {
+  irqbalanceConfigPath,
+  irqbalanceHow,
+  readConfig,
+  restartIrqbalance,
+  stopOrStartIrqbalance,
+  withBannedCpus,
+  writeConfig,
+} from '../kernel/services.ts';
 import { readJournalFile } from '../steps/journal.ts';
 import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
 import type { Skipped, Step } from '../steps/step.ts';
@@ -24,6 +32,8 @@ export interface IsolateSteps {
   workqueues: boolean;
   irqs: boolean;
   stopIrqbalance: boolean;
+  /** Ban the VM CPUs in irqbalance's config (IRQBALANCE_BANNED_CPULIST) and restart it, as tuned does. */
+  irqbalanceBan?: boolean;
   governor?: string;
   dropCaches: boolean;
   compactMemory: boolean;
@@ -48,7 +58,7 @@ export function activeIsolation(ctx: Ctx, file: string): string | undefined {
     const j = readJournalFile(file);
     if (j.restored || j.header.bootId !== ctx.k.bootId()) return undefined;
     const live = j.runs.filter((r) => !r.rolledBack && r.records.length > 0);
-    return live.length ? (live[live.length - 1]!.argv.join(' ') || 'isolate') : undefined;
+    return live.length ? live[live.length - 1]!.argv.join(' ') || 'isolate' : undefined;
   } catch (e) {
     if (e instanceof RuntimeFailure) return undefined; // missing file
     throw e;
@@ -56,18 +66,36 @@ export function activeIsolation(ctx: Ctx, file: string): string | undefined {
 }
 
 /** Resolve VM and host CPUs and check them: refuse to give away every CPU, or CPU 0, without --force. */
-export function resolveSplit(ctx: Ctx, vmSpec: string | undefined, hostSpec: string | undefined, command: string): { vm: CpuSet; host: CpuSet } {
+export function resolveSplit(
+  ctx: Ctx,
+  vmSpec: string | undefined,
+  hostSpec: string | undefined,
+  command: string,
+): { vm: CpuSet; host: CpuSet } {
   const online = ctx.k.machine.online;
   let vm: CpuSet;
-  if (vmSpec !== undefined && hostSpec !== undefined) throw new UsageError(`${command}: give either VMCPUS or --host, not both`);
+  if (vmSpec !== undefined && hostSpec !== undefined)
+    throw new UsageError(`${command}: give either VMCPUS or --host, not both`);
   if (vmSpec !== undefined) vm = cpusArg(ctx, vmSpec, command);
   else if (hostSpec !== undefined) vm = online.minus(cpusArg(ctx, hostSpec, `${command} --host`));
-  else throw new UsageError(`${command}: which CPUs should the VM get?`, `e.g. vfio-isolate ${command} C8-15,24-31 (see vfio-isolate topology for a suggestion)`);
+  else
+    throw new UsageError(
+      `${command}: which CPUs should the VM get?`,
+      `e.g. vfio-isolate ${command} C8-15,24-31 (see vfio-isolate topology for a suggestion)`,
+    );
   const host = online.minus(vm);
   if (vm.isEmpty) throw new UsageError(`${command}: no CPU left for the VM`);
-  if (host.isEmpty && !ctx.g.force) throw new UsageError(`${command}: the VM would get every online CPU, leaving none for the host`, 'keep at least one core for the host (or --force)');
+  if (host.isEmpty) {
+    throw new UsageError(
+      `${command}: the VM would get every online CPU, leaving none for the host`,
+      'keep at least one core for the host',
+    );
+  }
   if (vm.has(0) && !ctx.g.force) {
-    throw new UsageError(`${command}: CPU 0 would go to the VM; the host usually needs it (timers, boot CPU duties)`, 'leave CPU 0 to the host, or use --force');
+    throw new UsageError(
+      `${command}: CPU 0 would go to the VM; the host usually needs it (timers, boot CPU duties)`,
+      'leave CPU 0 to the host, or use --force',
+    );
   }
   return { vm, host };
 }
@@ -87,7 +115,14 @@ function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
       writes.push({ path, value: o.host.toList(), before });
       ctx.state.set(path, o.host.toList());
     }
-    if (writes.length) steps.push(writeFilesStep(command, `restrict ${writes.length} top-level cgroups to CPUs ${o.host.toList()}`, writes));
+    if (writes.length)
+      steps.push(
+        writeFilesStep(
+          command,
+          `restrict ${writes.length} top-level cgroups to CPUs ${o.host.toList()}`,
+          writes,
+        ),
+      );
     return steps;
   }
   // v1: the seed's example: a host cpuset that every movable task of the root moves into.
@@ -96,7 +131,11 @@ function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
   const mems = ctx.state.read(`${cg.mount}/cpuset.mems`) ?? '0';
   if (ctx.state.isDir(hostPath)) {
     const w = [
-      { path: `${hostPath}/cpuset.cpus`, value: o.host.toList(), before: ctx.state.read(`${hostPath}/cpuset.cpus`) },
+      {
+        path: `${hostPath}/cpuset.cpus`,
+        value: o.host.toList(),
+        before: ctx.state.read(`${hostPath}/cpuset.cpus`),
+      },
       { path: `${hostPath}/cpuset.mems`, value: mems, before: ctx.state.read(`${hostPath}/cpuset.mems`) },
     ];
     steps.push(writeFilesStep(command, `set ${cgroupName(hostParts)} to CPUs ${o.host.toList()}`, w));
@@ -105,7 +144,11 @@ function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
     steps.push({
       command,
       title: `create cpuset /host.slice with CPUs ${o.host.toList()}`,
-      changes: [{ target: hostPath, note: 'mkdir' }, { target: `${hostPath}/cpuset.cpus`, after: o.host.toList() }, { target: `${hostPath}/cpuset.mems`, after: mems }],
+      changes: [
+        { target: hostPath, note: 'mkdir' },
+        { target: `${hostPath}/cpuset.cpus`, after: o.host.toList() },
+        { target: `${hostPath}/cpuset.mems`, after: mems },
+      ],
       apply({ k, record }) {
         record({ kind: 'mkdir', path: hostPath });
         k.fs.mkdir(hostPath);
@@ -128,12 +171,22 @@ function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
  * Kernel threads that may move (and kthreadd, so new ones inherit), and host tasks that no cgroup keeps off the
  * VM CPUs (the v2 root cgroup, unmovable v1 tasks): their affinity loses the VM CPUs.
  */
-function planAffinity(ctx: Ctx, o: IsolateOptions, command: string, what: { kthreads: boolean; tasks: boolean }): Step {
+function planAffinity(
+  ctx: Ctx,
+  o: IsolateOptions,
+  command: string,
+  what: { kthreads: boolean; tasks: boolean },
+): Step {
   const vmPrefix = '/' + o.vmCgroup.join('/');
   return {
     command,
     title: `keep ${[what.kthreads ? 'kernel threads' : '', what.tasks ? 'remaining host tasks' : ''].filter(Boolean).join(' and ')} off CPUs ${o.vm.toList()}`,
-    changes: [{ target: 'sched_setaffinity', note: `every movable ${what.kthreads ? 'kernel thread (and kthreadd)' : ''}${what.kthreads && what.tasks ? ' and ' : ''}${what.tasks ? 'host task' : ''} allowed on ${o.vm.toList()}` }],
+    changes: [
+      {
+        target: 'sched_setaffinity',
+        note: `every movable ${what.kthreads ? 'kernel thread (and kthreadd)' : ''}${what.kthreads && what.tasks ? ' and ' : ''}${what.tasks ? 'host task' : ''} allowed on ${o.vm.toList()}`,
+      },
+    ],
     apply({ k, record, log }) {
       const version = k.cgroups.version;
       const todo: [number, number, string, CpuSet][] = [];
@@ -163,7 +216,11 @@ function planAffinity(ctx: Ctx, o: IsolateOptions, command: string, what: { kthr
         } catch (e) {
           const code = errnoOf(e);
           if (code === 'ESRCH') gone++;
-          else if (code === 'EINVAL') skipped.push({ what: `thread ${tid} (${k.procs.statOf(tid)?.comm ?? '?'})`, why: 'kernel does not let it move' });
+          else if (code === 'EINVAL')
+            skipped.push({
+              what: `thread ${tid} (${k.procs.statOf(tid)?.comm ?? '?'})`,
+              why: 'kernel does not let it move',
+            });
           else throw e;
         }
       }
@@ -182,7 +239,9 @@ function planWorkqueues(ctx: Ctx, o: IsolateOptions, command: string): Step | un
     writes.push({ path, value, before });
     ctx.state.set(path, value);
   }
-  return writes.length ? writeFilesStep(command, `run unbound workqueues on CPUs ${o.host.toList()} only`, writes) : undefined;
+  return writes.length
+    ? writeFilesStep(command, `run unbound workqueues on CPUs ${o.host.toList()} only`, writes)
+    : undefined;
 }
 
 function planDefaultIrq(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
@@ -194,21 +253,56 @@ function planDefaultIrq(ctx: Ctx, o: IsolateOptions, command: string): Step | un
   const target = current.minus(o.vm).isEmpty ? o.host : current.minus(o.vm);
   const value = target.toMask(ctx.k.nrCpuIds);
   ctx.state.set(path, value);
-  return writeFilesStep(command, `new IRQs start on CPUs ${target.toList()} (default_smp_affinity)`, [{ path, value, before }]);
+  return writeFilesStep(command, `new IRQs start on CPUs ${target.toList()} (default_smp_affinity)`, [
+    { path, value, before },
+  ]);
 }
 
 function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
   const pid = ctx.k.findProcess('irqbalance');
   if (pid === undefined) return undefined;
+  const how = irqbalanceHow(ctx.k);
+  if (o.steps.irqbalanceBan) {
+    if (how !== 'systemd')
+      throw new RuntimeFailure(
+        `${command}: --irqbalance-ban needs irqbalance managed by systemd`,
+        'use --stop-irqbalance instead',
+      );
+    const path = irqbalanceConfigPath(ctx.k);
+    return {
+      command,
+      title: `ban CPUs ${o.vm.toList()} in irqbalance (IRQBALANCE_BANNED_CPULIST) and restart it`,
+      changes: [
+        {
+          target: path,
+          after: `IRQBALANCE_BANNED_CPULIST=${o.vm.toList()}`,
+          note: 'then systemctl try-restart irqbalance',
+        },
+      ],
+      apply({ k, record }) {
+        const old = readConfig(k, path);
+        record({ kind: 'irqbalance-config', path, old });
+        writeConfig(k, path, withBannedCpus(old, o.vm.toList()));
+        restartIrqbalance(k);
+        return { changed: 1 };
+      },
+    };
+  }
   if (!o.steps.stopIrqbalance) {
-    ctx.log.warn(`irqbalance (pid ${pid}) is running and will move IRQs back onto the VM CPUs; use --stop-irqbalance`);
+    ctx.log.warn(
+      `irqbalance (pid ${pid}) is running and will move IRQs back onto the VM CPUs; use --stop-irqbalance or --irqbalance-ban`,
+    );
     return undefined;
   }
-  const how = irqbalanceHow(ctx.k);
   return {
     command,
     title: 'stop irqbalance for the duration (release starts it again)',
-    changes: [{ target: 'irqbalance', note: how === 'systemd' ? 'systemctl stop irqbalance.service' : `SIGTERM to pid ${pid}` }],
+    changes: [
+      {
+        target: 'irqbalance',
+        note: how === 'systemd' ? 'systemctl stop irqbalance.service' : `SIGTERM to pid ${pid}`,
+      },
+    ],
     apply({ k, record }) {
       record({ kind: 'service', name: 'irqbalance', how });
       stopOrStartIrqbalance(k, 'stop', how);
@@ -221,7 +315,8 @@ export function planIsolate(ctx: Ctx, o: IsolateOptions, command: string): Step[
   const s = o.steps;
   const steps: Step[] = [];
   if (s.cgroups) steps.push(...planCgroups(ctx, o, command));
-  if (s.kthreads || s.cgroups) steps.push(planAffinity(ctx, o, command, { kthreads: s.kthreads, tasks: s.cgroups }));
+  if (s.kthreads || s.cgroups)
+    steps.push(planAffinity(ctx, o, command, { kthreads: s.kthreads, tasks: s.cgroups }));
   if (s.workqueues) {
     const w = planWorkqueues(ctx, o, command);
     if (w) steps.push(w);
@@ -240,30 +335,83 @@ export function planIsolate(ctx: Ctx, o: IsolateOptions, command: string): Step[
   }
   if (s.statInterval !== undefined) {
     const before = ctx.state.read(P.statInterval);
-    steps.push(writeFilesStep(command, `raise vm.stat_interval to ${s.statInterval} s`, [{ path: P.statInterval, value: String(s.statInterval), before }]));
+    steps.push(
+      writeFilesStep(command, `raise vm.stat_interval to ${s.statInterval} s`, [
+        { path: P.statInterval, value: String(s.statInterval), before },
+      ]),
+    );
   }
-  if (s.dropCaches) steps.push(oneWayWrite(command, 'drop the page cache and slab caches', P.dropCaches, '3'));
+  if (s.dropCaches)
+    steps.push(oneWayWrite(command, 'drop the page cache and slab caches', P.dropCaches, '3'));
   if (s.compactMemory) steps.push(oneWayWrite(command, 'compact memory', P.compactMemory, '1'));
   return steps;
 }
 
 const ISOLATE_OPTIONS: OptionSpec[] = [
-  { key: 'host', long: 'host', type: 'string', valueName: 'CPUS', help: 'give the VM every online CPU except these', complete: 'cpus' },
-  { key: 'profile', long: 'profile', type: 'string', valueName: 'FILE', help: 'read CPUs and steps from a TOML profile', complete: 'file' },
-  { key: 'vmCgroup', long: 'vm-cgroup', type: 'string', valueName: 'NAME', help: 'cgroup that holds the VMs (default /machine.slice)', complete: 'cgroup' },
+  {
+    key: 'host',
+    long: 'host',
+    type: 'string',
+    valueName: 'CPUS',
+    help: 'give the VM every online CPU except these',
+    complete: 'cpus',
+  },
+  {
+    key: 'profile',
+    long: 'profile',
+    type: 'string',
+    valueName: 'FILE',
+    help: 'read CPUs and steps from a TOML profile',
+    complete: 'file',
+  },
+  {
+    key: 'vmCgroup',
+    long: 'vm-cgroup',
+    type: 'string',
+    valueName: 'NAME',
+    help: 'cgroup that holds the VMs (default /machine.slice)',
+    complete: 'cgroup',
+  },
   { key: 'noCgroups', long: 'no-cgroups', type: 'boolean', help: 'do not restrict cgroups or host tasks' },
   { key: 'noKthreads', long: 'no-kthreads', type: 'boolean', help: 'do not move kernel threads' },
   { key: 'noWorkqueues', long: 'no-workqueues', type: 'boolean', help: 'do not change workqueue cpumasks' },
   { key: 'noIrqs', long: 'no-irqs', type: 'boolean', help: 'do not change IRQ affinities' },
   { key: 'stopIrqbalance', long: 'stop-irqbalance', type: 'boolean', help: 'stop irqbalance until release' },
-  { key: 'governor', long: 'governor', type: 'string', valueName: 'GOVERNOR', help: 'set this cpufreq governor on the VM CPUs', complete: 'governor' },
+  {
+    key: 'irqbalanceBan',
+    long: 'irqbalance-ban',
+    type: 'boolean',
+    help: 'ban the VM CPUs in irqbalance (IRQBALANCE_BANNED_CPULIST, systemd) until release',
+  },
+  {
+    key: 'governor',
+    long: 'governor',
+    type: 'string',
+    valueName: 'GOVERNOR',
+    help: 'set this cpufreq governor on the VM CPUs',
+    complete: 'governor',
+  },
   { key: 'dropCaches', long: 'drop-caches', type: 'boolean', help: 'drop caches first' },
-  { key: 'compactMemory', long: 'compact-memory', type: 'boolean', help: 'compact memory (helps huge pages)' },
-  { key: 'statInterval', long: 'stat-interval', type: 'string', valueName: 'SECONDS', help: 'raise vm.stat_interval (tuned uses 10)' },
+  {
+    key: 'compactMemory',
+    long: 'compact-memory',
+    type: 'boolean',
+    help: 'compact memory (helps huge pages)',
+  },
+  {
+    key: 'statInterval',
+    long: 'stat-interval',
+    type: 'string',
+    valueName: 'SECONDS',
+    help: 'raise vm.stat_interval (tuned uses 10)',
+  },
   { key: 'strict', long: 'strict', type: 'boolean', help: 'exit 1 when movable leaks remain' },
 ];
 
-export type ProfileLoader = (ctx: Ctx, file: string) => Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: string };
+export type ProfileLoader = (
+  ctx: Ctx,
+  file: string,
+) => Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: string };
 let profileLoader: ProfileLoader | undefined;
 export function setProfileLoader(f: ProfileLoader): void {
   profileLoader = f;
@@ -272,7 +420,8 @@ export function setProfileLoader(f: ProfileLoader): void {
 function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   const v = inv.values;
   const prof = typeof v.profile === 'string' ? profileLoader?.(ctx, v.profile) : undefined;
-  if (typeof v.profile === 'string' && !profileLoader) throw new UsageError('profiles are not supported in this build');
+  if (typeof v.profile === 'string' && !profileLoader)
+    throw new UsageError('profiles are not supported in this build');
   const { vm, host } = resolveSplit(
     ctx,
     inv.args.VMCPUS ?? prof?.vmSpec,
@@ -281,20 +430,24 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   );
   let statInterval: number | undefined;
   if (typeof v.statInterval === 'string') {
-    if (!/^\d{1,6}$/.test(v.statInterval) || Number(v.statInterval) < 1) throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds ≥ 1`);
+    if (!/^\d{1,6}$/.test(v.statInterval) || Number(v.statInterval) < 1)
+      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds ≥ 1`);
     statInterval = Number(v.statInterval);
   }
   const ps = prof?.steps;
   return {
     vm,
     host,
-    vmCgroup: normalizeCgroupName(typeof v.vmCgroup === 'string' ? v.vmCgroup : (prof?.vmCgroup?.join('/') ?? 'machine.slice')),
+    vmCgroup: normalizeCgroupName(
+      typeof v.vmCgroup === 'string' ? v.vmCgroup : (prof?.vmCgroup?.join('/') ?? 'machine.slice'),
+    ),
     steps: {
       cgroups: !v.noCgroups && (ps?.cgroups ?? true),
       kthreads: !v.noKthreads && (ps?.kthreads ?? true),
       workqueues: !v.noWorkqueues && (ps?.workqueues ?? true),
       irqs: !v.noIrqs && (ps?.irqs ?? true),
       stopIrqbalance: Boolean(v.stopIrqbalance) || (ps?.stopIrqbalance ?? false),
+      irqbalanceBan: Boolean(v.irqbalanceBan),
       governor: typeof v.governor === 'string' ? v.governor : ps?.governor,
       dropCaches: Boolean(v.dropCaches) || (ps?.dropCaches ?? false),
       compactMemory: Boolean(v.compactMemory) || (ps?.compactMemory ?? false),
@@ -319,8 +472,14 @@ export const isolateCommands: CommandSpec[] = [
     description:
       'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Prints the leak check at the end.',
     options: ISOLATE_OPTIONS,
-    args: [{ name: 'VMCPUS', required: false, help: 'CPUs for the VM (e.g. C8-15,24-31 or L1)', complete: 'cpus' }],
-    examples: ['vfio-isolate isolate C8-15,24-31', 'vfio-isolate isolate --host C0-7,16-23 --stop-irqbalance --governor performance', 'vfio-isolate -n isolate L1'],
+    args: [
+      { name: 'VMCPUS', required: false, help: 'CPUs for the VM (e.g. C8-15,24-31 or L1)', complete: 'cpus' },
+    ],
+    examples: [
+      'vfio-isolate isolate C8-15,24-31',
+      'vfio-isolate isolate --host C0-7,16-23 --stop-irqbalance --governor performance',
+      'vfio-isolate -n isolate L1',
+    ],
     writes: true,
     handler: {
       kind: 'plan',
@@ -329,7 +488,10 @@ export const isolateCommands: CommandSpec[] = [
         const file = ctx.g.undoFile ?? defaultJournal(ctx);
         const active = activeIsolation(ctx, file);
         if (active !== undefined && !ctx.g.dryRun) {
-          throw new RuntimeFailure(`an isolation is already active in ${file} (${active})`, `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${file}` : ''} release), or use another -u FILE for a second VM`);
+          throw new RuntimeFailure(
+            `an isolation is already active in ${file} (${active})`,
+            `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${file}` : ''} release), or use another -u FILE for a second VM`,
+          );
         }
         if (!ctx.g.dryRun) ctx.g.undoFile = file;
         lastSplit.set(inv, o.vm);
@@ -345,8 +507,18 @@ export const isolateCommands: CommandSpec[] = [
   {
     name: 'release',
     summary: 'undo what isolate did (its journal), newest change first',
-    description: 'Restore the journal of isolate: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. Only that journal is undone.',
-    options: [{ key: 'profile', long: 'profile', type: 'string', valueName: 'FILE', help: 'accepted for symmetry with isolate --profile', complete: 'file' }],
+    description:
+      'Restore the journal of isolate: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. Only that journal is undone.',
+    options: [
+      {
+        key: 'profile',
+        long: 'profile',
+        type: 'string',
+        valueName: 'FILE',
+        help: 'accepted for symmetry with isolate --profile',
+        complete: 'file',
+      },
+    ],
     args: [{ name: 'JOURNAL', required: false, help: 'journal file', complete: 'file' }],
     examples: ['vfio-isolate release', 'vfio-isolate -u /run/vfio-isolate/win11.journal release'],
     writes: true,
@@ -385,7 +557,10 @@ function planReset(ctx: Ctx, command: string): Step[] {
       if (before === undefined || before === '') continue;
       writes.push({ path, value: '', before });
     }
-    if (writes.length) steps.push(writeFilesStep(command, `let ${writes.length} top-level cgroups inherit all CPUs again`, writes));
+    if (writes.length)
+      steps.push(
+        writeFilesStep(command, `let ${writes.length} top-level cgroups inherit all CPUs again`, writes),
+      );
   } else {
     for (const child of cg.children([])) {
       const path = cg.path([child]);
@@ -423,9 +598,12 @@ function planReset(ctx: Ctx, command: string): Step[] {
       return { changed };
     },
   });
-  const wq = ctx.k.workqueueMasks().map((path) => ({ path, value: all.toMask(k.nrCpuIds), before: ctx.state.read(path) }));
+  const wq = ctx.k
+    .workqueueMasks()
+    .map((path) => ({ path, value: all.toMask(k.nrCpuIds), before: ctx.state.read(path) }));
   const dflt = ctx.state.read(P.defaultSmpAffinity);
-  if (dflt !== undefined) wq.push({ path: P.defaultSmpAffinity, value: all.toMask(k.nrCpuIds), before: dflt });
+  if (dflt !== undefined)
+    wq.push({ path: P.defaultSmpAffinity, value: all.toMask(k.nrCpuIds), before: dflt });
   const changed = wq.filter((w) => w.before === undefined || !CpuSet.parseMask(w.before).equals(all));
   if (changed.length) steps.push(writeFilesStep(command, 'workqueues and new IRQs on all CPUs', changed));
   const irq = planIrqMasks(ctx, command, 'add', all);

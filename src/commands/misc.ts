@@ -13,7 +13,8 @@ function moveTasksPlan(ctx: Ctx, inv: Invocation): Step[] {
   const to = cgroupArg(ctx, inv.args.TO!);
   requireCgroup(ctx, from, inv.name);
   requireCgroup(ctx, to, inv.name);
-  if (from.path === to.path) throw new UsageError(`${inv.name}: FROM and TO are the same cgroup (${from.name})`);
+  if (from.path === to.path)
+    throw new UsageError(`${inv.name}: FROM and TO are the same cgroup (${from.name})`);
   const file = ctx.k.cgroups.taskFile;
   let count = '';
   try {
@@ -40,13 +41,19 @@ export function irqTarget(op: 'mask' | 'add', current: CpuSet, cpus: CpuSet, onl
 
 const IRQ_TOLERATE = ['EIO', 'EPERM', 'EINVAL', 'ENOSPC', 'ENOENT'];
 export const irqSkipReason = (code: string): string =>
-  code === 'EIO' || code === 'EPERM' ? 'managed by the kernel (affinity cannot be changed)' : code === 'ENOENT' ? 'went away' : `refused (${code})`;
+  code === 'EIO' || code === 'EPERM'
+    ? 'managed by the kernel (affinity cannot be changed)'
+    : code === 'ENOENT'
+      ? 'went away'
+      : `refused (${code})`;
 
 export function planIrqMasks(ctx: Ctx, command: string, op: 'mask' | 'add', cpus: CpuSet): Step | undefined {
   const k = ctx.k;
   const online = k.machine.online;
   if (op === 'mask' && online.minus(cpus).isEmpty) {
-    throw new UsageError(`${command}: masking CPUs ${cpus.toList()} would leave no online CPU for interrupts`);
+    throw new UsageError(
+      `${command}: masking CPUs ${cpus.toList()} would leave no online CPU for interrupts`,
+    );
   }
   const writes: FileWrite[] = [];
   for (const irq of k.irqs.list()) {
@@ -60,10 +67,15 @@ export function planIrqMasks(ctx: Ctx, command: string, op: 'mask' | 'add', cpus
     ctx.state.set(path, target.toList());
   }
   if (writes.length === 0) return undefined;
-  return writeFilesStep(command, `${op === 'mask' ? 'keep' : 'allow'} ${writes.length} IRQs ${op === 'mask' ? 'off' : 'on'} CPUs ${cpus.toList()}`, writes, {
-    tolerate: IRQ_TOLERATE,
-    skipReason: irqSkipReason,
-  });
+  return writeFilesStep(
+    command,
+    `${op === 'mask' ? 'keep' : 'allow'} ${writes.length} IRQs ${op === 'mask' ? 'off' : 'on'} CPUs ${cpus.toList()}`,
+    writes,
+    {
+      tolerate: IRQ_TOLERATE,
+      skipReason: irqSkipReason,
+    },
+  );
 }
 
 function irqPlan(ctx: Ctx, inv: Invocation): Step[] {
@@ -85,14 +97,23 @@ export function cpufreqPolicies(ctx: Ctx, cpus: CpuSet, command: string): Govern
   for (const cpu of cpus) {
     const dir = `${P.cpu(cpu)}/cpufreq`;
     if (!ctx.k.fs.exists(dir)) {
-      throw new RuntimeFailure(`${command}: CPU ${cpu} has no cpufreq policy`, 'no cpufreq driver is loaded (common inside VMs)');
+      throw new RuntimeFailure(
+        `${command}: CPU ${cpu} has no cpufreq policy`,
+        'no cpufreq driver is loaded (common inside VMs)',
+      );
     }
     const policy = ctx.k.fs.realpath(dir);
     let p = byPolicy.get(policy);
     if (!p) {
-      const available = (ctx.k.readTrim(`${policy}/scaling_available_governors`) ?? '').split(/\s+/).filter(Boolean);
+      const available = (ctx.k.readTrim(`${policy}/scaling_available_governors`) ?? '')
+        .split(/\s+/)
+        .filter(Boolean);
       const related = ctx.k.readTrim(`${policy}/affected_cpus`);
-      p = { policy, cpus: related ? CpuSet.parseList(related.replace(/\s+/g, ',')) : CpuSet.of([cpu]), available };
+      p = {
+        policy,
+        cpus: related ? CpuSet.parseList(related.replace(/\s+/g, ',')) : CpuSet.of([cpu]),
+        available,
+      };
       byPolicy.set(policy, p);
     }
   }
@@ -100,21 +121,30 @@ export function cpufreqPolicies(ctx: Ctx, cpus: CpuSet, command: string): Govern
 }
 
 export function planGovernor(ctx: Ctx, command: string, governor: string, cpus: CpuSet): Step | undefined {
-  if (!/^[a-z0-9_-]{1,32}$/.test(governor)) throw new UsageError(`${command}: "${governor}" is not a governor name`);
+  if (!/^[a-z0-9_-]{1,32}$/.test(governor))
+    throw new UsageError(`${command}: "${governor}" is not a governor name`);
   const writes: FileWrite[] = [];
   for (const p of cpufreqPolicies(ctx, cpus, command)) {
     if (p.available.length > 0 && !p.available.includes(governor)) {
-      throw new UsageError(`${command}: governor "${governor}" is not available for CPUs ${p.cpus.toList()}`, `available: ${p.available.join(' ')}`);
+      throw new UsageError(
+        `${command}: governor "${governor}" is not available for CPUs ${p.cpus.toList()}`,
+        `available: ${p.available.join(' ')}`,
+      );
     }
     const extra = p.cpus.minus(cpus);
-    if (!extra.isEmpty) ctx.log.warn(`${command}: CPUs ${extra.toList()} share a cpufreq policy with the CPUs given and change too`);
+    if (!extra.isEmpty)
+      ctx.log.warn(
+        `${command}: CPUs ${extra.toList()} share a cpufreq policy with the CPUs given and change too`,
+      );
     const path = `${p.policy}/scaling_governor`;
     const before = ctx.state.read(path);
     if (before === governor) continue;
     writes.push({ path, value: governor, before, label: `CPUs ${p.cpus.toList()}` });
     ctx.state.set(path, governor);
   }
-  return writes.length ? writeFilesStep(command, `set governor ${governor} on CPUs ${cpus.toList()}`, writes) : undefined;
+  return writes.length
+    ? writeFilesStep(command, `set governor ${governor} on CPUs ${cpus.toList()}`, writes)
+    : undefined;
 }
 
 function governorPlan(ctx: Ctx, inv: Invocation): Step[] {
@@ -171,7 +201,8 @@ export const miscCommands: CommandSpec[] = [
   {
     name: 'cpu-governor',
     summary: 'set the CPU governor for the given CPUs',
-    description: 'Write GOVERNOR to the cpufreq policy of each CPU in CPUS (once per policy). The governor must be one the policy offers.',
+    description:
+      'Write GOVERNOR to the cpufreq policy of each CPU in CPUS (once per policy). The governor must be one the policy offers.',
     options: [],
     args: [
       { name: 'GOVERNOR', required: true, help: 'e.g. performance', complete: 'governor' },
@@ -185,12 +216,16 @@ export const miscCommands: CommandSpec[] = [
   {
     name: 'drop-caches',
     summary: 'drop caches',
-    description: 'Write 3 to /proc/sys/vm/drop_caches (page cache and slab). Cannot be undone. Dirty data is not dropped; run sync first to include it.',
+    description:
+      'Write 3 to /proc/sys/vm/drop_caches (page cache and slab). Cannot be undone. Dirty data is not dropped; run sync first to include it.',
     options: [],
     args: [],
     compat: true,
     writes: true,
-    handler: { kind: 'plan', plan: (ctx, inv) => [oneWayWrite(inv.name, 'drop the page cache and slab caches', P.dropCaches, '3')] },
+    handler: {
+      kind: 'plan',
+      plan: (ctx, inv) => [oneWayWrite(inv.name, 'drop the page cache and slab caches', P.dropCaches, '3')],
+    },
   },
   {
     name: 'compact-memory',
@@ -200,6 +235,9 @@ export const miscCommands: CommandSpec[] = [
     args: [],
     compat: true,
     writes: true,
-    handler: { kind: 'plan', plan: (ctx, inv) => [oneWayWrite(inv.name, 'compact memory', P.compactMemory, '1')] },
+    handler: {
+      kind: 'plan',
+      plan: (ctx, inv) => [oneWayWrite(inv.name, 'compact memory', P.compactMemory, '1')],
+    },
   },
 ];

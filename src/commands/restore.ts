@@ -7,7 +7,12 @@ import { describeRecord, undoRecord } from '../steps/undo.ts';
 import { validateRecords } from '../steps/validate.ts';
 
 /** Steps that undo a journal file; shared by restore and release. */
-export function planJournalRestore(ctx: Ctx, command: string, file: string, opts: { force: boolean }): Step[] {
+export function planJournalRestore(
+  ctx: Ctx,
+  command: string,
+  file: string,
+  opts: { force: boolean },
+): Step[] {
   const j: ParsedJournal = readJournalFile(file);
   if (j.restored) {
     ctx.log.warn(`${file} was already restored; nothing to do`);
@@ -35,7 +40,10 @@ export function planJournalRestore(ctx: Ctx, command: string, file: string, opts
   const steps: Step[] = recs.map((rec) => ({
     command,
     title: describeRecord(rec),
-    changes: rec.kind === 'write' ? rec.files.map(([target, before]) => ({ target, after: before })) : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
+    changes:
+      rec.kind === 'write'
+        ? rec.files.map(([target, before]) => ({ target, after: before }))
+        : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
     apply({ k, log }) {
       const r = undoRecord(k, rec, log);
       failures.push(...r.failed);
@@ -67,5 +75,9 @@ export const restoreCommand: CommandSpec = {
   examples: ['vfio-isolate restore /tmp/undo_description'],
   compat: true,
   writes: true,
-  handler: { kind: 'plan', plan: (ctx: Ctx, inv: Invocation) => planJournalRestore(ctx, inv.name, inv.args.FILE!, { force: ctx.g.force }) },
+  handler: {
+    kind: 'plan',
+    plan: (ctx: Ctx, inv: Invocation) =>
+      planJournalRestore(ctx, inv.name, inv.args.FILE!, { force: ctx.g.force }),
+  },
 };

@@ -15,7 +15,8 @@ export interface MountEntry {
 
 export function parseMountinfo(text: string): MountEntry[] {
   const out: MountEntry[] = [];
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const unescape = (s: string): string =>
+    s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     const parts = line.split(' ');
@@ -44,10 +45,14 @@ export function normalizeCgroupName(name: string): string[] {
   const parts = name.split('/').filter((p) => p !== '');
   for (const p of parts) {
     if (p === '..' || p === '.') {
-      throw new UsageError(`invalid cgroup path "${name}": "${p}" is not allowed`, 'name cgroups from the hierarchy root, e.g. /system.slice');
+      throw new UsageError(
+        `invalid cgroup path "${name}": "${p}" is not allowed`,
+        'name cgroups from the hierarchy root, e.g. /system.slice',
+      );
     }
     // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(p)) throw new UsageError(`invalid cgroup path ${JSON.stringify(name)}: control character`);
+    if (/[\u0000-\u001f\u007f]/.test(p))
+      throw new UsageError(`invalid cgroup path ${JSON.stringify(name)}: control character`);
   }
   return parts;
 }
@@ -86,7 +91,8 @@ export class Cgroups {
     }
     const v1cpuset = v1.find((m) => m.options.includes('cpuset'));
     if (v1cpuset) return new Cgroups(fs, 1, v1cpuset.mountpoint, hybrid);
-    if (v2.length === 0 && v1.length === 0) throw new RuntimeFailure('no cgroup file system is mounted', 'mount cgroup2 at /sys/fs/cgroup');
+    if (v2.length === 0 && v1.length === 0)
+      throw new RuntimeFailure('no cgroup file system is mounted', 'mount cgroup2 at /sys/fs/cgroup');
     throw new RuntimeFailure(
       'no cgroup hierarchy offers the cpuset controller',
       'the kernel needs CONFIG_CPUSETS; on cgroup v2 check /sys/fs/cgroup/cgroup.controllers',

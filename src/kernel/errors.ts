@@ -15,17 +15,32 @@ export function explainErrno(e: unknown, what?: string): RuntimeFailure {
     case 'ENOENT':
       return new RuntimeFailure(`${subject} does not exist`, hintForMissing(path));
     case 'EROFS':
-      return new RuntimeFailure(`${subject} is on a read-only file system`, 'the cgroup file system is mounted read-only (in a container?)');
+      return new RuntimeFailure(
+        `${subject} is on a read-only file system`,
+        'the cgroup file system is mounted read-only (in a container?)',
+      );
     case 'EBUSY':
-      return new RuntimeFailure(`${subject} is busy (${op})`, 'a cgroup still has tasks or child cgroups, or a controller is still in use below it');
+      return new RuntimeFailure(
+        `${subject} is busy (${op})`,
+        'a cgroup still has tasks or child cgroups, or a controller is still in use below it',
+      );
     case 'ENOSPC':
-      return new RuntimeFailure(`${subject}: the cpuset has no CPUs or memory nodes to run tasks on`, 'set --cpus and --mems first');
+      return new RuntimeFailure(
+        `${subject}: the cpuset has no CPUs or memory nodes to run tasks on`,
+        'set --cpus and --mems first',
+      );
     case 'EINVAL':
-      return new RuntimeFailure(`the kernel refused the value for ${subject} (invalid argument)`, 'check that the CPUs/nodes are online and allowed by the parent cgroup');
+      return new RuntimeFailure(
+        `the kernel refused the value for ${subject} (invalid argument)`,
+        'check that the CPUs/nodes are online and allowed by the parent cgroup',
+      );
     case 'ESRCH':
       return new RuntimeFailure(`${subject}: no such process`);
     case 'EEXIST':
-      return new RuntimeFailure(`${subject} already exists`, 'use cpuset-modify to change an existing cpuset');
+      return new RuntimeFailure(
+        `${subject} already exists`,
+        'use cpuset-modify to change an existing cpuset',
+      );
     case 'EOPNOTSUPP':
       return new RuntimeFailure(`${subject}: operation not supported by this kernel`);
     case 'EIO':
@@ -36,7 +51,8 @@ export function explainErrno(e: unknown, what?: string): RuntimeFailure {
 }
 
 function hintForMissing(path: string): string | undefined {
-  if (/\/cpuset\.[a-z_.]+$/.test(path)) return 'the cpuset controller is not enabled for this cgroup (see vfio-isolate status)';
+  if (/\/cpuset\.[a-z_.]+$/.test(path))
+    return 'the cpuset controller is not enabled for this cgroup (see vfio-isolate status)';
   if (path.includes('/cpufreq/')) return 'no cpufreq driver is loaded for this CPU (common in VMs)';
   if (path.includes('/proc/sys/vm/compact_memory')) return 'the kernel was built without CONFIG_COMPACTION';
   return undefined;

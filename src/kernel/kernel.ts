@@ -24,6 +24,8 @@ export class Kernel {
     readonly fs: Fs,
     /** True when running on a fake tree (VFIO_ISOLATE_ROOT). */
     readonly simulated: boolean,
+    /** The environment the tool runs with (test aids such as VFIO_ISOLATE_SYSTEMCTL are read from it). */
+    readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.procs = new Procs(fs);
     this.irqs = new Irqs(fs);
@@ -31,8 +33,8 @@ export class Kernel {
 
   static open(env: NodeJS.ProcessEnv = process.env): Kernel {
     const root = env.VFIO_ISOLATE_ROOT;
-    if (root !== undefined && root !== '') return new Kernel(new SimFs(root), true);
-    return new Kernel(new RealFs(), false);
+    if (root !== undefined && root !== '') return new Kernel(new SimFs(root), true, env);
+    return new Kernel(new RealFs(), false, env);
   }
 
   get root(): string {
@@ -114,4 +116,3 @@ export class Kernel {
     return m ? [Number(m[1]), Number(m[2])] : [0, 0];
   }
 }
-

@@ -30,10 +30,13 @@ export function acquireLock(k: Kernel, waitMs: number): Lock {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const me = `${process.pid} ${startOfReal(process.pid) ?? 0}\n`;
   const deadline = Date.now() + waitMs;
-  let holder = '';
   for (;;) {
     try {
-      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+      const fd = fs.openSync(
+        file,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+        0o600,
+      );
       fs.writeSync(fd, me);
       fs.closeSync(fd);
       return {
@@ -47,9 +50,13 @@ export function acquireLock(k: Kernel, waitMs: number): Lock {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new RuntimeFailure(`cannot create lock ${file}: ${(e as NodeJS.ErrnoException).code}`, 'must run as root (try sudo)');
+        throw new RuntimeFailure(
+          `cannot create lock ${file}: ${(e as NodeJS.ErrnoException).code}`,
+          'must run as root (try sudo)',
+        );
       }
     }
+    let holder: string;
     try {
       holder = fs.readFileSync(file, 'utf8');
     } catch {

@@ -36,4 +36,6 @@ export const P = {
   systemdRunning: '/run/systemd/system',
   libvirtHooks: '/etc/libvirt/hooks',
   etcDefault: '/etc/default',
+  defaultIrqbalance: '/etc/default/irqbalance',
+  sysconfigIrqbalance: '/etc/sysconfig/irqbalance',
 } as const;

@@ -25,7 +25,10 @@ export function parseStat(text: string): TaskStat | undefined {
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return undefined;
   const pid = Number.parseInt(text.slice(0, open), 10);
-  const rest = text.slice(close + 2).trim().split(/\s+/);
+  const rest = text
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
   // rest[0] is field 3 (state); field n is rest[n - 3]
   const f = (n: number): number => Number(rest[n - 3] ?? 0);
   return {
@@ -135,7 +138,11 @@ export class Procs {
 
   cmdline(pid: number): string {
     try {
-      return this.fs.read(`${P.pid(pid)}/cmdline`).split('\0').filter(Boolean).join(' ');
+      return this.fs
+        .read(`${P.pid(pid)}/cmdline`)
+        .split('\0')
+        .filter(Boolean)
+        .join(' ');
     } catch {
       return '';
     }

@@ -20,7 +20,6 @@ let cached: Sched | undefined;
 export function loadSched(): Sched {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const koffi = require('koffi') as typeof import('koffi');
   const libc = koffi.load('libc.so.6');
   const setaff = libc.func('int sched_setaffinity(int pid, size_t len, const uint8_t *mask)');

@@ -12,7 +12,12 @@ export interface MoveResult {
 /** Errors that concern the destination, not one task: the whole move fails. */
 const FATAL = new Set(['ENOSPC', 'EACCES', 'EPERM', 'ENOENT', 'EROFS', 'ENODEV']);
 
-export function writeIds(fs: Fs, file: string, ids: readonly number[], onProgress?: (done: number) => void): MoveResult {
+export function writeIds(
+  fs: Fs,
+  file: string,
+  ids: readonly number[],
+  onProgress?: (done: number) => void,
+): MoveResult {
   const res: MoveResult = { moved: [], gone: [], unmovable: [] };
   const writer = fs.openWriter?.(file) ?? { write: (v: string) => fs.write(file, v), close: () => {} };
   try {

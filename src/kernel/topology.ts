@@ -65,7 +65,9 @@ export function readMachine(fs: Fs): Machine {
     const pkg = readInt(fs, `${t}/physical_package_id`, 0);
     const die = readInt(fs, `${t}/die_id`, 0);
     const coreId = readInt(fs, `${t}/core_id`, cpu);
-    const sib = fs.exists(`${t}/thread_siblings_list`) ? readSet(fs, `${t}/thread_siblings_list`) : CpuSet.of([cpu]);
+    const sib = fs.exists(`${t}/thread_siblings_list`)
+      ? readSet(fs, `${t}/thread_siblings_list`)
+      : CpuSet.of([cpu]);
     siblings.set(cpu, sib.isEmpty ? CpuSet.of([cpu]) : sib);
     (packages.get(pkg) ?? packages.set(pkg, []).get(pkg)!).push(cpu);
     const key = `${pkg}:${die}:${coreId}`;

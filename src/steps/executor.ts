@@ -92,7 +92,12 @@ export function applySteps(
         );
       }
       const undone = applied.length > 0 || journal.records.length > 0;
-      throw new RunFailed(`${what}${undone ? '; the changes of this run were undone' : '; nothing was changed'}`, err.hint, applied, true);
+      throw new RunFailed(
+        `${what}${undone ? '; the changes of this run were undone' : '; nothing was changed'}`,
+        err.hint,
+        applied,
+        true,
+      );
     }
   }
   return { applied };

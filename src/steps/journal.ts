@@ -7,13 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { UsageError, RuntimeFailure } from '../errors.ts';
-import {
-  BodyLine,
-  HeaderLine,
-  JOURNAL_FORMAT,
-  JOURNAL_VERSION,
-  type UndoRecord,
-} from './records.ts';
+import { BodyLine, HeaderLine, JOURNAL_FORMAT, JOURNAL_VERSION, type UndoRecord } from './records.ts';
 
 export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
 
@@ -58,15 +52,21 @@ export function parseJournal(text: string, file: string): ParsedJournal {
     try {
       return JSON.parse(line);
     } catch {
-      throw new UsageError(`${file} line ${n}: not JSON`, n === 1 ? 'the file is not a vfio-isolate journal' : undefined);
+      throw new UsageError(
+        `${file} line ${n}: not JSON`,
+        n === 1 ? 'the file is not a vfio-isolate journal' : undefined,
+      );
     }
   };
-  if (complete.length === 0) throw new UsageError(`${file} is empty or truncated: not a vfio-isolate journal`);
+  if (complete.length === 0)
+    throw new UsageError(`${file} is empty or truncated: not a vfio-isolate journal`);
   const head = v.safeParse(HeaderLine, parseLine(complete[0]!, 1));
   if (!head.success) {
     const raw = parseLine(complete[0]!, 1) as { format?: unknown; version?: unknown };
     if (raw && raw.format === JOURNAL_FORMAT && raw.version !== JOURNAL_VERSION) {
-      throw new UsageError(`${file}: journal version ${String(raw.version)} is not supported (this tool reads version ${JOURNAL_VERSION})`);
+      throw new UsageError(
+        `${file}: journal version ${String(raw.version)} is not supported (this tool reads version ${JOURNAL_VERSION})`,
+      );
     }
     throw new UsageError(`${file} is not a vfio-isolate journal (bad header: ${issueText(head.issues)})`);
   }
@@ -78,7 +78,8 @@ export function parseJournal(text: string, file: string): ParsedJournal {
     const parsed = v.safeParse(BodyLine, parseLine(line, i + 1));
     if (!parsed.success) throw new UsageError(`${file} line ${i + 1}: ${issueText(parsed.issues)}`);
     const b = parsed.output;
-    if (restored) throw new UsageError(`${file} line ${i + 1}: entries after the journal was marked restored`);
+    if (restored)
+      throw new UsageError(`${file} line ${i + 1}: entries after the journal was marked restored`);
     switch (b.t) {
       case 'run':
         if (runs.has(b.run)) throw new UsageError(`${file} line ${i + 1}: run ${b.run} appears twice`);
@@ -123,9 +124,11 @@ export function readJournalFile(file: string): ParsedJournal {
   } catch {
     throw new RuntimeFailure(`journal ${file} does not exist`, 'check the path given to restore / -u');
   }
-  if (st.isSymbolicLink()) throw new UsageError(`${file} is a symbolic link; journals are never followed through links`);
+  if (st.isSymbolicLink())
+    throw new UsageError(`${file} is a symbolic link; journals are never followed through links`);
   if (!st.isFile()) throw new UsageError(`${file} is not a regular file`);
-  if (st.size > MAX_JOURNAL_BYTES) throw new UsageError(`${file} is too large to be a journal (${st.size} bytes)`);
+  if (st.size > MAX_JOURNAL_BYTES)
+    throw new UsageError(`${file} is too large to be a journal (${st.size} bytes)`);
   const buf = fs.readFileSync(file);
   if (buf[0] === 0x80) throw new UsageError(`${file} is not a vfio-isolate journal`, PICKLE_HINT);
   return parseJournal(buf.toString('utf8'), file);
@@ -167,7 +170,8 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   try {
     const st = fs.lstatSync(file);
     exists = true;
-    if (st.isSymbolicLink()) throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`);
+    if (st.isSymbolicLink())
+      throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`);
     if (!st.isFile()) throw new UsageError(`undo file ${file} is not a regular file`);
   } catch (e) {
     if (e instanceof UsageError) throw e;
@@ -188,7 +192,15 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   try {
     if (!exists) {
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW | fs.constants.O_APPEND, 0o600);
+      fd = fs.openSync(
+        file,
+        fs.constants.O_WRONLY |
+          fs.constants.O_CREAT |
+          fs.constants.O_EXCL |
+          fs.constants.O_NOFOLLOW |
+          fs.constants.O_APPEND,
+        0o600,
+      );
       const header: HeaderLine = {
         t: 'header',
         format: JOURNAL_FORMAT,
@@ -202,7 +214,9 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
     }
   } catch (e) {
-    throw new RuntimeFailure(`cannot write undo file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new RuntimeFailure(
+      `cannot write undo file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
   }
   const append = (obj: BodyLine): void => {
     fs.writeSync(fd, JSON.stringify(obj) + '\n');
@@ -235,7 +249,9 @@ export function markRestored(file: string, forced: boolean, now: Date = new Date
   dropTornTail(file);
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
   try {
-    const line: BodyLine = forced ? { t: 'restored', at: now.toISOString(), forced } : { t: 'restored', at: now.toISOString() };
+    const line: BodyLine = forced
+      ? { t: 'restored', at: now.toISOString(), forced }
+      : { t: 'restored', at: now.toISOString() };
     fs.writeSync(fd, JSON.stringify(line) + '\n');
     fs.fsyncSync(fd);
   } finally {

@@ -20,7 +20,10 @@ export const MkdirRecord = v.strictObject({ kind: v.literal('mkdir'), path: Syst
 export const RmdirRecord = v.strictObject({
   kind: v.literal('rmdir'),
   path: SystemPath,
-  settings: v.pipe(v.array(v.tuple([v.pipe(v.string(), v.regex(/^cpuset\.[a-z_.]+$/)), ShortValue])), v.maxLength(16)),
+  settings: v.pipe(
+    v.array(v.tuple([v.pipe(v.string(), v.regex(/^cpuset\.[a-z_.]+$/)), ShortValue])),
+    v.maxLength(16),
+  ),
 });
 /** A controller the tool enabled in `path/cgroup.subtree_control` (undo: disable it). */
 export const ControllerRecord = v.strictObject({
@@ -39,19 +42,42 @@ export const TasksRecord = v.strictObject({
 /** Thread affinities changed: [tid, start time, old CPU list]. */
 export const AffinityRecord = v.strictObject({
   kind: v.literal('affinity'),
-  tasks: v.pipe(v.array(v.tuple([Id, Ticks, v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096))])), v.maxLength(4194304)),
+  tasks: v.pipe(
+    v.array(v.tuple([Id, Ticks, v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096))])),
+    v.maxLength(4194304),
+  ),
 });
 /** Scheduling policies changed: [tid, start time, old policy, old priority]. */
 export const SchedRecord = v.strictObject({
   kind: v.literal('sched'),
   tasks: v.array(
-    v.tuple([Id, Ticks, v.picklist([0, 1, 2, 3, 5]), v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(99))]),
+    v.tuple([
+      Id,
+      Ticks,
+      v.picklist([0, 1, 2, 3, 5]),
+      v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(99)),
+    ]),
   ),
 });
 /** A service the tool stopped (only irqbalance); undo starts it again. */
-export const ServiceRecord = v.strictObject({ kind: v.literal('service'), name: v.literal('irqbalance'), how: v.picklist(['systemd', 'signal']) });
+export const ServiceRecord = v.strictObject({
+  kind: v.literal('service'),
+  name: v.literal('irqbalance'),
+  how: v.picklist(['systemd', 'signal']),
+});
+
+/**
+ * irqbalance's environment file edited to ban CPUs (IRQBALANCE_BANNED_CPULIST, as tuned does); `old` is the whole
+ * previous content, or null when the file did not exist. Undo writes it back and restarts irqbalance.
+ */
+export const IrqbalanceConfigRecord = v.strictObject({
+  kind: v.literal('irqbalance-config'),
+  path: v.picklist(['/etc/default/irqbalance', '/etc/sysconfig/irqbalance']),
+  old: v.nullable(v.pipe(v.string(), v.maxLength(65536))),
+});
 
 export const UndoRecord = v.variant('kind', [
+  IrqbalanceConfigRecord,
   WriteRecord,
   MkdirRecord,
   RmdirRecord,
@@ -80,9 +106,20 @@ export const RunLine = v.strictObject({
   at: v.pipe(v.string(), v.maxLength(64)),
   argv: v.pipe(v.array(v.pipe(v.string(), v.maxLength(4096))), v.maxLength(1000)),
 });
-export const RecLine = v.strictObject({ t: v.literal('rec'), run: v.pipe(v.number(), v.integer(), v.minValue(1)), rec: UndoRecord });
-export const RollbackLine = v.strictObject({ t: v.literal('rollback'), run: v.pipe(v.number(), v.integer(), v.minValue(1)) });
-export const RestoredLine = v.strictObject({ t: v.literal('restored'), at: v.pipe(v.string(), v.maxLength(64)), forced: v.optional(v.boolean()) });
+export const RecLine = v.strictObject({
+  t: v.literal('rec'),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  rec: UndoRecord,
+});
+export const RollbackLine = v.strictObject({
+  t: v.literal('rollback'),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+});
+export const RestoredLine = v.strictObject({
+  t: v.literal('restored'),
+  at: v.pipe(v.string(), v.maxLength(64)),
+  forced: v.optional(v.boolean()),
+});
 export const BodyLine = v.variant('t', [RunLine, RecLine, RollbackLine, RestoredLine]);
 export type HeaderLine = v.InferOutput<typeof HeaderLine>;
 export type BodyLine = v.InferOutput<typeof BodyLine>;

@@ -47,7 +47,8 @@ export class PlanState {
   }
 
   private removedAbove(path: string): boolean {
-    for (const [dir, present] of this.dirs) if (!present && (path === dir || path.startsWith(dir + '/'))) return true;
+    for (const [dir, present] of this.dirs)
+      if (!present && (path === dir || path.startsWith(dir + '/'))) return true;
     return false;
   }
 }

@@ -2,7 +2,7 @@
 import { errnoOf } from '../kernel/fs.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { writeIds } from '../kernel/tasks.ts';
-import { stopOrStartIrqbalance } from '../kernel/services.ts';
+import { readConfig, restartIrqbalance, stopOrStartIrqbalance, writeConfig } from '../kernel/services.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
 
@@ -19,7 +19,9 @@ function parentOf(path: string): string {
 export function describeRecord(rec: UndoRecord): string {
   switch (rec.kind) {
     case 'write':
-      return rec.files.length === 1 ? `write back ${rec.files[0]![0]}` : `write back ${rec.files.length} files`;
+      return rec.files.length === 1
+        ? `write back ${rec.files[0]![0]}`
+        : `write back ${rec.files.length} files`;
     case 'mkdir':
       return `remove created cgroup ${rec.path}`;
     case 'rmdir':
@@ -34,6 +36,8 @@ export function describeRecord(rec: UndoRecord): string {
       return `restore the scheduling policy of ${rec.tasks.length} threads`;
     case 'service':
       return `start ${rec.name} again`;
+    case 'irqbalance-config':
+      return `put back ${rec.path} and restart irqbalance`;
   }
 }
 
@@ -70,7 +74,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           continue;
         }
         // IRQs that refuse were never changed; tolerate them refusing again.
-        attempt(`${path} ← ${JSON.stringify(old)}`, () => k.write(path, old), path.startsWith('/proc/irq/') ? ['EIO', 'EPERM'] : []);
+        attempt(
+          `${path} ← ${JSON.stringify(old)}`,
+          () => k.write(path, old),
+          path.startsWith('/proc/irq/') ? ['EIO', 'EPERM'] : [],
+        );
       }
       break;
     case 'mkdir': {
@@ -154,11 +162,21 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
-        attempt(`scheduling of ${tid} ← ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), ['ESRCH']);
+        attempt(`scheduling of ${tid} ← ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
+          'ESRCH',
+        ]);
       }
       break;
     case 'service':
       attempt(`start ${rec.name}`, () => stopOrStartIrqbalance(k, 'start', rec.how));
+      break;
+    case 'irqbalance-config':
+      attempt(`restore ${rec.path}`, () => {
+        if (readConfig(k, rec.path) !== rec.old) {
+          writeConfig(k, rec.path, rec.old);
+          restartIrqbalance(k);
+        }
+      });
       break;
   }
   return r;

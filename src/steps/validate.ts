@@ -31,7 +31,10 @@ function rules(cgroupMount: string): Rule[] {
     { re: /^\/proc\/irq\/\d+\/smp_affinity_list$/, value: LIST },
     { re: /^\/proc\/irq\/\d+\/smp_affinity$/, value: MASK },
     { re: /^\/proc\/irq\/default_smp_affinity$/, value: MASK },
-    { re: /^\/sys\/devices\/system\/cpu\/cpufreq\/policy\d+\/scaling_governor$/, value: /^[a-z0-9_-]{1,32}$/ },
+    {
+      re: /^\/sys\/devices\/system\/cpu\/cpufreq\/policy\d+\/scaling_governor$/,
+      value: /^[a-z0-9_-]{1,32}$/,
+    },
     { re: /^\/proc\/sys\/vm\/stat_interval$/, value: /^\d{1,7}$/ },
     { re: /^\/sys\/devices\/virtual\/workqueue\/([A-Za-z0-9_.-]+\/)?cpumask$/, value: MASK },
     { re: /^\/sys\/bus\/workqueue\/devices\/[A-Za-z0-9_.-]+\/cpumask$/, value: MASK },
@@ -59,9 +62,17 @@ export function resolveSystemPath(k: Kernel, path: string): string {
 export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: string): void {
   const mount = k.cgroups.mount;
   const rs = rules(mount);
-  const cgDir = (p: string): boolean => p.startsWith(mount + '/') && !p.slice(mount.length).split('/').some((s) => s === '..');
+  const cgDir = (p: string): boolean =>
+    p.startsWith(mount + '/') &&
+    !p
+      .slice(mount.length)
+      .split('/')
+      .some((s) => s === '..');
   const fail = (i: number, msg: string): never => {
-    throw new UsageError(`${file}: refusing the whole journal: record ${i + 1}: ${msg}`, 'nothing was changed');
+    throw new UsageError(
+      `${file}: refusing the whole journal: record ${i + 1}: ${msg}`,
+      'nothing was changed',
+    );
   };
   const checkPath = (i: number, p: string, kind: 'file' | 'cgroup', value?: string): void => {
     let real: string;
@@ -103,6 +114,7 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
       case 'affinity':
       case 'sched':
       case 'service':
+      case 'irqbalance-config':
         break; // fully described by their schemas (ids, lists, fixed names)
     }
   });

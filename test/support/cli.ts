@@ -8,7 +8,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function cli(root: string, argv: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export async function cli(
+  root: string,
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const code = await runCli(argv, {

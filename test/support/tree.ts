@@ -17,7 +17,9 @@ export function sysExists(root: string, p: string): boolean {
 export function treeHash(root: string): string {
   const h = createHash('sha256');
   const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const e of fs
+      .readdirSync(dir, { withFileTypes: true })
+      .sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(dir, e.name);
       const rel = path.relative(root, full);
       if (skip(rel)) continue;
@@ -43,6 +45,8 @@ export function treeHash(root: string): string {
 function skip(rel: string): boolean {
   return (
     rel === '.sim-log' ||
+    // simulator bookkeeping (e.g. the mask a thread asked for, which a real kernel also keeps after restore)
+    path.basename(rel).startsWith('.sim-user-affinity') ||
     rel === 'run' ||
     rel.startsWith('run/') ||
     /^proc\/irq\/\d+\/effective_affinity/.test(rel) ||
@@ -53,7 +57,12 @@ function skip(rel: string): boolean {
 
 function normalise(rel: string, text: string): string {
   // The kernel lists cgroup members in no particular order.
-  if (/(^|\/)(tasks|cgroup\.procs)$/.test(rel)) return text.split('\n').filter(Boolean).sort((a, b) => Number(a) - Number(b)).join('\n');
+  if (/(^|\/)(tasks|cgroup\.procs)$/.test(rel))
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .sort((a, b) => Number(a) - Number(b))
+      .join('\n');
   if (!/^proc\/\d+\/(task\/\d+\/)?stat$/.test(rel)) return text;
   const close = text.lastIndexOf(')');
   const fields = text.slice(close + 2).split(' ');
@@ -82,8 +91,10 @@ export function treeFiles(root: string): Map<string, string> {
 
 export function diffTrees(a: Map<string, string>, b: Map<string, string>): string[] {
   const out: string[] = [];
-  for (const [k, v] of a) if (!b.has(k)) out.push(`- ${k}`);
-  else if (b.get(k) !== v) out.push(`~ ${k}: ${JSON.stringify(v.slice(0, 80))} → ${JSON.stringify(b.get(k)!.slice(0, 80))}`);
+  for (const [k, v] of a)
+    if (!b.has(k)) out.push(`- ${k}`);
+    else if (b.get(k) !== v)
+      out.push(`~ ${k}: ${JSON.stringify(v.slice(0, 80))} → ${JSON.stringify(b.get(k)!.slice(0, 80))}`);
   for (const k of b.keys()) if (!a.has(k)) out.push(`+ ${k}`);
   return out;
 }

@@ -43,12 +43,25 @@ describe('seed example 1: cgroup v2, Ryzen 5950X, slices restricted', () => {
   it('writes cpuset.cpus of both slices and restores "" (inherit)', async () => {
     const root = buildFixture('ryzen-5950x');
     assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '');
-    await roundTrip(root, ['cpuset-modify', '--cpus', 'C0-6,16-22', '/system.slice', 'cpuset-modify', '--cpus', 'C0-6,16-22', '/user.slice'], () => {
-      assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-6,16-22');
-      assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus`), '0-6,16-22');
-      assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus.effective`), '0-6,16-22');
-      assert.equal(sysRead(root, `${CG}/machine.slice/cpuset.cpus`), '');
-    });
+    await roundTrip(
+      root,
+      [
+        'cpuset-modify',
+        '--cpus',
+        'C0-6,16-22',
+        '/system.slice',
+        'cpuset-modify',
+        '--cpus',
+        'C0-6,16-22',
+        '/user.slice',
+      ],
+      () => {
+        assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-6,16-22');
+        assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus`), '0-6,16-22');
+        assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus.effective`), '0-6,16-22');
+        assert.equal(sysRead(root, `${CG}/machine.slice/cpuset.cpus`), '');
+      },
+    );
   });
 });
 
@@ -56,20 +69,27 @@ describe('seed example 2: cgroup v1, Intel 6c/12t, host.slice + move-tasks', () 
   it('creates host.slice with the given CPUs and the parent mems, moves the movable tasks, restore undoes all', async () => {
     const root = buildFixture('intel-6c12t');
     const rootTasks = sysRead(root, `${CG}/cpuset/tasks`).split('\n');
-    await roundTrip(root, ['cpuset-create', '--cpus', 'C0-1,6-7', '/host.slice', 'move-tasks', '/', '/host.slice'], () => {
-      assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.cpus`), '0-1,6-7');
-      assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.mems`), sysRead(root, `${CG}/cpuset/cpuset.mems`));
-      const moved = sysRead(root, `${CG}/cpuset/host.slice/tasks`).split('\n').filter(Boolean);
-      const left = sysRead(root, `${CG}/cpuset/tasks`).split('\n').filter(Boolean);
-      assert.ok(moved.length > 0, 'tasks moved');
-      assert.ok(left.length > 0, 'per-CPU kernel threads stay');
-      assert.equal(moved.length + left.length, rootTasks.length);
-      for (const tid of left) {
-        const stat = fs.readFileSync(path.join(root, 'proc', tid, 'stat'), 'utf8');
-        const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
-        assert.ok(flags & 0x04000000, `task ${tid} left behind must be a pinned kernel thread`);
-      }
-    });
+    await roundTrip(
+      root,
+      ['cpuset-create', '--cpus', 'C0-1,6-7', '/host.slice', 'move-tasks', '/', '/host.slice'],
+      () => {
+        assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.cpus`), '0-1,6-7');
+        assert.equal(
+          sysRead(root, `${CG}/cpuset/host.slice/cpuset.mems`),
+          sysRead(root, `${CG}/cpuset/cpuset.mems`),
+        );
+        const moved = sysRead(root, `${CG}/cpuset/host.slice/tasks`).split('\n').filter(Boolean);
+        const left = sysRead(root, `${CG}/cpuset/tasks`).split('\n').filter(Boolean);
+        assert.ok(moved.length > 0, 'tasks moved');
+        assert.ok(left.length > 0, 'per-CPU kernel threads stay');
+        assert.equal(moved.length + left.length, rootTasks.length);
+        for (const tid of left) {
+          const stat = fs.readFileSync(path.join(root, 'proc', tid, 'stat'), 'utf8');
+          const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
+          assert.ok(flags & 0x04000000, `task ${tid} left behind must be a pinned kernel thread`);
+        }
+      },
+    );
   });
 
   it('cpuset-delete moves the tasks to the parent and removes the cpuset; restore recreates it with its settings', async () => {
@@ -80,19 +100,37 @@ describe('seed example 2: cgroup v1, Intel 6c/12t, host.slice + move-tasks', () 
       assert.equal(sysExists(root, `${CG}/cpuset/host.slice`), false);
     });
     assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.cpus`), '0-1,6-7');
-    assert.deepEqual(sysRead(root, `${CG}/cpuset/host.slice/tasks`).split('\n').sort(), inHost.split('\n').sort());
+    assert.deepEqual(
+      sysRead(root, `${CG}/cpuset/host.slice/tasks`).split('\n').sort(),
+      inHost.split('\n').sort(),
+    );
   });
 });
 
 describe('seed example 3: NUMA, Threadripper 1920X (hybrid v1+v2)', () => {
   it('uses the v1 cpuset hierarchy although the controller-less cgroup2 is mounted first', async () => {
     const root = buildFixture('tr-1920x');
-    await roundTrip(root, ['cpuset-create', '--cpus', 'N0', '--mems', 'N0', '-mm', '/host.slice', 'move-tasks', '/', '/host.slice'], () => {
-      assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.cpus`), '0-5,12-17');
-      assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.mems`), '0');
-      assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.memory_migrate`), '1');
-      assert.equal(sysExists(root, `${CG}/unified/host.slice`), false);
-    });
+    await roundTrip(
+      root,
+      [
+        'cpuset-create',
+        '--cpus',
+        'N0',
+        '--mems',
+        'N0',
+        '-mm',
+        '/host.slice',
+        'move-tasks',
+        '/',
+        '/host.slice',
+      ],
+      () => {
+        assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.cpus`), '0-5,12-17');
+        assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.mems`), '0');
+        assert.equal(sysRead(root, `${CG}/cpuset/host.slice/cpuset.memory_migrate`), '1');
+        assert.equal(sysExists(root, `${CG}/unified/host.slice`), false);
+      },
+    );
   });
 });
 
@@ -105,7 +143,21 @@ describe('the seed libvirt hook sequence', () => {
       const vm = machine === 'ryzen-5950x' ? 'C7-15,23-31' : 'C8-31,40-63';
       await roundTrip(
         root,
-        ['drop-caches', 'cpuset-modify', '--cpus', host, '/system.slice', 'cpuset-modify', '--cpus', host, '/user.slice', 'compact-memory', 'irq-affinity', 'mask', vm],
+        [
+          'drop-caches',
+          'cpuset-modify',
+          '--cpus',
+          host,
+          '/system.slice',
+          'cpuset-modify',
+          '--cpus',
+          host,
+          '/user.slice',
+          'compact-memory',
+          'irq-affinity',
+          'mask',
+          vm,
+        ],
         () => {
           const log = simWrites(root).join('\n');
           assert.match(log, /drop_caches "3"/);
@@ -135,7 +187,8 @@ describe('irq-affinity', () => {
       if (sysExists(root, `proc/irq/${irq}/.sim-refuse`)) continue;
       for (const part of list.split(',')) {
         const [a, b] = part.split('-').map(Number);
-        for (let c = a!; c <= (b ?? a!); c++) assert.ok(c < 8 || (c > 15 && c < 24), `IRQ ${irq} still on CPU ${c}`);
+        for (let c = a!; c <= (b ?? a!); c++)
+          assert.ok(c < 8 || (c > 15 && c < 24), `IRQ ${irq} still on CPU ${c}`);
       }
     }
     await ok(root, ['irq-affinity', 'add', 'C8-15,24-31']);
@@ -167,10 +220,14 @@ describe('cgroup v2 top-down enabling', () => {
 
   it('cpuset-create of a nested cgroup on v2 leaves unset values empty (inherit)', async () => {
     const root = buildFixture('ryzen-5950x');
-    await roundTrip(root, ['cpuset-create', '/machine.slice/vm1', 'cpuset-modify', '--cpus', 'C8-15', '/machine.slice/vm1'], () => {
-      assert.equal(sysRead(root, `${CG}/machine.slice/vm1/cpuset.cpus`), '8-15');
-      assert.equal(sysRead(root, `${CG}/machine.slice/vm1/cpuset.mems`), '');
-    });
+    await roundTrip(
+      root,
+      ['cpuset-create', '/machine.slice/vm1', 'cpuset-modify', '--cpus', 'C8-15', '/machine.slice/vm1'],
+      () => {
+        assert.equal(sysRead(root, `${CG}/machine.slice/vm1/cpuset.cpus`), '8-15');
+        assert.equal(sysRead(root, `${CG}/machine.slice/vm1/cpuset.mems`), '');
+      },
+    );
   });
 });
 
@@ -206,7 +263,14 @@ describe('errors change nothing', () => {
       const r = await cli(root, argv);
       assert.equal(r.code, code, r.stderr);
       assert.match(r.stderr, re);
-      assert.equal(r.stderr.split('\n').filter(Boolean).filter((l) => !l.startsWith('hint:')).length, 1, 'one line');
+      assert.equal(
+        r.stderr
+          .split('\n')
+          .filter(Boolean)
+          .filter((l) => !l.startsWith('hint:')).length,
+        1,
+        'one line',
+      );
       assert.equal(treeHash(root), h);
       assert.deepEqual(simWrites(root), []);
     });
@@ -227,7 +291,10 @@ describe('restore lifecycle', () => {
     const root = buildFixture('ryzen-5950x');
     const undo = undoPath();
     await ok(root, ['-u', undo, 'cpuset-modify', '--cpus', 'C0-3', '/user.slice']);
-    fs.writeFileSync(path.join(root, 'proc/sys/kernel/random/boot_id'), '11111111-2222-3333-4444-555555555555\n');
+    fs.writeFileSync(
+      path.join(root, 'proc/sys/kernel/random/boot_id'),
+      '11111111-2222-3333-4444-555555555555\n',
+    );
     const r = await ok(root, ['restore', undo]);
     assert.match(r.stderr, /earlier boot/);
     assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus`), '0-3');
@@ -237,7 +304,10 @@ describe('restore lifecycle', () => {
     const root = buildFixture('ryzen-5950x');
     const undo = undoPath();
     fs.writeFileSync(undo, Buffer.from([0x80, 0x04, 0x95, 0x20, 0, 0, 0, 0, 0, 0, 0, 0x5d, 0x94]));
-    for (const argv of [['restore', undo], ['-u', undo, 'drop-caches']]) {
+    for (const argv of [
+      ['restore', undo],
+      ['-u', undo, 'drop-caches'],
+    ]) {
       const r = await cli(root, argv);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /not a vfio-isolate journal/);

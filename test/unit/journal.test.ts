@@ -4,7 +4,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { UsageError, RuntimeFailure } from '../../src/errors.ts';
-import { markRestored, openJournal, parseJournal, pendingRecords, readJournalFile } from '../../src/steps/journal.ts';
+import {
+  markRestored,
+  openJournal,
+  parseJournal,
+  pendingRecords,
+  readJournalFile,
+} from '../../src/steps/journal.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vi-journal-'));
 const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
@@ -17,11 +23,18 @@ describe('journal', () => {
     j.record({ kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7']] });
     j.close();
     assert.equal(fs.statSync(f).mode & 0o777, 0o600);
-    const lines = fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(f, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines[0].t, 'header');
     assert.equal(lines[0].bootId, 'boot-a');
     assert.equal(lines[1].t, 'run');
-    assert.deepEqual(pendingRecords(readJournalFile(f)).map((r) => r.kind), ['write', 'mkdir']);
+    assert.deepEqual(
+      pendingRecords(readJournalFile(f)).map((r) => r.kind),
+      ['write', 'mkdir'],
+    );
   });
 
   it('a second run on an unrestored journal of this boot appends; restore order is newest first', () => {
@@ -33,8 +46,14 @@ describe('journal', () => {
     b.record({ kind: 'mkdir', path: '/sys/fs/cgroup/two' });
     b.close();
     const j = readJournalFile(f);
-    assert.deepEqual(j.runs.map((r) => r.run), [1, 2]);
-    assert.deepEqual(pendingRecords(j).map((r) => (r as { path: string }).path), ['/sys/fs/cgroup/two', '/sys/fs/cgroup/one']);
+    assert.deepEqual(
+      j.runs.map((r) => r.run),
+      [1, 2],
+    );
+    assert.deepEqual(
+      pendingRecords(j).map((r) => (r as { path: string }).path),
+      ['/sys/fs/cgroup/two', '/sys/fs/cgroup/one'],
+    );
   });
 
   it('a restored journal or one of an earlier boot is replaced and kept as FILE.old', () => {
@@ -79,19 +98,38 @@ describe('journal', () => {
     const target = path.join(d, 'real');
     fs.writeFileSync(target, '');
     fs.symlinkSync(target, path.join(d, 'link'));
-    assert.throws(() => openJournal(path.join(d, 'link'), opts), (e) => e instanceof UsageError && /symbolic link/.test(e.message));
+    assert.throws(
+      () => openJournal(path.join(d, 'link'), opts),
+      (e) => e instanceof UsageError && /symbolic link/.test(e.message),
+    );
     fs.writeFileSync(path.join(d, 'pickle'), Buffer.from([0x80, 0x04, 0x95, 0x10, 0x00]));
-    assert.throws(() => openJournal(path.join(d, 'pickle'), opts), (e) => e instanceof UsageError && /0\.5\.2/.test(e.hint ?? ''));
+    assert.throws(
+      () => openJournal(path.join(d, 'pickle'), opts),
+      (e) => e instanceof UsageError && /0\.5\.2/.test(e.hint ?? ''),
+    );
     fs.writeFileSync(path.join(d, 'text'), 'hello\n');
     assert.throws(() => readJournalFile(path.join(d, 'text')), UsageError);
     assert.throws(() => readJournalFile(path.join(d, 'missing')), RuntimeFailure);
   });
 
   it('schema errors name the line', () => {
-    const header = JSON.stringify({ t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', bootId: 'b', created: 'c' });
+    const header = JSON.stringify({
+      t: 'header',
+      format: 'vfio-isolate-journal',
+      version: 1,
+      tool: 't',
+      bootId: 'b',
+      created: 'c',
+    });
     const bad = `${header}\n{"t":"run","run":1,"at":"x","argv":[]}\n{"t":"rec","run":1,"rec":{"kind":"write","files":[["relative","1"]]}}\n`;
-    assert.throws(() => parseJournal(bad, 'J'), (e) => e instanceof UsageError && /J line 3/.test(e.message));
+    assert.throws(
+      () => parseJournal(bad, 'J'),
+      (e) => e instanceof UsageError && /J line 3/.test(e.message),
+    );
     const v2 = header.replace('"version":1', '"version":2');
-    assert.throws(() => parseJournal(v2 + '\n', 'J'), (e) => e instanceof UsageError && /version 2 is not supported/.test(e.message));
+    assert.throws(
+      () => parseJournal(v2 + '\n', 'J'),
+      (e) => e instanceof UsageError && /version 2 is not supported/.test(e.message),
+    );
   });
 });

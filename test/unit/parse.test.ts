@@ -6,25 +6,55 @@ import { UsageError } from '../../src/errors.ts';
 
 const parse = (s: string[]) => parseArgv(s, COMMANDS);
 const usage = (argv: string[], re: RegExp) =>
-  assert.throws(() => parse(argv), (e: unknown) => e instanceof UsageError && e.exitCode === 2 && re.test(e.message + ' ' + (e.hint ?? '')));
+  assert.throws(
+    () => parse(argv),
+    (e: unknown) => e instanceof UsageError && e.exitCode === 2 && re.test(e.message + ' ' + (e.hint ?? '')),
+  );
 
 describe('argv splitter', () => {
   it('splits the seed hook chain into five commands with their own options', () => {
     const p = parse([
-      '-u', '/tmp/undo', 'drop-caches',
-      'cpuset-modify', '--cpus', 'C0-6,16-22', '/system.slice',
-      'cpuset-modify', '--cpus', 'C0-6,16-22', '/user.slice',
-      'compact-memory', 'irq-affinity', 'mask', 'C7-15,23-31',
+      '-u',
+      '/tmp/undo',
+      'drop-caches',
+      'cpuset-modify',
+      '--cpus',
+      'C0-6,16-22',
+      '/system.slice',
+      'cpuset-modify',
+      '--cpus',
+      'C0-6,16-22',
+      '/user.slice',
+      'compact-memory',
+      'irq-affinity',
+      'mask',
+      'C7-15,23-31',
     ]);
     assert.equal(p.globals.undoFile, '/tmp/undo');
-    assert.deepEqual(p.commands.map((c) => c.name), ['drop-caches', 'cpuset-modify', 'cpuset-modify', 'compact-memory', 'irq-affinity']);
+    assert.deepEqual(
+      p.commands.map((c) => c.name),
+      ['drop-caches', 'cpuset-modify', 'cpuset-modify', 'compact-memory', 'irq-affinity'],
+    );
     assert.equal(p.commands[1]!.values.cpus, 'C0-6,16-22');
     assert.equal(p.commands[2]!.args.NAME, '/user.slice');
     assert.deepEqual(p.commands[4]!.args, { OPERATION: 'mask', CPUS: 'C7-15,23-31' });
   });
 
   it('matches multi-letter single-dash flags as whole words and tri-states', () => {
-    const p = parse(['cpuset-create', '--cpus', 'N0', '--mems', 'N0', '-mm', '-nce', '-lb', '/host.slice', 'move-tasks', '/', '/host.slice']);
+    const p = parse([
+      'cpuset-create',
+      '--cpus',
+      'N0',
+      '--mems',
+      'N0',
+      '-mm',
+      '-nce',
+      '-lb',
+      '/host.slice',
+      'move-tasks',
+      '/',
+      '/host.slice',
+    ]);
     const v = p.commands[0]!.values;
     assert.equal(v.memMigrate, true);
     assert.equal(v.cpuExclusive, false);
@@ -57,7 +87,10 @@ describe('argv splitter', () => {
     usage(['move-tasks', '/'], /missing TO.*usage: vfio-isolate move-tasks FROM TO/);
   });
   it('the seed README bug: cpu-governor without CPUs before another command', () => {
-    usage(['cpu-governor', 'performance', 'cpuset-modify', '--cpus', 'C0', '/x'], /cpu-governor: missing CPUS/);
+    usage(
+      ['cpu-governor', 'performance', 'cpuset-modify', '--cpus', 'C0', '/x'],
+      /cpu-governor: missing CPUS/,
+    );
   });
   it('an option of another command is named', () => {
     usage(['move-tasks', '--cpus', 'C0', '/', '/x'], /--cpus is an option of cpuset-create/);
@@ -80,7 +113,10 @@ describe('argv splitter', () => {
   });
   it('an optional argument does not swallow the next command name', () => {
     const p = parse(['release', 'drop-caches']);
-    assert.deepEqual(p.commands.map((c) => c.name), ['release', 'drop-caches']);
+    assert.deepEqual(
+      p.commands.map((c) => c.name),
+      ['release', 'drop-caches'],
+    );
     assert.equal(p.commands[0]!.args.JOURNAL, undefined);
   });
 });

@@ -18,10 +18,18 @@ import { diffTrees, simWrites, treeFiles, treeHash } from '../support/tree.ts';
 
 const HOOK = [
   'drop-caches',
-  'cpuset-modify', '--cpus', 'C0-6,16-22', '/system.slice',
-  'cpuset-modify', '--cpus', 'C0-6,16-22', '/user.slice',
+  'cpuset-modify',
+  '--cpus',
+  'C0-6,16-22',
+  '/system.slice',
+  'cpuset-modify',
+  '--cpus',
+  'C0-6,16-22',
+  '/user.slice',
   'compact-memory',
-  'irq-affinity', 'mask', 'C7-15,23-31',
+  'irq-affinity',
+  'mask',
+  'C7-15,23-31',
 ];
 const HOOK_STEPS = 5;
 const tmpFile = (name = 'undo') => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-rel-')), name);
@@ -60,7 +68,26 @@ describe('fault injection: a failure at step k leaves the machine as it was', ()
     const root = buildFixture('intel-6c12t');
     const h = treeHash(root);
     // host.slice is created, then emptied by cpuset-modify? Not possible via notation; use a missing cgroup for TO instead.
-    const r = await cli(root, ['cpuset-create', '--cpus', 'C0-1', '/a.slice', 'cpuset-create', '--cpus', 'C2-3', '/b.slice', 'cpuset-modify', '--cpus', 'C0-5', '-ce', '/a.slice', 'cpuset-modify', '--cpus', 'C2-3', '-ce', '/b.slice']);
+    const r = await cli(root, [
+      'cpuset-create',
+      '--cpus',
+      'C0-1',
+      '/a.slice',
+      'cpuset-create',
+      '--cpus',
+      'C2-3',
+      '/b.slice',
+      'cpuset-modify',
+      '--cpus',
+      'C0-5',
+      '-ce',
+      '/a.slice',
+      'cpuset-modify',
+      '--cpus',
+      'C2-3',
+      '-ce',
+      '/b.slice',
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /undone/);
     assert.equal(treeHash(root), h);
@@ -97,7 +124,14 @@ describe('crash matrix: SIGKILL after each step, then restore', () => {
 });
 
 describe('hostile journals: refused whole, zero writes', () => {
-  const header = JSON.stringify({ t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', bootId: 'BOOT', created: 'c' });
+  const header = JSON.stringify({
+    t: 'header',
+    format: 'vfio-isolate-journal',
+    version: 1,
+    tool: 't',
+    bootId: 'BOOT',
+    created: 'c',
+  });
   const run = JSON.stringify({ t: 'run', run: 1, at: 'x', argv: [] });
   const rec = (r: unknown) => JSON.stringify({ t: 'rec', run: 1, rec: r });
   // A valid first record: if validation were per record, it would be applied before the bad one.
@@ -115,42 +149,107 @@ describe('hostile journals: refused whole, zero writes', () => {
     ['path outside the allowlist', lines(header, run, good, w('/etc/passwd', 'root'))],
     ['.. in a path', lines(header, run, good, w('/sys/fs/cgroup/../../etc/shadow'))],
     ['core_pattern', lines(header, run, good, w('/proc/sys/kernel/core_pattern', '|/bin/sh'))],
-    ['cgroup.procs via a write record', lines(header, run, good, w('/sys/fs/cgroup/user.slice/cgroup.procs', '1'))],
+    [
+      'cgroup.procs via a write record',
+      lines(header, run, good, w('/sys/fs/cgroup/user.slice/cgroup.procs', '1')),
+    ],
     ['release_agent', lines(header, run, good, w('/sys/fs/cgroup/release_agent', '/tmp/x'))],
     ['relative path', lines(header, run, good, w('sys/fs/cgroup/user.slice/cpuset.cpus'))],
     ['double slash', lines(header, run, good, w('/sys/fs/cgroup//user.slice/cpuset.cpus'))],
     ['huge value', lines(header, run, good, w('/sys/fs/cgroup/user.slice/cpuset.cpus', '1'.repeat(9000)))],
-    ['shell in a cpu list', lines(header, run, good, w('/sys/fs/cgroup/user.slice/cpuset.cpus', '$(reboot)'))],
+    [
+      'shell in a cpu list',
+      lines(header, run, good, w('/sys/fs/cgroup/user.slice/cpuset.cpus', '$(reboot)')),
+    ],
     ['letters in an IRQ list', lines(header, run, good, w('/proc/irq/5/smp_affinity_list', 'abc'))],
-    ['governor with spaces', lines(header, run, good, w('/sys/devices/system/cpu/cpufreq/policy0/scaling_governor', 'a b'))],
+    [
+      'governor with spaces',
+      lines(header, run, good, w('/sys/devices/system/cpu/cpufreq/policy0/scaling_governor', 'a b')),
+    ],
     ['negative stat_interval', lines(header, run, good, w('/proc/sys/vm/stat_interval', '-1'))],
-    ['bad partition value', lines(header, run, good, w('/sys/fs/cgroup/user.slice/cpuset.cpus.partition', 'evil'))],
+    [
+      'bad partition value',
+      lines(header, run, good, w('/sys/fs/cgroup/user.slice/cpuset.cpus.partition', 'evil')),
+    ],
     ['mkdir outside the hierarchy', lines(header, run, good, rec({ kind: 'mkdir', path: '/tmp/evil' }))],
     ['mkdir with ..', lines(header, run, good, rec({ kind: 'mkdir', path: '/sys/fs/cgroup/../evil' }))],
-    ['rmdir setting that escapes', lines(header, run, good, rec({ kind: 'rmdir', path: '/sys/fs/cgroup/x', settings: [['../../etc/passwd', 'x']] }))],
-    ['another controller', lines(header, run, good, rec({ kind: 'controller', path: '/sys/fs/cgroup', controller: 'memory' }))],
-    ['tasks from /etc', lines(header, run, good, rec({ kind: 'tasks', from: '/etc', to: '/sys/fs/cgroup/user.slice', file: 'cgroup.procs', ids: [[1, 1]] }))],
-    ['negative task id', lines(header, run, good, rec({ kind: 'tasks', from: '/sys/fs/cgroup', to: '/sys/fs/cgroup/user.slice', file: 'cgroup.procs', ids: [[-1, 1]] }))],
-    ['letters in an affinity list', lines(header, run, good, rec({ kind: 'affinity', tasks: [[1, 1, 'x']] }))],
+    [
+      'rmdir setting that escapes',
+      lines(
+        header,
+        run,
+        good,
+        rec({ kind: 'rmdir', path: '/sys/fs/cgroup/x', settings: [['../../etc/passwd', 'x']] }),
+      ),
+    ],
+    [
+      'another controller',
+      lines(header, run, good, rec({ kind: 'controller', path: '/sys/fs/cgroup', controller: 'memory' })),
+    ],
+    [
+      'tasks from /etc',
+      lines(
+        header,
+        run,
+        good,
+        rec({
+          kind: 'tasks',
+          from: '/etc',
+          to: '/sys/fs/cgroup/user.slice',
+          file: 'cgroup.procs',
+          ids: [[1, 1]],
+        }),
+      ),
+    ],
+    [
+      'negative task id',
+      lines(
+        header,
+        run,
+        good,
+        rec({
+          kind: 'tasks',
+          from: '/sys/fs/cgroup',
+          to: '/sys/fs/cgroup/user.slice',
+          file: 'cgroup.procs',
+          ids: [[-1, 1]],
+        }),
+      ),
+    ],
+    [
+      'letters in an affinity list',
+      lines(header, run, good, rec({ kind: 'affinity', tasks: [[1, 1, 'x']] })),
+    ],
     ['unknown scheduling policy', lines(header, run, good, rec({ kind: 'sched', tasks: [[1, 1, 7, 0]] }))],
-    ['a service other than irqbalance', lines(header, run, good, rec({ kind: 'service', name: 'sshd', how: 'systemd' }))],
+    [
+      'a service other than irqbalance',
+      lines(header, run, good, rec({ kind: 'service', name: 'sshd', how: 'systemd' })),
+    ],
     ['unknown record kind', lines(header, run, good, rec({ kind: 'exec', cmd: 'reboot' }))],
     ['extra field', lines(header, run, good, rec({ kind: 'mkdir', path: '/sys/fs/cgroup/x', also: 'rm' }))],
     ['files is not an array', lines(header, run, good, rec({ kind: 'write', files: '/etc/passwd' }))],
     ['run number 0', lines(header, JSON.stringify({ t: 'run', run: 0, at: 'x', argv: [] }))],
     ['entries after restored', lines(header, run, JSON.stringify({ t: 'restored', at: 'x' }), good)],
     ['header only, torn', header],
-    ['a symlink planted in the cgroup tree', lines(header, run, good, w('/sys/fs/cgroup/evil/cpuset.cpus')), (root) => {
-      fs.mkdirSync(path.join(root, 'tmp-target'), { recursive: true });
-      fs.writeFileSync(path.join(root, 'tmp-target/cpuset.cpus'), '');
-      fs.symlinkSync('/tmp-target', path.join(root, 'sys/fs/cgroup/evil'));
-    }],
-    ['cpufreq symlink redirected outside', lines(header, run, good, w('/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor', 'performance')), (root) => {
-      fs.rmSync(path.join(root, 'sys/devices/system/cpu/cpu0/cpufreq'), { recursive: true, force: true });
-      fs.mkdirSync(path.join(root, 'etc/evil'), { recursive: true });
-      fs.writeFileSync(path.join(root, 'etc/evil/scaling_governor'), 'x');
-      fs.symlinkSync('/etc/evil', path.join(root, 'sys/devices/system/cpu/cpu0/cpufreq'));
-    }],
+    [
+      'a symlink planted in the cgroup tree',
+      lines(header, run, good, w('/sys/fs/cgroup/evil/cpuset.cpus')),
+      (root) => {
+        fs.mkdirSync(path.join(root, 'tmp-target'), { recursive: true });
+        fs.writeFileSync(path.join(root, 'tmp-target/cpuset.cpus'), '');
+        fs.symlinkSync('/tmp-target', path.join(root, 'sys/fs/cgroup/evil'));
+      },
+    ],
+    [
+      'cpufreq symlink redirected outside',
+      lines(header, run, good, w('/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor', 'performance')),
+      (root) => {
+        fs.rmSync(path.join(root, 'sys/devices/system/cpu/cpu0/cpufreq'), { recursive: true, force: true });
+        fs.mkdirSync(path.join(root, 'etc/evil'), { recursive: true });
+        fs.writeFileSync(path.join(root, 'etc/evil/scaling_governor'), 'x');
+        fs.symlinkSync('/etc/evil', path.join(root, 'sys/devices/system/cpu/cpu0/cpufreq'));
+      },
+    ],
   ];
   let refused = 0;
   let writes = 0;
@@ -190,18 +289,44 @@ describe('hostile journals: refused whole, zero writes', () => {
 
 describe('fuzzing the argv splitter', () => {
   const vocab = [
-    ...COMMANDS.map((c) => c.name), '-u', '-v', '-d', '-n', '--json', '--cpus', '--mems', '-ce', '-nce', '-mm', '-nlb',
-    '--help', '--cpus=C0', '/', '/system.slice', 'C0-3', 'mask', 'add', 'performance', '', '--', '-', '--x=', 'N0',
+    ...COMMANDS.map((c) => c.name),
+    '-u',
+    '-v',
+    '-d',
+    '-n',
+    '--json',
+    '--cpus',
+    '--mems',
+    '-ce',
+    '-nce',
+    '-mm',
+    '-nlb',
+    '--help',
+    '--cpus=C0',
+    '/',
+    '/system.slice',
+    'C0-3',
+    'mask',
+    'add',
+    'performance',
+    '',
+    '--',
+    '-',
+    '--x=',
+    'N0',
   ];
   it('never throws anything but a usage error (2,000 random argv)', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.constantFrom(...vocab), fc.string({ maxLength: 8 })), { maxLength: 12 }), (argv) => {
-        try {
-          parseArgv(argv, COMMANDS);
-        } catch (e) {
-          if (!(e instanceof VfioError) || e.exitCode !== 2) throw e;
-        }
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.constantFrom(...vocab), fc.string({ maxLength: 8 })), { maxLength: 12 }),
+        (argv) => {
+          try {
+            parseArgv(argv, COMMANDS);
+          } catch (e) {
+            if (!(e instanceof VfioError) || e.exitCode !== 2) throw e;
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });

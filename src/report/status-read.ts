@@ -1,0 +1,268 @@
+/**
+ * Build a StatusModel from the kernel: cgroup tree, tasks with their per-thread affinity, IRQs, masks,
+ * governors, irqbalance. Reads only; anything unreadable is noted in `notVisible` instead of failing.
+ */
+import { CpuSet } from '../cpus/cpuset.ts';
+import type { Cgroups } from '../kernel/cgroup.ts';
+import { P, type Kernel } from '../kernel/kernel.ts';
+import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
+import {
+  bootIsolationFiles,
+  environOf,
+  governorsOf,
+  interruptCounts,
+  irqActions,
+  irqAffinityWritable,
+  kernelCmdline,
+  procCgroups,
+  threadAllowed,
+  type ProcCgroup,
+} from '../kernel/status-reads.ts';
+import {
+  isVmCgroup,
+  parseIsolationParams,
+  type CgroupNode,
+  type CgroupsInfo,
+  type IrqEntry,
+  type StatusModel,
+  type TaskEntry,
+} from './status-model.ts';
+
+/** At most this many cgroups are read (a safety bound for machines with huge trees). */
+const MAX_CGROUPS = 5000;
+
+function counter(): { add(what: string, code: string): void; phrases(): string[] } {
+  const m = new Map<string, Map<string, number>>();
+  return {
+    add(what, code) {
+      const byCode = m.get(what) ?? m.set(what, new Map()).get(what)!;
+      byCode.set(code, (byCode.get(code) ?? 0) + 1);
+    },
+    phrases() {
+      const out: string[] = [];
+      for (const [what, byCode] of m) {
+        for (const [code, n] of byCode) {
+          const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code;
+          out.push(
+            `${what.replace('#', String(n)).replace(/\{(e?s)\}/g, (_, x: string) => (n === 1 ? '' : x))} (${why})`,
+          );
+        }
+      }
+      return out;
+    },
+  };
+}
+
+function readCgroupTree(cg: Cgroups, notVisible: ReturnType<typeof counter>): CgroupNode {
+  let budget = MAX_CGROUPS;
+  const flag = (parts: string[], name: string): boolean | undefined => {
+    const t = cg.readText(parts, name);
+    return t === undefined ? undefined : t === '1';
+  };
+  const read = (parts: string[], parentCpuset: boolean): CgroupNode => {
+    budget--;
+    const isRoot = parts.length === 0;
+    const cpuset = cg.version === 1 || isRoot || parentCpuset || cg.hasCpusetFiles(parts);
+    const node: CgroupNode = { name: '/' + parts.join('/'), cpuset, subtreeTasks: 0, children: [] };
+    if (cpuset) {
+      node.configuredCpus = cg.configuredCpus(parts);
+      node.configuredMems = cg.readText(parts, 'cpuset.mems');
+      const eff = cg.readText(parts, cg.version === 2 ? 'cpuset.cpus.effective' : 'cpuset.effective_cpus');
+      const effMems = cg.readText(
+        parts,
+        cg.version === 2 ? 'cpuset.mems.effective' : 'cpuset.effective_mems',
+      );
+      try {
+        node.effectiveCpus = CpuSet.parseList(eff ?? (cg.version === 1 ? (node.configuredCpus ?? '') : ''));
+        node.effectiveMems = CpuSet.parseList(
+          effMems ?? (cg.version === 1 ? (node.configuredMems ?? '') : ''),
+        );
+      } catch {
+        /* malformed: leave unknown */
+      }
+      if (eff === undefined && cg.version === 2) node.effectiveCpus = undefined;
+      if (cg.version === 2) {
+        node.partition = cg.readText(parts, 'cpuset.cpus.partition');
+        node.exclusiveCpus = cg.readText(parts, 'cpuset.cpus.exclusive');
+      } else {
+        node.v1 = {
+          cpuExclusive: flag(parts, 'cpuset.cpu_exclusive'),
+          memExclusive: flag(parts, 'cpuset.mem_exclusive'),
+          memMigrate: flag(parts, 'cpuset.memory_migrate'),
+          schedLoadBalance: flag(parts, 'cpuset.sched_load_balance'),
+        };
+      }
+    }
+    if (cg.version === 2) node.subtreeCpuset = cg.subtreeControl(parts).includes('cpuset');
+    try {
+      node.tasks = cg.readTasks(parts).length;
+    } catch (e) {
+      notVisible.add('the task lists of # cgroup{s}', (e as { code?: string }).code ?? 'EIO');
+    }
+    node.subtreeTasks = node.tasks ?? 0;
+    for (const child of cg.children(parts)) {
+      if (budget <= 0) break;
+      const c = read([...parts, child], cg.version === 2 && node.subtreeCpuset === true);
+      node.subtreeTasks += c.subtreeTasks;
+      node.children.push(c);
+    }
+    return node;
+  };
+  return read([], false);
+}
+
+/** The path of a process in the cpuset hierarchy (v2: the cgroup2 line; v1: the line listing cpuset). */
+function cpusetPath(lines: ProcCgroup[], version: 1 | 2): string | undefined {
+  const line =
+    version === 2 ? lines.find((l) => l.id === 0) : lines.find((l) => l.controllers.includes('cpuset'));
+  return line?.path;
+}
+
+/** A QEMU process by its comm (15 characters: qemu-system-x86, qemu-system-aar, qemu-kvm). */
+const QEMU = /^qemu(-system-.*|-kvm)?$/;
+/** Kernel threads that work for one VM and carry its pid: vhost-PID, kvm-nx-lpage-recovery-PID, kvm-pit/PID. */
+const VM_KTHREAD = /^(?:vhost|kvm-nx-lpage-re\w*|kvm-pit)[-/](\d+)$/;
+
+function readTasks(
+  k: Kernel,
+  version: 1 | 2 | undefined,
+  notVisible: ReturnType<typeof counter>,
+): TaskEntry[] {
+  const out: TaskEntry[] = [];
+  const pids = k.procs.pids();
+  if (pids.length === 0) notVisible.add('the process list', 'ENOENT');
+  const vmPids = new Set<number>();
+  for (const pid of pids) {
+    const st = k.procs.stat(pid);
+    if (!st) continue; // exited while we looked
+    const cgs = procCgroups(k.fs, pid);
+    const lines = cgs.ok ? cgs.value : [];
+    if (!cgs.ok && cgs.code !== 'ENOENT') notVisible.add('the cgroups of # process{es}', cgs.code);
+    const kind = isPinnedKernelThread(st) ? 'pinned' : isKernelThread(st) ? 'kthread' : 'user';
+    const vm = lines.some((l) => isVmCgroup(l.path)) || (kind === 'user' && QEMU.test(st.comm));
+    if (vm) vmPids.add(pid);
+    const tids = k.procs.threads(pid);
+    const threads = (tids.length > 0 ? tids : [pid]).map((tid) => {
+      const a = threadAllowed(k.fs, pid, tid);
+      if (!a.ok) {
+        if (a.code !== 'ENOENT') notVisible.add('the affinity of # thread{s}', a.code);
+        return { tid, allowed: tid === pid ? k.procs.allowed(pid) : undefined };
+      }
+      return { tid, allowed: a.value };
+    });
+    out.push({
+      pid,
+      comm: st.comm,
+      kind,
+      threads,
+      cgroup: version === undefined ? undefined : cpusetPath(lines, version),
+      vm,
+    });
+  }
+  for (const t of out) {
+    const m = VM_KTHREAD.exec(t.comm);
+    if (m && t.kind !== 'user' && vmPids.has(Number(m[1]))) t.vm = true;
+  }
+  return out;
+}
+
+function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>): IrqEntry[] {
+  const counts = interruptCounts(k.fs);
+  if (!counts.ok) notVisible.add('interrupt counts', counts.code);
+  const info = k.irqs.info();
+  const out: IrqEntry[] = [];
+  for (const irq of k.irqs.list()) {
+    const names = irqActions(k.fs, irq);
+    if (names.length === 0 && info.get(irq)?.name) names.push(info.get(irq)!.name);
+    const e: IrqEntry = { irq, names, counts: counts.ok ? counts.value.get(irq) : undefined };
+    if (k.irqs.hasAffinity(irq)) {
+      try {
+        e.affinity = k.irqs.affinity(irq);
+      } catch (err) {
+        notVisible.add('the affinity of # IRQ{s}', (err as { code?: string }).code ?? 'EIO');
+      }
+      e.writable = irqAffinityWritable(k, irq);
+    }
+    e.effective = k.irqs.effective(irq);
+    out.push(e);
+  }
+  return out;
+}
+
+/** Read everything status shows. Never throws for an unreadable file. */
+export function readStatusModel(k: Kernel): StatusModel {
+  const notVisible = counter();
+  const notes: string[] = [];
+  const m = k.machine;
+  let cgroups: CgroupsInfo | undefined;
+  try {
+    const cg = k.cgroups;
+    cgroups = {
+      version: cg.version,
+      mount: cg.mount,
+      hybrid: cg.hybrid,
+      taskFile: cg.taskFile,
+      root: readCgroupTree(cg, notVisible),
+    };
+  } catch (e) {
+    notes.push(`the cpuset cgroup hierarchy: ${(e as Error).message}`);
+  }
+  const files = bootIsolationFiles(k.fs);
+  let cpusetIsolated: CpuSet | undefined;
+  if (cgroups?.version === 2) {
+    const t = k.cgroups.readText([], 'cpuset.cpus.isolated');
+    if (t !== undefined) cpusetIsolated = CpuSet.parseList(t);
+  }
+  const tasks = readTasks(k, cgroups?.version, notVisible);
+  const irqs = readIrqs(k, notVisible);
+  let defaultSmpAffinity: CpuSet | undefined;
+  try {
+    defaultSmpAffinity = k.irqs.defaultAffinity();
+  } catch (e) {
+    notVisible.add('default_smp_affinity', (e as { code?: string }).code ?? 'EIO');
+  }
+  const workqueues = k.workqueueMasks().map((path) => {
+    try {
+      return { path, cpus: k.readMask(path) };
+    } catch {
+      return { path };
+    }
+  });
+  let irqbalance: StatusModel['irqbalance'];
+  const ib = k.findProcess('irqbalance');
+  if (ib !== undefined) {
+    irqbalance = { pid: ib };
+    const env = environOf(k.fs, ib);
+    if (env.ok) {
+      const list = env.value.get('IRQBALANCE_BANNED_CPULIST');
+      const mask = env.value.get('IRQBALANCE_BANNED_CPUS');
+      try {
+        if (list) irqbalance.banned = CpuSet.parseList(list);
+        else if (mask) irqbalance.banned = CpuSet.parseMask(mask);
+      } catch {
+        /* malformed: the daemon ignores it too */
+      }
+    } else if (env.code !== 'ENOENT') notVisible.add("irqbalance's environment (its banned CPUs)", env.code);
+  }
+  return {
+    kernel: k.readTrim(P.osrelease) ?? '',
+    possible: m.possible,
+    present: m.present,
+    online: m.online,
+    siblings: m.siblings,
+    cgroups,
+    boot: {
+      cmdline: parseIsolationParams(kernelCmdline(k.fs) ?? m.cmdline),
+      isolated: files.isolated,
+      nohzFull: files.nohzFull,
+      cpusetIsolated,
+    },
+    tasks,
+    irqs,
+    defaultSmpAffinity,
+    workqueues,
+    governors: governorsOf(k.fs, m.online),
+    irqbalance,
+    notVisible: [...notes, ...notVisible.phrases()],
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * The real-kernel suite's snapshot diff, on synthetic snapshots, and takeSnapshot on a small fake tree (pure: it
+ * only reads files under a temporary directory).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, test } from 'node:test';
+import { diffSnapshots, parseStat, takeSnapshot, type Snapshot, type TaskState } from '../vm/snapshot.ts';
+
+function task(tid: number, extra: Partial<TaskState> = {}): TaskState {
+  return {
+    tid,
+    tgid: tid,
+    comm: `t${tid}`,
+    startTime: 1000 + tid,
+    cpusAllowedList: '0-7',
+    policy: 0,
+    rtPriority: 0,
+    ...extra,
+  };
+}
+
+function base(): Snapshot {
+  return {
+    root: '/',
+    cgroupMounts: [
+      {
+        mountPoint: '/sys/fs/cgroup',
+        fsType: 'cgroup2',
+        root: '/',
+        superOptions: ['nsdelegate'],
+        cpuset: true,
+      },
+    ],
+    cpuset: { mountPoint: '/sys/fs/cgroup', version: 2 },
+    cgroups: {
+      '/': { files: { 'cgroup.subtree_control': '', 'cpuset.cpus.effective': '0-7' }, pids: [1, 2, 3] },
+      '/system.slice': { files: { 'cpuset.cpus': '' }, pids: [10, 11] },
+      '/user.slice': { files: { 'cpuset.cpus': '' }, pids: [20] },
+    },
+    irqs: { '0': '0', '24': '0-7', '25': '0-7' },
+    defaultSmpAffinity: 'ff',
+    workqueueCpumask: 'ff',
+    writebackCpumask: 'ff',
+    statInterval: '1',
+    tasks: Object.fromEntries([1, 2, 3, 10, 11, 20, 21].map((t) => [String(t), task(t)])),
+  };
+}
+
+const clone = (s: Snapshot): Snapshot => structuredClone(s);
+
+describe('diffSnapshots', () => {
+  test('identical snapshots give no lines', () => {
+    assert.deepEqual(diffSnapshots(base(), base()), []);
+  });
+
+  test('cgroup files, created and removed cgroups', () => {
+    const b = clone(base());
+    b.cgroups['/']!.files['cgroup.subtree_control'] = 'cpuset';
+    b.cgroups['/system.slice']!.files['cpuset.cpus'] = '0-3';
+    delete b.cgroups['/user.slice'];
+    b.cgroups['/machine.slice'] = { files: { 'cpuset.cpus': '4-7', 'cpuset.mems': '' }, pids: [] };
+    assert.deepEqual(diffSnapshots(base(), b), [
+      'cgroup / cgroup.subtree_control: "" → "cpuset"',
+      'cgroup /machine.slice created (cpuset.cpus "4-7", cpuset.mems "")',
+      'cgroup /system.slice cpuset.cpus: "" → "0-3"',
+      'cgroup /user.slice removed',
+    ]);
+  });
+
+  test('a file that appears or vanishes is shown as (absent)', () => {
+    const b = clone(base());
+    b.cgroups['/system.slice']!.files['cpuset.cpus.partition'] = 'root';
+    assert.deepEqual(diffSnapshots(base(), b), [
+      'cgroup /system.slice cpuset.cpus.partition: (absent) → "root"',
+    ]);
+  });
+
+  test('member pids are compared only over tasks present in both snapshots', () => {
+    const a = base();
+    const b = clone(a);
+    // 2 moves to system.slice; 3 exits; 30 is born in user.slice; 11 exits and its pid is reused in the root.
+    b.cgroups['/']!.pids = [1, 11];
+    b.cgroups['/system.slice']!.pids = [2, 10];
+    b.cgroups['/user.slice']!.pids = [20, 30];
+    delete b.tasks['3'];
+    b.tasks['30'] = task(30);
+    b.tasks['11'] = task(11, { startTime: 99999 });
+    assert.deepEqual(diffSnapshots(a, b), [
+      'cgroup / cgroup.procs: lost 2',
+      'cgroup /system.slice cgroup.procs: gained 2',
+    ]);
+  });
+
+  test('v1 hierarchies name the tasks file', () => {
+    const a = base();
+    a.cpuset = { mountPoint: '/sys/fs/cgroup/cpuset', version: 1 };
+    const b = clone(a);
+    b.cgroups['/']!.pids = [1, 2];
+    b.cgroups['/user.slice']!.pids = [3, 20];
+    assert.deepEqual(diffSnapshots(a, b), ['cgroup / tasks: lost 3', 'cgroup /user.slice tasks: gained 3']);
+  });
+
+  test('long pid lists are shortened', () => {
+    const a = base();
+    const many = Array.from({ length: 20 }, (_, i) => 100 + i);
+    for (const p of many) a.tasks[String(p)] = task(p);
+    a.cgroups['/']!.pids.push(...many);
+    const b = clone(a);
+    b.cgroups['/']!.pids = [1, 2, 3];
+    b.cgroups['/system.slice']!.pids.push(...many);
+    const lines = diffSnapshots(a, b);
+    assert.equal(lines.length, 2);
+    assert.equal(
+      lines[0],
+      'cgroup / cgroup.procs: lost 100 101 102 103 104 105 106 107 108 109 110 111 (+8 more)',
+    );
+  });
+
+  test('IRQs, default affinity, workqueues and stat_interval', () => {
+    const b = clone(base());
+    b.irqs['24'] = '0-3';
+    delete b.irqs['25'];
+    b.irqs['40'] = '0-7';
+    b.defaultSmpAffinity = '0f';
+    b.workqueueCpumask = '0f';
+    b.writebackCpumask = '0f';
+    b.statInterval = '10';
+    assert.deepEqual(diffSnapshots(base(), b), [
+      'irq 24 smp_affinity_list: 0-7 → 0-3',
+      'irq 25 gone (smp_affinity_list was 0-7)',
+      'irq 40 appeared: smp_affinity_list 0-7',
+      'irq default_smp_affinity: ff → 0f',
+      'workqueue cpumask: ff → 0f',
+      'workqueue writeback cpumask: ff → 0f',
+      'vm.stat_interval: 1 → 10',
+    ]);
+  });
+
+  test('task affinity and scheduling; born, exited and reused tids are ignored', () => {
+    const a = base();
+    const b = clone(a);
+    b.tasks['10'] = { ...b.tasks['10']!, cpusAllowedList: '0-3' };
+    b.tasks['20'] = { ...b.tasks['20']!, policy: 1, rtPriority: 10 };
+    b.tasks['21'] = task(21, { startTime: 5, cpusAllowedList: '4' }); // reused tid
+    delete b.tasks['11'];
+    b.tasks['99'] = task(99, { cpusAllowedList: '1' });
+    assert.deepEqual(diffSnapshots(a, b), [
+      'task 10 (t10) Cpus_allowed_list: 0-7 → 0-3',
+      'task 20 (t20) sched: SCHED_OTHER 0 → SCHED_FIFO 10',
+    ]);
+  });
+
+  test('a change of cpuset hierarchy is one line, not a per-cgroup listing', () => {
+    const b = clone(base());
+    b.cgroupMounts = [];
+    delete b.cpuset;
+    b.cgroups = {};
+    assert.deepEqual(diffSnapshots(base(), b), [
+      'cgroup mounts: [cgroup2 /sys/fs/cgroup (cpuset)] → []',
+      'cpuset hierarchy: /sys/fs/cgroup (v2) → none',
+    ]);
+  });
+});
+
+describe('parseStat', () => {
+  test('comm with spaces and parentheses; fields numbered as in proc(5)', () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+    const s = parseStat(`42 (a) b (c)) ${fields.join(' ')}`);
+    assert.equal(s?.comm, 'a) b (c)');
+    assert.equal(s?.field(3), 3);
+    assert.equal(s?.field(22), 22);
+    assert.equal(s?.field(41), 41);
+  });
+});
+
+describe('takeSnapshot on a fake tree', () => {
+  test('reads a hybrid layout, IRQs, sysctls and tasks from under the root', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
+    const put = (path: string, value: string): void => {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), value);
+    };
+    try {
+      put(
+        '/proc/self/mountinfo',
+        [
+          '22 1 0:20 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755',
+          '23 22 0:21 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate',
+          '24 22 0:22 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset',
+          '',
+        ].join('\n'),
+      );
+      put('/sys/fs/cgroup/unified/cgroup.controllers', '\n');
+      put('/sys/fs/cgroup/cpuset/cpuset.cpus', '0-7\n');
+      put('/sys/fs/cgroup/cpuset/cpuset.mems', '0-1\n');
+      put('/sys/fs/cgroup/cpuset/cpuset.memory_pressure', '0\n'); // changes on its own: not captured
+      put('/sys/fs/cgroup/cpuset/tasks', '1\n7\n2\n');
+      put('/sys/fs/cgroup/cpuset/vm/cpuset.cpus', '4-7\n');
+      put('/sys/fs/cgroup/cpuset/vm/tasks', '');
+      put('/proc/irq/24/smp_affinity_list', '0-7\n');
+      put('/proc/irq/24/effective_affinity_list', '3\n');
+      put('/proc/irq/default_smp_affinity', 'ff\n');
+      put('/proc/sys/vm/stat_interval', '1\n');
+      put('/sys/devices/virtual/workqueue/cpumask', 'ff\n');
+      const stat = (pid: number, comm: string, policy: number): string =>
+        `${pid} (${comm}) S ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? 777 : i + 4 === 41 ? policy : 0)).join(' ')}\n`;
+      put('/proc/7/task/7/stat', stat(7, 'qemu system', 0));
+      put('/proc/7/task/7/status', 'Name:\tqemu\nCpus_allowed_list:\t0-7\n');
+      put('/proc/7/task/8/stat', stat(8, 'CPU 0/KVM', 1));
+      put('/proc/7/task/8/status', 'Name:\tCPU 0/KVM\nCpus_allowed_list:\t4\n');
+
+      const s = takeSnapshot(root);
+      assert.deepEqual(
+        s.cgroupMounts.map((m) => [m.mountPoint, m.fsType, m.cpuset]),
+        [
+          ['/sys/fs/cgroup/unified', 'cgroup2', false],
+          ['/sys/fs/cgroup/cpuset', 'cgroup', true],
+        ],
+      );
+      assert.deepEqual(s.cpuset, { mountPoint: '/sys/fs/cgroup/cpuset', version: 1 });
+      assert.deepEqual(s.cgroups, {
+        '/': { files: { 'cpuset.cpus': '0-7', 'cpuset.mems': '0-1' }, pids: [1, 2, 7] },
+        '/vm': { files: { 'cpuset.cpus': '4-7' }, pids: [] },
+      });
+      assert.deepEqual(s.irqs, { '24': '0-7' });
+      assert.equal(s.defaultSmpAffinity, 'ff');
+      assert.equal(s.statInterval, '1');
+      assert.equal(s.workqueueCpumask, 'ff');
+      assert.equal(s.writebackCpumask, undefined);
+      assert.deepEqual(s.tasks['8'], {
+        tid: 8,
+        tgid: 7,
+        comm: 'CPU 0/KVM',
+        startTime: 777,
+        cpusAllowedList: '4',
+        policy: 1,
+        rtPriority: 0,
+      });
+      assert.equal(s.tasks['7']?.comm, 'qemu system');
+      assert.deepEqual(Object.keys(takeSnapshot(root, { tasks: false }).tasks), []);
+      assert.deepEqual(Object.keys(takeSnapshot(root, { tasks: [7] }).tasks), ['7', '8']);
+      assert.deepEqual(diffSnapshots(s, takeSnapshot(root)), []);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
