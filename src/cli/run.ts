@@ -135,14 +135,7 @@ async function execute(
       const h = p.inv.spec.handler;
       if (h?.kind === 'plan' && h.after) code = Math.max(code, h.after(ctx, p.inv, true) ?? 0);
     }
-    if (
-      g.json &&
-      !planned.some(
-        (p) => p.inv.spec.handler?.kind === 'plan' && (p.inv.spec.handler as { after?: unknown }).after,
-      )
-    ) {
-      printResult(streams, steps, outcome.applied, { ok: true });
-    }
+    if (g.json) printResult(streams, steps, outcome.applied, { ok: code === 0, ...ctx.jsonExtra });
     return code;
   } finally {
     journal?.close();

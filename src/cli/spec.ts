@@ -62,6 +62,8 @@ export interface Ctx {
   argv: string[];
   /** All invocations of this chain (a command may need to know its neighbours). */
   chain: Invocation[];
+  /** With --json: fields an `after` hook adds to the one result document (isolate's leak check). */
+  jsonExtra?: Record<string, unknown>;
 }
 
 /** A command that changes the machine: plans steps (against the simulated state), applied later in order. */

@@ -81,10 +81,8 @@ export function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): number 
   const report = findLeaks(readStatusModel(ctx.k), vm);
   const failed = strict && report.leaks.length > 0;
   if (ctx.g.json) {
-    ctx.streams.out(
-      JSON.stringify({ command: 'isolate', ok: !failed, strict, leakCheck: leakCheckJson(report) }, null, 2) +
-        '\n',
-    );
+    // run.ts prints one document: the applied steps plus these fields.
+    ctx.jsonExtra = { ...ctx.jsonExtra, command: 'isolate', strict, leakCheck: leakCheckJson(report) };
     return failed ? 1 : 0;
   }
   for (const f of report.leaks) ctx.log.warn(`leak: ${findingLine(f)}`);

@@ -262,10 +262,10 @@ export const ResultJson = v.strictObject({
 });
 export type ResultJson = v.InferOutput<typeof ResultJson>;
 
-/** isolate --json prints its leak check when every step was applied. */
+/** isolate --json: the applied steps (as ResultJson) plus its leak check, when every step was applied. */
 export const IsolateResultJson = v.strictObject({
+  ...ResultJson.entries,
   command: v.literal('isolate'),
-  ok: v.boolean(),
   strict: v.boolean(),
   leakCheck: LeakCheckJson,
 });
