@@ -88,8 +88,12 @@ export class Kernel {
       return undefined;
     }
   }
+  /**
+   * Write a value to a kernel file. A zero-length write(2) never reaches a control file's handler, so an empty
+   * value ("inherit" for a v2 cpuset.cpus) is written as "\n", which the kernel strips, as `echo > file` does.
+   */
   write(path: string, value: string): void {
-    this.fs.write(path, value);
+    this.fs.write(path, value === '' ? '\n' : value);
   }
 
   /** Is a process with this comm running (e.g. irqbalance)? Returns its pid. */

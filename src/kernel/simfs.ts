@@ -254,7 +254,8 @@ export class SimFs implements Fs {
     let sys: string;
     try {
       sys = this.openForWrite(path);
-      this.emulateWrite(sys, value, path);
+      // Like the kernel: a zero-length write(2) never reaches a control file's handler.
+      if (value !== '') this.emulateWrite(sys, value, path);
     } catch (e) {
       this.log('write', path, value, e);
       throw e;

@@ -442,7 +442,7 @@ describe('SimFs cgroup v1 (tasks, cpusets)', () => {
     s.write(`${V1}/misc/cpuset.cpus`, '0-1');
     assert.throws(() => s.write(`${V1}/host/cpuset.cpu_exclusive`, '1'), code('EINVAL'), 'overlaps misc');
     assert.equal(s.read(`${V1}/host/cpuset.cpu_exclusive`), '0\n');
-    s.write(`${V1}/misc/cpuset.cpus`, '');
+    s.write(`${V1}/misc/cpuset.cpus`, '\n');
     s.write(`${V1}/host/cpuset.cpu_exclusive`, '1');
     s.write(`${V1}/host/cpuset.cpu_exclusive`, '0');
     s.mkdir(`${V1}/host/sub`);
@@ -465,7 +465,7 @@ describe('SimFs cgroup v1 (tasks, cpusets)', () => {
     );
     s.write(`${V1}/host/tasks`, '1102');
     assert.equal(allowed(s, '/proc/1102/status'), '0-5');
-    assert.throws(() => s.write(`${V1}/host/cpuset.cpus`, ''), code('ENOSPC'));
+    assert.throws(() => s.write(`${V1}/host/cpuset.cpus`, '\n'), code('ENOSPC'));
     s.write(`${V1}/host/cpuset.cpus`, '1-2');
     assert.equal(allowed(s, '/proc/1102/status'), '1-2');
   });
@@ -553,7 +553,7 @@ describe('SimFs cgroup v2 cpusets and partitions', () => {
     assert.equal(allowed(s, '/proc/800/status'), '0-3,7', 'sshd in system.slice/ssh.service');
     assert.equal(allowed(s, '/proc/780/task/783/status'), '0-3,7');
     assert.equal(allowed(s, '/proc/1600/status'), '0-31', 'user.slice untouched');
-    s.write(f, '');
+    s.write(f, '\n');
     assert.equal(s.read(f), '\n');
     assert.equal(s.read(`${CG}/system.slice/cpuset.cpus.effective`), '0-31\n');
     assert.equal(allowed(s, '/proc/800/status'), '0-31');
@@ -569,7 +569,7 @@ describe('SimFs cgroup v2 cpusets and partitions', () => {
     assert.equal(s.read(`${CG}/vm/a/cpuset.cpus.effective`), '12-15\n');
     s.write(`${CG}/vm/a/cpuset.cpus`, '16-20');
     assert.equal(s.read(`${CG}/vm/a/cpuset.cpus.effective`), '8-15\n');
-    s.write(`${CG}/vm/cpuset.cpus`, '');
+    s.write(`${CG}/vm/cpuset.cpus`, '\n');
     assert.equal(s.read(`${CG}/vm/a/cpuset.cpus.effective`), '16-20\n');
     s.write(`${CG}/vm/a/cgroup.procs`, '2400');
     assert.equal(allowed(s, '/proc/2400/task/2406/status'), '16-20');
@@ -627,8 +627,8 @@ describe('SimFs cgroup v2 cpusets and partitions', () => {
       'root invalid (Parent is not a partition root)\n',
     );
     s.write(`${CG}/init.scope/cpuset.cpus`, '0-63');
-    s.write(`${CG}/user.slice/cpuset.cpus`, '');
-    s.write(`${CG}/machine.slice/cpuset.cpus`, '');
+    s.write(`${CG}/user.slice/cpuset.cpus`, '\n');
+    s.write(`${CG}/machine.slice/cpuset.cpus`, '\n');
     s.write(`${CG}/init.scope/cpuset.cpus.partition`, 'root');
     assert.equal(
       s.read(`${CG}/init.scope/cpuset.cpus.partition`),
@@ -829,7 +829,7 @@ describe('SimFs workqueues, cpufreq, vm', () => {
 
   it('drop_caches takes 1-4, compact_memory takes 1 (EINVAL otherwise); both are logged', (t) => {
     const { root, s } = fresh(t, 'v2-nocpuset');
-    for (const bad of ['0', '5', 'x', ''])
+    for (const bad of ['0', '5', 'x', '\n'])
       assert.throws(() => s.write('/proc/sys/vm/drop_caches', bad), code('EINVAL'));
     s.write('/proc/sys/vm/drop_caches', '3');
     assert.equal(s.read('/proc/sys/vm/drop_caches'), '3\n');
@@ -898,7 +898,7 @@ describe('SimFs affinity and scheduling', () => {
     s.write(`${CG}/user.slice/cpuset.cpus`, '8-15');
     assert.equal(allowed(s, '/proc/1512/status'), '8-15');
     assert.equal(allowed(s, '/proc/3000/status'), '12', 'the leak comes back');
-    s.write(`${CG}/user.slice/cpuset.cpus`, '');
+    s.write(`${CG}/user.slice/cpuset.cpus`, '\n');
     assert.equal(allowed(s, '/proc/1512/status'), '2-3');
 
     const { s: old } = fresh(t, 'v2-nocpuset', {
@@ -912,7 +912,7 @@ describe('SimFs affinity and scheduling', () => {
     old.write(`${CG}/user.slice/cpuset.cpus`, '0-3');
     assert.equal(allowed(old, '/proc/1512/status'), '0-3');
     assert.equal(allowed(old, '/proc/3000/status'), '0-3');
-    old.write(`${CG}/user.slice/cpuset.cpus`, '');
+    old.write(`${CG}/user.slice/cpuset.cpus`, '\n');
     assert.equal(allowed(old, '/proc/1512/status'), '0-7');
     assert.equal(
       allowed(old, '/proc/3000/status'),
@@ -948,5 +948,19 @@ describe('SimFs affinity and scheduling', () => {
     }
     assert.throws(() => s.setScheduler(99999, 0, 0), code('ESRCH'));
     assert.throws(() => s.getScheduler(99999), code('ESRCH'));
+  });
+});
+
+describe('SimFs zero-length writes', () => {
+  it('never reach the control file (as on the real kernel); the tool writes "\\n" for an empty value', async () => {
+    const { buildFixture } = await import('../fixtures/build.ts');
+    const { Kernel } = await import('../../src/kernel/kernel.ts');
+    const root = buildFixture('ryzen-5950x');
+    const s = new SimFs(root);
+    s.write('/sys/fs/cgroup/user.slice/cpuset.cpus', '0-3');
+    s.write('/sys/fs/cgroup/user.slice/cpuset.cpus', '');
+    assert.equal(s.read('/sys/fs/cgroup/user.slice/cpuset.cpus'), '0-3\n');
+    new Kernel(s, true).write('/sys/fs/cgroup/user.slice/cpuset.cpus', '');
+    assert.equal(s.read('/sys/fs/cgroup/user.slice/cpuset.cpus'), '\n');
   });
 });
