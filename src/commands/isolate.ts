@@ -551,16 +551,18 @@ function planReset(ctx: Ctx, command: string): Step[] {
   const steps: Step[] = [];
   if (cg.version === 2) {
     const writes: FileWrite[] = [];
+    // "" (inherit) where the kernel allows it; a cgroup with tasks cannot be emptied (ENOSPC), so it gets every
+    // CPU the root has, explicitly: the same CPUs.
+    const rootCpus = ctx.state.read(`${cg.mount}/cpuset.cpus.effective`) ?? all.toList();
     for (const child of cg.children([])) {
       const path = `${cg.path([child])}/cpuset.cpus`;
       const before = ctx.state.read(path);
       if (before === undefined || before === '') continue;
-      writes.push({ path, value: '', before });
+      const value = cg.populated([child]) ? rootCpus : '';
+      if (before !== value) writes.push({ path, value, before });
     }
     if (writes.length)
-      steps.push(
-        writeFilesStep(command, `let ${writes.length} top-level cgroups inherit all CPUs again`, writes),
-      );
+      steps.push(writeFilesStep(command, `let ${writes.length} top-level cgroups use all CPUs again`, writes));
   } else {
     for (const child of cg.children([])) {
       const path = cg.path([child]);

@@ -158,6 +158,19 @@ export class Cgroups {
     return CpuSet.parseList(this.readText(parts, name) ?? '');
   }
 
+  /** Does the cgroup or any descendant hold tasks? (The kernel refuses to empty a populated cpuset.) */
+  populated(parts: readonly string[]): boolean {
+    const events = this.readText(parts, 'cgroup.events');
+    const m = events ? /^populated (\d)/m.exec(events) : null;
+    if (m) return m[1] === '1';
+    try {
+      if (this.readTasks(parts).length > 0) return true;
+    } catch {
+      /* unreadable: look at the children */
+    }
+    return this.children(parts).some((c) => this.populated([...parts, c]));
+  }
+
   /** v2: controllers enabled for this cgroup's children. */
   subtreeControl(parts: readonly string[]): string[] {
     return (this.readText(parts, 'cgroup.subtree_control') ?? '').split(/\s+/).filter(Boolean);

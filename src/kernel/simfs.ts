@@ -1077,14 +1077,26 @@ export class SimFs implements Fs {
   private v2SetCpus(h: Hierarchy, dir: string, value: string, path: string): void {
     const set = this.parseListOr('EINVAL', value, 'write', path);
     if (!set.isSubsetOf(this.possible())) throw err('EINVAL', 'write', path);
+    this.v2RefuseEmptying(dir, 'cpuset.cpus', set, path);
     this.writeSys(`${dir}/cpuset.cpus`, `${set.toList()}\n`);
     this.v2Recompute(h);
+  }
+
+  /**
+   * validate_change(): a populated cpuset (tasks anywhere in its subtree) cannot go from a configured list back to
+   * empty — on v2 too, where empty would mean "inherit" (ENOSPC, seen on 6.12).
+   */
+  private v2RefuseEmptying(dir: string, file: string, set: CpuSet, path: string): void {
+    if (!set.isEmpty || this.listSet(`${dir}/${file}`).isEmpty) return;
+    const populated = this.walk(dir).some((d) => parseIds(this.readOpt(`${d}/cgroup.procs`) ?? '').length > 0);
+    if (populated) throw err('ENOSPC', 'write', path);
   }
 
   private v2SetMems(h: Hierarchy, dir: string, value: string, path: string): void {
     const set = this.parseListOr('EINVAL', value, 'write', path);
     const nodes = this.listSet('/sys/devices/system/node/possible');
     if (!set.isSubsetOf(nodes.isEmpty ? this.memNodes() : nodes)) throw err('EINVAL', 'write', path);
+    this.v2RefuseEmptying(dir, 'cpuset.mems', set, path);
     this.writeSys(`${dir}/cpuset.mems`, `${set.toList()}\n`);
     this.v2Recompute(h);
   }

@@ -76,7 +76,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
         // IRQs that refuse were never changed; tolerate them refusing again.
         attempt(
           `${path} ← ${JSON.stringify(old)}`,
-          () => k.write(path, old),
+          () => writeBack(k, path, old, log),
           path.startsWith('/proc/irq/') ? ['EIO', 'EPERM'] : [],
         );
       }
@@ -180,6 +180,25 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       break;
   }
   return r;
+}
+
+/**
+ * Write an old value back. The kernel refuses (ENOSPC) to set a populated cpuset's cpus/mems back to empty — on
+ * cgroup v2 too, where empty means "inherit". Then the CPUs/nodes it would inherit (the parent's effective
+ * ones) are written instead: the same effect, explicit. When the run had enabled the controller itself, undoing
+ * that right after resets the value to "inherit" exactly.
+ */
+function writeBack(k: Kernel, path: string, old: string, log: Log): void {
+  try {
+    k.write(path, old);
+  } catch (e) {
+    const m = /^(.*)\/(cpuset\.(?:cpus|mems))$/.exec(path);
+    if (errnoOf(e) !== 'ENOSPC' || old.trim() !== '' || !m || k.cgroups.version !== 2) throw e;
+    const parent = m[1]!.slice(0, m[1]!.lastIndexOf('/'));
+    const inherited = k.read(`${parent}/${m[2]}.effective`).trim();
+    k.write(path, inherited);
+    log.info(`${path}: a cgroup with tasks cannot go back to "inherit"; set to what it inherits (${inherited})`);
+  }
 }
 
 function parseListLoose(s: string): number[] {

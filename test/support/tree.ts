@@ -89,14 +89,25 @@ export function treeFiles(root: string): Map<string, string> {
   return out;
 }
 
+/**
+ * Differences between two trees. One kind is not a difference: a v2 `cpuset.cpus`/`cpuset.mems` that was ""
+ * ("inherit") and now holds exactly what it inherits (its own `.effective`). The kernel refuses (ENOSPC) to set a
+ * cgroup with tasks back to "", so restore writes the inherited value instead — the same CPUs, explicit.
+ */
 export function diffTrees(a: Map<string, string>, b: Map<string, string>): string[] {
   const out: string[] = [];
   for (const [k, v] of a)
     if (!b.has(k)) out.push(`- ${k}`);
-    else if (b.get(k) !== v)
+    else if (b.get(k) !== v && !inheritEquivalent(k, v, b))
       out.push(`~ ${k}: ${JSON.stringify(v.slice(0, 80))} → ${JSON.stringify(b.get(k)!.slice(0, 80))}`);
   for (const k of b.keys()) if (!a.has(k)) out.push(`+ ${k}`);
   return out;
+}
+
+function inheritEquivalent(file: string, before: string, after: Map<string, string>): boolean {
+  if (!/^sys\/fs\/cgroup\/.+\/cpuset\.(cpus|mems)$/.test(file) || before.trim() !== '') return false;
+  const effective = after.get(`${file}.effective`);
+  return effective !== undefined && effective.trim() !== '' && effective.trim() === after.get(file)!.trim();
 }
 
 export function simWrites(root: string): string[] {

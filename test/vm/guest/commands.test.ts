@@ -61,67 +61,158 @@ function irqsOn(cpus: CpuSet): { irq: number; refuses: boolean }[] {
 }
 
 describe(`compatible commands on a real kernel (${mode ?? 'host'})`, { skip }, () => {
-  test('v2: the seed example 1 (slices restricted), with top-down enabling of cpuset', { skip: v1 }, async () => {
-    const setup = guestSetup();
-    assert.doesNotMatch(read(`${CG}/cgroup.subtree_control`), /cpuset/, 'the guest starts without cpuset enabled');
-    await roundTrip(['cpuset-modify', '--cpus', 'C0-1,2-3', '/system.slice', 'cpuset-modify', '--cpus', 'C0-3', '/user.slice'], () => {
-      assert.match(read(`${CG}/cgroup.subtree_control`), /cpuset/);
-      assert.equal(read(`${CG}/user.slice/cpuset.cpus.effective`), '0-3');
-      for (const pid of setup.pids['/user.slice'] ?? []) {
-        assert.equal(/Cpus_allowed_list:\s*(.*)/.exec(read(`/proc/${pid}/status`))?.[1], '0-3', `pid ${pid}`);
-      }
-    });
-    assert.doesNotMatch(read(`${CG}/cgroup.subtree_control`), /cpuset/, 'restore disabled what the tool enabled');
-  });
+  test(
+    'v2: the seed example 1 (slices restricted), with top-down enabling of cpuset',
+    { skip: v1 },
+    async () => {
+      const setup = guestSetup();
+      assert.doesNotMatch(
+        read(`${CG}/cgroup.subtree_control`),
+        /cpuset/,
+        'the guest starts without cpuset enabled',
+      );
+      await roundTrip(
+        [
+          'cpuset-modify',
+          '--cpus',
+          'C0-1,2-3',
+          '/system.slice',
+          'cpuset-modify',
+          '--cpus',
+          'C0-3',
+          '/user.slice',
+        ],
+        () => {
+          assert.match(read(`${CG}/cgroup.subtree_control`), /cpuset/);
+          assert.equal(read(`${CG}/user.slice/cpuset.cpus.effective`), '0-3');
+          for (const pid of setup.pids['/user.slice'] ?? []) {
+            assert.equal(
+              /Cpus_allowed_list:\s*(.*)/.exec(read(`/proc/${pid}/status`))?.[1],
+              '0-3',
+              `pid ${pid}`,
+            );
+          }
+        },
+      );
+      assert.doesNotMatch(
+        read(`${CG}/cgroup.subtree_control`),
+        /cpuset/,
+        'restore disabled what the tool enabled',
+      );
+    },
+  );
 
-  test('v1: the seed example 2 (host.slice + move-tasks / /host.slice), the hybrid mount ignored', { skip: !v1 }, async () => {
-    const firstCgroupMount = read('/proc/self/mounts').split('\n').find((l) => / cgroup2? /.test(l)) ?? '';
-    assert.match(firstCgroupMount, /cgroup2/, 'the controller-less cgroup2 is mounted first');
-    await roundTrip(['cpuset-create', '--cpus', 'C0-1,4-5', '/host.slice', 'move-tasks', '/', '/host.slice'], (r) => {
-      assert.equal(read(`${CG}/host.slice/cpuset.cpus`), '0-1,4-5');
-      const moved = read(`${CG}/host.slice/tasks`).split('\n').filter(Boolean);
-      const left = read(`${CG}/tasks`).split('\n').filter(Boolean);
-      assert.ok(moved.length > 10, `moved ${moved.length}`);
-      assert.ok(left.length > 10, 'per-CPU kernel threads stay in the root');
-      assert.match(r.err, /cannot move/);
-    });
-  });
+  test(
+    'v1: the seed example 2 (host.slice + move-tasks / /host.slice), the hybrid mount ignored',
+    { skip: !v1 },
+    async () => {
+      const firstCgroupMount =
+        read('/proc/self/mounts')
+          .split('\n')
+          .find((l) => / cgroup2? /.test(l)) ?? '';
+      assert.match(firstCgroupMount, /cgroup2/, 'the controller-less cgroup2 is mounted first');
+      await roundTrip(
+        ['cpuset-create', '--cpus', 'C0-1,4-5', '/host.slice', 'move-tasks', '/', '/host.slice'],
+        (r) => {
+          assert.equal(read(`${CG}/host.slice/cpuset.cpus`), '0-1,4-5');
+          const moved = read(`${CG}/host.slice/tasks`).split('\n').filter(Boolean);
+          const left = read(`${CG}/tasks`).split('\n').filter(Boolean);
+          assert.ok(moved.length > 10, `moved ${moved.length}`);
+          assert.ok(left.length > 10, 'per-CPU kernel threads stay in the root');
+          assert.match(r.err, /cannot move/);
+        },
+      );
+    },
+  );
 
   test('v1: the seed NUMA example (--cpus N0 --mems N0 -mm)', { skip: !v1 }, async () => {
-    await roundTrip(['cpuset-create', '--cpus', 'N0', '--mems', 'N0', '-mm', '/host.slice', 'move-tasks', '/', '/host.slice'], () => {
-      assert.equal(read(`${CG}/host.slice/cpuset.cpus`), '0-3');
-      assert.equal(read(`${CG}/host.slice/cpuset.mems`), '0');
-      assert.equal(read(`${CG}/host.slice/cpuset.memory_migrate`), '1');
-    });
+    await roundTrip(
+      [
+        'cpuset-create',
+        '--cpus',
+        'N0',
+        '--mems',
+        'N0',
+        '-mm',
+        '/host.slice',
+        'move-tasks',
+        '/',
+        '/host.slice',
+      ],
+      () => {
+        assert.equal(read(`${CG}/host.slice/cpuset.cpus`), '0-3');
+        assert.equal(read(`${CG}/host.slice/cpuset.mems`), '0');
+        assert.equal(read(`${CG}/host.slice/cpuset.memory_migrate`), '1');
+      },
+    );
   });
 
   test('the seed libvirt hook sequence; IRQs that refuse are skipped and reported', async () => {
     const vm = CpuSet.parseList('4-7');
     const args = v1
-      ? ['drop-caches', 'cpuset-create', '--cpus', 'C0-3', '/host.slice', 'move-tasks', '/', '/host.slice', 'compact-memory', 'irq-affinity', 'mask', 'C4-7']
-      : ['drop-caches', 'cpuset-modify', '--cpus', 'C0-3', '/system.slice', 'cpuset-modify', '--cpus', 'C0-3', '/user.slice', 'compact-memory', 'irq-affinity', 'mask', 'C4-7'];
+      ? [
+          'drop-caches',
+          'cpuset-create',
+          '--cpus',
+          'C0-3',
+          '/host.slice',
+          'move-tasks',
+          '/',
+          '/host.slice',
+          'compact-memory',
+          'irq-affinity',
+          'mask',
+          'C4-7',
+        ]
+      : [
+          'drop-caches',
+          'cpuset-modify',
+          '--cpus',
+          'C0-3',
+          '/system.slice',
+          'cpuset-modify',
+          '--cpus',
+          'C0-3',
+          '/user.slice',
+          'compact-memory',
+          'irq-affinity',
+          'mask',
+          'C4-7',
+        ];
     const onVmBefore = irqsOn(vm).length;
     await roundTrip(args, (r) => {
-      assert.match(r.err, /irq-affinity: skipped \d+: \d+ managed by the kernel/, 'refusing IRQs are reported');
+      assert.match(
+        r.err,
+        /irq-affinity: skipped \d+: \d+ managed by the kernel/,
+        'refusing IRQs are reported',
+      );
       const still = irqsOn(vm).length;
       assert.ok(still < onVmBefore, `IRQs on the VM CPUs: ${onVmBefore} before, ${still} after`);
     });
   });
 
   test('cpuset-create, move-tasks between slices and cpuset-delete, restored', { skip: v1 }, async () => {
-    await roundTrip(['cpuset-create', '--cpus', 'C1-2', '/test.slice', 'move-tasks', '/system.slice', '/test.slice'], () => {
-      assert.equal(read(`${CG}/test.slice/cpuset.cpus.effective`), '1-2');
-      assert.equal(read(`${CG}/system.slice/cgroup.procs`), '');
-    });
+    await roundTrip(
+      ['cpuset-create', '--cpus', 'C1-2', '/test.slice', 'move-tasks', '/system.slice', '/test.slice'],
+      () => {
+        assert.equal(read(`${CG}/test.slice/cpuset.cpus.effective`), '1-2');
+        assert.equal(read(`${CG}/system.slice/cgroup.procs`), '');
+      },
+    );
     await ok(['cpuset-create', '--cpus', 'C1-2', '/gone.slice']);
-    await roundTrip(['cpuset-delete', '/gone.slice'], () => assert.equal(existsSync(`${CG}/gone.slice`), false));
+    await roundTrip(['cpuset-delete', '/gone.slice'], () =>
+      assert.equal(existsSync(`${CG}/gone.slice`), false),
+    );
     await ok(['cpuset-delete', '/gone.slice']);
   });
 
   test('move-tasks / → a slice counts kernel threads that cannot move', { skip: v1 }, async () => {
-    await roundTrip(['cpuset-create', '--cpus', 'C0-3', '/host.slice', 'move-tasks', '/', '/host.slice'], (r) => {
-      assert.match(r.err, /moved \d+ tasks .*, \d+ cannot move/);
-    });
+    await roundTrip(
+      ['cpuset-create', '--cpus', 'C0-3', '/host.slice', 'move-tasks', '/', '/host.slice'],
+      (r) => {
+        assert.match(r.err, /moved \d+ tasks .*, \d+ cannot move/);
+      },
+    );
   });
 
   test('irq-affinity add, and cpu-governor fails clearly without cpufreq', async () => {
@@ -135,7 +226,8 @@ describe(`compatible commands on a real kernel (${mode ?? 'host'})`, { skip }, (
 describe(`isolate / release under host load (${mode ?? 'host'})`, { skip }, () => {
   const spinners: ChildProcess[] = [];
   before(() => {
-    for (let i = 0; i < 4; i++) spinners.push(spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+    for (let i = 0; i < 4; i++)
+      spinners.push(spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
   });
   after(() => {
     for (const s of spinners) s.kill('SIGKILL');
@@ -171,7 +263,8 @@ describe(`isolate / release under host load (${mode ?? 'host'})`, { skip }, () =
     // An IRQ left on the VM CPUs must be one the kernel refused to move (listed as skipped).
     const skipped = new Set([...r.err.matchAll(/skipped IRQ (\d+):/g)].map((m) => m[1]));
     for (const [irq, list] of Object.entries(snap.irqs)) {
-      if (CpuSet.parseList(list).overlaps(vm)) assert.ok(skipped.has(irq), `IRQ ${irq} (${list}) left on the VM CPUs`);
+      if (CpuSet.parseList(list).overlaps(vm))
+        assert.ok(skipped.has(irq), `IRQ ${irq} (${list}) left on the VM CPUs`);
     }
     assert.equal(CpuSet.parseMask(read('/proc/irq/default_smp_affinity')).overlaps(vm), false);
     await ok(['-u', journal, 'release']);
