@@ -24,6 +24,7 @@ export function processStreams(): Streams {
     out: (s) => void process.stdout.write(s),
     err: (s) => void process.stderr.write(s),
     isTTY: Boolean(process.stdout.isTTY),
+    errIsTTY: Boolean(process.stderr.isTTY),
   };
 }
 
@@ -38,12 +39,26 @@ export function findSpec(table: readonly CommandSpec[], full: string): CommandSp
   return spec;
 }
 
+/**
+ * Opt-in phase timings for the benchmarks (VFIO_ISOLATE_TIMINGS=1): marks taken at the end of each phase,
+ * printed on stderr as one JSON line `{"timings":{"parse":ms,"plan":ms,...,"total":ms}}`.
+ */
+type Marks = [string, number][];
+function timingLine(marks: Marks): string {
+  const out: Record<string, number> = {};
+  for (let i = 1; i < marks.length; i++) out[marks[i]![0]] = marks[i]![1] - marks[i - 1]![1];
+  out.total = marks[marks.length - 1]![1] - marks[0]![1];
+  return JSON.stringify({ timings: out }) + '\n';
+}
+
 export async function runCli(argv: readonly string[], opts: RunOptions): Promise<number> {
   const env = opts.env ?? process.env;
   const streams = opts.streams ?? processStreams();
+  const marks: Marks | undefined = env.VFIO_ISOLATE_TIMINGS === '1' ? [['start', performance.now()]] : undefined;
   let debug = argv.includes('-d') || argv.includes('--debug');
   try {
     const parsed = parseArgv(argv, opts.table);
+    marks?.push(['parse', performance.now()]);
     const g = parsed.globals;
     debug = g.debug;
     if (parsed.version) {
@@ -56,9 +71,11 @@ export async function runCli(argv: readonly string[], opts: RunOptions): Promise
       streams.out(spec && full ? commandHelp(spec, full) : mainHelp(opts.table, VERSION));
       return 0;
     }
-    return await execute(parsed.commands, g, [...argv], env, streams, opts.table);
+    return await execute(parsed.commands, g, [...argv], env, streams, opts.table, marks);
   } catch (e) {
     return reportError(e, streams, debug);
+  } finally {
+    if (marks) streams.err(timingLine([...marks, ['finish', performance.now()]]));
   }
 }
 
@@ -77,6 +94,7 @@ async function execute(
   env: NodeJS.ProcessEnv,
   streams: Streams,
   table: readonly CommandSpec[],
+  marks?: Marks,
 ): Promise<number> {
   const colour = useColour(streams, env);
   const log = makeLog(streams, g.verbose, g.debug, colour);
@@ -108,6 +126,7 @@ async function execute(
     planned.push({ inv, steps: await h.plan(ctx, inv) });
   }
   const steps = planned.flatMap((p) => p.steps);
+  marks?.push(['plan', performance.now()]);
   if (g.dryRun) {
     printPlan(streams, g, steps);
     return 0;
@@ -117,10 +136,12 @@ async function execute(
   let journal: JournalSink | undefined;
   try {
     lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
+    marks?.push(['lock', performance.now()]);
     journal = g.undoFile
       ? openJournal(g.undoFile, { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv })
       : memoryJournal();
     for (const w of journal.warnings) log.warn(w);
+    marks?.push(['journal', performance.now()]);
     let outcome;
     try {
       outcome = applySteps(steps, { k, log, journal, noRollback: g.noRollback, fault: faultFromEnv(env) });
@@ -129,6 +150,7 @@ async function execute(
         printResult(streams, steps, e.applied, { ok: false, error: e.message, rolledBack: e.rolledBack });
       throw e;
     }
+    marks?.push(['apply', performance.now()]);
     summariseSkips(log, outcome.applied);
     let code = 0;
     for (const p of planned) {

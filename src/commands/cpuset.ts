@@ -257,11 +257,14 @@ export function moveAll(
     }
     if (narrowed.length > 0) record({ kind: 'affinity', tasks: narrowed });
     record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
+    const total = withStart.length;
     const res = writeIds(
       k.fs,
       `${toDir}/${file}`,
       withStart.map(([id]) => id),
+      (done) => log.progress(`moving tasks to ${toDir}`, done, total),
     );
+    if (total >= 500) log.progress('', total, total);
     moved += res.moved.length;
     gone += res.gone.length;
     for (const u of res.unmovable) {

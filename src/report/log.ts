@@ -5,12 +5,16 @@ export interface Log {
   warn(msg: string): void;
   info(msg: string): void;
   debugLine(msg: string): void;
+  /** A progress line for long operations, on a terminal only (stderr); `done === total` clears it. */
+  progress(label: string, done: number, total: number): void;
 }
 
 export interface Streams {
   out: (s: string) => void;
   err: (s: string) => void;
   isTTY: boolean;
+  /** stderr is a terminal (progress lines go there). */
+  errIsTTY?: boolean;
 }
 
 export function useColour(streams: Streams, env: NodeJS.ProcessEnv): boolean {
@@ -28,6 +32,10 @@ export function makeLog(streams: Streams, verbose: boolean, debug: boolean, colo
     },
     debugLine: (m) => {
       if (debug) streams.err(`vfio-isolate: debug: ${m}\n`);
+    },
+    progress: (label, done, total) => {
+      if (!streams.errIsTTY) return;
+      streams.err(done >= total ? '\r\x1b[K' : `\r\x1b[K${label}: ${done}/${total}`);
     },
   };
 }
