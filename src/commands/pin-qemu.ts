@@ -354,20 +354,15 @@ function after(ctx: Ctx, inv: Invocation): number {
   const vcpus = p.threads.filter((t) => t.vcpu !== undefined).sort((a, b) => a.vcpu! - b.vcpu!);
   const others = p.threads.filter((t) => t.vcpu === undefined);
   if (ctx.g.json) {
-    ctx.streams.out(
-      JSON.stringify(
-        {
-          ok: true,
-          pid: p.pid,
-          vcpus: vcpus.map((t) => ({ vcpu: t.vcpu, tid: t.tid, cpus: p.target.get(t.tid)!.toList() })),
-          others: others.map((t) => ({ tid: t.tid, comm: t.comm, cpus: p.emulator.toList() })),
-          ...(p.sched ? { sched: p.sched } : {}),
-          journal: ctx.g.undoFile ?? null,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
+    // run.ts prints one document: the applied steps plus these fields.
+    ctx.jsonExtra = {
+      ...ctx.jsonExtra,
+      pid: p.pid,
+      vcpus: vcpus.map((t) => ({ vcpu: t.vcpu, tid: t.tid, cpus: p.target.get(t.tid)!.toList() })),
+      others: others.map((t) => ({ tid: t.tid, comm: t.comm, cpus: p.emulator.toList() })),
+      ...(p.sched ? { sched: p.sched } : {}),
+      journal: ctx.g.undoFile ?? null,
+    };
     return 0;
   }
   const out: string[] = [

@@ -88,9 +88,18 @@ export class Procs {
     }
   }
 
-  /** stat of any task id (a thread id works via /proc/TID too). */
+  /**
+   * stat of any task id (thread or process). Reads the per-thread `/proc/ID/task/ID/stat`: `/proc/TID/stat` of a
+   * thread is the thread-group view, which sums over every thread of its process, so reading it once per thread
+   * of a big process is quadratic (about 1 ms per read at 1,000 threads under TCG). The fields parsed here are the
+   * task's own in both views. Falls back to `/proc/ID/stat` (fake trees model `/proc/TID` without `task/`).
+   */
   statOf(id: number): TaskStat | undefined {
-    return this.stat(id);
+    try {
+      return parseStat(this.fs.read(`${P.task(id, id)}/stat`));
+    } catch {
+      return this.stat(id);
+    }
   }
 
   /** Start time of a task id, or undefined when it is gone. */

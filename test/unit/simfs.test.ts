@@ -553,10 +553,16 @@ describe('SimFs cgroup v2 cpusets and partitions', () => {
     assert.equal(allowed(s, '/proc/800/status'), '0-3,7', 'sshd in system.slice/ssh.service');
     assert.equal(allowed(s, '/proc/780/task/783/status'), '0-3,7');
     assert.equal(allowed(s, '/proc/1600/status'), '0-31', 'user.slice untouched');
-    s.write(f, '\n');
-    assert.equal(s.read(f), '\n');
+    // A populated cgroup cannot go back to "" (ENOSPC, as validate_change() on 6.12); an empty one can.
+    assert.throws(() => s.write(f, '\n'), code('ENOSPC'));
+    s.write(f, '0-31');
     assert.equal(s.read(`${CG}/system.slice/cpuset.cpus.effective`), '0-31\n');
     assert.equal(allowed(s, '/proc/800/status'), '0-31');
+    s.mkdir(`${CG}/empty.slice`);
+    s.write(`${CG}/empty.slice/cpuset.cpus`, '0-3');
+    s.write(`${CG}/empty.slice/cpuset.cpus`, '\n');
+    assert.equal(s.read(`${CG}/empty.slice/cpuset.cpus`), '\n');
+    assert.equal(s.read(`${CG}/empty.slice/cpuset.cpus.effective`), '0-31\n');
   });
 
   it('nested cpusets: effective = configured ∩ parent effective, else the parent effective', (t) => {
@@ -626,12 +632,13 @@ describe('SimFs cgroup v2 cpusets and partitions', () => {
       s.read(`${CG}/user.slice/user-1000.slice/cpuset.cpus.partition`),
       'root invalid (Parent is not a partition root)\n',
     );
-    s.write(`${CG}/init.scope/cpuset.cpus`, '0-63');
-    s.write(`${CG}/user.slice/cpuset.cpus`, '\n');
-    s.write(`${CG}/machine.slice/cpuset.cpus`, '\n');
-    s.write(`${CG}/init.scope/cpuset.cpus.partition`, 'root');
+    // A partition that would take every CPU from siblings that inherit (a fresh machine: the populated user.slice
+    // above can no longer go back to "inherit").
+    const { s: s2 } = fresh(t, 'server-2s');
+    s2.write(`${CG}/init.scope/cpuset.cpus`, '0-63');
+    s2.write(`${CG}/init.scope/cpuset.cpus.partition`, 'root');
     assert.equal(
-      s.read(`${CG}/init.scope/cpuset.cpus.partition`),
+      s2.read(`${CG}/init.scope/cpuset.cpus.partition`),
       'root invalid (Parent unable to distribute cpu downstream)\n',
     );
   });
@@ -898,7 +905,7 @@ describe('SimFs affinity and scheduling', () => {
     s.write(`${CG}/user.slice/cpuset.cpus`, '8-15');
     assert.equal(allowed(s, '/proc/1512/status'), '8-15');
     assert.equal(allowed(s, '/proc/3000/status'), '12', 'the leak comes back');
-    s.write(`${CG}/user.slice/cpuset.cpus`, '\n');
+    s.write(`${CG}/user.slice/cpuset.cpus`, '0-31');
     assert.equal(allowed(s, '/proc/1512/status'), '2-3');
 
     const { s: old } = fresh(t, 'v2-nocpuset', {
@@ -912,7 +919,7 @@ describe('SimFs affinity and scheduling', () => {
     old.write(`${CG}/user.slice/cpuset.cpus`, '0-3');
     assert.equal(allowed(old, '/proc/1512/status'), '0-3');
     assert.equal(allowed(old, '/proc/3000/status'), '0-3');
-    old.write(`${CG}/user.slice/cpuset.cpus`, '\n');
+    old.write(`${CG}/user.slice/cpuset.cpus`, '0-7');
     assert.equal(allowed(old, '/proc/1512/status'), '0-7');
     assert.equal(
       allowed(old, '/proc/3000/status'),
@@ -957,10 +964,11 @@ describe('SimFs zero-length writes', () => {
     const { Kernel } = await import('../../src/kernel/kernel.ts');
     const root = buildFixture('ryzen-5950x');
     const s = new SimFs(root);
-    s.write('/sys/fs/cgroup/user.slice/cpuset.cpus', '0-3');
-    s.write('/sys/fs/cgroup/user.slice/cpuset.cpus', '');
-    assert.equal(s.read('/sys/fs/cgroup/user.slice/cpuset.cpus'), '0-3\n');
-    new Kernel(s, true).write('/sys/fs/cgroup/user.slice/cpuset.cpus', '');
-    assert.equal(s.read('/sys/fs/cgroup/user.slice/cpuset.cpus'), '\n');
+    s.mkdir('/sys/fs/cgroup/zl.slice');
+    s.write('/sys/fs/cgroup/zl.slice/cpuset.cpus', '0-3');
+    s.write('/sys/fs/cgroup/zl.slice/cpuset.cpus', '');
+    assert.equal(s.read('/sys/fs/cgroup/zl.slice/cpuset.cpus'), '0-3\n');
+    new Kernel(s, true).write('/sys/fs/cgroup/zl.slice/cpuset.cpus', '');
+    assert.equal(s.read('/sys/fs/cgroup/zl.slice/cpuset.cpus'), '\n');
   });
 });
