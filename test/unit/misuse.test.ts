@@ -359,7 +359,7 @@ const ryzenCases: Case[] = [
     argv: ['isolate', 'C0-31'],
     code: 2,
     message: 'isolate: the VM would get every online CPU, leaving none for the host',
-    hint: 'keep at least one core for the host (or --force)',
+    hint: 'keep at least one core for the host',
   },
   {
     what: 'isolate with both VMCPUS and --host',
