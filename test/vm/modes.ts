@@ -1,0 +1,28 @@
+/** The guest configurations the real-kernel suite boots. */
+export type VmMode = 'v2' | 'v1-hybrid' | 'v2-6.1';
+
+export const ALL_MODES: readonly VmMode[] = ['v2', 'v1-hybrid', 'v2-6.1'];
+
+/** Kernel series each mode wants: 6.12 has cpuset.cpus.exclusive; only 6.1 still has CONFIG_CPUSETS_V1. */
+export const WANTED_SERIES: Readonly<Record<VmMode, string>> = {
+  v2: '6.12',
+  'v1-hybrid': '6.1',
+  'v2-6.1': '6.1',
+};
+
+export function isVmMode(s: string): s is VmMode {
+  return (ALL_MODES as readonly string[]).includes(s);
+}
+
+/** Parse a comma-separated list such as `v2,v1-hybrid`; throws on unknown names. */
+export function parseModes(list: string | undefined): VmMode[] {
+  if (list === undefined || list.trim() === '') return [...ALL_MODES];
+  const out: VmMode[] = [];
+  for (const raw of list.split(',')) {
+    const m = raw.trim();
+    if (m === '') continue;
+    if (!isVmMode(m)) throw new Error(`unknown VM mode "${m}" (known: ${ALL_MODES.join(', ')})`);
+    if (!out.includes(m)) out.push(m);
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+/**
+ * `npm run test:vm`: boots one guest per cgroup mode and runs every test/vm/guest/*.test.ts in it with node:test.
+ *
+ * Env: VFIO_REQUIRE_VM=1 (a missing QEMU is a failure, not a skip), VFIO_VM_MODES=v2,v1-hybrid (default: all),
+ * VFIO_VM_TESTS="test/vm/guest/x.test.ts ..." (default: all guest tests), VFIO_VM_TIMEOUT (seconds per guest,
+ * default 420), VFIO_VM_MEM (MiB, default 1024), VFIO_VM_CACHE, VFIO_VM_KEEP=1.
+ */
+import {
+  ALL_MODES,
+  ensureKernels,
+  parseModes,
+  runInGuest,
+  vmAvailable,
+  type GuestResult,
+  type VmMode,
+} from './harness.ts';
+
+const GUEST_DIR = 'test/vm/guest';
+
+interface ModeOutcome {
+  mode: VmMode;
+  passed: number;
+  failed: number;
+  skipped: number;
+  crashed?: string;
+  result?: GuestResult;
+}
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+/** Prefixes every complete line of a stream with `[mode] `. */
+function linePrefixer(prefix: string): { write: (chunk: string) => void; flush: () => void } {
+  let pending = '';
+  return {
+    write(chunk) {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const l of lines) out(prefix + l);
+    },
+    flush() {
+      if (pending) out(prefix + pending);
+      pending = '';
+    },
+  };
+}
+
+function summaryNumber(text: string, key: string): number | undefined {
+  const m = new RegExp(`^ℹ ${key} (\\d+)\\s*$`, 'm').exec(text);
+  return m?.[1] !== undefined ? Number(m[1]) : undefined;
+}
+
+/** harness.test.ts first, so the guest's sanity is checked before other tests change anything. */
+function guestCommand(): string {
+  const tests = process.env.VFIO_VM_TESTS?.trim();
+  const files = tests
+    ? `files=(${tests})`
+    : `files=(${GUEST_DIR}/harness.test.ts)\n` +
+      `for f in ${GUEST_DIR}/*.test.ts; do [ "$f" = "\${files[0]}" ] || files+=("$f"); done`;
+  return `${files}\nexec node --import tsx --test --test-reporter=spec --test-concurrency=1 "\${files[@]}"\n`;
+}
+
+async function runMode(mode: VmMode, timeoutSec: number, memMiB: number): Promise<ModeOutcome> {
+  const stdout = linePrefixer(`[${mode}] `);
+  const stderr = linePrefixer(`[${mode}] ! `);
+  let result: GuestResult;
+  try {
+    result = await runInGuest({
+      mode,
+      command: guestCommand(),
+      timeoutSec,
+      memMiB,
+      onOutput: (chunk, stream) => (stream === 'stdout' ? stdout : stderr).write(chunk),
+    });
+  } catch (e) {
+    return { mode, passed: 0, failed: 0, skipped: 0, crashed: e instanceof Error ? e.message : String(e) };
+  } finally {
+    stdout.flush();
+    stderr.flush();
+  }
+  const passed = summaryNumber(result.stdout, 'pass');
+  const failed = summaryNumber(result.stdout, 'fail');
+  const skipped =
+    (summaryNumber(result.stdout, 'skipped') ?? 0) + (summaryNumber(result.stdout, 'todo') ?? 0);
+  const outcome: ModeOutcome = { mode, passed: passed ?? 0, failed: failed ?? 0, skipped, result };
+  if (passed === undefined || failed === undefined) {
+    outcome.crashed = result.timedOut
+      ? `guest killed after ${timeoutSec} s`
+      : `no test summary from the guest (exit code ${result.code})`;
+  } else if (result.code !== 0 && failed === 0) {
+    outcome.crashed = `the guest's test runner exited ${result.code}`;
+  }
+  if (outcome.crashed) {
+    out(`[${mode}] guest setup: ${result.setupLog.trim()}`);
+    out(`[${mode}] console tail:`);
+    for (const l of result.consoleTail.split('\n')) out(`[${mode}] | ${l.replace(/\r$/, '')}`);
+    out(`[${mode}] job folder kept: ${result.jobDir}`);
+  }
+  return outcome;
+}
+
+async function main(): Promise<number> {
+  const t0 = Date.now();
+  const avail = vmAvailable();
+  if (!avail.ok) {
+    out(`real-kernel suite skipped: ${avail.why}; install with: ${avail.install}`);
+    return process.env.VFIO_REQUIRE_VM === '1' ? 1 : 0;
+  }
+  let modes: VmMode[];
+  try {
+    modes = parseModes(process.env.VFIO_VM_MODES);
+  } catch (e) {
+    out(`vm: ${(e as Error).message}`);
+    return 2;
+  }
+  const timeoutSec = Number(process.env.VFIO_VM_TIMEOUT) || 420;
+  const memMiB = Number(process.env.VFIO_VM_MEM) || 1024;
+
+  const kernels = await ensureKernels(modes, (l) => out(l));
+  for (const mode of ALL_MODES.filter((m) => modes.includes(m))) {
+    const k = kernels.get(mode);
+    if (!k) continue;
+    out(
+      `vm: mode ${mode} boots ${k.kernel.release} (${k.kernel.package} ${k.kernel.version}, via ${k.kernel.meta})`,
+    );
+    if (k.note) out(`vm: NOTE: ${k.note}`);
+  }
+
+  const outcomes: ModeOutcome[] = [];
+  for (const mode of modes) {
+    out('');
+    out(`==== vm ${mode} ${'='.repeat(60 - mode.length)}`);
+    const o = await runMode(mode, timeoutSec, memMiB);
+    outcomes.push(o);
+    const r = o.result;
+    const timing = r
+      ? `boot ${r.bootSeconds?.toFixed(1) ?? '?'} s, guest ${r.seconds.toFixed(1)} s${r.boots > 1 ? `, ${r.boots} boots` : ''}`
+      : 'no guest';
+    out(
+      `==== vm ${mode}: ${o.passed} passed, ${o.failed} failed, ${o.skipped} skipped (${timing})` +
+        (o.crashed ? ` — CRASHED: ${o.crashed}` : ''),
+    );
+  }
+
+  const passed = outcomes.reduce((n, o) => n + o.passed, 0);
+  const failed = outcomes.reduce((n, o) => n + o.failed, 0);
+  const crashed = outcomes.filter((o) => o.crashed);
+  const boots = outcomes.reduce((n, o) => n + (o.result?.boots ?? 0), 0);
+  const bootTimes = outcomes.map((o) => `${o.mode} ${o.result?.bootSeconds?.toFixed(1) ?? '?'} s`).join(', ');
+  out('');
+  for (const o of crashed) out(`vm: ${o.mode} crashed: ${o.crashed}`);
+  out(`vm: ${passed} passed, ${failed} failed`);
+  out(
+    `vm: ${boots} boots (to the test command: ${bootTimes}), wall time ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  return failed > 0 || crashed.length > 0 ? 1 : 0;
+}
+
+process.exitCode = await main();
