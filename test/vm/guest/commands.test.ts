@@ -9,11 +9,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli } from '../../../src/cli/run.ts';
-import { COMMANDS } from '../../../src/commands/index.ts';
 import { CpuSet } from '../../../src/cpus/cpuset.ts';
 import { diffSnapshots, takeSnapshot } from '../snapshot.ts';
-import { guestMode, guestSetup, notInGuest } from './guest-env.ts';
+import { cli } from './cli.ts';
+import { guestMode, guestSetup, notInGuest, seedHook } from './guest-env.ts';
 
 const mode = guestMode();
 const skip = notInGuest();
@@ -21,16 +20,8 @@ const v1 = mode === 'v1-hybrid';
 const CG = v1 ? '/sys/fs/cgroup/cpuset' : '/sys/fs/cgroup';
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const env: NodeJS.ProcessEnv = { ...process.env, VFIO_ISOLATE_LOCK_WAIT_MS: '5000' };
-  delete env.VFIO_ISOLATE_ROOT;
-  const code = await runCli(argv, {
-    table: COMMANDS,
-    env,
-    streams: { out: (s) => void (out += s), err: (s) => void (err += s), isTTY: false },
-  });
-  return { code, out, err };
+  const r = await cli(argv);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 async function ok(argv: string[]) {
   const r = await run(argv);
@@ -149,36 +140,7 @@ describe(`compatible commands on a real kernel (${mode ?? 'host'})`, { skip }, (
 
   test('the seed libvirt hook sequence; IRQs that refuse are skipped and reported', async () => {
     const vm = CpuSet.parseList('4-7');
-    const args = v1
-      ? [
-          'drop-caches',
-          'cpuset-create',
-          '--cpus',
-          'C0-3',
-          '/host.slice',
-          'move-tasks',
-          '/',
-          '/host.slice',
-          'compact-memory',
-          'irq-affinity',
-          'mask',
-          'C4-7',
-        ]
-      : [
-          'drop-caches',
-          'cpuset-modify',
-          '--cpus',
-          'C0-3',
-          '/system.slice',
-          'cpuset-modify',
-          '--cpus',
-          'C0-3',
-          '/user.slice',
-          'compact-memory',
-          'irq-affinity',
-          'mask',
-          'C4-7',
-        ];
+    const args = seedHook(mode);
     const onVmBefore = irqsOn(vm).length;
     await roundTrip(args, (r) => {
       assert.match(

@@ -8,58 +8,15 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
-import { runCli } from '../../../src/cli/run.ts';
-import { COMMANDS } from '../../../src/commands/index.ts';
 import { diffSnapshots, takeSnapshot } from '../snapshot.ts';
-import { guestMode, notInGuest } from './guest-env.ts';
+import { cli } from './cli.ts';
+import { guestMode, notInGuest, seedHook } from './guest-env.ts';
 
 const mode = guestMode();
 const skip = notInGuest() || (mode === 'v2-6.1' ? 'the matrix runs on v2 (6.12) and v1-hybrid (6.1)' : false);
 const BUNDLE = resolve('dist/vfio-isolate.mjs');
-const HOOK =
-  mode === 'v1-hybrid'
-    ? [
-        'drop-caches',
-        'cpuset-create',
-        '--cpus',
-        'C0-3',
-        '/host.slice',
-        'move-tasks',
-        '/',
-        '/host.slice',
-        'compact-memory',
-        'irq-affinity',
-        'mask',
-        'C4-7',
-      ]
-    : [
-        'drop-caches',
-        'cpuset-modify',
-        '--cpus',
-        'C0-3',
-        '/system.slice',
-        'cpuset-modify',
-        '--cpus',
-        'C0-3',
-        '/user.slice',
-        'compact-memory',
-        'irq-affinity',
-        'mask',
-        'C4-7',
-      ];
+const HOOK = seedHook(mode);
 const STEPS = mode === 'v1-hybrid' ? 5 : 6; // v2: enabling cpuset at the root is a step of its own
-
-async function restore(file: string): Promise<{ code: number; err: string }> {
-  let err = '';
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.VFIO_ISOLATE_ROOT;
-  const code = await runCli(['restore', file], {
-    table: COMMANDS,
-    env,
-    streams: { out: () => {}, err: (s) => void (err += s), isTTY: false },
-  });
-  return { code, err };
-}
 
 describe(`crash matrix on a real kernel (${mode ?? 'host'})`, { skip }, () => {
   let exact = 0;
@@ -80,8 +37,8 @@ describe(`crash matrix on a real kernel (${mode ?? 'host'})`, { skip }, () => {
           timeout: 120_000,
         });
         assert.equal(r.signal, 'SIGKILL', `not killed at ${point}: exit ${r.status} ${r.stderr}`);
-        const res = await restore(undo);
-        assert.equal(res.code, 0, res.err);
+        const res = await cli(['restore', undo]);
+        assert.equal(res.code, 0, res.stderr);
         assert.deepEqual(
           diffSnapshots(before, takeSnapshot()),
           [],

@@ -43,3 +43,24 @@ export function guestSetup(): GuestSetup {
     readFileSync(process.env.VFIO_VM_SETUP ?? '/run/vfio-vm/setup.json', 'utf8'),
   ) as GuestSetup;
 }
+
+/**
+ * The seed's libvirt hook sequence adapted to the guest (host CPUs 0-3, VM CPUs 4-7): v2 restricts the slices,
+ * v1 creates /host.slice and moves the root's tasks into it (the seed's v1 example).
+ */
+export function seedHook(mode: VmMode | undefined): string[] {
+  const cgroups =
+    mode === 'v1-hybrid'
+      ? ['cpuset-create', '--cpus', 'C0-3', '/host.slice', 'move-tasks', '/', '/host.slice']
+      : [
+          'cpuset-modify',
+          '--cpus',
+          'C0-3',
+          '/system.slice',
+          'cpuset-modify',
+          '--cpus',
+          'C0-3',
+          '/user.slice',
+        ];
+  return ['drop-caches', ...cgroups, 'compact-memory', 'irq-affinity', 'mask', 'C4-7'];
+}
