@@ -5,11 +5,11 @@
 import { CpuSet } from './cpuset.ts';
 
 export interface CpuTopology {
-  /** `/sys/devices/system/cpu/possible`. */
+  /** sysfs `cpu/possible`. */
   possible: CpuSet;
-  /** `/sys/devices/system/cpu/present`: the bound for every CPU a user names. */
+  /** sysfs `cpu/present`: the bound for every CPU a user names. */
   present: CpuSet;
-  /** `/sys/devices/system/cpu/online`. */
+  /** sysfs `cpu/online`. */
   online: CpuSet;
   /** NUMA node id → its CPUs (empty for memory-only nodes). */
   nodes: Map<number, CpuSet>;

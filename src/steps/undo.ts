@@ -1,5 +1,6 @@
 /** Applying an undo record: the one code path shared by rollback and `restore`. Tolerant and idempotent. */
 import { errnoOf } from '../kernel/fs.ts';
+import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { writeIds } from '../kernel/tasks.ts';
 import { readConfig, restartIrqbalance, stopOrStartIrqbalance, writeConfig } from '../kernel/services.ts';
@@ -77,7 +78,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
         attempt(
           `${path} ← ${JSON.stringify(old)}`,
           () => writeBack(k, path, old, log),
-          path.startsWith('/proc/irq/') ? ['EIO', 'EPERM'] : [],
+          isIrqAffinityPath(path) ? ['EIO', 'EPERM'] : [],
         );
       }
       break;
@@ -197,7 +198,9 @@ function writeBack(k: Kernel, path: string, old: string, log: Log): void {
     const parent = m[1]!.slice(0, m[1]!.lastIndexOf('/'));
     const inherited = k.read(`${parent}/${m[2]}.effective`).trim();
     k.write(path, inherited);
-    log.info(`${path}: a cgroup with tasks cannot go back to "inherit"; set to what it inherits (${inherited})`);
+    log.info(
+      `${path}: a cgroup with tasks cannot go back to "inherit"; set to what it inherits (${inherited})`,
+    );
   }
 }
 

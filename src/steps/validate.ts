@@ -5,41 +5,8 @@
  */
 import { UsageError } from '../errors.ts';
 import type { Kernel } from '../kernel/kernel.ts';
+import { writableRules as rules } from '../kernel/writable.ts';
 import type { UndoRecord } from './records.ts';
-
-const LIST = /^[0-9,-]*$/;
-const MASK = /^[0-9a-fA-F,]{1,2048}$/;
-const FLAG = /^[01]$/;
-
-interface Rule {
-  re: RegExp;
-  value: RegExp;
-}
-
-function rules(cgroupMount: string): Rule[] {
-  const cg = cgroupMount.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const cgFile = (name: string): RegExp => new RegExp(`^${cg}(/[^/]+)*/${name.replace(/\./g, '\\.')}$`);
-  return [
-    { re: cgFile('cpuset.cpus'), value: LIST },
-    { re: cgFile('cpuset.mems'), value: LIST },
-    { re: cgFile('cpuset.cpus.exclusive'), value: LIST },
-    { re: cgFile('cpuset.cpus.partition'), value: /^(member|root|isolated)$/ },
-    { re: cgFile('cpuset.cpu_exclusive'), value: FLAG },
-    { re: cgFile('cpuset.mem_exclusive'), value: FLAG },
-    { re: cgFile('cpuset.memory_migrate'), value: FLAG },
-    { re: cgFile('cpuset.sched_load_balance'), value: FLAG },
-    { re: /^\/proc\/irq\/\d+\/smp_affinity_list$/, value: LIST },
-    { re: /^\/proc\/irq\/\d+\/smp_affinity$/, value: MASK },
-    { re: /^\/proc\/irq\/default_smp_affinity$/, value: MASK },
-    {
-      re: /^\/sys\/devices\/system\/cpu\/cpufreq\/policy\d+\/scaling_governor$/,
-      value: /^[a-z0-9_-]{1,32}$/,
-    },
-    { re: /^\/proc\/sys\/vm\/stat_interval$/, value: /^\d{1,7}$/ },
-    { re: /^\/sys\/devices\/virtual\/workqueue\/([A-Za-z0-9_.-]+\/)?cpumask$/, value: MASK },
-    { re: /^\/sys\/bus\/workqueue\/devices\/[A-Za-z0-9_.-]+\/cpumask$/, value: MASK },
-  ];
-}
 
 /** Resolve a system path: reject `..`/`.`/empty segments; follow symlinks of the existing part inside the root. */
 export function resolveSystemPath(k: Kernel, path: string): string {
