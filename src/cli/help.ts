@@ -28,7 +28,9 @@ export function usageLine(spec: CommandSpec, full: string): string {
 export function mainHelp(cmds: readonly CommandSpec[], version: string): string {
   const shown = cmds.filter((c) => !c.hidden);
   // Plain code-unit order: localeCompare would load ICU's collator (~40 ms of start-up) for ASCII names.
-  const compat = shown.filter((c) => c.compat).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const compat = shown
+    .filter((c) => c.compat)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const others = shown.filter((c) => !c.compat);
   return [
     `vfio-isolate ${version} - partition CPUs, memory nodes and interrupts between the host and VMs`,

@@ -54,7 +54,8 @@ function timingLine(marks: Marks): string {
 export async function runCli(argv: readonly string[], opts: RunOptions): Promise<number> {
   const env = opts.env ?? process.env;
   const streams = opts.streams ?? processStreams();
-  const marks: Marks | undefined = env.VFIO_ISOLATE_TIMINGS === '1' ? [['start', performance.now()]] : undefined;
+  const marks: Marks | undefined =
+    env.VFIO_ISOLATE_TIMINGS === '1' ? [['start', performance.now()]] : undefined;
   let debug = argv.includes('-d') || argv.includes('--debug');
   try {
     const parsed = parseArgv(argv, opts.table);

@@ -1,4 +1,5 @@
 /** cpuset-create, cpuset-modify, cpuset-delete (0.5.2 compatible, without its bugs). */
+import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
 import { isPinnedKernelThread } from '../kernel/procs.ts';
@@ -231,7 +232,9 @@ export function moveAll(
   let moved = 0;
   let gone = 0;
   const skipped: { what: string; why: string }[] = [];
-  const possible = k.machine.possible;
+  const possible = k.possibleCpus;
+  const possibleList = possible.toList();
+  const comms = new Map<number, string>();
   for (let pass = 0; pass < 3; pass++) {
     const ids = k
       .read(listFile)
@@ -251,9 +254,18 @@ export function moveAll(
         continue;
       }
       withStart.push([id, st.start]);
+      comms.set(id, st.comm);
       if (isPinnedKernelThread(st)) continue;
-      const allowed = k.procs.allowed(id);
-      if (allowed && !allowed.equals(possible)) narrowed.push([id, st.start, allowed.toList()]);
+      // Most tasks may run everywhere: compare the kernel's text first and parse only the others.
+      const text = k.procs.allowedText(id);
+      if (text === undefined || text === possibleList) continue;
+      let allowed: CpuSet;
+      try {
+        allowed = CpuSet.parseList(text);
+      } catch {
+        continue;
+      }
+      if (!allowed.equals(possible)) narrowed.push([id, st.start, allowed.toList()]);
     }
     if (narrowed.length > 0) record({ kind: 'affinity', tasks: narrowed });
     record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
@@ -268,7 +280,7 @@ export function moveAll(
     moved += res.moved.length;
     gone += res.gone.length;
     for (const u of res.unmovable) {
-      const comm = k.procs.statOf(u.id)?.comm;
+      const comm = comms.get(u.id);
       skipped.push({
         what: `task ${u.id}${comm ? ` (${comm})` : ''}`,
         why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code,

@@ -562,7 +562,9 @@ function planReset(ctx: Ctx, command: string): Step[] {
       if (before !== value) writes.push({ path, value, before });
     }
     if (writes.length)
-      steps.push(writeFilesStep(command, `let ${writes.length} top-level cgroups use all CPUs again`, writes));
+      steps.push(
+        writeFilesStep(command, `let ${writes.length} top-level cgroups use all CPUs again`, writes),
+      );
   } else {
     for (const child of cg.children([])) {
       const path = cg.path([child]);

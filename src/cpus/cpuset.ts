@@ -118,7 +118,7 @@ export class CpuSet {
     return this.items.some((v) => other.has(v));
   }
 
-  /** Kernel list form: sorted, runs collapsed to `a-b`, comma-joined; empty set → "". */
+  /** Kernel list form: sorted, runs collapsed to `a-b`, comma-joined; empty set -> "". */
   toList(): string {
     const parts: string[] = [];
     let i = 0;

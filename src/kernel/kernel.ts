@@ -50,6 +50,15 @@ export class Kernel {
     this._machine ??= readMachine(this.fs);
     return this._machine;
   }
+  /** The possible CPUs, without reading the whole topology when it is not loaded yet (move-tasks needs only these). */
+  get possibleCpus(): CpuSet {
+    if (this._machine) return this._machine.possible;
+    try {
+      return CpuSet.parseList(this.fs.read(P.cpuPossible));
+    } catch {
+      return this.machine.possible;
+    }
+  }
 
   /** Host path of a system path (for files the tool keeps itself: lock, default journal). */
   hostPath(systemPath: string): string {
@@ -114,7 +123,7 @@ export class Kernel {
     return t === undefined ? undefined : CpuSet.parseMask(t);
   }
 
-  /** Kernel version "6.12.3-cloud-amd64" → [6, 12]. */
+  /** Kernel version "6.12.3-cloud-amd64" -> [6, 12]. */
   version(): [number, number] {
     const m = /^(\d+)\.(\d+)/.exec(this.readTrim(P.osrelease) ?? '');
     return m ? [Number(m[1]), Number(m[2])] : [0, 0];

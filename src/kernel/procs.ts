@@ -119,6 +119,27 @@ export class Procs {
   }
 
   /**
+   * Cpus_allowed_list of any task id as the kernel prints it (not parsed), or undefined when gone. Per-thread path
+   * first, like statOf.
+   */
+  allowedText(id: number): string | undefined {
+    let text: string;
+    try {
+      text = this.fs.read(`${P.task(id, id)}/status`);
+    } catch {
+      try {
+        text = this.fs.read(`${P.pid(id)}/status`);
+      } catch {
+        return undefined;
+      }
+    }
+    const i = text.indexOf('\nCpus_allowed_list:');
+    if (i < 0) return undefined;
+    const end = text.indexOf('\n', i + 1);
+    return text.slice(i + 19, end < 0 ? undefined : end).trim();
+  }
+
+  /**
    * The cgroup path of a task in the cpuset hierarchy, from /proc/ID/cgroup: the v2 line `0::/path`, or on v1 the
    * line whose controllers include cpuset.
    */

@@ -1084,11 +1084,13 @@ export class SimFs implements Fs {
 
   /**
    * validate_change(): a populated cpuset (tasks anywhere in its subtree) cannot go from a configured list back to
-   * empty — on v2 too, where empty would mean "inherit" (ENOSPC, seen on 6.12).
+   * empty - on v2 too, where empty would mean "inherit" (ENOSPC, seen on 6.12).
    */
   private v2RefuseEmptying(dir: string, file: string, set: CpuSet, path: string): void {
     if (!set.isEmpty || this.listSet(`${dir}/${file}`).isEmpty) return;
-    const populated = this.walk(dir).some((d) => parseIds(this.readOpt(`${d}/cgroup.procs`) ?? '').length > 0);
+    const populated = this.walk(dir).some(
+      (d) => parseIds(this.readOpt(`${d}/cgroup.procs`) ?? '').length > 0,
+    );
     if (populated) throw err('ENOSPC', 'write', path);
   }
 

@@ -1,0 +1,739 @@
+/**
+ * The kernel-touching benchmarks, run INSIDE the throw-away test guest only (bench/guest.ts boots it). Refuses to
+ * run anywhere else: it writes cgroups, IRQ affinities and /proc/sys/vm. Everything is timed inside this one
+ * process (Node's start-up under TCG, ~2 s, is not part of any figure); the tool runs in-process through runCli.
+ *
+ * Input: env BENCH_SPEC (JSON, see Spec). Output: progress on stderr, and one line `BENCH_RESULT {json}` on stdout.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from '../src/cli/run.ts';
+import { COMMANDS } from '../src/commands/index.ts';
+import { irqTarget } from '../src/commands/misc.ts';
+import { CpuSet } from '../src/cpus/cpuset.ts';
+import { Kernel } from '../src/kernel/kernel.ts';
+import { parseStat } from '../src/kernel/procs.ts';
+import { loadSched } from '../src/kernel/sched.ts';
+import { guestMode } from '../test/vm/guest/guest-env.ts';
+
+export interface Spec {
+  /** Task counts for move-tasks (ascending). */
+  sizes: number[];
+  /** Timed repetitions per size (after one warm-up of each). */
+  reps: number;
+  parts: ('move' | 'diag' | 'irq' | 'cycle')[];
+  /** Skip a size whose projected single run of the tool exceeds this (quadratic growth assumed). */
+  budgetSec: number;
+  irqReps: number;
+  cycleReps: number;
+}
+
+/** One timed run of the tool: wall time in ms and its phase timings (VFIO_ISOLATE_TIMINGS). */
+export interface ToolRun {
+  ms: number;
+  phases: Record<string, number>;
+}
+
+export interface MoveSize {
+  size: number;
+  tasks: number;
+  /** Bare loop: read the list, one open fd on the destination, one write per id. */
+  bare: number[];
+  /** move-tasks with -u (journal written and fsynced before the moves). */
+  ours: ToolRun[];
+  /** move-tasks without -u (records kept in memory). */
+  oursNoJournal: ToolRun[];
+  skipped?: string;
+}
+
+export interface Diag {
+  tasks: number;
+  /** µs per task for each single operation, second (warm) pass over every task. */
+  perTaskUs: Record<string, number>;
+}
+
+export interface IrqResult {
+  irqs: number;
+  changed: number;
+  bare: number[];
+  ours: ToolRun[];
+}
+
+export interface CycleResult {
+  hookArgv: string[];
+  hookBare: number[];
+  hook: ToolRun[];
+  restoreBare: number[];
+  restore: ToolRun[];
+  isolate: ToolRun[];
+  release: ToolRun[];
+  notes: string[];
+}
+
+export interface GuestBenchResult {
+  mode: string;
+  kernel: string;
+  cpus: string;
+  memMiB: number;
+  taskFile: string;
+  move: MoveSize[];
+  diag?: Diag;
+  irq?: IrqResult;
+  cycle?: CycleResult;
+  errors: string[];
+}
+
+const mode = guestMode();
+if (!mode) {
+  process.stderr.write('guest-bench: not inside a vfio-isolate test guest; refusing to touch kernel state\n');
+  process.exit(2);
+}
+const spec: Spec = {
+  sizes: [1000],
+  reps: 3,
+  parts: ['move', 'diag', 'irq', 'cycle'],
+  budgetSec: 60,
+  irqReps: 15,
+  cycleReps: 3,
+  ...(JSON.parse(process.env.BENCH_SPEC ?? '{}') as Partial<Spec>),
+};
+const v1 = mode === 'v1-hybrid';
+const CG = v1 ? '/sys/fs/cgroup/cpuset' : '/sys/fs/cgroup';
+const TASK_FILE = v1 ? 'tasks' : 'cgroup.procs';
+const SRC = `${CG}/bench-src`;
+const DST = `${CG}/bench-dst`;
+const WORK = '/run/vfio-bench';
+fs.mkdirSync(WORK, { recursive: true });
+
+const log = (s: string): void => void process.stderr.write(`[guest-bench ${mode}] ${s}\n`);
+const now = (): number => performance.now();
+const read = (p: string): string => fs.readFileSync(p, 'utf8');
+const readTrim = (p: string): string => read(p).trim();
+
+function ids(file: string): number[] {
+  const out: number[] = [];
+  for (const l of read(file).split('\n')) {
+    const n = Number.parseInt(l, 10);
+    if (Number.isFinite(n)) out.push(n);
+  }
+  return out;
+}
+
+/** One write(2) of `value` to an existing file; errors (EIO for managed IRQs, ...) are returned, not thrown. */
+function put(path: string, value: string): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_WRONLY);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'EIO';
+  }
+  try {
+    fs.writeSync(fd, value);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'EIO';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The minimum any tool must do: read the source list, hold one fd open on the destination, write each id once. */
+function bareMove(from: string, to: string): { ms: number; moved: number } {
+  const t0 = now();
+  const list = ids(`${from}/${TASK_FILE}`);
+  const fd = fs.openSync(`${to}/${TASK_FILE}`, fs.constants.O_WRONLY);
+  let moved = 0;
+  try {
+    for (const id of list) {
+      try {
+        fs.writeSync(fd, String(id));
+        moved++;
+      } catch {
+        /* exited, or a kernel thread that cannot move */
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { ms: now() - t0, moved };
+}
+
+let journalNo = 0;
+function freshJournal(): string {
+  return join(WORK, `journal-${process.pid}-${++journalNo}`);
+}
+
+/** Run the tool in-process on the real (guest) kernel; throws when it exits non-zero. */
+async function tool(argv: string[], extraEnv: Record<string, string> = {}): Promise<ToolRun> {
+  let err = '';
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    VFIO_ISOLATE_LOCK_WAIT_MS: '5000',
+    VFIO_ISOLATE_TIMINGS: '1',
+    ...extraEnv,
+  };
+  delete env.VFIO_ISOLATE_ROOT;
+  const t0 = now();
+  const code = await runCli(argv, {
+    table: COMMANDS,
+    env,
+    streams: { out: () => {}, err: (s) => void (err += s), isTTY: false },
+  });
+  const ms = now() - t0;
+  let phases: Record<string, number> = {};
+  const rest: string[] = [];
+  for (const line of err.split('\n')) {
+    if (line.startsWith('{"timings":'))
+      phases = (JSON.parse(line) as { timings: Record<string, number> }).timings;
+    else if (line.trim()) rest.push(line);
+  }
+  if (code !== 0) throw new Error(`vfio-isolate ${argv.join(' ')}: exit ${code}: ${rest.join(' | ')}`);
+  return { ms, phases };
+}
+
+function count(dir: string): number {
+  return ids(`${dir}/${TASK_FILE}`).length;
+}
+
+// ------------------------------------------------------------------------------------------------ task sources
+
+/** v1: one python process whose threads grow on request (bench/guest-spawn.py). */
+class ThreadSource {
+  private readonly proc: ChildProcess;
+  private buf = '';
+  private waiters: ((line: string) => void)[] = [];
+  constructor(cgroupProcs: string) {
+    this.proc = spawn('python3', ['bench/guest-spawn.py', 'threads', cgroupProcs], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    this.proc.stdout!.setEncoding('utf8');
+    this.proc.stdout!.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 1);
+        this.waiters.shift()?.(line);
+      }
+    });
+  }
+  grow(n: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.proc.once('exit', (c) => reject(new Error(`guest-spawn.py exited ${c}`)));
+      this.waiters.push(resolve);
+      this.proc.stdin!.write(`${n}\n`);
+    });
+  }
+  stop(): void {
+    this.proc.stdin!.end();
+    this.proc.kill('SIGKILL');
+  }
+}
+
+/**
+ * v2: processes (cgroup.procs takes process ids). A small shell moves itself into the cgroup and forks N-1
+ * children that block reading fd 3 (a pipe from us), so no exec per task; closing the pipe ends them all.
+ */
+class ProcSource {
+  private readonly shells: ChildProcess[] = [];
+  async grow(cgroupProcs: string, dir: string, n: number): Promise<void> {
+    const have = count(dir);
+    if (n <= have) return;
+    const script =
+      'echo $$ > "$1" || exit 1; i=1; while [ "$i" -lt "$2" ]; do read x <&3 & i=$((i+1)); done; echo ready; read x <&3';
+    const sh = spawn('/bin/sh', ['-c', script, 'sh', cgroupProcs, String(n - have)], {
+      stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+      detached: true,
+    });
+    this.shells.push(sh);
+    await new Promise<void>((resolve, reject) => {
+      sh.stdout!.on('data', () => resolve());
+      sh.once('exit', (c) => reject(new Error(`task shell exited ${c}`)));
+    });
+    while (count(dir) < n) await new Promise((r) => setTimeout(r, 50));
+  }
+  stop(): void {
+    for (const sh of this.shells) {
+      try {
+        if (sh.pid) process.kill(-sh.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      (sh.stdio[3] as NodeJS.WritableStream | null)?.end();
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ move-tasks
+
+function setupMoveCgroups(): () => void {
+  const undo: (() => void)[] = [];
+  if (v1) {
+    for (const d of [SRC, DST]) {
+      fs.mkdirSync(d);
+      undo.push(() => fs.rmdirSync(d));
+      fs.writeFileSync(`${d}/cpuset.mems`, readTrim(`${CG}/cpuset.mems`));
+    }
+    fs.writeFileSync(`${SRC}/cpuset.cpus`, readTrim(`${CG}/cpuset.cpus`));
+    fs.writeFileSync(`${DST}/cpuset.cpus`, '0-3');
+  } else {
+    const had = readTrim(`${CG}/cgroup.subtree_control`).split(/\s+/).includes('cpuset');
+    if (!had) {
+      fs.writeFileSync(`${CG}/cgroup.subtree_control`, '+cpuset');
+      undo.push(() => fs.writeFileSync(`${CG}/cgroup.subtree_control`, '-cpuset'));
+    }
+    for (const d of [SRC, DST]) {
+      fs.mkdirSync(d);
+      undo.push(() => fs.rmdirSync(d));
+    }
+    fs.writeFileSync(`${DST}/cpuset.cpus`, '0-3');
+  }
+  return () => {
+    for (const u of undo.reverse()) {
+      try {
+        u();
+      } catch (e) {
+        log(`cleanup: ${(e as Error).message}`);
+      }
+    }
+  };
+}
+
+/**
+ * µs per task of single operations, to explain the move-tasks figures: each operation over every task, three
+ * interleaved passes, the fastest pass kept (warm dentries and JIT).
+ */
+function diagnose(list: number[]): Diag {
+  const buf = Buffer.allocUnsafe(4096);
+  const rawRead = (path: string): string => {
+    const fd = fs.openSync(path, 'r');
+    try {
+      return buf.toString('latin1', 0, fs.readSync(fd, buf, 0, buf.length, -1));
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+  const statText = read(`/proc/${list[0]}/task/${list[0]}/stat`);
+  const statusText = read(`/proc/${list[0]}/task/${list[0]}/status`);
+  const sample = list.slice(0, 200);
+  const ops: [string, (id: number) => unknown, number[]][] = [
+    ['readFileSync /proc/ID/task/ID/stat', (id) => read(`/proc/${id}/task/${id}/stat`), list],
+    ['readFileSync /proc/ID/task/ID/status', (id) => read(`/proc/${id}/task/${id}/status`), list],
+    ['readFileSync /proc/ID/status', (id) => read(`/proc/${id}/status`), list],
+    ['open+readSync+close /proc/ID/task/ID/stat', (id) => rawRead(`/proc/${id}/task/${id}/stat`), list],
+    ['statSync /proc/ID/task/ID', (id) => fs.statSync(`/proc/${id}/task/${id}`), list],
+    [
+      'parse stat + status text (JS only)',
+      () => {
+        parseStat(statText);
+        const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(statusText);
+        return CpuSet.parseList(m?.[1] ?? '');
+      },
+      list,
+    ],
+    // O(threads of the process) per read for a thread of a big process: 200 tasks only
+    ['readFileSync /proc/ID/stat (200 tasks)', (id) => read(`/proc/${id}/stat`), sample],
+  ];
+  const best = new Map<string, number>();
+  // Once per run of the tool, not per task: in µs, like the rest.
+  const machine = (full: boolean): number => {
+    const t0 = now();
+    const m = Kernel.open({}).machine;
+    if (full) void m.siblings;
+    return (now() - t0) * 1000;
+  };
+  machine(true);
+  best.set('k.machine: possible/present/online (once per run)', Math.min(machine(false), machine(false)));
+  best.set('k.machine: whole topology (once per run)', Math.min(machine(true), machine(true)));
+  for (let pass = 0; pass < 3; pass++) {
+    for (const [name, f, items] of ops) {
+      const t0 = now();
+      for (const id of items) {
+        try {
+          f(id);
+        } catch {
+          /* gone */
+        }
+      }
+      const us = ((now() - t0) * 1000) / items.length;
+      best.set(name, Math.min(best.get(name) ?? Infinity, us));
+    }
+  }
+  // What sched_getaffinity(2) through koffi (the tool's lazily loaded FFI) would cost instead of reading status.
+  try {
+    const t0 = now();
+    const sched = loadSched();
+    best.set('load koffi (once per run)', (now() - t0) * 1000);
+    for (let pass = 0; pass < 2; pass++) {
+      const t1 = now();
+      for (const id of list) {
+        try {
+          sched.getAffinity(id);
+        } catch {
+          /* gone */
+        }
+      }
+      const us = ((now() - t1) * 1000) / list.length;
+      best.set(
+        'sched_getaffinity via koffi',
+        Math.min(best.get('sched_getaffinity via koffi') ?? Infinity, us),
+      );
+    }
+  } catch (e) {
+    log(`diag: koffi: ${(e as Error).message}`);
+  }
+  return { tasks: list.length, perTaskUs: Object.fromEntries(best) };
+}
+
+/**
+ * With BENCH_PROFILE=1: one extra run of the tool under the inspector's sampling profiler, written to
+ * .vm-cache/bench/profile-MODE-NAME.cpuprofile (open it in Chrome DevTools). Without it: nothing.
+ */
+async function profiled(name: string, f: () => Promise<unknown>): Promise<void> {
+  if (process.env.BENCH_PROFILE !== '1') return;
+  const inspector = await import('node:inspector');
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 500 });
+  await post('Profiler.start');
+  try {
+    await f();
+  } finally {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    const dir = join(process.cwd(), '.vm-cache', 'bench');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = join(dir, `profile-${mode}-${name}.cpuprofile`);
+    fs.writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+    log(`profile written to ${file}`);
+  }
+}
+
+async function benchMove(res: GuestBenchResult): Promise<void> {
+  const cleanup = setupMoveCgroups();
+  const threads = v1 ? new ThreadSource(`${SRC}/cgroup.procs`) : undefined;
+  const procs = v1 ? undefined : new ProcSource();
+  try {
+    let last: { size: number; ms: number } | undefined;
+    for (const size of spec.sizes) {
+      const entry: MoveSize = { size, tasks: 0, bare: [], ours: [], oursNoJournal: [] };
+      res.move.push(entry);
+      if (last) {
+        const projected = (last.ms * (size / last.size) ** 2) / 1000;
+        if (projected > spec.budgetSec) {
+          entry.skipped = `projected ${projected.toFixed(0)} s for one run of the tool (quadratic from ${last.size}), over the ${spec.budgetSec} s budget`;
+          log(`size ${size}: skipped: ${entry.skipped}`);
+          continue;
+        }
+      }
+      const t0 = now();
+      if (threads) log(`size ${size}: ${await threads.grow(size)} (${((now() - t0) / 1000).toFixed(1)} s)`);
+      else await procs!.grow(`${SRC}/cgroup.procs`, SRC, size);
+      entry.tasks = count(SRC);
+      log(`size ${size}: ${entry.tasks} tasks in ${SRC} after ${((now() - t0) / 1000).toFixed(1)} s`);
+      if (spec.parts.includes('diag') && !res.diag) res.diag = diagnose(ids(`${SRC}/${TASK_FILE}`));
+
+      const back = (): void => {
+        bareMove(DST, SRC);
+        if (count(DST) !== 0) throw new Error(`${DST} not empty after moving back`);
+      };
+      const runOurs = async (journal: boolean): Promise<ToolRun> => {
+        const j = freshJournal();
+        const r = await tool([...(journal ? ['-u', j] : []), 'move-tasks', '/bench-src', '/bench-dst']);
+        fs.rmSync(j, { force: true });
+        const moved = count(DST);
+        if (moved !== entry.tasks) throw new Error(`move-tasks moved ${moved} of ${entry.tasks}`);
+        back();
+        return r;
+      };
+      const runBare = (): number => {
+        const r = bareMove(SRC, DST);
+        if (r.moved !== entry.tasks) throw new Error(`bare loop moved ${r.moved} of ${entry.tasks}`);
+        back();
+        return r.ms;
+      };
+      // warm-up (first touch of /proc entries, JIT), then alternate the order every repetition
+      runBare();
+      const w = await runOurs(true);
+      if (w.ms / 1000 > spec.budgetSec) {
+        entry.skipped = `one run took ${(w.ms / 1000).toFixed(0)} s, over the ${spec.budgetSec} s budget`;
+        entry.ours.push(w);
+        last = { size, ms: w.ms };
+        log(`size ${size}: ${entry.skipped}`);
+        continue;
+      }
+      await runOurs(false);
+      if (size === spec.sizes[0]) await profiled(`move-${size}`, () => runOurs(true));
+      for (let r = 0; r < spec.reps; r++) {
+        const order = [0, 1, 2].map((i) => (i + r) % 3);
+        for (const which of order) {
+          if (which === 0) entry.bare.push(runBare());
+          else if (which === 1) entry.ours.push(await runOurs(true));
+          else entry.oursNoJournal.push(await runOurs(false));
+        }
+      }
+      const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+      last = { size, ms: med(entry.ours.map((o) => o.ms)) };
+      log(
+        `size ${size}: bare ${med(entry.bare).toFixed(1)} ms, ours ${last.ms.toFixed(1)} ms, ours without -u ${med(entry.oursNoJournal.map((o) => o.ms)).toFixed(1)} ms`,
+      );
+    }
+  } finally {
+    threads?.stop();
+    procs?.stop();
+    for (let i = 0; i < 100 && (count(SRC) > 0 || count(DST) > 0); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    cleanup();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ IRQs
+
+interface IrqPlan {
+  path: string;
+  orig: string;
+  target: string;
+}
+
+function planIrqs(mask: CpuSet): { all: number; plan: IrqPlan[] } {
+  const online = CpuSet.parseList(readTrim('/sys/devices/system/cpu/online'));
+  const plan: IrqPlan[] = [];
+  let all = 0;
+  for (const n of fs.readdirSync('/proc/irq')) {
+    if (!/^\d+$/.test(n)) continue;
+    const path = `/proc/irq/${n}/smp_affinity_list`;
+    let orig: string;
+    try {
+      orig = readTrim(path);
+    } catch {
+      continue;
+    }
+    all++;
+    const target = irqTarget('mask', CpuSet.parseList(orig), mask, online).toList();
+    if (target !== orig) plan.push({ path, orig, target });
+  }
+  return { all, plan };
+}
+
+/** The bare loop: list /proc/irq, one open+write+close per IRQ that changes, the same values as the tool. */
+function bareIrqs(plan: readonly IrqPlan[], value: (p: IrqPlan) => string): number {
+  const t0 = now();
+  fs.readdirSync('/proc/irq');
+  for (const p of plan) put(p.path, value(p));
+  return now() - t0;
+}
+
+async function benchIrq(res: GuestBenchResult): Promise<void> {
+  const { all, plan } = planIrqs(CpuSet.parseList('4-7'));
+  const out: IrqResult = { irqs: all, changed: plan.length, bare: [], ours: [] };
+  res.irq = out;
+  const restore = (): void => void bareIrqs(plan, (p) => p.orig);
+  const runOurs = async (): Promise<ToolRun> => {
+    const j = freshJournal();
+    const r = await tool(['-u', j, 'irq-affinity', 'mask', 'C4-7']);
+    fs.rmSync(j, { force: true });
+    restore();
+    return r;
+  };
+  const runBare = (): number => {
+    const ms = bareIrqs(plan, (p) => p.target);
+    restore();
+    return ms;
+  };
+  runBare();
+  await runOurs();
+  await profiled('irq', runOurs);
+  for (let r = 0; r < spec.irqReps; r++) {
+    if (r % 2 === 0) {
+      out.bare.push(runBare());
+      out.ours.push(await runOurs());
+    } else {
+      out.ours.push(await runOurs());
+      out.bare.push(runBare());
+    }
+  }
+  log(`irq: ${all} IRQs, ${plan.length} change; ${spec.irqReps} repetitions done`);
+}
+
+// ------------------------------------------------------------------------------------------------ isolate cycle
+
+/** The seed's hook sequence, as bare writes with the same values: returns [apply, restore] closures. */
+function bareHook(): { apply: () => void; restore: () => void } {
+  const { plan } = planIrqs(CpuSet.parseList('4-7'));
+  if (v1) {
+    const host = `${CG}/host.slice`;
+    return {
+      apply() {
+        put('/proc/sys/vm/drop_caches', '3');
+        fs.mkdirSync(host);
+        put(`${host}/cpuset.cpus`, '0-3');
+        put(`${host}/cpuset.mems`, readTrim(`${CG}/cpuset.mems`));
+        bareMoveDirs(CG, host);
+        put('/proc/sys/vm/compact_memory', '1');
+        for (const p of plan) put(p.path, p.target);
+      },
+      restore() {
+        for (const p of plan) put(p.path, p.orig);
+        bareMoveDirs(host, CG);
+        fs.rmdirSync(host);
+      },
+    };
+  }
+  const slices = ['system.slice', 'user.slice'].map((s) => `${CG}/${s}/cpuset.cpus`);
+  let enabled = false;
+  let before: string[] = [];
+  return {
+    apply() {
+      put('/proc/sys/vm/drop_caches', '3');
+      enabled = !readTrim(`${CG}/cgroup.subtree_control`).split(/\s+/).includes('cpuset');
+      if (enabled) put(`${CG}/cgroup.subtree_control`, '+cpuset');
+      before = slices.map((p) => readTrim(p));
+      for (const p of slices) put(p, '0-3');
+      put('/proc/sys/vm/compact_memory', '1');
+      for (const p of plan) put(p.path, p.target);
+    },
+    restore() {
+      for (const p of plan) put(p.path, p.orig);
+      slices.forEach((p, i) => put(p, before[i]!));
+      if (enabled) put(`${CG}/cgroup.subtree_control`, '-cpuset');
+    },
+  };
+}
+
+/** v1 move of every task (threads) from one cpuset to another through one fd (kernel threads refuse: skipped). */
+function bareMoveDirs(from: string, to: string): void {
+  const list = ids(`${from}/tasks`);
+  const fd = fs.openSync(`${to}/tasks`, fs.constants.O_WRONLY);
+  try {
+    for (const id of list) {
+      try {
+        fs.writeSync(fd, String(id));
+      } catch {
+        /* kernel thread or gone */
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function benchCycle(res: GuestBenchResult): Promise<void> {
+  const hookArgv = v1
+    ? ['drop-caches', 'cpuset-create', '--cpus', 'C0-3', '/host.slice', 'move-tasks', '/', '/host.slice']
+    : [
+        'drop-caches',
+        'cpuset-modify',
+        '--cpus',
+        'C0-3',
+        '/system.slice',
+        'cpuset-modify',
+        '--cpus',
+        'C0-3',
+        '/user.slice',
+      ];
+  hookArgv.push('compact-memory', 'irq-affinity', 'mask', 'C4-7');
+  const out: CycleResult = {
+    hookArgv,
+    hookBare: [],
+    hook: [],
+    restoreBare: [],
+    restore: [],
+    isolate: [],
+    release: [],
+    notes: [],
+  };
+  res.cycle = out;
+  const bare = bareHook();
+  // Untimed drop_caches first, so that the timed drop-caches of both variants finds the same (empty) page cache.
+  const settle = (): void => void put('/proc/sys/vm/drop_caches', '3');
+  const runBare = (keep: boolean): void => {
+    settle();
+    const t0 = now();
+    bare.apply();
+    const t1 = now();
+    bare.restore();
+    const t2 = now();
+    if (keep) {
+      out.hookBare.push(t1 - t0);
+      out.restoreBare.push(t2 - t1);
+    }
+  };
+  const runOurs = async (keep: boolean): Promise<void> => {
+    const j = freshJournal();
+    settle();
+    const h = await tool(['-u', j, ...hookArgv]);
+    const r = await tool(['restore', j]);
+    fs.rmSync(j, { force: true });
+    if (keep) {
+      out.hook.push(h);
+      out.restore.push(r);
+    }
+  };
+  runBare(false);
+  await runOurs(false);
+  await profiled('hook', () => runOurs(false));
+  for (let r = 0; r < spec.cycleReps; r++) {
+    if (r % 2 === 0) {
+      runBare(true);
+      await runOurs(true);
+    } else {
+      await runOurs(true);
+      runBare(true);
+    }
+  }
+  log(`cycle: hook sequence and restore, ${spec.cycleReps} repetitions done`);
+  // isolate / release: the first pair is a warm-up (first use of koffi for sched_setaffinity, JIT).
+  for (let r = 0; r <= spec.cycleReps; r++) {
+    const i = await tool(['isolate', 'C4-7']);
+    const rel = await tool(['release']);
+    if (r === 0) {
+      out.notes.push(
+        `isolate warm-up (first isolate in this process): ${i.ms.toFixed(0)} ms, release ${rel.ms.toFixed(0)} ms`,
+      );
+      continue;
+    }
+    out.isolate.push(i);
+    out.release.push(rel);
+  }
+  log(`cycle: isolate/release, ${spec.cycleReps} repetitions done`);
+}
+
+// ------------------------------------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const res: GuestBenchResult = {
+    mode: mode!,
+    kernel: readTrim('/proc/sys/kernel/osrelease'),
+    cpus: readTrim('/sys/devices/system/cpu/online'),
+    memMiB: Math.round(Number(/MemTotal:\s+(\d+)/.exec(read('/proc/meminfo'))?.[1] ?? 0) / 1024),
+    taskFile: TASK_FILE,
+    move: [],
+    errors: [],
+  };
+  const part = async (
+    name: Spec['parts'][number],
+    f: (r: GuestBenchResult) => Promise<void>,
+  ): Promise<void> => {
+    if (!spec.parts.includes(name)) return;
+    const t0 = now();
+    try {
+      await f(res);
+    } catch (e) {
+      res.errors.push(`${name}: ${(e as Error).stack ?? String(e)}`);
+      log(`${name} failed: ${(e as Error).message}`);
+    }
+    log(`${name}: ${((now() - t0) / 1000).toFixed(1)} s`);
+  };
+  await part('move', benchMove);
+  await part('irq', benchIrq);
+  await part('cycle', benchCycle);
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify(res)}\n`);
+}
+
+await main();

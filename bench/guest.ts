@@ -1,0 +1,305 @@
+/**
+ * Host side of the guest benchmarks: boots one throw-away QEMU guest per cgroup mode (test/vm/harness.ts), runs
+ * bench/guest-bench.ts in it (one node process per boot), and turns its raw timings into ratios.
+ */
+import { build } from 'esbuild';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { REPO_ROOT, cacheSubdir } from '../test/vm/cache.ts';
+import { ensureKernels, runInGuest, vmAvailable, type VmMode } from '../test/vm/harness.ts';
+import type { GuestBenchResult, Spec, ToolRun } from './guest-bench.ts';
+import { fmtMs, fmtRatio, pairedRatio, summarize, table, verdict, type Summary } from './stats.ts';
+
+export const MOVE_TARGET = 1.5;
+
+export interface GuestRun {
+  mode: VmMode;
+  spec: Spec;
+  memMiB: number;
+  result?: GuestBenchResult;
+  error?: string;
+  bootSeconds?: number;
+  seconds: number;
+}
+
+/** Whether guest benchmarks can run here; the reason when not. */
+export function guestAvailable(): { ok: boolean; why?: string } {
+  const a = vmAvailable();
+  return a.ok ? { ok: true } : { ok: false, why: `${a.why ?? 'QEMU missing'} (install: ${a.install ?? ''})` };
+}
+
+/** One bench run at a time on this checkout (another `npm run bench` waits; guest tests are not affected). */
+function benchLock(log: (s: string) => void): () => void {
+  const file = join(cacheSubdir('bench'), 'lock');
+  mkdirSync(join(file, '..'), { recursive: true });
+  for (let waited = 0; ; waited++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(file, { force: true });
+    } catch {
+      const pid = Number(readFileSafe(file).trim());
+      let alive: boolean;
+      try {
+        if (pid > 0) process.kill(pid, 0);
+        alive = pid > 0;
+      } catch {
+        alive = false;
+      }
+      if (!alive) {
+        rmSync(file, { force: true });
+        continue;
+      }
+      if (waited === 0) log(`guest: another benchmark (pid ${pid}) is running; waiting for it`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+    }
+  }
+}
+
+function readFileSafe(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Bundle bench/guest-bench.ts (with the tool's sources) the way scripts/build.mjs bundles the tool, so the guest
+ * measures the same compiled code as dist/vfio-isolate.mjs, and starts without tsx (seconds under TCG).
+ */
+export async function buildGuestBundle(): Promise<string> {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+  const out = join(cacheSubdir('bench'), 'guest-bench.mjs');
+  await build({
+    entryPoints: [join(REPO_ROOT, 'bench', 'guest-bench.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: out,
+    external: ['koffi'],
+    define: { __VERSION__: JSON.stringify(pkg.version) },
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  return relative(REPO_ROOT, out);
+}
+
+export async function runGuestBench(
+  mode: VmMode,
+  spec: Spec,
+  opts: { memMiB: number; timeoutSec: number; log: (s: string) => void },
+): Promise<GuestRun> {
+  const t0 = Date.now();
+  const release = benchLock(opts.log);
+  try {
+    await ensureKernels([mode], (l) => opts.log(`guest: ${l}`));
+    const bundle = await buildGuestBundle();
+    let pending = '';
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const r = await runInGuest({
+        mode,
+        command: `exec node ${bundle}\n`,
+        timeoutSec: opts.timeoutSec,
+        memMiB: opts.memMiB,
+        env: {
+          BENCH_SPEC: JSON.stringify(spec),
+          ...(process.env.BENCH_PROFILE === '1' ? { BENCH_PROFILE: '1' } : {}),
+        },
+        onOutput: (chunk, stream) => {
+          if (stream !== 'stderr') return;
+          pending += chunk;
+          const lines = pending.split('\n');
+          pending = lines.pop() ?? '';
+          for (const l of lines) if (l.trim()) opts.log(`  ${l}`);
+        },
+      });
+      const line = r.stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
+      const base = {
+        mode,
+        spec,
+        memMiB: opts.memMiB,
+        ...(r.bootSeconds !== undefined ? { bootSeconds: r.bootSeconds } : {}),
+      };
+      if (line) {
+        return {
+          ...base,
+          result: JSON.parse(line.slice('BENCH_RESULT '.length)) as GuestBenchResult,
+          seconds: (Date.now() - t0) / 1000,
+        };
+      }
+      const why = r.timedOut
+        ? `guest killed after ${opts.timeoutSec} s`
+        : `no result from the guest (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`;
+      // A guest that died without running the benchmark (e.g. starved by other guests) is worth one more try;
+      // a benchmark that ran and failed is not.
+      if (attempt === 1 && !r.timedOut && r.code === 125) {
+        opts.log(`guest ${mode}: ${why}; retrying once`);
+        continue;
+      }
+      opts.log(`guest ${mode}: ${why}; console tail:\n${r.consoleTail}`);
+      return { ...base, error: why, seconds: (Date.now() - t0) / 1000 };
+    }
+    throw new Error('unreachable');
+  } finally {
+    release();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ reporting
+
+const ms = (runs: readonly ToolRun[]): number[] => runs.map((r) => r.ms);
+
+function phaseMedians(runs: readonly ToolRun[]): Record<string, number> {
+  const keys = new Set(runs.flatMap((r) => Object.keys(r.phases)));
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = summarize(runs.map((r) => r.phases[k] ?? 0)).median;
+  return out;
+}
+
+const PHASES = ['parse', 'plan', 'lock', 'journal', 'apply', 'finish'];
+
+/** "plan 12 ms, journal 1.2 ms, ...": the phases of VFIO_ISOLATE_TIMINGS, in run order, those present only. */
+function fmtPhases(p: Record<string, number>): string {
+  return PHASES.filter((n) => p[n] !== undefined)
+    .map((n) => `${n} ${fmtMs(p[n]!)}`)
+    .join(', ');
+}
+
+export interface MoveRow {
+  mode: VmMode;
+  size: number;
+  tasks: number;
+  bare: Summary;
+  ours: Summary;
+  ratio: Summary;
+  ratioNoJournal: Summary;
+  usPerTaskBare: number;
+  usPerTaskOurs: number;
+  skipped?: string;
+}
+
+export function moveRows(run: GuestRun): MoveRow[] {
+  const r = run.result;
+  if (!r) return [];
+  return r.move.map((m) => {
+    const bare = summarize(m.bare);
+    const ours = summarize(ms(m.ours));
+    return {
+      mode: run.mode,
+      size: m.size,
+      tasks: m.tasks,
+      bare,
+      ours,
+      ratio: pairedRatio(ms(m.ours), m.bare),
+      ratioNoJournal: pairedRatio(ms(m.oursNoJournal), m.bare),
+      usPerTaskBare: m.tasks ? (bare.median * 1000) / m.tasks : Number.NaN,
+      usPerTaskOurs: m.tasks ? (ours.median * 1000) / m.tasks : Number.NaN,
+      ...(m.skipped ? { skipped: m.skipped } : {}),
+    };
+  });
+}
+
+export function formatGuest(run: GuestRun): string {
+  const out: string[] = [];
+  const head = `Guest ${run.mode}`;
+  if (!run.result) {
+    out.push(`${head}: FAILED: ${run.error ?? 'no result'}`);
+    return out.join('\n');
+  }
+  const r = run.result;
+  out.push(
+    `${head}: kernel ${r.kernel}, CPUs ${r.cpus}, ${r.memMiB} MiB, TCG (boot ${run.bootSeconds?.toFixed(1) ?? '?'} s, ` +
+      `whole guest ${run.seconds.toFixed(0)} s); move-tasks writes ${r.taskFile}`,
+  );
+  for (const e of r.errors) out.push(`  ERROR ${e.split('\n')[0]}`);
+
+  const rows = moveRows(run);
+  if (rows.length) {
+    out.push(
+      '',
+      `  move-tasks SRC DST: the tool in-process (runCli, -u journal) vs a bare one-fd write loop`,
+    );
+    out.push(
+      table(
+        [
+          'tasks',
+          'bare median',
+          'ours median',
+          'µs/task bare',
+          'µs/task ours',
+          'ratio ours/bare',
+          'no -u',
+          'target',
+        ],
+        rows.map((x) =>
+          x.skipped && !x.ours.n
+            ? [String(x.size), '—', '—', '—', '—', `skipped: ${x.skipped}`, '', '']
+            : [
+                String(x.tasks || x.size),
+                fmtMs(x.bare.median),
+                fmtMs(x.ours.median),
+                x.usPerTaskBare.toFixed(0),
+                x.usPerTaskOurs.toFixed(0),
+                fmtRatio(x.ratio),
+                Number.isFinite(x.ratioNoJournal.median) ? `${x.ratioNoJournal.median.toFixed(2)}×` : '—',
+                x.skipped ? `aborted: ${x.skipped}` : verdict(x.ratio, MOVE_TARGET),
+              ],
+        ),
+      )
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    );
+    const measured = rows.filter((x) => x.ours.n && Number.isFinite(x.usPerTaskOurs) && !x.skipped);
+    if (measured.length >= 2) {
+      const a = measured[0]!;
+      const b = measured[measured.length - 1]!;
+      const growth = b.usPerTaskOurs / a.usPerTaskOurs;
+      out.push(
+        `  linearity: µs/task of the tool ${a.usPerTaskOurs.toFixed(0)} at ${a.tasks} → ${b.usPerTaskOurs.toFixed(0)} at ${b.tasks} ` +
+          `(×${growth.toFixed(2)} for ×${(b.tasks / a.tasks).toFixed(0)} tasks; bare ×${(b.usPerTaskBare / a.usPerTaskBare).toFixed(2)})` +
+          (growth < 1.5 ? ': linear' : ': NOT linear'),
+      );
+    }
+    const big = r.move.filter((m) => m.ours.length).at(-1);
+    if (big) out.push(`  phases at ${big.tasks} tasks (median): ${fmtPhases(phaseMedians(big.ours))}`);
+  }
+  if (r.diag) {
+    out.push(
+      `  per-task cost of single operations at ${r.diag.tasks} tasks (warm): ` +
+        Object.entries(r.diag.perTaskUs)
+          .map(([k, v]) => `${k} ${v.toFixed(0)} µs`)
+          .join(', '),
+    );
+  }
+  if (r.irq) {
+    const q = r.irq;
+    const ratio = pairedRatio(ms(q.ours), q.bare);
+    out.push(
+      '',
+      `  irq-affinity mask C4-7 (${q.irqs} IRQs, ${q.changed} to change) vs a bare loop writing the same values:`,
+      `    bare ${fmtMs(summarize(q.bare).median)}, ours ${fmtMs(summarize(ms(q.ours)).median)}: ratio ${fmtRatio(ratio)}`,
+      `    phases (median): ${fmtPhases(phaseMedians(q.ours))}`,
+    );
+  }
+  if (r.cycle) {
+    const c = r.cycle;
+    const hook = pairedRatio(ms(c.hook), c.hookBare);
+    const rest = pairedRatio(ms(c.restore), c.restoreBare);
+    out.push(
+      '',
+      `  hook sequence: vfio-isolate -u F ${c.hookArgv.join(' ')}`,
+      `    apply:   bare ${fmtMs(summarize(c.hookBare).median)}, ours ${fmtMs(summarize(ms(c.hook)).median)}: ratio ${fmtRatio(hook)}`,
+      `             phases: ${fmtPhases(phaseMedians(c.hook))}`,
+      `    restore: bare ${fmtMs(summarize(c.restoreBare).median)}, ours ${fmtMs(summarize(ms(c.restore)).median)}: ratio ${fmtRatio(rest)}`,
+      `             phases: ${fmtPhases(phaseMedians(c.restore))}`,
+      `  isolate C4-7: ${fmtMs(summarize(ms(c.isolate)).median)} (${fmtPhases(phaseMedians(c.isolate))})`,
+      `  release:      ${fmtMs(summarize(ms(c.release)).median)} (${fmtPhases(phaseMedians(c.release))})`,
+      ...c.notes.map((n) => `  note: ${n}`),
+    );
+  }
+  return out.join('\n');
+}
