@@ -242,6 +242,25 @@ export function moveAll(
       .map((l) => Number.parseInt(l, 10))
       .filter((n) => Number.isFinite(n) && !tried.has(n));
     if (ids.length === 0) break;
+    // Fast path: a source other than the root holds no kernel threads, so nothing of a task needs reading before
+    // it moves; the record's time stamp identifies the tasks on restore (see TasksRecord).
+    const listedAt = fromDir !== k.cgroups.mount ? k.uptimeTicks() : undefined;
+    if (listedAt !== undefined) {
+      for (const id of ids) tried.add(id);
+      record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: [], pids: ids, listedAt });
+      const res = writeIds(k.fs, `${toDir}/${file}`, ids, (done) =>
+        log.progress(`moving tasks to ${toDir}`, done, ids.length),
+      );
+      if (ids.length >= 500) log.progress('', ids.length, ids.length);
+      moved += res.moved.length;
+      gone += res.gone.length;
+      for (const u of res.unmovable)
+        skipped.push({
+          what: `task ${u.id}`,
+          why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code,
+        });
+      continue;
+    }
     const withStart: [number, number][] = [];
     // Attaching to a cpuset resets a task's affinity; a task that had its own narrower mask (a node-bound
     // kthread such as kcompactd0) would not get it back by moving back. Its mask is journalled too.

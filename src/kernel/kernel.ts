@@ -76,7 +76,8 @@ export class Kernel {
   /** Clock ticks (USER_HZ = 100) since boot, from /proc/uptime: the unit of a task's start time. */
   uptimeTicks(): number | undefined {
     try {
-      return Math.floor(Number.parseFloat(this.fs.read('/proc/uptime').split(' ')[0] ?? '') * 100);
+      const ticks = Math.floor(Number.parseFloat(this.fs.read('/proc/uptime').split(' ')[0] ?? '') * 100);
+      return Number.isFinite(ticks) ? ticks : undefined;
     } catch {
       return undefined;
     }

@@ -38,6 +38,13 @@ export const TasksRecord = v.strictObject({
   to: SystemPath,
   file: v.picklist(['tasks', 'cgroup.procs']),
   ids: v.pipe(v.array(v.tuple([Id, Ticks])), v.maxLength(4194304)),
+  /**
+   * Tasks listed without reading each one's start time (a source other than the root, which holds no kernel
+   * threads): the same task on restore is the one with this pid that started no later than `listedAt` (clock
+   * ticks since boot when the list was read) — a reused pid starts after the original was listed.
+   */
+  pids: v.optional(v.pipe(v.array(Id), v.maxLength(4194304))),
+  listedAt: v.optional(Ticks),
 });
 /** Thread affinities changed: [tid, start time, old CPU list]. */
 export const AffinityRecord = v.strictObject({

@@ -30,7 +30,7 @@ export function describeRecord(rec: UndoRecord): string {
     case 'controller':
       return `disable ${rec.controller} in ${rec.path}/cgroup.subtree_control`;
     case 'tasks':
-      return `move ${rec.ids.length} tasks back from ${rec.to} to ${rec.from}`;
+      return `move ${rec.ids.length + (rec.pids?.length ?? 0)} tasks back from ${rec.to} to ${rec.from}`;
     case 'affinity':
       return `restore the affinity of ${rec.tasks.length} threads`;
     case 'sched':
@@ -128,6 +128,15 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
         inTo = new Set();
       }
       const back: number[] = [];
+      for (const id of rec.pids ?? []) {
+        // Listed without start times: the same task started no later than the list was read.
+        const start = k.procs.startOf(id);
+        if (!inTo.has(id) || rec.listedAt === undefined || start === undefined || start > rec.listedAt) {
+          r.skipped++;
+          continue;
+        }
+        back.push(id);
+      }
       for (const [id, start] of rec.ids) {
         // Only tasks that are still the same task (pid + start time) and still where we put them.
         if (!inTo.has(id) || k.procs.startOf(id) !== start) {

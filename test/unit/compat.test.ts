@@ -316,3 +316,36 @@ describe('restore lifecycle', () => {
     assert.deepEqual(simWrites(root), []);
   });
 });
+
+describe('move-tasks journal without per-task reads (a source other than the root)', () => {
+  it('records the pids with the time they were listed; a reused pid is not moved back', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const src = `${CG}/system.slice/ssh.service`;
+    const members = sysRead(root, `${src}/cgroup.procs`).split('\n').filter(Boolean);
+    assert.ok(members.length >= 1);
+    await ok(root, ['cpuset-create', '/t.slice']);
+    const undo = undoPath();
+    await ok(root, ['-u', undo, 'move-tasks', '/system.slice/ssh.service', '/t.slice']);
+    const rec = fs
+      .readFileSync(undo, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { t: string; rec?: { kind: string; pids?: number[]; listedAt?: number } })
+      .find((l) => l.rec?.kind === 'tasks')!.rec!;
+    assert.deepEqual(rec.pids!.map(String).sort(), [...members].sort());
+    assert.equal(rec.listedAt, 8640042, 'clock ticks of /proc/uptime');
+    // The first member exits and its pid is reused by a new task (a later start time).
+    const reused = members[0]!;
+    for (const f of [`proc/${reused}/stat`, `proc/${reused}/task/${reused}/stat`]) {
+      const text = fs.readFileSync(path.join(root, f), 'utf8');
+      const close = text.lastIndexOf(')');
+      const fields = text.slice(close + 2).split(' ');
+      fields[19] = '9000000'; // field 22: started after the list was read
+      fs.writeFileSync(path.join(root, f), text.slice(0, close + 2) + fields.join(' '));
+    }
+    await ok(root, ['restore', undo]);
+    assert.deepEqual(sysRead(root, `${CG}/t.slice/cgroup.procs`).split('\n').filter(Boolean), [reused]);
+    const back = sysRead(root, `${src}/cgroup.procs`).split('\n').filter(Boolean);
+    assert.deepEqual(back.sort(), members.filter((m) => m !== reused).sort());
+  });
+});
