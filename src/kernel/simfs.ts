@@ -24,7 +24,8 @@ const PF_NO_SETAFFINITY = 0x04000000;
 const V2_CONTROLLERS = ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma', 'misc'];
 /** Threaded controllers: may sit in subtree_control of a populated cgroup (no-internal-process rule). */
 const V2_THREADED = new Set(['cpuset', 'cpu', 'pids', 'perf_event']);
-const V1_CONTROLLERS = new Set([
+/** The cgroup v1 controllers, in /proc/cgroups order. */
+export const V1_CONTROLLER_NAMES = [
   'cpuset',
   'cpu',
   'cpuacct',
@@ -39,7 +40,8 @@ const V1_CONTROLLERS = new Set([
   'pids',
   'rdma',
   'misc',
-]);
+];
+const V1_CONTROLLERS = new Set(V1_CONTROLLER_NAMES);
 const V1_FLAG_FILES = new Set([
   'cpuset.cpu_exclusive',
   'cpuset.mem_exclusive',

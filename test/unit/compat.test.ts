@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
+import { seedHookArgv } from '../support/seed.ts';
 import { diffTrees, simWrites, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
 const CG = 'sys/fs/cgroup';
@@ -141,39 +142,21 @@ describe('the seed libvirt hook sequence', () => {
       const irqsBefore = irqLists(root);
       const host = machine === 'ryzen-5950x' ? 'C0-6,16-22' : 'C0-7,32-39';
       const vm = machine === 'ryzen-5950x' ? 'C7-15,23-31' : 'C8-31,40-63';
-      await roundTrip(
-        root,
-        [
-          'drop-caches',
-          'cpuset-modify',
-          '--cpus',
-          host,
-          '/system.slice',
-          'cpuset-modify',
-          '--cpus',
-          host,
-          '/user.slice',
-          'compact-memory',
-          'irq-affinity',
-          'mask',
-          vm,
-        ],
-        () => {
-          const log = simWrites(root).join('\n');
-          assert.match(log, /drop_caches "3"/);
-          assert.match(log, /compact_memory "1"/);
-          let masked = 0;
-          for (const [irq, list] of irqLists(root)) {
-            const refuses = sysExists(root, `proc/irq/${irq}/.sim-refuse`);
-            if (refuses) assert.equal(list, irqsBefore.get(irq), `IRQ ${irq} refuses and must be unchanged`);
-            else {
-              assert.doesNotMatch(list, /^$/);
-              masked++;
-            }
+      await roundTrip(root, seedHookArgv(host, vm), () => {
+        const log = simWrites(root).join('\n');
+        assert.match(log, /drop_caches "3"/);
+        assert.match(log, /compact_memory "1"/);
+        let masked = 0;
+        for (const [irq, list] of irqLists(root)) {
+          const refuses = sysExists(root, `proc/irq/${irq}/.sim-refuse`);
+          if (refuses) assert.equal(list, irqsBefore.get(irq), `IRQ ${irq} refuses and must be unchanged`);
+          else {
+            assert.doesNotMatch(list, /^$/);
+            masked++;
           }
-          assert.ok(masked > 3);
-        },
-      );
+        }
+        assert.ok(masked > 3);
+      });
     });
   }
 });

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { parseArgv } from '../../src/cli/parse.ts';
 import { COMMANDS } from '../../src/commands/index.ts';
 import { UsageError } from '../../src/errors.ts';
+import { seedHookArgv } from '../support/seed.ts';
 
 const parse = (s: string[]) => parseArgv(s, COMMANDS);
 const usage = (argv: string[], re: RegExp) =>
@@ -13,23 +14,7 @@ const usage = (argv: string[], re: RegExp) =>
 
 describe('argv splitter', () => {
   it('splits the seed hook chain into five commands with their own options', () => {
-    const p = parse([
-      '-u',
-      '/tmp/undo',
-      'drop-caches',
-      'cpuset-modify',
-      '--cpus',
-      'C0-6,16-22',
-      '/system.slice',
-      'cpuset-modify',
-      '--cpus',
-      'C0-6,16-22',
-      '/user.slice',
-      'compact-memory',
-      'irq-affinity',
-      'mask',
-      'C7-15,23-31',
-    ]);
+    const p = parse(['-u', '/tmp/undo', ...seedHookArgv('C0-6,16-22', 'C7-15,23-31')]);
     assert.equal(p.globals.undoFile, '/tmp/undo');
     assert.deepEqual(
       p.commands.map((c) => c.name),

@@ -14,23 +14,10 @@ import { COMMANDS } from '../../src/commands/index.ts';
 import { VfioError } from '../../src/errors.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
+import { seedHookArgv } from '../support/seed.ts';
 import { diffTrees, simWrites, treeFiles, treeHash } from '../support/tree.ts';
 
-const HOOK = [
-  'drop-caches',
-  'cpuset-modify',
-  '--cpus',
-  'C0-6,16-22',
-  '/system.slice',
-  'cpuset-modify',
-  '--cpus',
-  'C0-6,16-22',
-  '/user.slice',
-  'compact-memory',
-  'irq-affinity',
-  'mask',
-  'C7-15,23-31',
-];
+const HOOK = seedHookArgv('C0-6,16-22', 'C7-15,23-31');
 const HOOK_STEPS = 5;
 const tmpFile = (name = 'undo') => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-rel-')), name);
 
