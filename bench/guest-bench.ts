@@ -15,7 +15,7 @@ import { CpuSet } from '../src/cpus/cpuset.ts';
 import { Kernel } from '../src/kernel/kernel.ts';
 import { parseStat } from '../src/kernel/procs.ts';
 import { loadSched } from '../src/kernel/sched.ts';
-import { guestMode } from '../test/vm/guest/guest-env.ts';
+import { guestMode, seedHook } from '../test/vm/guest/guest-env.ts';
 
 export interface Spec {
   /** Task counts for move-tasks (ascending). */
@@ -624,20 +624,7 @@ function bareMoveDirs(from: string, to: string): void {
 }
 
 async function benchCycle(res: GuestBenchResult): Promise<void> {
-  const hookArgv = v1
-    ? ['drop-caches', 'cpuset-create', '--cpus', 'C0-3', '/host.slice', 'move-tasks', '/', '/host.slice']
-    : [
-        'drop-caches',
-        'cpuset-modify',
-        '--cpus',
-        'C0-3',
-        '/system.slice',
-        'cpuset-modify',
-        '--cpus',
-        'C0-3',
-        '/user.slice',
-      ];
-  hookArgv.push('compact-memory', 'irq-affinity', 'mask', 'C4-7');
+  const hookArgv = seedHook(guestMode());
   const out: CycleResult = {
     hookArgv,
     hookBare: [],

@@ -253,31 +253,21 @@ export class SimFs implements Fs {
   }
 
   write(path: string, value: string): void {
-    let sys: string;
-    try {
-      sys = this.openForWrite(path);
+    this.logged('write', path, value, () => {
+      const sys = this.openForWrite(path);
       // Like the kernel: a zero-length write(2) never reaches a control file's handler.
       if (value !== '') this.emulateWrite(sys, value, path);
-    } catch (e) {
-      this.log('write', path, value, e);
-      throw e;
-    }
-    this.log('write', path, value);
+    });
   }
 
   openWriter(path: string): Writer {
     const sys = this.openForWrite(path);
     return {
-      write: (value: string) => {
-        try {
+      write: (value: string) =>
+        this.logged('write', path, value, () => {
           if (!fs.existsSync(this.hostPath(sys))) throw err('ENODEV', 'write', path);
           this.emulateWrite(sys, value, path);
-        } catch (e) {
-          this.log('write', path, value, e);
-          throw e;
-        }
-        this.log('write', path, value);
-      },
+        }),
       close: () => {},
     };
   }
@@ -316,23 +306,11 @@ export class SimFs implements Fs {
   }
 
   mkdir(path: string): void {
-    try {
-      this.doMkdir(path);
-    } catch (e) {
-      this.log('mkdir', path, undefined, e);
-      throw e;
-    }
-    this.log('mkdir', path);
+    this.logged('mkdir', path, undefined, () => this.doMkdir(path));
   }
 
   rmdir(path: string): void {
-    try {
-      this.doRmdir(path);
-    } catch (e) {
-      this.log('rmdir', path, undefined, e);
-      throw e;
-    }
-    this.log('rmdir', path);
+    this.logged('rmdir', path, undefined, () => this.doRmdir(path));
   }
 
   getAffinity(tid: number): number[] {
@@ -349,13 +327,7 @@ export class SimFs implements Fs {
         return cpus.join(',');
       }
     })();
-    try {
-      this.doSetAffinity(tid, cpus);
-    } catch (e) {
-      this.log('setaffinity', where, value, e);
-      throw e;
-    }
-    this.log('setaffinity', where, value);
+    this.logged('setaffinity', where, value, () => this.doSetAffinity(tid, cpus));
   }
 
   getScheduler(tid: number): { policy: number; priority: number } {
@@ -366,16 +338,23 @@ export class SimFs implements Fs {
 
   setScheduler(tid: number, policy: number, priority: number): void {
     const where = `/proc/${tid}`;
-    try {
-      this.doSetScheduler(tid, policy, priority);
-    } catch (e) {
-      this.log('setscheduler', where, `${policy} ${priority}`, e);
-      throw e;
-    }
-    this.log('setscheduler', where, `${policy} ${priority}`);
+    this.logged('setscheduler', where, `${policy} ${priority}`, () =>
+      this.doSetScheduler(tid, policy, priority),
+    );
   }
 
   // ------------------------------------------------------------------------------------------------ log
+
+  /** Run one operation and append its line to the write log, with the errno when it failed. */
+  private logged(op: string, path: string, value: string | undefined, f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.log(op, path, value, e);
+      throw e;
+    }
+    this.log(op, path, value);
+  }
 
   private log(op: string, path: string, value?: string, e?: unknown): void {
     let line = `${op} ${escPath(path)}`;
