@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { distrust } from '../../src/kernel/trust.ts';
+
+// The tests' directories live under os.tmpdir(), a root-owned sticky directory, so the checks accept sticky
+// directories on the way; one test turns that off.
+const T = { uid: 0, allowSticky: true } as const;
+
+function tmp(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-trust-'));
+  fs.chmodSync(d, 0o755);
+  return d;
+}
+
+test('a root-owned 0600 file in a root-owned 0755 directory is trusted', () => {
+  const d = tmp();
+  fs.writeFileSync(path.join(d, 'j'), 'x', { mode: 0o600 });
+  assert.equal(distrust(path.join(d, 'j'), T), undefined);
+});
+
+test('a file owned by another user is named with its owner', () => {
+  const d = tmp();
+  const f = path.join(d, 'j');
+  fs.writeFileSync(f, 'x', { mode: 0o600 });
+  fs.chownSync(f, 1000, 1000);
+  assert.deepEqual(distrust(f, T), { path: f, why: 'owned by uid 1000, not by root' });
+});
+
+test('a group-writable file, and a directory writable by others on the way, are refused', () => {
+  const d = tmp();
+  const f = path.join(d, 'j');
+  fs.writeFileSync(f, 'x');
+  fs.chmodSync(f, 0o620);
+  assert.deepEqual(distrust(f, T), { path: f, why: 'writable by group' });
+  fs.chmodSync(f, 0o600);
+  const sub = path.join(d, 'open');
+  fs.mkdirSync(sub);
+  fs.chmodSync(sub, 0o777);
+  fs.writeFileSync(path.join(sub, 'j'), 'x', { mode: 0o600 });
+  assert.deepEqual(distrust(path.join(sub, 'j'), T), { path: sub, why: 'writable by others' });
+});
+
+test('a root-owned sticky directory is accepted only when asked, and only for a root-owned file', () => {
+  const d = tmp();
+  const sticky = path.join(d, 'tmp');
+  fs.mkdirSync(sticky);
+  fs.chmodSync(sticky, 0o1777);
+  const f = path.join(sticky, 'j');
+  fs.writeFileSync(f, 'x', { mode: 0o600 });
+  const strict = distrust(f, { uid: 0 });
+  assert.equal(strict?.why, 'writable by others');
+  assert.ok(sticky.startsWith(strict!.path), `${strict!.path} is the sticky directory or above it`);
+  assert.equal(distrust(f, T), undefined);
+  fs.chownSync(f, 1000, 1000);
+  assert.equal(distrust(f, T)?.path, f);
+});
+
+test('a symlink is judged by the directory it sits in and by what it points to', () => {
+  const d = tmp();
+  const user = path.join(d, 'home');
+  fs.mkdirSync(user);
+  fs.chownSync(user, 1000, 1000);
+  const target = path.join(d, 'real');
+  fs.writeFileSync(target, 'x', { mode: 0o755 });
+  fs.symlinkSync(target, path.join(user, 'link'));
+  // the file is root's, but the user can swap the link that leads to it
+  assert.equal(distrust(path.join(user, 'link'), T)?.path, user);
+  // and a root-owned link to a user-owned file is refused at the file
+  fs.chownSync(target, 1000, 1000);
+  fs.symlinkSync(target, path.join(d, 'link2'));
+  assert.equal(distrust(path.join(d, 'link2'), T)?.path, target);
+});
+
+test('kind: a directory where a file is wanted, and a missing path, are refused', () => {
+  const d = tmp();
+  assert.equal(distrust(d, T)?.why, 'not a regular file');
+  assert.equal(distrust(d, { ...T, kind: 'dir' }), undefined);
+  assert.equal(distrust(path.join(d, 'missing'), T)?.why, 'cannot be resolved (ENOENT)');
+});
