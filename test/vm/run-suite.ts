@@ -14,6 +14,7 @@ import {
   type GuestResult,
   type VmMode,
 } from './harness.ts';
+import { suiteProblems } from './verdict.ts';
 
 const GUEST_DIR = 'test/vm/guest';
 
@@ -24,6 +25,7 @@ interface ModeOutcome {
   skipped: number;
   crashed?: string;
   result?: GuestResult;
+  stdout?: string;
 }
 
 function out(line: string): void {
@@ -85,6 +87,7 @@ async function runMode(mode: VmMode, timeoutSec: number, memMiB: number): Promis
   const skipped =
     (summaryNumber(result.stdout, 'skipped') ?? 0) + (summaryNumber(result.stdout, 'todo') ?? 0);
   const outcome: ModeOutcome = { mode, passed: passed ?? 0, failed: failed ?? 0, skipped, result };
+  outcome.stdout = result.stdout;
   if (passed === undefined || failed === undefined) {
     outcome.crashed = result.timedOut
       ? `guest killed after ${timeoutSec} s`
@@ -146,16 +149,16 @@ async function main(): Promise<number> {
 
   const passed = outcomes.reduce((n, o) => n + o.passed, 0);
   const failed = outcomes.reduce((n, o) => n + o.failed, 0);
-  const crashed = outcomes.filter((o) => o.crashed);
   const boots = outcomes.reduce((n, o) => n + (o.result?.boots ?? 0), 0);
   const bootTimes = outcomes.map((o) => `${o.mode} ${o.result?.bootSeconds?.toFixed(1) ?? '?'} s`).join(', ');
   out('');
-  for (const o of crashed) out(`vm: ${o.mode} crashed: ${o.crashed}`);
+  const problems = suiteProblems(outcomes, process.env.VFIO_REQUIRE_VM === '1');
+  for (const p of problems) out(`vm: FAILED: ${p}`);
   out(`vm: ${passed} passed, ${failed} failed`);
   out(
     `vm: ${boots} boots (to the test command: ${bootTimes}), wall time ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
-  return failed > 0 || crashed.length > 0 ? 1 : 0;
+  return problems.length > 0 ? 1 : 0;
 }
 
 process.exitCode = await main();
