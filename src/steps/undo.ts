@@ -2,7 +2,7 @@
 import { errnoOf } from '../kernel/fs.ts';
 import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
-import { writeIds } from '../kernel/tasks.ts';
+import { moveBackKeepingMasks } from '../kernel/tasks.ts';
 import { readConfig, restartIrqbalance, stopOrStartIrqbalance, writeConfig } from '../kernel/services.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
@@ -95,7 +95,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           .split('\n')
           .map((l) => Number.parseInt(l, 10))
           .filter(Number.isFinite);
-        if (left.length > 0) writeIds(k.fs, `${parentOf(rec.path)}/${file}`, left);
+        if (left.length > 0) moveBackKeepingMasks(k, rec.path, `${parentOf(rec.path)}/${file}`, left, file);
       } catch {
         /* reported by rmdir below */
       }
@@ -147,7 +147,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       }
       if (back.length > 0) {
         try {
-          const res = writeIds(k.fs, `${rec.from}/${rec.file}`, back);
+          const res = moveBackKeepingMasks(k, rec.to, `${rec.from}/${rec.file}`, back, rec.file);
           r.done += res.moved.length;
           r.skipped += res.gone.length + res.unmovable.length;
         } catch (e) {

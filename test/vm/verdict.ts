@@ -18,7 +18,8 @@ export interface ModeCounts {
 /** Distinct `# SKIP reason` texts of a spec-reporter output, in order of first appearance. */
 export function skipReasons(stdout: string): string[] {
   const seen = new Set<string>();
-  for (const m of stdout.matchAll(/# SKIP(?: (.*))?$/gm)) seen.add((m[1] ?? '').trim() || '(no reason given)');
+  for (const m of stdout.matchAll(/# SKIP(?: (.*))?$/gm))
+    seen.add((m[1] ?? '').trim() || '(no reason given)');
   return [...seen];
 }
 
@@ -37,6 +38,8 @@ export function suiteProblems(outcomes: readonly ModeCounts[], required: boolean
     }
   }
   if (required && outcomes.length === 0)
-    problems.push('no guest mode ran (VFIO_VM_MODES selects none) and VFIO_REQUIRE_VM=1 requires the guest suite');
+    problems.push(
+      'no guest mode ran (VFIO_VM_MODES selects none) and VFIO_REQUIRE_VM=1 requires the guest suite',
+    );
   return problems;
 }
