@@ -330,51 +330,52 @@ describe('bash completion, run in bash', () => {
         (got) => assert.deepEqual(got.sort(), ['package-lock.json', 'package.json']),
       ],
     ];
+    // Every case below is unconditional: a command missing from the table fails here instead of dropping its case.
+    const sub = (parent: string, name: string) => {
+      const found = COMMANDS.find((c) => c.name === parent)?.subcommands?.find((c) => c.name === name);
+      assert.ok(found, `${parent} ${name} exists`);
+      return found;
+    };
     const libvirt = COMMANDS.find((c) => c.name === 'libvirt');
-    if (libvirt?.subcommands) {
-      cases.push([
-        'vfio-isolate libvirt ',
-        (got) =>
-          assert.deepEqual(
-            got,
-            libvirt.subcommands!.map((s) => s.name),
-          ),
-      ]);
-      const hook = libvirt.subcommands.find((s) => s.name === 'hook');
-      if (hook?.subcommands) {
-        cases.push([
-          'vfio-isolate libvirt hook ',
-          (got) =>
-            assert.deepEqual(
-              got,
-              hook.subcommands!.map((s) => s.name),
-            ),
-        ]);
-        const install = hook.subcommands.find((s) => s.name === 'install');
-        if (install) {
-          cases.push([
-            'vfio-isolate libvirt hook install --',
-            (got) => assert.deepEqual(got, [...install.options.map((o) => `--${o.long}`), '--help']),
-          ]);
-        }
-      }
-    }
-    const isolate = COMMANDS.find((c) => c.name === 'isolate');
-    if (isolate) {
-      // an optional argument: CPU hints, or the next command of the chain
-      cases.push([
-        'vfio-isolate isolate ',
-        (got) => assert.ok(got.includes('C8-15,24-31') && got.includes('drop-caches'), String(got)),
-      ]);
-      cases.push([
-        'vfio-isolate isolate --governor p',
-        (got) => assert.deepEqual(got, ['powersave', 'performance']),
-      ]);
-    }
-    const status = COMMANDS.find((c) => c.name === 'status');
-    if (status?.handler?.kind === 'report' && status.args.length === 0) {
-      cases.push(['vfio-isolate status ', (got) => assert.deepEqual(got, [])]);
-    }
+    assert.ok(libvirt?.subcommands, 'libvirt has subcommands');
+    cases.push([
+      'vfio-isolate libvirt ',
+      (got) =>
+        assert.deepEqual(
+          got,
+          libvirt.subcommands!.map((s) => s.name),
+        ),
+    ]);
+    const hook = sub('libvirt', 'hook');
+    assert.ok(hook.subcommands, 'libvirt hook has subcommands');
+    cases.push([
+      'vfio-isolate libvirt hook ',
+      (got) =>
+        assert.deepEqual(
+          got,
+          hook.subcommands!.map((s) => s.name),
+        ),
+    ]);
+    const install = hook.subcommands.find((s) => s.name === 'install');
+    assert.ok(install, 'libvirt hook install exists');
+    cases.push([
+      'vfio-isolate libvirt hook install --',
+      (got) => assert.deepEqual(got, [...install.options.map((o) => `--${o.long}`), '--help']),
+    ]);
+    // an optional argument: CPU hints, or the next command of the chain
+    cases.push([
+      'vfio-isolate isolate ',
+      (got) => assert.ok(got.includes('C8-15,24-31') && got.includes('drop-caches'), String(got)),
+    ]);
+    cases.push([
+      'vfio-isolate isolate --governor p',
+      (got) => assert.deepEqual(got, ['powersave', 'performance']),
+    ]);
+    // status takes an optional CPUS (completed like isolate's) and is not a chain command.
+    cases.push([
+      'vfio-isolate status ',
+      (got) => assert.ok(got.includes('C8-15,24-31') && !got.includes('drop-caches'), String(got)),
+    ]);
     const got = bashComplete(
       script,
       root,
