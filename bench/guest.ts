@@ -179,6 +179,8 @@ export interface MoveRow {
   usPerTaskBare: number;
   usPerTaskOurs: number;
   skipped?: string;
+  /** 'root' for the seed's `move-tasks / DST`. */
+  source?: 'root';
 }
 
 export function moveRows(run: GuestRun): MoveRow[] {
@@ -198,6 +200,7 @@ export function moveRows(run: GuestRun): MoveRow[] {
       usPerTaskBare: m.tasks ? (bare.median * 1000) / m.tasks : Number.NaN,
       usPerTaskOurs: m.tasks ? (ours.median * 1000) / m.tasks : Number.NaN,
       ...(m.skipped ? { skipped: m.skipped } : {}),
+      ...(m.source ? { source: m.source } : {}),
     };
   });
 }
@@ -216,11 +219,15 @@ export function formatGuest(run: GuestRun): string {
   );
   for (const e of r.errors) out.push(`  ERROR ${e.split('\n')[0]}`);
 
-  const rows = moveRows(run);
-  if (rows.length) {
+  const allRows = moveRows(run);
+  for (const source of ['cgroup', 'root'] as const) {
+    const rows = allRows.filter((x) => (x.source ?? 'cgroup') === source);
+    if (rows.length === 0) continue;
     out.push(
       '',
-      `  move-tasks SRC DST: the tool in-process (runCli, -u journal) vs a bare one-fd write loop`,
+      source === 'root'
+        ? `  move-tasks / DST (the seed's path: the root's own tasks and kernel threads too): the tool vs the bare loop`
+        : `  move-tasks SRC DST: the tool in-process (runCli, -u journal) vs a bare one-fd write loop`,
     );
     out.push(
       table(
@@ -264,7 +271,7 @@ export function formatGuest(run: GuestRun): string {
           lin.verdict,
       );
     }
-    const big = r.move.filter((m) => m.ours.length).at(-1);
+    const big = r.move.filter((m) => m.ours.length && (m.source ?? 'cgroup') === source).at(-1);
     if (big) out.push(`  phases at ${big.tasks} tasks (median): ${fmtPhases(phaseMedians(big.ours))}`);
   }
   if (r.diag) {

@@ -115,13 +115,19 @@ async function main(): Promise<number> {
     for (const m of moveRows(g)) {
       if (!m.ours.n) {
         over++;
-        rows.push([`move-tasks ${g.mode} ${m.size}`, '—', m.skipped ?? '', `≤ ${MOVE_TARGET}×`, 'NOT RUN']);
+        rows.push([
+          `move-tasks${m.source === 'root' ? ' /' : ''} ${g.mode} ${m.size}`,
+          '—',
+          m.skipped ?? '',
+          `≤ ${MOVE_TARGET}×`,
+          'NOT RUN',
+        ]);
         continue;
       }
       const ok = m.ratio.median <= MOVE_TARGET && !m.skipped;
       if (!ok) over++;
       rows.push([
-        `move-tasks ${g.mode} ${m.tasks} tasks`,
+        `move-tasks${m.source === 'root' ? ' /' : ''} ${g.mode} ${m.tasks} tasks`,
         `${m.ratio.median.toFixed(2)}×`,
         `${m.usPerTaskOurs.toFixed(0)} µs/task`,
         `≤ ${MOVE_TARGET}×`,
