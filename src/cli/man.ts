@@ -377,10 +377,10 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
     ),
     '.SH ENVIRONMENT',
     '.TP',
-    B('VFIO_ISOLATE_ROOT'),
+    B('VFIO_ISOLATE_LOCK_WAIT_MS'),
     line(
       prose(
-        'A testing aid: when set, the tool treats that directory as a fake machine. Every system path (/sys, /proc, /run, /etc) is looked up under it, writes go to plain files there, no process is touched and no root check is made. Never set it in normal use.',
+        'How long a run waits for another run to finish before it gives up, in milliseconds (default 10000; the libvirt hook sets 5000).',
       ),
     ),
     '.TP',

@@ -4,7 +4,7 @@ import { explainErrno } from '../kernel/errors.ts';
 import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
 import { makeLog, useColour, type Streams } from '../report/log.ts';
-import { applySteps, faultFromEnv, RunFailed, type AppliedStep } from '../steps/executor.ts';
+import { applySteps, RunFailed, type AppliedStep, type StepObserver } from '../steps/executor.ts';
 import { memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
@@ -17,6 +17,10 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   streams?: Streams;
   table: readonly CommandSpec[];
+  /** The kernel to act on: the real machine unless a test passes one over a fake tree. */
+  kernel?: () => Kernel;
+  /** Called around each applied step (tests use it to fail or kill a run at a chosen step). */
+  observe?: StepObserver;
 }
 
 export function processStreams(): Streams {
@@ -72,7 +76,7 @@ export async function runCli(argv: readonly string[], opts: RunOptions): Promise
       streams.out(spec && full ? commandHelp(spec, full) : mainHelp(opts.table, VERSION));
       return 0;
     }
-    return await execute(parsed.commands, g, [...argv], env, streams, opts.table, marks);
+    return await execute(parsed.commands, g, [...argv], env, streams, opts, marks);
   } catch (e) {
     return reportError(e, streams, debug);
   } finally {
@@ -94,7 +98,7 @@ async function execute(
   argv: string[],
   env: NodeJS.ProcessEnv,
   streams: Streams,
-  table: readonly CommandSpec[],
+  opts: RunOptions,
   marks?: Marks,
 ): Promise<number> {
   const colour = useColour(streams, env);
@@ -106,14 +110,14 @@ async function execute(
       `run it on its own: vfio-isolate ${reports[0]!.name} ...`,
     );
   }
-  const k = Kernel.open(env);
+  const k = opts.kernel ? opts.kernel() : Kernel.real();
   const ctx: Ctx = { k, state: new PlanState(k), log, g, streams, env, colour, argv, chain: commands };
   const first = commands[0]!;
   if (first.spec.handler?.kind === 'report') return await first.spec.handler.run(ctx, first);
   if (!first.spec.handler) throw new UsageError(`${first.name} needs a subcommand`);
 
   const writes = commands.some((c) => c.spec.writes);
-  if (writes && !g.dryRun && !k.simulated && process.geteuid?.() !== 0) {
+  if (writes && !g.dryRun && k.euid !== 0) {
     throw new RuntimeFailure(
       'must run as root (try sudo)',
       'use --dry-run to see what would change without root',
@@ -145,7 +149,7 @@ async function execute(
     marks?.push(['journal', performance.now()]);
     let outcome;
     try {
-      outcome = applySteps(steps, { k, log, journal, noRollback: g.noRollback, fault: faultFromEnv(env) });
+      outcome = applySteps(steps, { k, log, journal, noRollback: g.noRollback, observe: opts.observe });
     } catch (e) {
       if (e instanceof RunFailed && g.json)
         printResult(streams, steps, e.applied, { ok: false, error: e.message, rolledBack: e.rolledBack });
@@ -163,7 +167,6 @@ async function execute(
   } finally {
     journal?.close();
     lock?.release();
-    void table;
   }
 }
 

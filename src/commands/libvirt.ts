@@ -157,7 +157,7 @@ const cputuneCommand: CommandSpec = {
 // libvirt hook install | uninstall | list
 
 function requireRoot(ctx: Ctx): void {
-  if (!ctx.k.simulated && !ctx.g.dryRun && process.geteuid?.() !== 0) {
+  if (!ctx.g.dryRun && ctx.k.euid !== 0) {
     throw new RuntimeFailure('must run as root (try sudo)', 'use --dry-run to see what would be written');
   }
 }
@@ -214,7 +214,7 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
       `${cmd}: vfio-isolate runs from a temporary npx directory (${self.tool}); install it for good (npm install -g) so the hook keeps working`,
     );
   }
-  // The system path on a real machine; under VFIO_ISOLATE_ROOT (tests) the fake tree's /run, like isolate's own journal.
+  // The system path under the kernel's root (a test's fake tree has its own /run), like isolate's own journal.
   const journal = ctx.k.hostPath(hookJournalPath(domain));
   const target = hookFilePath(hookFileName(domain));
   // On an update, keep the record of the directories the first install created (uninstall removes them).

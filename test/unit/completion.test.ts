@@ -6,6 +6,7 @@
  * primitives (_describe, compadd, ...) replaced by functions that print what would be offered. zsh and fish are
  * skipped with a message when not installed.
  */
+import { testBundle } from '../support/bundle.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -32,30 +33,7 @@ const HAS_FISH = has('fish');
 const visibleNames = COMMANDS.filter((c) => !c.hidden).map((c) => c.name);
 const lines = (s: string): string[] => s.split('\n').filter(Boolean);
 
-/**
- * This checkout bundled once (as npm run build does, into a temp dir): the scripts start the tool for every dynamic
- * value, and the bundle starts several times faster than src/main.ts under tsx.
- */
-let bundleDir = '';
-function bundle(): string {
-  if (!bundleDir) {
-    bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-compl-bundle-'));
-    buildSync({
-      entryPoints: [path.join(REPO, 'src/main.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile: path.join(bundleDir, 'vfio-isolate.mjs'),
-      external: ['koffi'],
-      logLevel: 'error',
-    });
-  }
-  return path.join(bundleDir, 'vfio-isolate.mjs');
-}
-after(() => {
-  if (bundleDir) fs.rmSync(bundleDir, { recursive: true, force: true });
-});
+const bundle = testBundle;
 
 /** A shell function `vfio-isolate` that runs this checkout on ROOT (the scripts call it for dynamic values). */
 function shim(root: string, fish = false): string {

@@ -122,7 +122,7 @@ describe('man page', () => {
         'CPU NOTATION',
         'C0-3,8',
         'L1+C7',
-        'VFIO_ISOLATE_ROOT',
+        'VFIO_ISOLATE_LOCK_WAIT_MS',
         '/run/vfio-isolate/isolate.journal',
         'EXIT STATUS',
       ]) {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { SimFs, readSimLog } from '../../src/kernel/simfs.ts';
+import { SimFs, readSimLog } from '../support/simfs.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { sysRead } from '../support/tree.ts';

@@ -125,7 +125,7 @@ describe('pin-qemu on a real QEMU in the guest', { skip }, () => {
       );
 
       // The guest: 8 CPUs, 4 cores x 2 threads, node 0 = 0-3, node 1 = 4-7.
-      const machine = Kernel.open(realEnv()).machine;
+      const machine = Kernel.real().machine;
       const vm = machine.nodes.get(1) ?? CpuSet.parseList('4-7');
       const order = vcpuOrder(machine.cores, vm);
       assert.deepEqual(
