@@ -143,7 +143,12 @@ async function execute(
     lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
     marks?.push(['lock', performance.now()]);
     journal = g.undoFile
-      ? openJournal(g.undoFile, { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv })
+      ? openJournal(g.undoFile, {
+          tool: `vfio-isolate ${VERSION}`,
+          bootId: k.bootId(),
+          argv,
+          onCreated: () => opts.observe?.('journal', 0),
+        })
       : memoryJournal();
     for (const w of journal.warnings) log.warn(w);
     marks?.push(['journal', performance.now()]);

@@ -220,7 +220,7 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
  * Move every task listed in `fromDir` to `toDir`, one id per write. Passes repeat (at most 3) for tasks that were
  * forked meanwhile. Each pass is journalled before it moves anything: the tasks (ids + start times, or pids + the
  * list time), and first the thread masks the move would lose (see attachKeepsUserMask): on kernels before 6.2
- * every thread whose mask differs from what attaching back to `fromDir` gives (one sched_getaffinity per thread);
+ * every thread whose mask differs from what attaching back to `fromDir` gives (one status read per thread);
  * on 6.2 and later only kernel threads of the root (their node masks are the kernel's, not a user mask).
  * Restore undoes the tasks record first, then the affinity record.
  */

@@ -17,7 +17,7 @@ import {
   withBannedCpus,
   writeConfig,
 } from '../kernel/services.ts';
-import { readJournalFile } from '../steps/journal.ts';
+import { interruptedCreation, readJournalFile } from '../steps/journal.ts';
 import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
 import type { Skipped, Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
@@ -54,6 +54,7 @@ export function defaultJournal(ctx: Ctx): string {
 
 /** Is there an active (unrestored, this boot, not rolled back) isolation in this journal? */
 export function activeIsolation(ctx: Ctx, file: string): string | undefined {
+  if (interruptedCreation(file)) return undefined; // a run killed while creating it: nothing applied
   try {
     const j = readJournalFile(file);
     if (j.restored || j.header.bootId !== ctx.k.bootId()) return undefined;

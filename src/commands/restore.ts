@@ -1,7 +1,15 @@
 /** restore FILE: undo a journal, newest change first, after validating every record. */
 import type { CommandSpec, Ctx, Invocation } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
-import { markRestored, pendingRecords, readJournalFile, type ParsedJournal } from '../steps/journal.ts';
+import {
+  interruptedCreation,
+  markRestored,
+  pendingRecords,
+  readJournalFile,
+  removeInterrupted,
+  requireOurs,
+  type ParsedJournal,
+} from '../steps/journal.ts';
 import type { Step } from '../steps/step.ts';
 import { describeRecord, undoRecord } from '../steps/undo.ts';
 import { validateRecords } from '../steps/validate.ts';
@@ -13,6 +21,22 @@ export function planJournalRestore(
   file: string,
   opts: { force: boolean },
 ): Step[] {
+  if (interruptedCreation(file)) {
+    // A run was killed while creating this file: it holds no change. Removed under the lock, if still so.
+    requireOurs(file);
+    return [
+      {
+        command,
+        title: `remove ${file}, left empty by an interrupted run (nothing was applied)`,
+        changes: [{ target: file, note: 'remove' }],
+        apply({ log }) {
+          if (removeInterrupted(file))
+            log.warn(`${file} was left unfinished by an interrupted run that applied nothing; removed it`);
+          return { changed: 0 };
+        },
+      },
+    ];
+  }
   const j: ParsedJournal = readJournalFile(file);
   if (j.restored) {
     ctx.log.warn(`${file} was already restored; nothing to do`);

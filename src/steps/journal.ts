@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { UsageError, RuntimeFailure } from '../errors.ts';
+import { distrust } from '../kernel/trust.ts';
 import { BodyLine, HeaderLine, JOURNAL_FORMAT, JOURNAL_VERSION, type UndoRecord } from './records.ts';
 
 export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
@@ -156,6 +157,49 @@ export interface OpenOptions {
   bootId: string;
   argv: string[];
   now?: () => Date;
+  /** Called right after a new file was created, before its header is written (a test's kill point). */
+  onCreated?: () => void;
+}
+
+const HEADER_START = `{"t":"header","format":"${JOURNAL_FORMAT}"`;
+
+/**
+ * Was FILE left by a run killed while creating it: empty, or only a partial first line that is the start of our
+ * header (or NUL bytes, what a crash can leave after the size was extended)? Records are written only after the
+ * header and the run line, and a step is applied only after its record is on disk, so such a file holds no
+ * change: nothing was applied. Reads at most one small block; a symlink or non-file is never "interrupted".
+ */
+export function interruptedCreation(file: string): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch {
+    return false;
+  }
+  if (!st.isFile() || st.size > 4096) return false;
+  const buf = fs.readFileSync(file);
+  if (buf.includes(0x0a)) return false;
+  if (buf.every((b) => b === 0)) return true;
+  const text = buf.toString('utf8');
+  return HEADER_START.startsWith(text) || text.startsWith(HEADER_START);
+}
+
+/**
+ * An interrupted journal (see interruptedCreation) is replaced or removed only when root alone could have written
+ * it (src/kernel/trust.ts); anything else is refused like any journal that is not ours (exit 2).
+ */
+export function requireOurs(file: string): void {
+  const bad = distrust(file, { allowSticky: true });
+  if (bad) throw new UsageError(`undo file ${file} is not trusted: ${bad.path} is ${bad.why}`);
+}
+
+/** restore/release of an interrupted journal: nothing to undo; the file is removed (checked again under the lock). */
+export function removeInterrupted(file: string): boolean {
+  requireOurs(file);
+  if (!interruptedCreation(file)) return false;
+  fs.unlinkSync(file);
+  fsyncDir(path.dirname(file));
+  return true;
 }
 
 /**
@@ -175,6 +219,15 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
     if (!st.isFile()) throw new UsageError(`undo file ${file} is not a regular file`);
   } catch (e) {
     if (e instanceof UsageError) throw e;
+  }
+  if (exists && interruptedCreation(file)) {
+    // Left by a run killed while creating it: nothing was applied; start it anew in place of it.
+    requireOurs(file);
+    fs.unlinkSync(file);
+    warnings.push(
+      `undo file ${file} was left unfinished by an interrupted run that applied nothing; started it anew`,
+    );
+    exists = false;
   }
   if (exists) {
     const j = readJournalFile(file);
@@ -201,6 +254,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
           fs.constants.O_APPEND,
         0o600,
       );
+      opts.onCreated?.();
       const header: HeaderLine = {
         t: 'header',
         format: JOURNAL_FORMAT,

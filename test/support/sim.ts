@@ -6,7 +6,10 @@
  * test/support/sim-main.ts):
  *   VFIO_ISOLATE_ROOT       a fake tree to run on (unset: the real kernel, for the guest suite)
  *   VFIO_ISOLATE_FAULT      fail:K (step K throws before changing anything), crash-before:K (SIGKILL right after
- *                           step K's undo record is on disk), crash-after:K (SIGKILL right after step K)
+ *                           step K's undo record is on disk), crash-after:K (SIGKILL right after step K),
+ *                           crash-rollback:K (SIGKILL once a rollback has undone K records), crash-journal:0
+ *                           (SIGKILL right after a new undo file was created, before its header); several points
+ *                           joined with commas, e.g. fail:4,crash-rollback:2
  *   VFIO_ISOLATE_SYSTEMCTL  the systemctl command (tests use a fake that logs its arguments)
  *   VFIO_ISOLATE_IRQBALANCE the irqbalance command
  */
@@ -17,16 +20,27 @@ import type { StepObserver } from '../../src/steps/executor.ts';
 import { SimFs } from './simfs.ts';
 
 export function faultObserver(spec: string | undefined): StepObserver | undefined {
-  const m = /^(fail|crash-before|crash-after):(\d+)$/.exec(spec ?? '');
-  if (!m) return undefined;
-  const kind = m[1];
-  const step = Number(m[2]);
+  const parts = (spec ?? '').split(',').filter(Boolean);
+  const points: { kind: string; step: number }[] = [];
+  for (const part of parts) {
+    const m = /^(fail|crash-before|crash-after|crash-rollback|crash-journal):(\d+)$/.exec(part);
+    if (!m) return undefined;
+    points.push({ kind: m[1]!, step: Number(m[2]) });
+  }
+  if (points.length === 0) return undefined;
   return (phase, n) => {
-    if (n !== step) return;
-    if (kind === 'fail' && phase === 'start')
-      throw new RuntimeFailure(`injected failure at step ${n} (VFIO_ISOLATE_FAULT)`);
-    if ((kind === 'crash-before' && phase === 'recorded') || (kind === 'crash-after' && phase === 'applied'))
-      process.kill(process.pid, 'SIGKILL');
+    for (const { kind, step } of points) {
+      if (kind === 'crash-journal' && phase === 'journal') process.kill(process.pid, 'SIGKILL');
+      if (n !== step) continue;
+      if (kind === 'fail' && phase === 'start')
+        throw new RuntimeFailure(`injected failure at step ${n} (VFIO_ISOLATE_FAULT)`);
+      if (
+        (kind === 'crash-before' && phase === 'recorded') ||
+        (kind === 'crash-after' && phase === 'applied') ||
+        (kind === 'crash-rollback' && phase === 'undone')
+      )
+        process.kill(process.pid, 'SIGKILL');
+    }
   };
 }
 
