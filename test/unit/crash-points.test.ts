@@ -154,6 +154,10 @@ describe('a journal left unfinished by a crash means "nothing was applied"', () 
   for (const [name, content] of [
     ['empty', ''],
     ['header-torn', '{"t":"header","format":"vfio-is'],
+    [
+      'header without its newline',
+      '{"t":"header","format":"vfio-isolate-journal","version":1,"tool":"vfio-isolate 1","bootId":"b","created":"x"}',
+    ],
     ['NUL-filled', '\0'.repeat(64)],
   ] as const) {
     it(`${name}: -u starts it anew with a warning, and its restore is exact`, async () => {
