@@ -14,10 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
 import { completionEntries } from '../../src/cli/completion.ts';
 import { mainHelp } from '../../src/cli/help.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { buildFixture, removeFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { simWrites, treeHash } from '../support/tree.ts';
@@ -350,7 +349,7 @@ describe('bash completion, run in bash', () => {
       ]);
     }
     const status = COMMANDS.find((c) => c.name === 'status');
-    if (status?.handler?.kind === 'report' && status.args.length === 0) {
+    if (status?.kind === 'report' && status.args.length === 0) {
       cases.push(['vfio-isolate status ', (got) => assert.deepEqual(got, [])]);
     }
     const got = bashComplete(
