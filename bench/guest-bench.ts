@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../src/cli/run.ts';
-import { COMMANDS } from '../src/commands/index.ts';
+import { COMMANDS } from '../src/cli/table.ts';
 import { irqTarget } from '../src/commands/misc.ts';
 import { CpuSet } from '../src/cpus/cpuset.ts';
 import { Kernel } from '../src/kernel/kernel.ts';

@@ -1,6 +1,6 @@
 /** Run the CLI in-process against a fake tree and capture what it prints. */
 import { runCli } from '../../src/cli/run.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { simOptions } from './sim.ts';
 
 export interface CliResult {

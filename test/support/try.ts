@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { runCli } from '../../src/cli/run.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { buildFixture, listMachines, type MachineName } from '../fixtures/build.ts';
 import { simKernel } from './sim.ts';
 

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseArgv } from '../../src/cli/parse.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { VfioError } from '../../src/errors.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';

@@ -318,7 +318,7 @@ describe('vfio-isolate topology on the fixture machines', () => {
 
   it('colour only on a TTY', async () => {
     const { runCli } = await import('../../src/cli/run.ts');
-    const { COMMANDS } = await import('../../src/commands/index.ts');
+    const { COMMANDS } = await import('../../src/cli/table.ts');
     const { simKernel } = await import('../support/sim.ts');
     const root = buildFixture('intel-6c12t');
     let out = '';

@@ -49,7 +49,11 @@ describe(`crash matrix on a real kernel (${mode ?? 'host'})`, { skip }, () => {
       },
     );
   }
-  test('every crash point restored exactly', { skip: existsSync(BUNDLE) ? false : 'the test bundle was not built' }, () => {
-    assert.equal(exact, points.length);
-  });
+  test(
+    'every crash point restored exactly',
+    { skip: existsSync(BUNDLE) ? false : 'the test bundle was not built' },
+    () => {
+      assert.equal(exact, points.length);
+    },
+  );
 });

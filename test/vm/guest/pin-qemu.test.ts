@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runCli } from '../../../src/cli/run.ts';
-import { COMMANDS } from '../../../src/commands/index.ts';
+import { COMMANDS } from '../../../src/cli/table.ts';
 import { CpuSet } from '../../../src/cpus/cpuset.ts';
 import { Kernel } from '../../../src/kernel/kernel.ts';
 import { vcpuOrder } from '../../../src/libvirt/cputune.ts';
