@@ -19,6 +19,8 @@ export const P = {
   irq: (n: number) => `/proc/irq/${n}`,
   defaultSmpAffinity: '/proc/irq/default_smp_affinity',
   interrupts: '/proc/interrupts',
+  softirqs: '/proc/softirqs',
+  stat: '/proc/stat',
   proc: '/proc',
   pid: (pid: number) => `/proc/${pid}`,
   task: (pid: number, tid: number) => `/proc/${pid}/task/${tid}`,
