@@ -10,8 +10,8 @@
  *  - `/proc/PID/task/TID/.sim-user-affinity` holds the CPU list a thread asked for with sched_setaffinity
  *    (kernels >= 6.2 keep it across cpuset changes).
  *  - `<root>/.sim-log` gets one line per write/mkdir/rmdir/setaffinity/setscheduler attempt (see readSimLog).
- *  - `/DIR/.sim-seq-NAME/1`, `2`, ...: later contents of `/DIR/NAME` (e.g. /proc/interrupts): the first read of
- *    NAME gives NAME itself, the k-th read after it gives `k` (or the highest there is), so counters change
+ *  - `/DIR/.sim-seq-NAME/N`: later contents of `/DIR/NAME` (e.g. /proc/interrupts): this SimFs's read number N
+ *    (0 = the first) of that file, and every later one, gives the newest such version up to N, so counters change
  *    between a command's reads (see seqFile).
  *  Names starting with `.sim-` are invisible through this Fs (list, read, exists).
  */
@@ -259,14 +259,13 @@ export class SimFs implements Fs {
 
   private readonly reads = new Map<string, number>();
 
-  /** The host file the next read of `sys` gives when `.sim-seq-NAME` exists beside it (see the header). */
+  /** The host file a read of `sys` gives now when `.sim-seq-NAME` exists beside it (see the header). */
   private seqFile(sys: string): string | undefined {
     const slash = sys.lastIndexOf('/');
     const dir = this.hostPath(`${sys.slice(0, slash)}/.sim-seq-${sys.slice(slash + 1)}`);
     if (!fs.existsSync(dir)) return undefined;
     const n = this.reads.get(sys) ?? 0;
     this.reads.set(sys, n + 1);
-    if (n === 0) return undefined;
     const have = fs
       .readdirSync(dir)
       .filter((f) => /^\d+$/.test(f))
