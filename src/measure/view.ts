@@ -65,7 +65,8 @@ export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): str
     );
     if (sources.length < r.sources.length) out += `  ... ${r.sources.length - sources.length} more (-v)\n`;
   }
-  const threads = opts.verbose ? r.threads : r.threads.filter((t) => t.verdict !== 'vm');
+  const shown = opts.verbose ? r.threads : r.threads.filter((t) => t.verdict !== 'vm');
+  const threads = opts.verbose ? shown : shown.slice(0, 10);
   if (threads.length > 0) {
     out += '\nThreads that ran there (CPU time over the window):\n';
     out += table(
@@ -77,6 +78,7 @@ export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): str
       ]),
       { indent: '  ', align: ['left', 'right', 'left', 'left'] },
     );
+    if (threads.length < shown.length) out += `  ... ${shown.length - threads.length} more (-v)\n`;
   } else {
     out += "\nNo thread but the VM's ran there.\n";
   }

@@ -202,12 +202,14 @@ describe('measure: analysis', () => {
         [40, 40, 'ksoftirqd/5', 5, 0],
         [900, 901, 'CPU 0/TCG', 6, 0],
         [1, 1, 'self', 4, 0],
+        [301, 301, 'bash', 2, 0],
       ]),
       runs(2000, [
         [300, 300, 'stress', 5, 1500],
         [40, 40, 'ksoftirqd/5', 5, 2],
         [900, 901, 'CPU 0/TCG', 6, 1900],
         [1, 1, 'self', 4, 900],
+        [301, 301, 'bash', 2, 700],
       ]),
     ],
     model,
@@ -227,6 +229,11 @@ describe('measure: analysis', () => {
     assert.equal(c5.softirqsPerSecond, 450);
     assert.equal(c5.hostUsPerSecond, ((1500 + 2) * 1000) / 2);
     assert.equal(c4.hostUsPerSecond, 0, 'our own threads are left out');
+    assert.equal(
+      r.threads.find((t) => t.pid === 301),
+      undefined,
+      'a thread on a host CPU is not listed',
+    );
   });
 
   it("attribution: a leak with status's fix, a per-CPU kernel thread expected, the VM's own", () => {
