@@ -379,7 +379,9 @@ describe('status warns about installed hooks that fail the check', { skip: SKIP 
     ]);
 
     fs.rmSync(inst.node);
-    j = JSON.parse((await cli(machine, ['status', '--json'])).stdout) as { hooks: { problem: string }[] };
-    assert.equal(j.hooks[0]!.problem, `the hook runs node ${inst.node} as root, but ${inst.node} is gone`);
+    const gone = JSON.parse((await cli(machine, ['status', '--json'])).stdout) as {
+      hooks: { problem: string }[];
+    };
+    assert.equal(gone.hooks[0]!.problem, `the hook runs node ${inst.node} as root, but ${inst.node} is gone`);
   });
 });
