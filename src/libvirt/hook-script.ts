@@ -88,42 +88,71 @@ export interface HookInfo {
 }
 
 /**
- * The shell functions that check, at run time, that root alone can change what the hook runs: `check_path P` (P
- * and every directory on the way: owned by uid 0, no group/other write bit, no symlink since install) and
- * `check_tree D` (D as check_path, then every file and directory under it, symlinks followed). On a problem they
- * set `why` and return 1.
+ * The shell functions that check, at run time, that root alone can change what the hook runs: `check_paths P...`
+ * (each P and every directory on the way: exists, owned by uid 0, no group/other write bit, no symlink since
+ * install; one stat(1) for all) and `check_trees D...` (every file and directory under the Ds, symlinks followed;
+ * one find(1)). On a problem they set `why` and return 1. A few processes per run, not one per path: libvirtd
+ * waits for its hooks.
  */
 const CHECK_FUNCTIONS: readonly string[] = [
-  'check_one() {',
-  '  if [ -L "$1" ]; then why="$1 is a symbolic link now (it was not when the hook was installed)"; return 1; fi',
-  '  st=$(stat -c \'%u %a\' -- "$1" 2>/dev/null) || { why="$1 is gone"; return 1; }',
-  '  case $st in',
-  "    '0 '*) ;;",
-  '    *) why="$1 is owned by uid ${st%% *}, not by root"; return 1 ;;',
-  '  esac',
-  '  m=$((0${st#* }))',
-  '  if [ $((m & 2)) -ne 0 ]; then why="$1 is writable by others"; return 1; fi',
-  '  if [ $((m & 16)) -ne 0 ]; then why="$1 is writable by group"; return 1; fi',
-  '  return 0',
-  '}',
-  '',
-  'check_path() {',
-  '  check_one / || return 1',
-  '  p=',
-  '  rest=${1#/}',
-  '  while [ -n "$rest" ]; do',
-  '    case $rest in',
-  '      */*) p=$p/${rest%%/*}; rest=${rest#*/} ;;',
-  '      *) p=$p/$rest; rest= ;;',
-  '    esac',
-  '    check_one "$p" || return 1',
+  '# The paths given and every directory on the way to each, one per line, from / down.',
+  'prefixes() {',
+  '  for f in "$@"; do',
+  "    printf '/\\n'",
+  '    p=',
+  '    rest=${f#/}',
+  '    while [ -n "$rest" ]; do',
+  '      case $rest in',
+  '        */*) p=$p/${rest%%/*}; rest=${rest#*/} ;;',
+  '        *) p=$p/$rest; rest= ;;',
+  '      esac',
+  '      printf \'%s\\n\' "$p"',
+  '    done',
   '  done',
+  '}',
+  '',
+  '# check_paths P...: each P and every directory on the way exists, is no symlink (none was at install), belongs',
+  '# to root and is not writable by group or others. One stat(1) for all of them.',
+  'check_paths() {',
+  '  list=$(prefixes "$@")',
+  '  oldifs=$IFS',
+  "  IFS='",
+  "'",
+  '  set -f',
+  '  for p in $list; do',
+  '    if [ ! -e "$p" ] && [ ! -L "$p" ]; then',
+  '      why="$p is gone"',
+  '      IFS=$oldifs',
+  '      set +f',
+  '      return 1',
+  '    fi',
+  '  done',
+  "  out=$(stat -c '%F|%u|%a|%n' -- $list 2>/dev/null)",
+  '  IFS=$oldifs',
+  '  set +f',
+  "  while IFS='|' read -r type uid mode name; do",
+  '    [ -n "$name" ] || continue',
+  '    if [ "$type" = \'symbolic link\' ]; then',
+  '      why="$name is a symbolic link now (it was not when the hook was installed)"',
+  '      return 1',
+  '    fi',
+  '    if [ "$uid" != 0 ]; then',
+  '      why="$name is owned by uid $uid, not by root"',
+  '      return 1',
+  '    fi',
+  '    m=$((0$mode))',
+  '    if [ $((m & 2)) -ne 0 ]; then why="$name is writable by others"; return 1; fi',
+  '    if [ $((m & 16)) -ne 0 ]; then why="$name is writable by group"; return 1; fi',
+  '  done <<EOT',
+  '$out',
+  'EOT',
   '  return 0',
   '}',
   '',
-  'check_tree() {',
-  '  check_path "$1" || return 1',
-  '  bad=$(find -L "$1" \\( ! -user 0 -o -perm -020 -o -perm -002 \\) -print 2>/dev/null | head -n 1)',
+  '# check_trees D...: every file and directory under each D (symlinks followed) belongs to root and is not',
+  '# writable by group or others. One find(1) for all of them.',
+  'check_trees() {',
+  '  bad=$(find -L "$@" \\( ! -user 0 -o -perm -020 -o -perm -002 \\) -print 2>/dev/null | head -n 1)',
   '  [ -z "$bad" ] && return 0',
   '  st=$(stat -L -c \'%u %a\' -- "$bad" 2>/dev/null)',
   '  case $st in',
@@ -138,11 +167,12 @@ const CHECK_FUNCTIONS: readonly string[] = [
 /** The hook script for one domain. */
 export function renderHookScript(o: HookScriptOptions): string {
   const node = ['"$NODE"', ...(o.nodeArgs ?? []).map(shQuote)].join(' ');
+  const trees = (o.trees ?? []).map(shQuote).join(' ');
   const checks = [
-    'check_path "$NODE"',
-    'check_path "$TOOL"',
-    ...(o.files ?? []).map((f) => `check_path ${shQuote(f)}`),
-    ...(o.trees ?? []).map((d) => `check_tree ${shQuote(d)}`),
+    ['check_paths "$NODE" "$TOOL"', ...(o.files ?? []).map(shQuote), ...(o.trees ?? []).map(shQuote)].join(
+      ' ',
+    ),
+    ...(trees ? [`check_trees ${trees}`] : []),
   ];
   const lines = [
     '#!/bin/sh',
