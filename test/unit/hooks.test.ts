@@ -490,7 +490,7 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
   });
 });
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+const MAIN = path.resolve(import.meta.dirname, '../support/sim-main.ts');
 const cloneProblem = distrust(MAIN, { uid: 0 }) ?? distrust(process.execPath, { uid: 0 });
 
 describe('the hook script with the real tool, end to end on a fixture tree', () => {

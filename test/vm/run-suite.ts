@@ -15,6 +15,7 @@ import {
   type VmMode,
 } from './harness.ts';
 import { prepareTarballInstall } from './tarball-install.ts';
+import { testBundle } from '../support/bundle.ts';
 
 const GUEST_DIR = 'test/vm/guest';
 
@@ -131,6 +132,8 @@ async function main(): Promise<number> {
     }
   }
 
+  // Guest tests that start the CLI as a process (the crash matrix) run the test entry, bundled here once.
+  testBundle();
   const kernels = await ensureKernels(modes, (l) => out(l));
   for (const mode of ALL_MODES.filter((m) => modes.includes(m))) {
     const k = kernels.get(mode);
