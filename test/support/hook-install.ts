@@ -66,14 +66,14 @@ export interface FakePackage {
 }
 
 /**
- * Lay out a package as `npm install -g` does: dir/package.json, dir/dist/vfio-isolate.mjs (+ a chunk),
+ * Lay out a package as `npm install -g` does: dir/package.json, dir/dist/vfio-isolate.mjs (+ dist/chunks/chunk-TEST.mjs, as esbuild splits it),
  * dir/node_modules/koffi and dir/node_modules/@koromix/koffi-PLATFORM-ARCH/.../koffi.node.
  */
 export function fakePackage(dir: string): FakePackage {
   write(path.join(dir, 'package.json'), '{"name":"vfio-isolate","type":"module","version":"0.0.0-test"}\n');
   const entry = path.join(dir, 'dist', 'vfio-isolate.mjs');
-  write(entry, '#!/usr/bin/env node\nimport "./chunk-TEST.mjs";\n', 0o755);
-  const chunk = path.join(dir, 'dist', 'chunk-TEST.mjs');
+  write(entry, '#!/usr/bin/env node\nimport "./chunks/chunk-TEST.mjs";\n', 0o755);
+  const chunk = path.join(dir, 'dist', 'chunks', 'chunk-TEST.mjs');
   write(chunk, 'export {};\n');
   const koffi = path.join(dir, 'node_modules', 'koffi');
   write(path.join(koffi, 'package.json'), '{"name":"koffi","main":"./index.cjs"}\n');

@@ -146,7 +146,7 @@ describe('libvirt hook install: what root will run must be root-owned', { skip: 
     );
   });
 
-  it('refuses a user-owned split chunk next to the entry', async () => {
+  it('refuses a user-owned split chunk (dist/chunks/)', async () => {
     const t = tree();
     const inst = fakeInstall(t);
     fs.chownSync(inst.chunk, 1000, 1000);
