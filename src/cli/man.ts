@@ -329,6 +329,12 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
         'Commands that change the machine must run as root. Commands that only read (`status`, `topology`, `help`, `completion` and anything with `--dry-run`) run unprivileged.',
       ),
     ),
+    '.PP',
+    line(
+      prose(
+        'Install it for root as a root-owned copy, from its packed tarball (`npm pack`, then `sudo npm install -g --ignore-scripts ./vfio-isolate-*.tgz`), never as a link to a clone that a user can write (`npm install -g .`), and run it with a root-owned node. `libvirt hook install` refuses anything else.',
+      ),
+    ),
     '.SH OPTIONS',
     ...globals.flatMap((o) => ['.TP', optionTag(o), line(optionHelp(o))]),
     '.SH COMMANDS',
@@ -360,10 +366,10 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
     ...(has('libvirt')
       ? [
           '.TP',
-          B(code(`${P.libvirtHooks}/qemu`)),
+          B(code(`${P.libvirtHooks}/qemu.d/vfio-isolate-DOMAIN`)),
           line(
             prose(
-              'The libvirt hook that `libvirt hook install` adds to (it never overwrites an existing hook).',
+              'The libvirt hook that `libvirt hook install DOMAIN` writes (it never overwrites a file it did not write). It records node, the tool and the files they load by canonical paths, and runs them only while root alone can change them (owner root, not writable by group or others, nor any directory on the way).',
             ),
           ),
         ]

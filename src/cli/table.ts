@@ -211,7 +211,7 @@ const hookCommand: CommandSpec = {
       name: 'install',
       summary: 'install a hook that isolates at VM start and releases at VM stop',
       description:
-        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, by absolute paths, logging to syslog (tag vfio-isolate). An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
+        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, with the node running now and this tool by canonical paths, logging to syslog (tag vfio-isolate). It refuses (exit 1) when root alone could not have written node, the tool, its chunks or koffi with its native addon (each file and every directory on the way must belong to root and be writable by nobody else; symlinks are followed): install from the tarball and use a root-owned node. The hook checks again before every run and runs nothing that has become unsafe (or a node that is gone): it logs why and exits 1 at 'prepare begin' (the domain does not start), 0 at 'release end'. An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
       options: [
         {
           key: 'profile',

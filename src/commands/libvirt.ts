@@ -19,6 +19,12 @@ import {
   removeEmptyDirs,
   removeHookFile,
 } from '../kernel/hooks.ts';
+import {
+  describeUnsafe,
+  resolveHookTargets,
+  unsafeHookTarget,
+  type HookTargets,
+} from '../kernel/hook-targets.ts';
 import { cputuneJson, planCputune, renderCputuneXml } from '../libvirt/cputune.ts';
 import {
   domainNameProblem,
@@ -104,8 +110,11 @@ function domainArg(cmd: string, name: string | undefined): string {
   return d;
 }
 
-/** How the hook calls this tool: node and our script by absolute paths (hooks get a minimal PATH). */
-export function selfInvocation(): { node: string; nodeArgs: string[]; tool: string } {
+/**
+ * How the hook calls this tool: the node running now and our script, by absolute paths (hooks get a minimal
+ * PATH), resolved with everything they execute (see kernel/hook-targets.ts).
+ */
+export function selfInvocation(): HookTargets {
   const script = process.argv[1];
   if (!script) throw new RuntimeFailure('cannot tell where vfio-isolate is installed (no script path)');
   const tool = path.resolve(script);
@@ -114,7 +123,27 @@ export function selfInvocation(): { node: string; nodeArgs: string[]; tool: stri
     // Running from the sources: the hook needs the TypeScript loader too, by absolute URL.
     nodeArgs.push('--import', import.meta.resolve('tsx'));
   }
-  return { node: process.execPath, nodeArgs, tool };
+  return resolveHookTargets(process.execPath, tool, nodeArgs);
+}
+
+/** Refuse (exit 1) a hook that would make root run something a user could have changed. */
+function refuseUnsafeTargets(cmd: string, self: HookTargets): void {
+  const bad = unsafeHookTarget(self);
+  if (!bad) return;
+  // node and the entry as they were invoked, when that differs from what the hook will run.
+  const given =
+    bad.target === self.files[0]
+      ? process.execPath
+      : bad.target === self.files[1]
+        ? path.resolve(process.argv[1] ?? '')
+        : bad.target.path;
+  const via = given !== bad.target.path ? ` (via ${given})` : '';
+  throw new RuntimeFailure(
+    `${cmd}: ${describeUnsafe(bad, 'would run', via)}`,
+    bad.target.what === 'node'
+      ? `use a root-owned node, such as Debian's /usr/bin/node (apt install nodejs), and install the hook with it: sudo /usr/bin/node ${self.tool} ${cmd} ...`
+      : 'install vfio-isolate from its tarball, so that root owns a copy: npm pack && sudo npm install -g --ignore-scripts ./vfio-isolate-*.tgz (or npm run install-global), then run the install with that copy',
+  );
 }
 
 function hookInstallRun(ctx: Ctx, inv: Invocation): number {
@@ -140,10 +169,16 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   }
   requireRoot(ctx);
   const self = selfInvocation();
-  for (const p of [self.node, self.tool]) {
+  for (const p of [
+    self.node,
+    self.tool,
+    ...self.files.map((f) => f.path),
+    ...self.trees.map((t) => t.path),
+  ]) {
     const bad = pathProblem(p);
     if (bad) throw new RuntimeFailure(`${cmd}: cannot call this tool from a hook: ${bad}`);
   }
+  refuseUnsafeTargets(cmd, self);
   if (/\/_npx\/|\/\.npm\//.test(self.tool)) {
     ctx.log.warn(
       `${cmd}: vfio-isolate runs from a temporary npx directory (${self.tool}); install it for good (npm install -g) so the hook keeps working`,
@@ -161,7 +196,12 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
       profile: profilePath,
       journal,
       created: [...new Set([...prevCreated, ...created])],
-      ...self,
+      node: self.node,
+      nodeArgs: self.nodeArgs,
+      tool: self.tool,
+      // node and the tool are checked by name in the script; the rest by path.
+      files: self.files.slice(2).map((f) => f.path),
+      trees: self.trees.map((t) => t.path),
     });
   const firstHook = !anyQemuHook(ctx.k);
   if (ctx.g.dryRun) {

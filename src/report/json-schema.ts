@@ -223,6 +223,19 @@ export const StatusJson = v.strictObject({
   unmovable: v.array(FindingJson),
   warnings: v.array(FindingJson),
   notVisible: v.array(v.string()),
+  /** The libvirt hooks vfio-isolate installed, with the check of what they run as root. */
+  hooks: v.array(
+    v.strictObject({
+      domain: v.string(),
+      path: v.pipe(v.string(), v.startsWith('/')),
+      node: v.nullable(v.string()),
+      tool: v.nullable(v.string()),
+      /** Root alone can change node, the tool and everything they load. */
+      safe: v.boolean(),
+      /** When not safe: why, one line. */
+      problem: v.nullable(v.string()),
+    }),
+  ),
 });
 export type StatusJson = v.InferOutput<typeof StatusJson>;
 
