@@ -151,6 +151,7 @@ function emptyModel(online: string): StatusModel {
     irqs: [{ irq: 26, names: ['eth0'], affinity: cpus, writable: true }],
     workqueues: [],
     governors: new Map(),
+    hooks: [],
     notVisible: [],
   };
 }
