@@ -431,7 +431,7 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   let statInterval: number | undefined;
   if (typeof v.statInterval === 'string') {
     if (!/^\d{1,6}$/.test(v.statInterval) || Number(v.statInterval) < 1)
-      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds ≥ 1`);
+      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds >= 1`);
     statInterval = Number(v.statInterval);
   }
   const ps = prof?.steps;

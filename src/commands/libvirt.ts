@@ -256,8 +256,8 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   } else {
     ctx.streams.out(
       `${res.replaced ? 'Updated' : 'Installed'} the hook for domain ${domain}: ${res.path}\n` +
-        `  prepare begin → vfio-isolate -u ${journal} isolate --profile ${profilePath}\n` +
-        `  release end   → vfio-isolate -u ${journal} release --profile ${profilePath}\n` +
+        `  prepare begin -> vfio-isolate -u ${journal} isolate --profile ${profilePath}\n` +
+        `  release end   -> vfio-isolate -u ${journal} release --profile ${profilePath}\n` +
         `  log: journalctl -t vfio-isolate (or your syslog)\n`,
     );
     if (firstHook) {
