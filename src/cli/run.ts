@@ -3,7 +3,7 @@ import { VfioError, RuntimeFailure, UsageError } from '../errors.ts';
 import { explainErrno } from '../kernel/errors.ts';
 import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
-import { makeLog, useColour, type Streams } from '../report/log.ts';
+import { makeLog, pipeSafeWriter, useColour, type Streams } from '../report/log.ts';
 import { applySteps, faultFromEnv, RunFailed, type AppliedStep } from '../steps/executor.ts';
 import { memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
 import { PlanState } from '../steps/state.ts';
@@ -20,9 +20,10 @@ export interface RunOptions {
 }
 
 export function processStreams(): Streams {
+  const err = pipeSafeWriter(process.stderr);
   return {
-    out: (s) => void process.stdout.write(s),
-    err: (s) => void process.stderr.write(s),
+    out: pipeSafeWriter(process.stdout, err),
+    err,
     isTTY: Boolean(process.stdout.isTTY),
     errIsTTY: Boolean(process.stderr.isTTY),
   };
@@ -98,7 +99,7 @@ async function execute(
   marks?: Marks,
 ): Promise<number> {
   const colour = useColour(streams, env);
-  const log = makeLog(streams, g.verbose, g.debug, colour);
+  const log = makeLog(streams, g.verbose, g.debug, useColour(streams, env, 'err'));
   const reports = commands.filter((c) => c.spec.handler?.kind === 'report');
   if (reports.length > 0 && commands.length > 1) {
     throw new UsageError(
