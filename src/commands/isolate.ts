@@ -17,6 +17,7 @@ import {
   withBannedCpus,
   writeConfig,
 } from '../kernel/services.ts';
+import { exampleVmCpus } from '../report/topology-view.ts';
 import { readJournalFile } from '../steps/journal.ts';
 import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
 import type { Skipped, Step } from '../steps/step.ts';
@@ -78,11 +79,15 @@ export function resolveSplit(
     throw new UsageError(`${command}: give either VMCPUS or --host, not both`);
   if (vmSpec !== undefined) vm = cpusArg(ctx, vmSpec, command);
   else if (hostSpec !== undefined) vm = online.minus(cpusArg(ctx, hostSpec, `${command} --host`));
-  else
+  else {
+    const example = exampleVmCpus(ctx.k.machine);
     throw new UsageError(
       `${command}: which CPUs should the VM get?`,
-      `e.g. vfio-isolate ${command} C8-15,24-31 (see vfio-isolate topology for a suggestion)`,
+      example
+        ? `e.g. vfio-isolate ${command} ${example}, the split vfio-isolate topology suggests for this machine`
+        : 'this machine has a single core: there is nothing to give a VM',
     );
+  }
   const host = online.minus(vm);
   if (vm.isEmpty) throw new UsageError(`${command}: no CPU left for the VM`);
   if (host.isEmpty) {
@@ -361,7 +366,7 @@ const ISOLATE_OPTIONS: OptionSpec[] = [
     long: 'profile',
     type: 'string',
     valueName: 'FILE',
-    help: 'read CPUs and steps from a TOML profile',
+    help: 'read CPUs and steps from a TOML profile: NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
     complete: 'file',
   },
   {

@@ -29,14 +29,17 @@ import {
   renderHookScript,
   type HookInfo,
 } from '../libvirt/hook-script.ts';
-import { loadProfile, type Profile } from '../profile.ts';
+import { loadProfile, profileFile, type Profile } from '../profile.ts';
 import { setProfileLoader } from './isolate.ts';
 import { emulatorCpusOf, pinQemuCommand, SCHED_OPTIONS, schedOf, vmCpusOf } from './pin-qemu.ts';
 
 function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
   const f = inv.values.profile;
   if (typeof f !== 'string') return undefined;
-  const p = loadProfile(f, ctx.k.machine);
+  const p = loadProfile(
+    profileFile(f, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
   for (const w of p.warnings) ctx.log.warn(w);
   return p;
 }
@@ -139,7 +142,7 @@ const cputuneCommand: CommandSpec = {
       long: 'profile',
       type: 'string',
       valueName: 'FILE',
-      help: 'take CPUs and [cputune] from a TOML profile',
+      help: 'take CPUs and [cputune] from a TOML profile: NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
       complete: 'file',
     },
     { key: 'json', long: 'json', type: 'boolean', help: 'the plan as JSON (with the XML)' },
@@ -189,10 +192,10 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   if (typeof file !== 'string') {
     throw new UsageError(
       `${cmd}: --profile FILE is required`,
-      `e.g. vfio-isolate libvirt hook install ${domain} --profile /etc/vfio-isolate/${domain}.toml`,
+      `e.g. vfio-isolate libvirt hook install ${domain} --profile ${domain} (= /etc/vfio-isolate/${domain}.toml)`,
     );
   }
-  const profilePath = path.resolve(file);
+  const profilePath = path.resolve(profileFile(file, (sys) => ctx.k.hostPath(sys)));
   const pp = pathProblem(profilePath);
   if (pp) throw new UsageError(`${cmd}: profile path ${pp}`, 'nothing was written');
   const profile = loadProfile(profilePath, ctx.k.machine);
@@ -369,7 +372,7 @@ const hookCommand: CommandSpec = {
           long: 'profile',
           type: 'string',
           valueName: 'FILE',
-          help: 'the TOML profile of the VM (required)',
+          help: 'the TOML profile of the VM (required): NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
           complete: 'file',
         },
       ],
@@ -415,7 +418,10 @@ export const libvirtCommands: CommandSpec[] = [libvirtCommand, pinQemuCommand];
 // `isolate --profile FILE`: the profile loader
 
 setProfileLoader((ctx, file) => {
-  const p = loadProfile(file, ctx.k.machine);
+  const p = loadProfile(
+    profileFile(file, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
   for (const w of p.warnings) ctx.log.warn(w);
   const s = p.isolate.steps;
   if (s.partition)
