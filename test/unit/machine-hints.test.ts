@@ -19,6 +19,7 @@ const EXPECTED: [MachineName, string][] = [
   ['intel-6c12t', 'C1-5,7-11'], // 6 cores, one L3: the host keeps core 0 (CPUs 0,6)
   ['server-2s', 'C16-31,48-63'], // 2 sockets, 2 nodes: N1
   ['hybrid-v1v2', 'C1-3,5-7'], // 4 cores
+  ['guest-l3-ids', 'C4-7'], // 2 L3 domains by shared_cpu_list, although every CPU has its own index3/id
 ];
 
 const roots: string[] = [];

@@ -353,6 +353,7 @@ const VM_OF: Record<MachineName, string> = {
   'server-2s': '16-31,48-63',
   'hybrid-v1v2': '1-3,5-7',
   'v2-nocpuset': '1-3,5-7',
+  'guest-l3-ids': '4-7',
 };
 
 const LEAKY: ProcDesc = {
@@ -484,7 +485,8 @@ describe('vfio-isolate status on the fixture machines', () => {
           ['workqueue', '/sys/devices/virtual/workqueue/cpumask'],
         ],
       );
-      const v2 = name === 'ryzen-5950x' || name === 'server-2s' || name === 'v2-nocpuset';
+      const v2 =
+        name === 'ryzen-5950x' || name === 'server-2s' || name === 'v2-nocpuset' || name === 'guest-l3-ids';
       const taskFix = v2
         ? `vfio-isolate cpuset-modify --cpus C${h} /user.slice`
         : `vfio-isolate cpuset-create --cpus C${h} /host.slice move-tasks / /host.slice`;
