@@ -7,6 +7,7 @@
  * skipped with a message when not installed; with VFIO_REQUIRE_SHELLS=1 (set by .ci/run, which installs them) a
  * missing shell is a failure instead.
  */
+import { testBundle } from '../support/bundle.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,10 +15,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
 import { completionEntries } from '../../src/cli/completion.ts';
 import { mainHelp } from '../../src/cli/help.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { buildFixture, removeFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { simWrites, treeHash } from '../support/tree.ts';
@@ -39,30 +39,7 @@ it('zsh and fish are installed where VFIO_REQUIRE_SHELLS=1 requires them', { ski
 const visibleNames = COMMANDS.filter((c) => !c.hidden).map((c) => c.name);
 const lines = (s: string): string[] => s.split('\n').filter(Boolean);
 
-/**
- * This checkout bundled once (as npm run build does, into a temp dir): the scripts start the tool for every dynamic
- * value, and the bundle starts several times faster than src/main.ts under tsx.
- */
-let bundleDir = '';
-function bundle(): string {
-  if (!bundleDir) {
-    bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-compl-bundle-'));
-    buildSync({
-      entryPoints: [path.join(REPO, 'src/main.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile: path.join(bundleDir, 'vfio-isolate.mjs'),
-      external: ['koffi'],
-      logLevel: 'error',
-    });
-  }
-  return path.join(bundleDir, 'vfio-isolate.mjs');
-}
-after(() => {
-  if (bundleDir) fs.rmSync(bundleDir, { recursive: true, force: true });
-});
+const bundle = testBundle;
 
 /** A shell function `vfio-isolate` that runs this checkout on ROOT (the scripts call it for dynamic values). */
 function shim(root: string, fish = false): string {

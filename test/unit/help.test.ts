@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { commandHelp, mainHelp, notationHelp } from '../../src/cli/help.ts';
 import type { CommandSpec } from '../../src/cli/spec.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { VERSION } from '../../src/version.ts';
 import { buildFixture, removeFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';

@@ -8,9 +8,11 @@ import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/run.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { pipeSafeWriter, useColour, type Streams } from '../../src/report/log.ts';
 import { buildFixture, removeFixture } from '../fixtures/build.ts';
+import { testBundle } from '../support/bundle.ts';
+import { simOptions } from '../support/sim.ts';
 
 /** A stream double that fails every write asynchronously with `code`, as a pipe whose reader closed does. */
 class FailingStream extends EventEmitter {
@@ -71,9 +73,11 @@ describe('the built CLI writing into a pipe closed before it writes', () => {
     argv: string[],
     both: boolean,
   ): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-    const child = spawn(process.execPath, [path.resolve('dist/vfio-isolate.mjs'), ...argv], {
-      // the fixture machine, as test/unit/reliability.test.ts runs the bundle
-      env: { ...process.env, VFIO_ISOLATE_ROOT: root, NO_COLOR: '1' },
+    // the product for what needs no machine; the test entry (same runner, a fake machine) for the rest
+    const onMachine = !['--help', 'help', 'completion'].includes(argv[0]!);
+    const entry = onMachine ? testBundle() : path.resolve('dist/vfio-isolate.mjs');
+    const child = spawn(process.execPath, [entry, ...argv], {
+      env: { ...process.env, ...(onMachine ? { VFIO_ISOLATE_ROOT: root } : {}), NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.destroy();
@@ -144,9 +148,11 @@ describe('colour per stream', () => {
     try {
       let stdout = '';
       let stderr = '';
+      const full = { VFIO_ISOLATE_ROOT: root, TERM: 'xterm', ...env };
       const code = await runCli(argv, {
         table: COMMANDS,
-        env: { VFIO_ISOLATE_ROOT: root, TERM: 'xterm', ...env },
+        env: full,
+        ...simOptions(full),
         streams: {
           out: (s) => void (stdout += s),
           err: (s) => void (stderr += s),
