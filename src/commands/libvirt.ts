@@ -35,13 +35,16 @@ import {
   renderHookScript,
   type HookInfo,
 } from '../libvirt/hook-script.ts';
-import { loadProfile, type Profile } from '../profile.ts';
+import { loadProfile, profileFile, type Profile } from '../profile.ts';
 import { emulatorCpusOf, schedOf, vmCpusOf } from './pin-qemu.ts';
 
 function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
   const f = inv.values.profile;
   if (typeof f !== 'string') return undefined;
-  const p = loadProfile(f, ctx.k.machine);
+  const p = loadProfile(
+    profileFile(f, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
   for (const w of p.warnings) ctx.log.warn(w);
   return p;
 }
@@ -153,10 +156,10 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   if (typeof file !== 'string') {
     throw new UsageError(
       `${cmd}: --profile FILE is required`,
-      `e.g. vfio-isolate libvirt hook install ${domain} --profile /etc/vfio-isolate/${domain}.toml`,
+      `e.g. vfio-isolate libvirt hook install ${domain} --profile ${domain} (= /etc/vfio-isolate/${domain}.toml)`,
     );
   }
-  const profilePath = path.resolve(file);
+  const profilePath = path.resolve(profileFile(file, (sys) => ctx.k.hostPath(sys)));
   const pp = pathProblem(profilePath);
   if (pp) throw new UsageError(`${cmd}: profile path ${pp}`, 'nothing was written');
   const profile = loadProfile(profilePath, ctx.k.machine);
@@ -231,8 +234,8 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   } else {
     ctx.streams.out(
       `${res.replaced ? 'Updated' : 'Installed'} the hook for domain ${domain}: ${res.path}\n` +
-        `  prepare begin → vfio-isolate -u ${journal} isolate --profile ${profilePath}\n` +
-        `  release end   → vfio-isolate -u ${journal} release --profile ${profilePath}\n` +
+        `  prepare begin -> vfio-isolate -u ${journal} isolate --profile ${profilePath}\n` +
+        `  release end   -> vfio-isolate -u ${journal} release --profile ${profilePath}\n` +
         `  log: journalctl -t vfio-isolate (or your syslog)\n`,
     );
     if (firstHook) {

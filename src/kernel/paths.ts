@@ -37,6 +37,8 @@ export const P = {
   defaultJournal: '/run/vfio-isolate/isolate.journal',
   systemdRunning: '/run/systemd/system',
   libvirtHooks: '/etc/libvirt/hooks',
+  /** Where `--profile NAME` finds NAME.toml. */
+  profileDir: '/etc/vfio-isolate',
   etcDefault: '/etc/default',
   defaultIrqbalance: '/etc/default/irqbalance',
   sysconfigIrqbalance: '/etc/sysconfig/irqbalance',

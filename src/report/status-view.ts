@@ -85,7 +85,7 @@ function cgroupRows(model: StatusModel, verbose: boolean): { rows: string[][]; h
     for (const c of n.children) if (!shown.includes(c)) hidden += count(c);
     shown.forEach((c, i) => {
       const last = i === shown.length - 1;
-      visit(c, childPrefix + (last ? '└─ ' : '├─ '), childPrefix + (last ? '   ' : '│  '));
+      visit(c, childPrefix + (last ? '`- ' : '|- '), childPrefix + (last ? '   ' : '|  '));
     });
   };
   visit(cg.root, '', '');
