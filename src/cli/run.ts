@@ -5,7 +5,7 @@ import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
 import { makeLog, useColour, type Streams } from '../report/log.ts';
 import { applySteps, faultFromEnv, RunFailed, type AppliedStep } from '../steps/executor.ts';
-import { memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
+import { checkJournalTrust, memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { commandHelp, mainHelp, notationHelp } from './help.ts';
@@ -119,25 +119,31 @@ async function execute(
       'use --dry-run to see what would change without root',
     );
   }
-  // 1. plan every command of the chain against the simulated state
-  const planned: { inv: Ctx['chain'][number]; steps: Step[] }[] = [];
-  for (const inv of commands) {
-    const h = inv.spec.handler;
-    if (h?.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
-    planned.push({ inv, steps: await h.plan(ctx, inv) });
-  }
-  const steps = planned.flatMap((p) => p.steps);
-  marks?.push(['plan', performance.now()]);
-  if (g.dryRun) {
-    printPlan(streams, g, steps);
-    return 0;
-  }
-  // 2. apply, journalled, under the lock
+  // A journal named by -u must pass the trust check before anything else (exit 2, nothing changed).
+  if (g.undoFile) checkJournalTrust(g.undoFile);
+  // The lock is taken before planning, so a journal that restore/release reads while planning, the one -u
+  // appends to, and the "restored" mark are all read and written under it (a dry run takes no lock).
   let lock: Lock | undefined;
   let journal: JournalSink | undefined;
   try {
-    lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
-    marks?.push(['lock', performance.now()]);
+    if (!g.dryRun && writes) {
+      lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
+      marks?.push(['lock', performance.now()]);
+    }
+    // 1. plan every command of the chain against the simulated state
+    const planned: { inv: Ctx['chain'][number]; steps: Step[] }[] = [];
+    for (const inv of commands) {
+      const h = inv.spec.handler;
+      if (h?.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
+      planned.push({ inv, steps: await h.plan(ctx, inv) });
+    }
+    const steps = planned.flatMap((p) => p.steps);
+    marks?.push(['plan', performance.now()]);
+    if (g.dryRun) {
+      printPlan(streams, g, steps);
+      return 0;
+    }
+    // 2. apply, journalled, under the lock
     journal = g.undoFile
       ? openJournal(g.undoFile, { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv })
       : memoryJournal();

@@ -1,7 +1,14 @@
 /** restore FILE: undo a journal, newest change first, after validating every record. */
 import type { CommandSpec, Ctx, Invocation } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
-import { markRestored, pendingRecords, readJournalFile, type ParsedJournal } from '../steps/journal.ts';
+import * as fs from 'node:fs';
+import {
+  checkJournalTrust,
+  markRestored,
+  pendingRecords,
+  readJournalFile,
+  type ParsedJournal,
+} from '../steps/journal.ts';
 import type { Step } from '../steps/step.ts';
 import { describeRecord, undoRecord } from '../steps/undo.ts';
 import { validateRecords } from '../steps/validate.ts';
@@ -13,6 +20,8 @@ export function planJournalRestore(
   file: string,
   opts: { force: boolean },
 ): Step[] {
+  // Read under the run's lock (taken before planning), and only a journal root alone could have written.
+  if (fs.existsSync(file) || isLink(file)) checkJournalTrust(file);
   const j: ParsedJournal = readJournalFile(file);
   if (j.restored) {
     ctx.log.warn(`${file} was already restored; nothing to do`);
@@ -26,7 +35,7 @@ export function planJournalRestore(
     title: `mark ${file} restored`,
     changes: [{ target: file, note: 'append "restored"' }],
     apply() {
-      markRestored(file, otherBoot && opts.force);
+      markRestored(file, otherBoot && opts.force, undefined, j.size);
       return { changed: 0 };
     },
   };
@@ -63,6 +72,14 @@ export function planJournalRestore(
     },
   });
   return steps;
+}
+
+function isLink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 export const restoreCommand: CommandSpec = {

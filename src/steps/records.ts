@@ -109,18 +109,18 @@ export const HeaderLine = v.strictObject({
 });
 export const RunLine = v.strictObject({
   t: v.literal('run'),
-  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
   at: v.pipe(v.string(), v.maxLength(64)),
   argv: v.pipe(v.array(v.pipe(v.string(), v.maxLength(4096))), v.maxLength(1000)),
 });
 export const RecLine = v.strictObject({
   t: v.literal('rec'),
-  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
   rec: UndoRecord,
 });
 export const RollbackLine = v.strictObject({
   t: v.literal('rollback'),
-  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
 });
 export const RestoredLine = v.strictObject({
   t: v.literal('restored'),
