@@ -46,6 +46,7 @@ export function planJournalRestore(
     return [mark];
   }
   const failures: string[] = [];
+  const conflicts: string[] = [];
   const steps: Step[] = recs.map((rec) => ({
     command,
     title: describeRecord(rec),
@@ -53,15 +54,23 @@ export function planJournalRestore(
       rec.kind === 'write'
         ? rec.files.map(([target, before]) => ({ target, after: before }))
         : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
+    keptOnFailure: true,
     apply({ k, log }) {
-      const r = undoRecord(k, rec, log);
+      const r = undoRecord(k, rec, log, { force: opts.force });
       failures.push(...r.failed);
+      conflicts.push(...r.conflicts);
       return { changed: r.done, skipped: r.failed.map((f) => ({ what: f, why: 'failed' })) };
     },
   }));
   steps.push({
     ...mark,
     apply(a) {
+      if (conflicts.length > 0) {
+        throw new RuntimeFailure(
+          `restore of ${file}: ${conflicts.length} change(s) left alone because they were changed again since this journal's run: ${conflicts.slice(0, 3).join('; ')}${conflicts.length > 3 ? '; ...' : ''}`,
+          `check them; restore --force ${file} writes the old values anyway (the journal is not marked restored)`,
+        );
+      }
       if (failures.length > 0) {
         throw new RuntimeFailure(
           `restore of ${file} incomplete: ${failures.length} change(s) could not be undone: ${failures.slice(0, 3).join('; ')}`,

@@ -36,6 +36,6 @@ export const P = {
   systemdRunning: '/run/systemd/system',
   libvirtHooks: '/etc/libvirt/hooks',
   etcDefault: '/etc/default',
-  defaultIrqbalance: '/etc/default/irqbalance',
-  sysconfigIrqbalance: '/etc/sysconfig/irqbalance',
+  irqbalanceDropIn: '/run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf',
+  irqbalanceEnv: '/run/vfio-isolate/irqbalance.env',
 } as const;
