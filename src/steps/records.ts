@@ -16,7 +16,9 @@ const ShortValue = v.pipe(v.string(), v.maxLength(8192));
 export const WriteRecord = v.strictObject({
   kind: v.literal('write'),
   files: v.pipe(
-    v.array(v.union([v.tuple([SystemPath, ShortValue]), v.tuple([SystemPath, ShortValue, ShortValue])])),
+    v.array(
+      v.union([v.strictTuple([SystemPath, ShortValue]), v.strictTuple([SystemPath, ShortValue, ShortValue])]),
+    ),
     v.minLength(1),
     v.maxLength(100000),
   ),
@@ -78,9 +80,7 @@ export const SchedRecord = v.strictObject({
     ),
     v.maxLength(4194304),
   ),
-  to: v.optional(
-    v.tuple([v.picklist([1, 2]), v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(99))]),
-  ),
+  to: v.tuple([v.picklist([1, 2]), v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(99))]),
 });
 /** A service the tool stopped (only irqbalance); undo starts it again. */
 export const ServiceRecord = v.strictObject({

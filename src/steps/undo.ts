@@ -191,7 +191,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           r.skipped++;
           continue;
         }
-        if (rec.to && !opts.force) {
+        if (!opts.force) {
           // Only a thread that still has the policy the run set gets its old one back.
           let cur: { policy: number; priority: number } | undefined;
           try {
