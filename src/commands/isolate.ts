@@ -25,7 +25,7 @@ export interface IsolateSteps {
   workqueues: boolean;
   irqs: boolean;
   stopIrqbalance: boolean;
-  /** Ban the VM CPUs in irqbalance's config (IRQBALANCE_BANNED_CPULIST) and restart it, as tuned does. */
+  /** Ban the VM CPUs in irqbalance for this boot (a drop-in under /run setting IRQBALANCE_BANNED_CPULIST). */
   irqbalanceBan?: boolean;
   governor?: string;
   dropCaches: boolean;
@@ -373,7 +373,7 @@ const ISOLATE_OPTIONS: OptionSpec[] = [
     key: 'irqbalanceBan',
     long: 'irqbalance-ban',
     type: 'boolean',
-    help: 'ban the VM CPUs in irqbalance (IRQBALANCE_BANNED_CPULIST, systemd) until release',
+    help: 'ban the VM CPUs in irqbalance until release (runtime drop-in under /run; systemd)',
   },
   {
     key: 'governor',
