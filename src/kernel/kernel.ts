@@ -64,14 +64,16 @@ export class Kernel {
 
   /**
    * Host path of a system path (for files the tool keeps itself: lock, journals, hooks, the irqbalance drop-in).
-   * Under a fake root nothing resolves out of it: when the existing part of the path, symlinks resolved, lies
+   * Under a fake root nothing resolves out of it: when the existing part of its directory, symlinks resolved, lies
    * outside the root, this throws (exit 2) instead of returning a path that leads out.
    */
   hostPath(systemPath: string): string {
     if (this.fs.root === '/') return systemPath;
     const root = this.fs.root.replace(/\/$/, '');
     const host = `${root}${systemPath}`;
-    let existing = host;
+    // The directories leading to it; the last component itself is the caller's to open without following
+    // (O_NOFOLLOW, lstat), so that it can name a symlink there.
+    let existing = host.slice(0, host.lastIndexOf('/'));
     while (existing.length > root.length && !nodeFs.existsSync(existing)) {
       existing = existing.slice(0, existing.lastIndexOf('/'));
     }
