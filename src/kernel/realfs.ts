@@ -47,7 +47,9 @@ export function kernelDevices(mountinfo: string): Set<number> {
  */
 export class RealFs implements Fs {
   readonly root = '/';
-  private kdevs?: Set<number>;
+
+  /** `kdevs`: the devices that count as kernel file systems (tests pass a temp dir's; default: from mountinfo). */
+  constructor(private kdevs?: Set<number>) {}
 
   private kernelDevs(): Set<number> {
     this.kdevs ??= kernelDevices(fs.readFileSync('/proc/self/mountinfo', 'utf8'));

@@ -560,7 +560,7 @@ describe('writes: exactly the validated path, kernel files only (RealFs, on temp
       (d) => {
         fs.mkdirSync(path.join(d, 'a'));
         fs.writeFileSync(path.join(d, 'f'), 'precious');
-        return { path: path.join(d, 'a/../f'), victim: path.join(d, 'f') };
+        return { path: `${d}/a/../f`, victim: path.join(d, 'f') };
       },
     ],
   ];
@@ -578,6 +578,56 @@ describe('writes: exactly the validated path, kernel files only (RealFs, on temp
       count('write target', code !== undefined && fileState(victim) === before);
       assert.ok(code === 'ELOOP' || code === 'EXDEV', String(code));
       assert.equal(fileState(victim), before);
+    });
+  }
+});
+
+describe('writes: the descriptor must be the validated path (a temp file system standing in for sysfs)', () => {
+  const cases: [string, (d: string) => { path: string; victim: string }][] = [
+    [
+      'a symlink as the last component',
+      (d) => {
+        fs.writeFileSync(path.join(d, 'f'), 'precious');
+        fs.symlinkSync(path.join(d, 'f'), path.join(d, 'l'));
+        return { path: path.join(d, 'l'), victim: path.join(d, 'f') };
+      },
+    ],
+    [
+      'a directory flipped to a symlink after validation',
+      (d) => {
+        fs.mkdirSync(path.join(d, 'evil'));
+        fs.writeFileSync(path.join(d, 'evil/cpuset.cpus'), 'precious');
+        fs.symlinkSync(path.join(d, 'evil'), path.join(d, 'cg'));
+        return { path: path.join(d, 'cg/cpuset.cpus'), victim: path.join(d, 'evil/cpuset.cpus') };
+      },
+    ],
+    [
+      'a path with .. in it',
+      (d) => {
+        fs.mkdirSync(path.join(d, 'a'));
+        fs.writeFileSync(path.join(d, 'f'), 'precious');
+        return { path: `${d}/a/../f`, victim: path.join(d, 'f') };
+      },
+    ],
+  ];
+  for (const [what, make] of cases) {
+    it(`${what}: ELOOP before a byte is written; the canonical path itself is written`, () => {
+      const d = tmpDir(0o700);
+      const rf = new RealFs(new Set([fs.statSync(d).dev]));
+      const { path: p, victim } = make(d);
+      const before = fileState(victim);
+      let code: string | undefined;
+      try {
+        rf.write(p, 'x');
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      count('write target', code === 'ELOOP' && fileState(victim) === before);
+      assert.equal(code, 'ELOOP');
+      assert.equal(fileState(victim), before);
+      // the same file by its canonical path is written (one write at offset 0, no truncation)
+      rf.write(fs.realpathSync(victim), 'X');
+      assert.equal(fs.readFileSync(victim, 'utf8'), 'Xrecious');
     });
   }
 });
