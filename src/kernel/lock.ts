@@ -145,7 +145,7 @@ export function lockFile(file: string, waitMs: number): Lock {
       );
     }
     sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
-    pause = Math.min(pause * 2, 50);
+    pause = Math.min(pause * 2, 8);
   }
   // Name ourselves for whoever waits: one fixed-width write at offset 0 (the file is never truncated).
   const me = `${process.pid} ${startOfReal(process.pid) ?? 0}`.padEnd(LINE_BYTES - 1, ' ') + '\n';

@@ -1,6 +1,6 @@
 /**
  * Lock stress worker: take the lock at argv[2] argv[3] times; while holding it, create an exclusive marker file
- * (O_EXCL: fails if another holder's marker is there), then remove it. Prints "ok N double D" at the end.
+ * (O_EXCL: fails if another holder's marker is there), then remove it. Prints "ok N double D ms T" (T: the loop's own time, without start-up) at the end.
  */
 import * as fs from 'node:fs';
 import { lockFile } from '../../src/kernel/lock.ts';
@@ -8,6 +8,7 @@ import { lockFile } from '../../src/kernel/lock.ts';
 const [file, times] = [process.argv[2]!, Number(process.argv[3])];
 const marker = `${file}.holder`;
 let doubles = 0;
+const t0 = Date.now();
 for (let i = 0; i < times; i++) {
   const l = lockFile(file, 120000);
   try {
@@ -26,4 +27,4 @@ for (let i = 0; i < times; i++) {
   }
   l.release();
 }
-process.stdout.write(`ok ${times} double ${doubles}\n`);
+process.stdout.write(`ok ${times} double ${doubles} ms ${Date.now() - t0}\n`);
