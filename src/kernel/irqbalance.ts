@@ -45,17 +45,8 @@ export function findIrqbalance(k: Kernel): number | undefined {
 
 const LIST = /^[0-9,-]+$/;
 
-function systemctl(k: Kernel): string | undefined {
-  return k.simulated ? k.env.VFIO_ISOLATE_SYSTEMCTL : 'systemctl';
-}
-
 function run(k: Kernel, args: string[]): void {
-  const bin = systemctl(k);
-  if (!bin)
-    throw new RuntimeFailure(
-      `cannot run systemctl ${args[0]} on a simulated machine without VFIO_ISOLATE_SYSTEMCTL`,
-    );
-  const r = spawnSync(bin, args, { stdio: 'ignore', timeout: 10000 });
+  const r = spawnSync(k.systemctl, args, { stdio: 'ignore', timeout: 10000 });
   if (r.status !== 0) throw new RuntimeFailure(`systemctl ${args.join(' ')} failed`);
 }
 

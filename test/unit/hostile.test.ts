@@ -479,7 +479,7 @@ describe('the lock', () => {
     prep(root);
     // We are a run in progress: we hold the lock.
     const held = lockFile(lockPath(root), 0);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'restore', j], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/sim-main.ts', 'restore', j], {
       env: { ...process.env, VFIO_ISOLATE_ROOT: root, VFIO_ISOLATE_LOCK_WAIT_MS: '60000' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
