@@ -4,7 +4,7 @@ import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
 import { makeLog, useColour, type Streams } from '../report/log.ts';
 import { applySteps, RunFailed, type AppliedStep } from '../steps/executor.ts';
-import { memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
+import { checkJournalTrust, memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { VERSION } from '../version.ts';
@@ -45,28 +45,34 @@ export async function execute(
       'use --dry-run to see what would change without root',
     );
   }
-  // 1. plan every command of the chain against the simulated state
-  const planned: Plan[] = [];
-  for (const inv of commands) {
-    const h = await loadHandler(inv);
-    if (h.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
-    const p = await h.plan(ctx, inv);
-    planned.push(Array.isArray(p) ? { steps: p } : p);
-  }
-  const steps = planned.flatMap((p) => p.steps);
-  const chosen = planned.map((p) => p.journal).filter((j) => j !== undefined);
-  const journalFile = chosen.includes(null) ? undefined : (chosen[0] ?? g.undoFile);
-  marks?.push(['plan', performance.now()]);
-  if (g.dryRun) {
-    printPlan(streams, g, steps);
-    return 0;
-  }
-  // 2. apply, journalled, under the lock
+  // A journal named by -u must pass the trust check before anything else (exit 2, nothing changed).
+  if (g.undoFile) checkJournalTrust(g.undoFile);
+  // The lock is taken before planning, so a journal that restore/release reads while planning, the one a run
+  // appends to, and the "restored" mark are all read and written under it (a dry run takes no lock).
   let lock: Lock | undefined;
   let journal: JournalSink | undefined;
   try {
-    lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
-    marks?.push(['lock', performance.now()]);
+    if (writes && !g.dryRun) {
+      lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
+      marks?.push(['lock', performance.now()]);
+    }
+    // 1. plan every command of the chain against the simulated state
+    const planned: Plan[] = [];
+    for (const inv of commands) {
+      const h = await loadHandler(inv);
+      if (h.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
+      const p = await h.plan(ctx, inv);
+      planned.push(Array.isArray(p) ? { steps: p } : p);
+    }
+    const steps = planned.flatMap((p) => p.steps);
+    const chosen = planned.map((p) => p.journal).filter((j) => j !== undefined);
+    const journalFile = chosen.includes(null) ? undefined : (chosen[0] ?? g.undoFile);
+    marks?.push(['plan', performance.now()]);
+    if (g.dryRun) {
+      printPlan(streams, g, steps);
+      return 0;
+    }
+    // 2. apply, journalled, under the lock
     journal = journalFile
       ? openJournal(journalFile, {
           tool: `vfio-isolate ${VERSION}`,

@@ -91,7 +91,7 @@ export const ISOLATE_OPTIONS: OptionSpec[] = [
     key: 'irqbalanceBan',
     long: 'irqbalance-ban',
     type: 'boolean',
-    help: 'ban the VM CPUs in irqbalance (IRQBALANCE_BANNED_CPULIST, systemd) until release',
+    help: 'ban the VM CPUs in irqbalance until release (runtime drop-in under /run; systemd)',
   },
   {
     key: 'governor',

@@ -9,15 +9,8 @@ import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { P } from '../kernel/kernel.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
-import {
-  irqbalanceConfigPath,
-  irqbalanceHow,
-  readConfig,
-  restartIrqbalance,
-  stopOrStartIrqbalance,
-  withBannedCpus,
-  writeConfig,
-} from '../kernel/services.ts';
+import { findIrqbalance, readBan, setBan } from '../kernel/irqbalance.ts';
+import { irqbalanceHow, stopOrStartIrqbalance } from '../kernel/services.ts';
 import { interruptedCreation, readJournalFile } from '../steps/journal.ts';
 import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { loadProfile, profileFile } from '../profile.ts';
@@ -39,7 +32,7 @@ export interface IsolateSteps {
   workqueues: boolean;
   irqs: boolean;
   stopIrqbalance: boolean;
-  /** Ban the VM CPUs in irqbalance's config (IRQBALANCE_BANNED_CPULIST) and restart it, as tuned does. */
+  /** Ban the VM CPUs in irqbalance for this boot (a drop-in under /run setting IRQBALANCE_BANNED_CPULIST). */
   irqbalanceBan?: boolean;
   governor?: string;
   dropCaches: boolean;
@@ -271,7 +264,7 @@ function planDefaultIrq(ctx: Ctx, o: IsolateOptions, command: string): Step | un
 }
 
 function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
-  const pid = ctx.k.findProcess('irqbalance');
+  const pid = findIrqbalance(ctx.k);
   if (pid === undefined) return undefined;
   const how = irqbalanceHow(ctx.k);
   if (o.steps.irqbalanceBan) {
@@ -280,22 +273,21 @@ function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | un
         `${command}: --irqbalance-ban needs irqbalance managed by systemd`,
         'use --stop-irqbalance instead',
       );
-    const path = irqbalanceConfigPath(ctx.k);
+    const list = o.vm.toList();
     return {
       command,
-      title: `ban CPUs ${o.vm.toList()} in irqbalance (IRQBALANCE_BANNED_CPULIST) and restart it`,
+      title: `ban CPUs ${list} in irqbalance for this boot (a drop-in under /run) and restart it`,
       changes: [
         {
-          target: path,
-          after: `IRQBALANCE_BANNED_CPULIST=${o.vm.toList()}`,
-          note: 'then systemctl try-restart irqbalance',
+          target: P.irqbalanceDropIn,
+          after: `IRQBALANCE_BANNED_CPULIST=${list}`,
+          note: 'then systemctl daemon-reload, try-restart irqbalance',
         },
       ],
       apply({ k, record }) {
-        const old = readConfig(k, path);
-        record({ kind: 'irqbalance-config', path, old });
-        writeConfig(k, path, withBannedCpus(old, o.vm.toList()));
-        restartIrqbalance(k);
+        const old = readBan(k);
+        record({ kind: 'irqbalance-ban', cpus: list, old });
+        setBan(k, list);
         return { changed: 1 };
       },
     };
@@ -517,6 +509,18 @@ function planReset(ctx: Ctx, command: string): Step[] {
   if (changed.length) steps.push(writeFilesStep(command, 'workqueues and new IRQs on all CPUs', changed));
   const irq = planIrqMasks(ctx, command, 'add', all);
   if (irq) steps.push(irq);
+  const ban = readBan(k);
+  if (ban !== null)
+    steps.push({
+      command,
+      title: `remove the irqbalance ban of CPUs ${ban} (the drop-in under /run) and restart irqbalance`,
+      changes: [{ target: P.irqbalanceDropIn, note: 'removed; then systemctl daemon-reload, try-restart' }],
+      apply({ k: kk, record }) {
+        record({ kind: 'irqbalance-ban', cpus: null, old: ban });
+        setBan(kk, null);
+        return { changed: 1 };
+      },
+    });
   return steps;
 }
 

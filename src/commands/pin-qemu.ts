@@ -303,7 +303,7 @@ function applySched(
     todo.push([t.tid, t.start, old.policy as 0 | 1 | 2 | 3 | 5, old.priority]);
   }
   if (todo.length === 0) return { changed: 0, gone, skipped };
-  record({ kind: 'sched', tasks: todo });
+  record({ kind: 'sched', tasks: todo, to: [policy as 1 | 2, sched.priority] });
   let changed = 0;
   for (const [tid] of todo) {
     try {

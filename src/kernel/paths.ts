@@ -40,6 +40,6 @@ export const P = {
   /** Where `--profile NAME` finds NAME.toml. */
   profileDir: '/etc/vfio-isolate',
   etcDefault: '/etc/default',
-  defaultIrqbalance: '/etc/default/irqbalance',
-  sysconfigIrqbalance: '/etc/sysconfig/irqbalance',
+  irqbalanceDropIn: '/run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf',
+  irqbalanceEnv: '/run/vfio-isolate/irqbalance.env',
 } as const;

@@ -2,6 +2,7 @@
  * Build a StatusModel from the kernel: cgroup tree, tasks with their per-thread affinity, IRQs, masks,
  * governors, irqbalance. Reads only; anything unreadable is noted in `notVisible` instead of failing.
  */
+import { findIrqbalance } from '../kernel/irqbalance.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import type { Cgroups } from '../kernel/cgroup.ts';
 import { describeUnsafe, recordedTargets, unsafeHookTarget } from '../kernel/hook-targets.ts';
@@ -233,7 +234,7 @@ export function readStatusModel(k: Kernel): StatusModel {
     }
   });
   let irqbalance: StatusModel['irqbalance'];
-  const ib = k.findProcess('irqbalance');
+  const ib = findIrqbalance(k);
   if (ib !== undefined) {
     irqbalance = { pid: ib };
     const env = environOf(k.fs, ib);

@@ -85,8 +85,10 @@ export function applySteps(
         );
       }
       const undone = applied.length > 0 || journal.records.length > 0;
+      // Restore's own undo steps journal nothing: what they put back stays.
+      const kept = applied.some((a) => a.step.keptOnFailure && a.result.changed > 0);
       throw new RunFailed(
-        `${what}${undone ? '; the changes of this run were undone' : '; nothing was changed'}`,
+        `${what}${kept ? '; the changes before it were kept' : undone ? '; the changes of this run were undone' : '; nothing was changed'}`,
         err.hint,
         applied,
         true,
@@ -102,7 +104,8 @@ export function rollback(k: Kernel, journal: JournalSink, log: Log, observe?: St
   let n = 0;
   for (const rec of [...journal.records].reverse()) {
     log.info(`rollback: ${describeRecord(rec)}`);
-    failed.push(...undoRecord(k, rec, log).failed);
+    const r = undoRecord(k, rec, log);
+    failed.push(...r.failed, ...r.conflicts.map((c) => `changed since: ${c}`));
     observe?.('undone', ++n);
   }
   return failed;

@@ -3,7 +3,8 @@ import { errnoOf } from '../kernel/fs.ts';
 import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { moveBackKeepingMasks } from '../kernel/tasks.ts';
-import { readConfig, restartIrqbalance, stopOrStartIrqbalance, writeConfig } from '../kernel/services.ts';
+import { readBan, setBan } from '../kernel/irqbalance.ts';
+import { stopOrStartIrqbalance } from '../kernel/services.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
 
@@ -11,6 +12,16 @@ export interface UndoResult {
   done: number;
   skipped: number;
   failed: string[];
+  /**
+   * Left alone because they no longer hold what the run wrote (someone changed them since): "path (holds X, the
+   * run wrote Y)". Restore reports them and exits 1; --force writes the old values anyway.
+   */
+  conflicts: string[];
+}
+
+export interface UndoOptions {
+  /** Write old values back even where the file no longer holds what the run wrote. */
+  force?: boolean;
 }
 
 function parentOf(path: string): string {
@@ -37,13 +48,15 @@ export function describeRecord(rec: UndoRecord): string {
       return `restore the scheduling policy of ${rec.tasks.length} threads`;
     case 'service':
       return `start ${rec.name} again`;
-    case 'irqbalance-config':
-      return `put back ${rec.path} and restart irqbalance`;
+    case 'irqbalance-ban':
+      return rec.old === null
+        ? 'remove the irqbalance ban (drop-in under /run) and restart irqbalance'
+        : `ban CPUs ${rec.old} in irqbalance again and restart it`;
   }
 }
 
-export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
-  const r: UndoResult = { done: 0, skipped: 0, failed: [] };
+export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptions = {}): UndoResult {
+  const r: UndoResult = { done: 0, skipped: 0, failed: [], conflicts: [] };
   const attempt = (what: string, f: () => void, tolerate: string[] = []): void => {
     try {
       f();
@@ -59,7 +72,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
   };
   switch (rec.kind) {
     case 'write':
-      for (const [path, old] of [...rec.files].reverse()) {
+      for (const [path, old, wrote] of [...rec.files].reverse()) {
         let now: string | undefined;
         try {
           now = k.read(path).trim();
@@ -70,8 +83,14 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
-        if (now === old.trim() || (now !== undefined && normalisedEqual(path, now, old))) {
+        if (now !== undefined && sameValue(path, now, old)) {
           r.skipped++;
+          continue;
+        }
+        // Only where the file still holds what the run wrote: a value changed since by someone else stays.
+        if (wrote !== undefined && now !== undefined && !sameValue(path, now, wrote) && !opts.force) {
+          r.conflicts.push(`${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`);
+          log.debugLine(`undo: ${path}: conflict, left alone`);
           continue;
         }
         // IRQs that refuse were never changed; tolerate them refusing again.
@@ -172,6 +191,27 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
+        if (!opts.force) {
+          // Only a thread that still has the policy the run set gets its old one back.
+          let cur: { policy: number; priority: number } | undefined;
+          try {
+            cur = k.fs.getScheduler(tid);
+          } catch {
+            cur = undefined;
+          }
+          if (cur === undefined) {
+            r.skipped++;
+            continue;
+          }
+          if (cur.policy !== rec.to[0] || cur.priority !== rec.to[1]) {
+            if (cur.policy !== policy || cur.priority !== prio)
+              r.conflicts.push(
+                `thread ${tid} (has policy ${cur.policy}/${cur.priority}, the run set ${rec.to[0]}/${rec.to[1]})`,
+              );
+            else r.skipped++;
+            continue;
+          }
+        }
         attempt(`scheduling of ${tid} <- ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
           'ESRCH',
         ]);
@@ -180,12 +220,9 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
     case 'service':
       attempt(`start ${rec.name}`, () => stopOrStartIrqbalance(k, 'start', rec.how));
       break;
-    case 'irqbalance-config':
-      attempt(`restore ${rec.path}`, () => {
-        if (readConfig(k, rec.path) !== rec.old) {
-          writeConfig(k, rec.path, rec.old);
-          restartIrqbalance(k);
-        }
+    case 'irqbalance-ban':
+      attempt(describeRecord(rec), () => {
+        if (readBan(k) !== rec.old) setBan(k, rec.old);
       });
       break;
   }
@@ -213,13 +250,28 @@ function writeBack(k: Kernel, path: string, old: string, log: Log): void {
   }
 }
 
+/** A CPU list as numbers; validated records are bounded (validate.ts), and nothing above 8191 is expanded here. */
 function parseListLoose(s: string): number[] {
   const out: number[] = [];
   for (const part of s.split(',').filter(Boolean)) {
     const [a, b] = part.split('-').map(Number);
-    for (let i = a!; i <= (b ?? a!); i++) out.push(i);
+    const hi = Math.min(b ?? a!, 8191);
+    for (let i = a!; i <= hi; i++) out.push(i);
   }
   return out;
+}
+
+/** The same value, as the kernel prints it or as it was written ("0-3" and "0,1,2,3"; masks with leading zeros). */
+function sameValue(path: string, now: string, v: string): boolean {
+  const b = v.trim();
+  if (now === b || normalisedEqual(path, now, b)) return true;
+  if (/\/(cpuset\.(cpus|mems|cpus\.exclusive)|smp_affinity_list)$/.test(path)) {
+    const set = (s: string): string | undefined =>
+      /^[0-9,-]*$/.test(s) && s.length <= 4096 ? parseListLoose(s).join(',') : undefined;
+    const x = set(now);
+    return x !== undefined && x === set(b);
+  }
+  return false;
 }
 
 /** Hex masks and lists can print differently for the same set (leading zeros); compare as sets. */
