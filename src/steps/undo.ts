@@ -83,7 +83,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           r.skipped++;
           continue;
         }
-        if (now !== undefined && sameValue(path, now, old)) {
+        if (now !== undefined && (sameValue(path, now, old) || inheritsAlready(k, path, now, old))) {
           r.skipped++;
           continue;
         }
@@ -281,4 +281,20 @@ function normalisedEqual(path: string, a: string, b: string): boolean {
     return strip(a) === strip(b);
   }
   return false;
+}
+
+/**
+ * A v2 cpuset.cpus/.mems whose old value was "" (inherit) and that now holds exactly what it inherits: restored
+ * already (the kernel refuses "" on a populated cgroup, so writeBack writes the inherited CPUs; a restore killed
+ * after that and run again finds this).
+ */
+function inheritsAlready(k: Kernel, path: string, now: string, old: string): boolean {
+  if (old.trim() !== '' || !/\/cpuset\.(cpus|mems)$/.test(path)) return false;
+  try {
+    const parent = path.slice(0, path.lastIndexOf('/', path.lastIndexOf('/') - 1));
+    const file = path.slice(path.lastIndexOf('/') + 1);
+    return now !== '' && k.read(`${parent}/${file}.effective`).trim() === now;
+  } catch {
+    return false;
+  }
 }
