@@ -5,7 +5,14 @@ import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
 import { makeLog, useColour, type Streams } from '../report/log.ts';
 import { applySteps, faultFromEnv, RunFailed, type AppliedStep } from '../steps/executor.ts';
-import { memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
+import {
+  memoryJournal,
+  openHostJournal,
+  openJournal,
+  withHostJournal,
+  type JournalSink,
+} from '../steps/journal.ts';
+import { hostJournalPath } from '../kernel/reservations.ts';
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { commandHelp, mainHelp, notationHelp } from './help.ts';
@@ -138,9 +145,11 @@ async function execute(
   try {
     lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
     marks?.push(['lock', performance.now()]);
-    journal = g.undoFile
-      ? openJournal(g.undoFile, { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv })
-      : memoryJournal();
+    const jopts = { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv };
+    journal = g.undoFile ? openJournal(g.undoFile, jopts) : memoryJournal();
+    // isolate/release: host-set changes are journalled in the host journal that the last release restores
+    if (steps.some((s) => s.scope === 'host'))
+      journal = withHostJournal(journal, openHostJournal(hostJournalPath(k), jopts));
     for (const w of journal.warnings) log.warn(w);
     marks?.push(['journal', performance.now()]);
     let outcome;

@@ -68,7 +68,7 @@ export function applySteps(
         k,
         log,
         record(rec) {
-          journal.record(rec);
+          journal.record(rec, step.scope);
           if (!recorded && fault?.kind === 'crash-before' && fault.step === n) crash();
           recorded = true;
         },
