@@ -13,6 +13,7 @@ import * as v from 'valibot';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { StatusJson } from '../../src/report/json-schema.ts';
 import { buildFixture } from '../fixtures/build.ts';
+import { testBundle } from '../support/bundle.ts';
 import { cli } from '../support/cli.ts';
 import { diffTrees, simWrites, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
@@ -328,10 +329,9 @@ describe('lost state', () => {
 });
 
 describe('crashes (SIGKILL) while two VMs compose', () => {
-  const bundle = path.resolve('dist/vfio-isolate.mjs');
+  let bundle = '';
   before(() => {
-    const b = spawnSync(process.execPath, ['scripts/build.mjs'], { encoding: 'utf8' });
-    assert.equal(b.status, 0, b.stderr);
+    bundle = testBundle();
   });
   const kill = (root: string, argv: string[], point: string): void => {
     const r = spawnSync(process.execPath, [bundle, ...argv], {
