@@ -38,7 +38,9 @@ import { NotationError, parseCpuSpec } from './cpus/notation.ts';
 import type { CpuTopology } from './cpus/topology-model.ts';
 import { suggest } from './cli/parse.ts';
 import { RuntimeFailure, UsageError } from './errors.ts';
+import { P } from './kernel/paths.ts';
 import { domainNameProblem } from './libvirt/hook-script.ts';
+import { exampleVmCpus } from './report/topology-view.ts';
 import type { SchedSpec } from './libvirt/cputune.ts';
 
 const MAX_PROFILE_BYTES = 64 * 1024;
@@ -233,9 +235,12 @@ export function parseProfile(text: string, topo: CpuTopology, file = '<text>'): 
     );
   }
   if (d.vm_cpus === undefined && d.host_cpus === undefined) {
+    const example = exampleVmCpus(topo);
     throw new UsageError(
       `${name}: which CPUs does the VM get? set vm_cpus (or host_cpus)`,
-      'e.g. vm_cpus = "C8-15,24-31" (see vfio-isolate topology)',
+      example
+        ? `e.g. vm_cpus = "${example}", the split vfio-isolate topology suggests for this machine`
+        : 'this machine has a single core: there is nothing to give a VM',
     );
   }
   const vmCpus =
@@ -285,6 +290,16 @@ export function parseProfile(text: string, topo: CpuTopology, file = '<text>'): 
   if (d.host_cpus !== undefined) p.hostSpec = d.host_cpus;
   if (emulatorCpus) p.emulatorCpus = emulatorCpus;
   return p;
+}
+
+/**
+ * The file `--profile NAME` means. A NAME with a slash is a path (`./win11.toml`, `/srv/vm/win11.toml`); a bare NAME
+ * is the profile of that name in /etc/vfio-isolate/: `win11` and `win11.toml` both mean /etc/vfio-isolate/win11.toml.
+ * `hostPath` maps that system path to the file (the kernel's; a fake tree's /etc in tests).
+ */
+export function profileFile(name: string, hostPath: (systemPath: string) => string): string {
+  if (name.includes('/')) return name;
+  return hostPath(`${P.profileDir}/${name.endsWith('.toml') ? name.slice(0, -'.toml'.length) : name}.toml`);
 }
 
 /**

@@ -28,7 +28,7 @@ export async function execute(
   marks?: Marks,
 ): Promise<number> {
   const colour = useColour(streams, env);
-  const log = makeLog(streams, g.verbose, g.debug, colour);
+  const log = makeLog(streams, g.verbose, g.debug, useColour(streams, env, 'err'));
   const reports = commands.filter((c) => c.spec.kind === 'report');
   if (reports.length > 0 && commands.length > 1) {
     throw new UsageError(
@@ -138,7 +138,7 @@ function printPlan(streams: Streams, g: Globals, steps: Step[]): void {
     streams.out(`${String(i + 1).padStart(3)}. ${s.command}: ${s.title}\n`);
     for (const c of s.changes.slice(0, 50)) {
       const val =
-        c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} → ${JSON.stringify(c.after)}` : '';
+        c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} -> ${JSON.stringify(c.after)}` : '';
       streams.out(`       ${c.target}${val}${c.note ? `  (${c.note})` : ''}\n`);
     }
     if (s.changes.length > 50) streams.out(`       ... and ${s.changes.length - 50} more\n`);

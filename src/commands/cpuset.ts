@@ -129,7 +129,7 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
       k.fs.mkdir(cg.path);
       for (const w of writes) {
         k.write(w.path, w.value);
-        log.debugLine(`${w.path} ← ${w.value}`);
+        log.debugLine(`${w.path} <- ${w.value}`);
       }
       return { changed: 1 + writes.length };
     },

@@ -29,7 +29,8 @@ import {
   type Baseline,
 } from '../steps/journal.ts';
 import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
-import { loadProfile } from '../profile.ts';
+import { loadProfile, profileFile } from '../profile.ts';
+import { exampleVmCpus } from '../report/topology-view.ts';
 import { readStatusModel } from '../report/status-read.ts';
 import { findingLine, findLeaks } from '../report/status-model.ts';
 import { leakCheckJson } from '../report/status-view.ts';
@@ -97,11 +98,15 @@ export function resolveSplit(
     throw new UsageError(`${command}: give either VMCPUS or --host, not both`);
   if (vmSpec !== undefined) vm = cpusArg(ctx, vmSpec, command);
   else if (hostSpec !== undefined) vm = online.minus(cpusArg(ctx, hostSpec, `${command} --host`));
-  else
+  else {
+    const example = exampleVmCpus(ctx.k.machine);
     throw new UsageError(
       `${command}: which CPUs should the VM get?`,
-      `e.g. vfio-isolate ${command} C8-15,24-31 (see vfio-isolate topology for a suggestion)`,
+      example
+        ? `e.g. vfio-isolate ${command} ${example}, the split vfio-isolate topology suggests for this machine`
+        : 'this machine has a single core: there is nothing to give a VM',
     );
+  }
   const host = online.minus(vm);
   if (vm.isEmpty) throw new UsageError(`${command}: no CPU left for the VM`);
   if (host.isEmpty) {
@@ -462,7 +467,10 @@ type ProfileOptions = Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: st
 
 /** What a TOML profile (`isolate --profile FILE`) sets of isolate's options. */
 function profileOptions(ctx: Ctx, file: string): ProfileOptions {
-  const p = loadProfile(file, ctx.k.machine);
+  const p = loadProfile(
+    profileFile(file, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
   for (const w of p.warnings) ctx.log.warn(w);
   const s = p.isolate.steps;
   if (s.partition)
@@ -497,7 +505,7 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   let statInterval: number | undefined;
   if (typeof v.statInterval === 'string') {
     if (!/^\d{1,6}$/.test(v.statInterval) || Number(v.statInterval) < 1)
-      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds ≥ 1`);
+      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds >= 1`);
     statInterval = Number(v.statInterval);
   }
   const ps = prof?.steps;

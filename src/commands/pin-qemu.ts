@@ -346,10 +346,10 @@ function pinSummary(ctx: Ctx, p: PinPlan): AfterReport {
     `QEMU ${p.pid} (${p.comm}): pinned ${vcpus.length} vCPU threads and ${others.length} other threads`,
   ];
   for (const t of vcpus)
-    out.push(`  vCPU ${t.vcpu} (thread ${t.tid}) → CPU ${p.target.get(t.tid)!.toList()}`);
+    out.push(`  vCPU ${t.vcpu} (thread ${t.tid}) -> CPU ${p.target.get(t.tid)!.toList()}`);
   if (others.length)
     out.push(
-      `  ${others.length} other threads (${[...new Set(others.map((t) => t.comm))].join(', ')}) → CPUs ${p.emulator.toList()}`,
+      `  ${others.length} other threads (${[...new Set(others.map((t) => t.comm))].join(', ')}) -> CPUs ${p.emulator.toList()}`,
     );
   if (p.sched)
     out.push(`  vCPU threads run SCHED_${p.sched.policy.toUpperCase()} priority ${p.sched.priority}`);

@@ -7,6 +7,7 @@ import { Cgroups } from './cgroup.ts';
 import type { Fs } from './fs.ts';
 import { Irqs } from './irq.ts';
 import { P } from './paths.ts';
+import type { ProbeRunner } from './probe.ts';
 import { Procs } from './procs.ts';
 import { RealFs } from './realfs.ts';
 import { readMachine, type Machine } from './topology.ts';
@@ -24,11 +25,14 @@ export class Kernel {
   readonly irqbalance: string;
   /** The effective uid the tool runs with: 0 means it may write. */
   readonly euid: number;
+  /** The probe of `measure --mode probe` (undefined: the real one, src/kernel/probe.ts, loaded on demand). */
+  readonly probe?: ProbeRunner;
 
   constructor(
     readonly fs: Fs,
-    opts: { systemctl?: string; irqbalance?: string; euid?: number } = {},
+    opts: { systemctl?: string; irqbalance?: string; euid?: number; probe?: ProbeRunner } = {},
   ) {
+    this.probe = opts.probe;
     this.procs = new Procs(fs);
     this.irqs = new Irqs(fs);
     this.systemctl = opts.systemctl ?? 'systemctl';

@@ -41,7 +41,7 @@ export const TasksRecord = v.strictObject({
   /**
    * Tasks listed without reading each one's start time (a source other than the root, which holds no kernel
    * threads): the same task on restore is the one with this pid that started no later than `listedAt` (clock
-   * ticks since boot when the list was read) — a reused pid starts after the original was listed.
+   * ticks since boot when the list was read) - a reused pid starts after the original was listed.
    */
   pids: v.optional(v.pipe(v.array(Id), v.maxLength(4194304))),
   listedAt: v.optional(Ticks),

@@ -76,7 +76,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
         }
         // IRQs that refuse were never changed; tolerate them refusing again.
         attempt(
-          `${path} ← ${JSON.stringify(old)}`,
+          `${path} <- ${JSON.stringify(old)}`,
           () => writeBack(k, path, old, log),
           isIrqAffinityPath(path) ? ['EIO', 'EPERM'] : [],
         );
@@ -106,11 +106,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       if (!k.fs.isDir(rec.path)) attempt(`mkdir ${rec.path}`, () => k.fs.mkdir(rec.path), ['EEXIST']);
       for (const [name, value] of rec.settings) {
         const path = `${rec.path}/${name}`;
-        if (k.fs.exists(path)) attempt(`${path} ← ${JSON.stringify(value)}`, () => k.write(path, value));
+        if (k.fs.exists(path)) attempt(`${path} <- ${JSON.stringify(value)}`, () => k.write(path, value));
       }
       break;
     case 'controller':
-      attempt(`${rec.path}/cgroup.subtree_control ← -${rec.controller}`, () =>
+      attempt(`${rec.path}/cgroup.subtree_control <- -${rec.controller}`, () =>
         k.write(`${rec.path}/cgroup.subtree_control`, `-${rec.controller}`),
       );
       break;
@@ -163,7 +163,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           continue;
         }
         const cpus = parseListLoose(old);
-        attempt(`affinity of ${tid} ← ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
+        attempt(`affinity of ${tid} <- ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
       }
       break;
     case 'sched':
@@ -172,7 +172,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
-        attempt(`scheduling of ${tid} ← ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
+        attempt(`scheduling of ${tid} <- ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
           'ESRCH',
         ]);
       }

@@ -40,7 +40,7 @@ export function writeFilesStep(
         try {
           k.write(w.path, w.value);
           changed++;
-          log.debugLine(`${w.path} ← ${w.value}`);
+          log.debugLine(`${w.path} <- ${w.value}`);
         } catch (e) {
           const code = errnoOf(e) ?? 'EIO';
           if (!opts.tolerate?.includes(code)) throw e;

@@ -9,12 +9,58 @@
  *                           step K's undo record is on disk), crash-after:K (SIGKILL right after step K)
  *   VFIO_ISOLATE_SYSTEMCTL  the systemctl command (tests use a fake that logs its arguments)
  *   VFIO_ISOLATE_IRQBALANCE the irqbalance command
+ *   VFIO_ISOLATE_PROBE      `measure --mode probe` on a fake tree: "quiet" (small gaps on every CPU) or
+ *                           "noisy:CPU" (CPU CPU loses 20% in gaps up to 5 ms); unset: the probe refuses (a fake
+ *                           tree's CPUs are not this machine's, so the real probe never runs on one)
  */
 import { RuntimeFailure } from '../../src/errors.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import type { RunOptions } from '../../src/cli/run.ts';
 import type { StepObserver } from '../../src/steps/executor.ts';
 import { SimFs } from './simfs.ts';
+import type { ProbeRunner } from '../../src/kernel/probe.ts';
+
+/** The probe of a fake tree (see VFIO_ISOLATE_PROBE above): figures made up from the spec, nothing runs. */
+export function simProbe(spec: string | undefined): ProbeRunner {
+  const noisy = /^noisy:(\d+)$/.exec(spec ?? '');
+  return (opts) =>
+    Promise.resolve({
+      interrupted: false,
+      cpus: opts.cpus.map((cpu) => {
+        const windowNs = opts.seconds * 1e9;
+        if (!spec)
+          return {
+            cpu,
+            error: 'no probe on a fake tree',
+            loops: 0,
+            loopNs: 0,
+            maxNs: 0,
+            lostNs: 0,
+            windowNs,
+            histogram: [0, 0, 0, 0, 0],
+          };
+        if (noisy && Number(noisy[1]) === cpu)
+          return {
+            cpu,
+            loops: 1e6,
+            loopNs: 50,
+            maxNs: 5e6,
+            lostNs: windowNs * 0.2,
+            windowNs,
+            histogram: [10, 20, 30, 40, 0],
+          };
+        return {
+          cpu,
+          loops: 1e6,
+          loopNs: 50,
+          maxNs: 8000,
+          lostNs: windowNs * 1e-5,
+          windowNs,
+          histogram: [3, 0, 0, 0, 0],
+        };
+      }),
+    });
+}
 
 export function faultObserver(spec: string | undefined): StepObserver | undefined {
   const m = /^(fail|crash-before|crash-after):(\d+)$/.exec(spec ?? '');
@@ -36,6 +82,7 @@ export function simKernel(root: string, env: NodeJS.ProcessEnv = {}): Kernel {
     systemctl: env.VFIO_ISOLATE_SYSTEMCTL || '/nonexistent/systemctl',
     irqbalance: env.VFIO_ISOLATE_IRQBALANCE || '/nonexistent/irqbalance',
     euid: 0,
+    probe: simProbe(env.VFIO_ISOLATE_PROBE),
   });
 }
 

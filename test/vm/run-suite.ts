@@ -14,6 +14,7 @@ import {
   type GuestResult,
   type VmMode,
 } from './harness.ts';
+import { prepareTarballInstall } from './tarball-install.ts';
 import { testBundle } from '../support/bundle.ts';
 
 const GUEST_DIR = 'test/vm/guest';
@@ -118,6 +119,18 @@ async function main(): Promise<number> {
   }
   const timeoutSec = Number(process.env.VFIO_VM_TIMEOUT) || 420;
   const memMiB = Number(process.env.VFIO_VM_MEM) || 1024;
+
+  // libvirt-hook.test.ts needs a root-owned install from the packed tarball (made here, on the host).
+  const tests = process.env.VFIO_VM_TESTS?.trim();
+  if (!tests || tests.includes('libvirt-hook')) {
+    try {
+      out(prepareTarballInstall());
+    } catch (e) {
+      out(
+        `vm: npm pack / npm install -g of the tarball failed (libvirt-hook.test.ts will skip): ${(e as Error).message}`,
+      );
+    }
+  }
 
   // Guest tests that start the CLI as a process (the crash matrix) run the test entry, bundled here once.
   testBundle();
