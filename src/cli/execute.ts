@@ -4,7 +4,15 @@ import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
 import { makeLog, useColour, type Streams } from '../report/log.ts';
 import { applySteps, RunFailed, type AppliedStep } from '../steps/executor.ts';
-import { checkJournalTrust, memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
+import { hostJournalPath } from '../kernel/reservations.ts';
+import {
+  checkJournalTrust,
+  memoryJournal,
+  openHostJournal,
+  openJournal,
+  withHostJournal,
+  type JournalSink,
+} from '../steps/journal.ts';
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { VERSION } from '../version.ts';
@@ -73,14 +81,19 @@ export async function execute(
       return 0;
     }
     // 2. apply, journalled, under the lock
-    journal = journalFile
-      ? openJournal(journalFile, {
-          tool: `vfio-isolate ${VERSION}`,
-          bootId: k.bootId(),
-          argv,
-          onCreated: () => opts.observe?.('journal', 0),
-        })
-      : memoryJournal();
+    const jopts = {
+      tool: `vfio-isolate ${VERSION}`,
+      bootId: k.bootId(),
+      argv,
+      onCreated: () => opts.observe?.('journal', 0),
+    };
+    journal = journalFile ? openJournal(journalFile, jopts) : memoryJournal();
+    // isolate/release: host-set changes are journalled in the host journal that the last release restores
+    if (steps.some((s) => s.scope === 'host'))
+      journal = withHostJournal(
+        journal,
+        openHostJournal(hostJournalPath(k), { ...jopts, onCreated: undefined }),
+      );
     for (const w of journal.warnings) log.warn(w);
     marks?.push(['journal', performance.now()]);
     let outcome;

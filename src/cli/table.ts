@@ -417,7 +417,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'isolate',
     summary: 'give CPUs to the VM: cgroups, kernel threads, workqueues and IRQs off them, in one step',
     description:
-      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Prints the leak check at the end.',
+      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Several VMs may be isolated at once, each with its own -u FILE: the host gets every online CPU minus all their VM CPUs, and CPUs another active isolation holds are refused unless --force (status lists the active isolations). Prints the leak check at the end.',
     options: ISOLATE_OPTIONS,
     args: [
       { name: 'VMCPUS', required: false, help: 'CPUs for the VM (e.g. C8-15,24-31 or L1)', complete: 'cpus' },
@@ -435,7 +435,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'release',
     summary: 'undo what isolate did (its journal), newest change first',
     description:
-      'Restore the journal of isolate: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. Only that journal is undone.',
+      "Release the isolation of one VM: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. That journal's own changes are undone; the CPUs of the other active isolations stay isolated (the host set is re-applied for them), and the last release restores the host as it was before the first isolate.",
     options: [
       {
         key: 'profile',

@@ -35,6 +35,9 @@ export const P = {
   runDir: '/run/vfio-isolate',
   lockFile: '/run/vfio-isolate/lock',
   defaultJournal: '/run/vfio-isolate/isolate.journal',
+  /** The active isolations (reservations) of isolate, and the journal of their shared host changes. */
+  reservations: '/run/vfio-isolate/reservations.json',
+  hostJournal: '/run/vfio-isolate/host.journal',
   systemdRunning: '/run/systemd/system',
   libvirtHooks: '/etc/libvirt/hooks',
   /** Where `--profile NAME` finds NAME.toml. */

@@ -175,10 +175,20 @@ export const StatusJson = v.strictObject({
   cpus: v.strictObject({ present: CpuList, online: CpuList }),
   vmCpus: v.strictObject({
     cpus: CpuList,
-    source: v.picklist(['argument', 'cgroups', 'boot', 'none']),
+    source: v.picklist(['argument', 'reservations', 'cgroups', 'boot', 'none']),
     why: v.string(),
   }),
   hostCpus: CpuList,
+  /** The active isolations (isolate's reservation registry), oldest first. */
+  reservations: v.array(
+    v.strictObject({
+      journal: v.string(),
+      vmCpus: CpuList,
+      vmCgroup: v.string(),
+      since: v.string(),
+      journalState: v.picklist(['active', 'restored', 'earlier-boot', 'missing', 'unreadable']),
+    }),
+  ),
   cgroups: v.nullable(
     v.strictObject({
       version: v.picklist([1, 2]),

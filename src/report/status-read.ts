@@ -9,6 +9,8 @@ import { describeUnsafe, recordedTargets, unsafeHookTarget } from '../kernel/hoo
 import { listHookDir } from '../kernel/hooks.ts';
 import { P, type Kernel } from '../kernel/kernel.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
+import { readRegistry } from '../kernel/reservations.ts';
+import { journalState } from '../steps/journal.ts';
 import {
   bootIsolationFiles,
   environOf,
@@ -249,6 +251,20 @@ export function readStatusModel(k: Kernel): StatusModel {
       }
     } else if (env.code !== 'ENOENT') notVisible.add("irqbalance's environment (its banned CPUs)", env.code);
   }
+  const reservations: StatusModel['reservations'] = [];
+  try {
+    const bootId = k.bootId();
+    for (const r of readRegistry(k).reservations)
+      reservations.push({
+        journal: r.journal,
+        vm: CpuSet.parseList(r.vm),
+        vmCgroup: r.vmCgroup,
+        at: r.at,
+        journalState: journalState(r.journal, bootId),
+      });
+  } catch (e) {
+    notes.push(`the active isolations: ${(e as Error).message}`);
+  }
   return {
     kernel: k.readTrim(P.osrelease) ?? '',
     possible: m.possible,
@@ -268,6 +284,7 @@ export function readStatusModel(k: Kernel): StatusModel {
     workqueues,
     governors: governorsOf(k.fs, m.online),
     irqbalance,
+    reservations,
     notVisible: [...notes, ...notVisible.phrases()],
     hooks: readInstalledHooks(k),
   };

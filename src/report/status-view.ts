@@ -172,6 +172,21 @@ export function renderStatus(
     bootRows.push(['cpuset.cpus.isolated (root)', listOrNone(b.cpusetIsolated)]);
   out += table(bootRows, { indent: '  ' });
 
+  // the active isolations (isolate's reservations)
+  if (model.reservations.length > 0) {
+    out += `\n${p.bold('Active isolations:')} (release JOURNAL gives a VM's CPUs back; the last release restores the host)\n`;
+    out += table(
+      model.reservations.map((r) => [
+        r.vm.toList(),
+        r.journal,
+        `/${r.vmCgroup}`,
+        r.at,
+        r.journalState === 'active' ? 'active' : `journal ${r.journalState}`,
+      ]),
+      { header: ['VM CPUS', 'JOURNAL', 'VM CGROUP', 'SINCE', 'STATE'], colour: o.colour, indent: '  ' },
+    );
+  }
+
   // the VM CPUs
   out += '\n';
   if (r.vmCpus.isEmpty) {
@@ -339,6 +354,13 @@ export function statusJson(model: StatusModel, choice: VmCpuChoice, r: LeakRepor
     cpus: { present: model.present.toList(), online: model.online.toList() },
     vmCpus: { cpus: r.vmCpus.toList(), source: choice.source, why: choice.why },
     hostCpus: r.host.toList(),
+    reservations: model.reservations.map((x) => ({
+      journal: x.journal,
+      vmCpus: x.vm.toList(),
+      vmCgroup: `/${x.vmCgroup}`,
+      since: x.at,
+      journalState: x.journalState,
+    })),
     cgroups: cg
       ? {
           version: cg.version,

@@ -61,7 +61,7 @@ export function applySteps(
         k,
         log,
         record(rec) {
-          journal.record(rec);
+          journal.record(rec, step.scope);
           if (!recorded) observe('recorded', n);
           recorded = true;
         },

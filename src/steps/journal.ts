@@ -195,8 +195,8 @@ export function readJournalFile(file: string): ParsedJournal {
 }
 
 export interface JournalSink {
-  /** Persist an undo record before its change is applied. */
-  record(rec: UndoRecord): void;
+  /** Persist an undo record before its change is applied ('host': in the host journal, see Step.scope). */
+  record(rec: UndoRecord, scope?: 'host'): void;
   /** Records of this run so far, oldest first. */
   readonly records: readonly UndoRecord[];
   markRollback(): void;
@@ -352,6 +352,101 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       open = false;
     },
   };
+}
+
+/**
+ * What the host looked like before the host journal's first change to each target: the value recorded by the
+ * oldest record (of a run that did not roll back) that wrote a file or set a thread's affinity. Isolate and release
+ * compute the host set from it, so that CPUs given back return to their owners' original settings.
+ */
+export interface Baseline {
+  file(path: string): string | undefined;
+  affinity(tid: number, start: number): string | undefined;
+}
+
+export const EMPTY_BASELINE: Baseline = { file: () => undefined, affinity: () => undefined };
+
+/** The baseline of an unrestored journal of this boot; anything else (missing, restored, old boot) has none. */
+export function readBaseline(file: string, bootId: string): Baseline {
+  let j: ParsedJournal;
+  try {
+    j = readJournalFile(file);
+  } catch (e) {
+    if (e instanceof RuntimeFailure) return EMPTY_BASELINE;
+    throw e;
+  }
+  if (j.restored || j.header.bootId !== bootId) return EMPTY_BASELINE;
+  const files = new Map<string, string>();
+  const affinity = new Map<string, string>();
+  for (const run of j.runs) {
+    if (run.rolledBack) continue;
+    for (const rec of run.records) {
+      if (rec.kind === 'write') for (const [p, before] of rec.files) if (!files.has(p)) files.set(p, before);
+      if (rec.kind === 'affinity')
+        for (const [tid, start, old] of rec.tasks)
+          if (!affinity.has(`${tid}:${start}`)) affinity.set(`${tid}:${start}`, old);
+    }
+  }
+  return { file: (p) => files.get(p), affinity: (tid, start) => affinity.get(`${tid}:${start}`) };
+}
+
+export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 'unreadable';
+
+/** What a journal file is now: unrestored of this boot, restored, of an earlier boot, missing, or not readable. */
+export function journalState(file: string, bootId: string): JournalState {
+  try {
+    const j = readJournalFile(file);
+    if (j.restored) return 'restored';
+    return j.header.bootId === bootId ? 'active' : 'earlier-boot';
+  } catch (e) {
+    if (e instanceof RuntimeFailure) return 'missing';
+    return 'unreadable';
+  }
+}
+
+/** Is FILE an unrestored journal of this boot? */
+export function journalActive(file: string, bootId: string): boolean {
+  return journalState(file, bootId) === 'active';
+}
+
+/**
+ * A run's journal plus the host journal: records of host-scope steps go to the host journal, the others to the
+ * run's own. Rollback sees every record of the run, in the order they were made.
+ */
+export function withHostJournal(own: JournalSink, host: JournalSink): JournalSink {
+  const records: UndoRecord[] = [];
+  return {
+    file: own.file,
+    warnings: own.warnings,
+    records,
+    record(rec, scope) {
+      (scope === 'host' ? host : own).record(rec);
+      records.push(rec);
+    },
+    markRollback() {
+      own.markRollback();
+      host.markRollback();
+    },
+    close() {
+      own.close();
+      host.close();
+    },
+  };
+}
+
+/**
+ * Open the host journal for a run: a restored one, or one of an earlier boot, is set aside as FILE.old (the last
+ * release restored it, or a reboot reset its state); an unrestored one of this boot is appended to, so that it
+ * keeps the state from before the first isolate.
+ */
+export function openHostJournal(file: string, opts: OpenOptions): JournalSink {
+  try {
+    const j = readJournalFile(file);
+    if (j.restored || j.header.bootId !== opts.bootId) fs.renameSync(file, `${file}.old`);
+  } catch (e) {
+    if (!(e instanceof RuntimeFailure)) throw e; // missing: created below
+  }
+  return openJournal(file, opts);
 }
 
 /**

@@ -816,6 +816,12 @@ export class SimFs implements Fs {
       if (n === undefined || n < 1 || n > 4) throw err('EINVAL', 'write', path);
       return this.writeSys(sys, `${n}\n`);
     }
+    if (sys === '/proc/sys/vm/stat_interval') {
+      // an integer sysctl (proc_dointvec): read back as the number and a newline
+      const n = parseKernelInt(value);
+      if (n === undefined) throw err('EINVAL', 'write', path);
+      return this.writeSys(sys, `${n}\n`);
+    }
     if (sys === '/proc/sys/vm/compact_memory') {
       if (parseKernelInt(value) !== 1) throw err('EINVAL', 'write', path);
       return this.writeSys(sys, '1\n');

@@ -70,9 +70,16 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
     assert.match(again.stderr, /an isolation is already active in .*isolate\.journal/);
     assert.equal(treeHash(root), h);
     const other = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-j-')), 'vm2');
-    assert.equal((await cli(root, ['-u', other, 'isolate', '--no-cgroups', 'C12-15'])).code, 0);
+    // CPUs of another active isolation are refused (exit 2, nothing changed); other CPUs are not
+    const overlap = await cli(root, ['-u', other, 'isolate', '--no-cgroups', 'C12-15']);
+    assert.equal(overlap.code, 2, overlap.stderr);
+    assert.match(overlap.stderr, /CPUs 12-15 are already isolated for the VM of .*isolate\.journal/);
+    assert.equal(treeHash(root), h);
+    const first = treeFiles(root);
+    assert.equal((await cli(root, ['-u', other, 'isolate', '--no-cgroups', 'C4-7'])).code, 0);
+    assert.notDeepEqual(diffTrees(first, treeFiles(root)), [], 'the second isolate changed something');
     assert.equal((await cli(root, ['-u', other, 'release'])).code, 0);
-    assert.equal(treeHash(root), h, 'release undoes only its own journal');
+    assert.deepEqual(diffTrees(first, treeFiles(root)), [], 'release undoes only its own isolation');
   });
 
   it('--stop-irqbalance stops it through systemd and release starts it; --irqbalance-ban is a drop-in under /run that release and reset remove', async () => {
