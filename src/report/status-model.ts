@@ -106,6 +106,8 @@ export interface StatusModel {
   governors: Map<number, string | undefined>;
   /** Running irqbalance and the CPUs it was told to leave alone (IRQBALANCE_BANNED_CPULIST / _CPUS). */
   irqbalance?: { pid: number; banned?: CpuSet };
+  /** Live per-CPU knobs: where the soft-lockup watchdog runs, each online CPU's wake-up latency limit as read. */
+  knobs: { watchdog?: CpuSet; wakeupLatency: Map<number, string> };
   /** Things that could not be read, one phrase each ("the status of 3 tasks (permission denied)"). */
   notVisible: string[];
 }

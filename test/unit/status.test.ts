@@ -63,6 +63,7 @@ function model(over: Partial<StatusModel> = {}): StatusModel {
     irqs: [],
     workqueues: [],
     governors: new Map(),
+    knobs: { wakeupLatency: new Map() },
     notVisible: [],
     ...over,
   };
