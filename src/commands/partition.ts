@@ -9,6 +9,7 @@ import type { Ctx, Handler, Invocation, Plan } from '../cli/spec.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
+import { isPinnedKernelThread } from '../kernel/procs.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 
@@ -90,6 +91,38 @@ function readLayout(ctx: Ctx, parent: string[], command: string): { vcpus: Vcpu[
   return { vcpus, union };
 }
 
+/**
+ * A partition taking or giving back CPUs resets the mask of every task of the root cgroup to the CPUs left to it,
+ * losing masks the kernel itself had narrowed (kswapdN and kcompactdN on their node, IRQ threads on their IRQ's
+ * CPUs). Recorded first, so that they are put back last, after the partitions are gone.
+ */
+function rememberRootMasks(command: string): Step {
+  return {
+    command,
+    title: "remember the narrowed CPU masks of the root cgroup's tasks (a partition change resets them)",
+    changes: [{ target: 'sched_getaffinity', note: 'tasks of / whose mask is narrower than every CPU' }],
+    apply({ k, record }) {
+      const all = k.possibleCpus.toList();
+      const narrowed: [number, number, string][] = [];
+      for (const pid of k.cgroups.readTasks([])) {
+        for (const tid of k.procs.threads(pid)) {
+          const st = k.procs.stat(pid, tid);
+          if (!st || isPinnedKernelThread(st)) continue;
+          const text = k.procs.allowedText(tid);
+          if (text === undefined || text === all) continue;
+          try {
+            narrowed.push([tid, st.start, CpuSet.parseList(text).toList()]);
+          } catch {
+            /* unreadable mask: nothing to remember */
+          }
+        }
+      }
+      if (narrowed.length > 0) record({ kind: 'affinity', tasks: narrowed });
+      return { changed: 0 };
+    },
+  };
+}
+
 function planPartition(ctx: Ctx, inv: Invocation): Plan {
   const command = inv.name;
   const cg = ctx.k.cgroups;
@@ -116,7 +149,7 @@ function planPartition(ctx: Ctx, inv: Invocation): Plan {
     ancestors.push({ path, value, before });
     ctx.state.set(path, value);
   }
-  const steps: Step[] = [];
+  const steps: Step[] = [rememberRootMasks(command)];
   if (ancestors.length)
     steps.push(
       writeFilesStep(
