@@ -70,8 +70,21 @@ describe(`partition on a real kernel (${mode ?? 'host'})`, { skip }, () => {
     },
     async () => {
       const beforeSnap = takeSnapshot();
+      const figure = (when: string): void => {
+        const eff = (c: string): string =>
+          existsSync(`${CG}/${c}/cpuset.cpus.effective`) ? read(`${CG}/${c}/cpuset.cpus.effective`) : '-';
+        console.log(
+          `FIGURE partition ${when}: cpuset.cpus.isolated=${read(`${CG}/cpuset.cpus.isolated`) || '(none)'}` +
+            ` system.slice=${eff('system.slice')} user.slice=${eff('user.slice')}` +
+            ` machine.slice=${eff('machine.slice')} vcpu0=${read(`${LV}/vcpu0/cpuset.cpus.partition`)}` +
+            ` vcpu1=${read(`${LV}/vcpu1/cpuset.cpus.partition`)}`,
+        );
+      };
+      figure('before');
       const j = journal();
       const r = await cli(['-u', j, 'partition', '/machine.slice/vm.scope']);
+      figure('during');
+      console.log(`FIGURE partition status during:\n${(await cli(['status'])).stdout}`);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(read(`${LV}/vcpu0/cpuset.cpus.partition`), 'isolated');
       assert.equal(read(`${LV}/vcpu1/cpuset.cpus.partition`), 'isolated');
@@ -89,6 +102,7 @@ describe(`partition on a real kernel (${mode ?? 'host'})`, { skip }, () => {
       assert.match(status.stdout, /"isolated"/);
       const rel = await cli(['release', j]);
       assert.equal(rel.code, 0, rel.stderr);
+      figure('after');
       assert.equal(read(`${CG}/cpuset.cpus.isolated`), '');
       assert.deepEqual(
         diffSnapshots(beforeSnap, takeSnapshot()),
