@@ -115,6 +115,19 @@ export const ISOLATE_OPTIONS: OptionSpec[] = [
     valueName: 'SECONDS',
     help: 'raise vm.stat_interval (tuned uses 10)',
   },
+  {
+    key: 'keepWatchdog',
+    long: 'keep-watchdog',
+    type: 'boolean',
+    help: 'leave the soft-lockup watchdog on the VM CPUs (watchdog_cpumask)',
+  },
+  {
+    key: 'wakeupLatency',
+    long: 'wakeup-latency',
+    type: 'string',
+    valueName: 'US',
+    help: 'limit how long a VM CPU may take to wake up, in microseconds (default 20; off: leave it)',
+  },
   { key: 'strict', long: 'strict', type: 'boolean', help: 'exit 1 when movable leaks remain' },
 ];
 
@@ -463,6 +476,28 @@ export const COMMANDS: CommandSpec[] = [
     writes: true,
     kind: 'plan',
     load: () => import('../commands/isolate.ts').then((m) => m.handlers['reset']!),
+  },
+  {
+    name: 'partition',
+    summary: "make a running VM's pinned vCPUs isolated cpuset partitions (Linux >= 6.7, cgroup v2)",
+    description:
+      "Live isolation the kernel enforces itself: writes cpuset.cpus.exclusive from the top-level cgroup down to the VM's libvirt cgroup, then makes each pinned vCPU cgroup (vcpuN) an isolated partition on its own CPUs. The kernel takes those CPUs from every other cgroup and from unbound workqueues, and turns off load balancing on them; the emulator cgroup stays a member, so <emulatorpin> keeps working. VM is a libvirt domain name (its machine-qemu-N-NAME.scope in machine.slice) or a cgroup path. Each vCPU must be pinned to CPUs of its own, the emulator elsewhere. Refused, with the reason, on kernels before 6.7 and on cgroup v1; a partition the kernel marks invalid is rolled back. Journalled (-u FILE): release or restore undoes it. Run it at libvirt's 'started' phase, after isolate ran at 'prepare'.",
+    options: [],
+    args: [
+      {
+        name: 'VM',
+        required: true,
+        help: 'libvirt domain name, or the cgroup (/machine.slice/...)',
+        complete: 'domain',
+      },
+    ],
+    examples: [
+      'vfio-isolate -u /run/vfio-isolate/win11.journal partition win11',
+      'vfio-isolate -n partition /machine.slice/machine-qemu\\x2d1\\x2dwin11.scope',
+    ],
+    writes: true,
+    kind: 'plan',
+    load: () => import('../commands/partition.ts').then((m) => m.handlers['partition']!),
   },
   {
     name: 'status',

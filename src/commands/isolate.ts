@@ -33,6 +33,7 @@ import type { Skipped, Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 import { cpusArg, planEnableCpuset } from './common.ts';
 import { moveAll } from './cpuset.ts';
+import { planWakeupLatency, planWatchdog } from './knobs.ts';
 import { oneWayWrite, planGovernor, planIrqMasks } from './misc.ts';
 import { planJournalRestore } from './journal-restore.ts';
 
@@ -48,6 +49,10 @@ export interface IsolateSteps {
   dropCaches: boolean;
   compactMemory: boolean;
   statInterval?: number;
+  /** The soft-lockup watchdog off the VM CPUs (watchdog_cpumask). */
+  watchdog?: boolean;
+  /** Wake-up latency limit of the VM CPUs in microseconds (pm_qos_resume_latency_us); undefined: leave it. */
+  wakeupLatencyUs?: number;
 }
 
 export interface IsolateOptions {
@@ -355,6 +360,7 @@ export function reservationOf(o: IsolateOptions, journal: string, at: string): R
       stopIrqbalance: s.stopIrqbalance,
       irqbalanceBan: Boolean(s.irqbalanceBan),
       ...(s.statInterval !== undefined ? { statInterval: s.statInterval } : {}),
+      ...(s.watchdog ? { watchdog: true } : {}),
     },
     at,
   };
@@ -430,6 +436,15 @@ export function planHostSet(
         ]),
       );
   }
+  if (used((r) => r.steps.watchdog === true)) {
+    const w = planWatchdog(
+      ctx,
+      cpusOf((r) => r.steps.watchdog === true),
+      baseline.file(P.watchdogCpumask),
+      command,
+    );
+    if (w) steps.push(w);
+  }
   return steps.map((st) => ({ ...st, scope: 'host' as const }));
 }
 
@@ -451,11 +466,18 @@ function planVmSteps(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
     const g = planGovernor(ctx, command, s.governor, o.vm);
     if (g) steps.push(g);
   }
+  if (s.wakeupLatencyUs !== undefined) {
+    const w = planWakeupLatency(ctx, o.vm, s.wakeupLatencyUs, command);
+    if (w) steps.push(w);
+  }
   if (s.dropCaches)
     steps.push(oneWayWrite(command, 'drop the page cache and slab caches', P.dropCaches, '3'));
   if (s.compactMemory) steps.push(oneWayWrite(command, 'compact memory', P.compactMemory, '1'));
   return steps;
 }
+
+/** The VM CPUs' wake-up latency limit isolate sets unless told otherwise: C1-class idle states stay allowed. */
+export const DEFAULT_WAKEUP_LATENCY_US = 20;
 
 type ProfileOptions = Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: string };
 
@@ -502,6 +524,12 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
       throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds >= 1`);
     statInterval = Number(v.statInterval);
   }
+  let wakeup: number | undefined = DEFAULT_WAKEUP_LATENCY_US;
+  if (typeof v.wakeupLatency === 'string') {
+    if (v.wakeupLatency === 'off') wakeup = undefined;
+    else if (/^\d{1,7}$/.test(v.wakeupLatency)) wakeup = Number(v.wakeupLatency);
+    else throw new UsageError(`${inv.name}: --wakeup-latency takes microseconds (0 or more) or "off"`);
+  }
   const ps = prof?.steps;
   return {
     vm,
@@ -520,6 +548,8 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
       dropCaches: Boolean(v.dropCaches) || (ps?.dropCaches ?? false),
       compactMemory: Boolean(v.compactMemory) || (ps?.compactMemory ?? false),
       statInterval: statInterval ?? ps?.statInterval,
+      watchdog: !v.keepWatchdog,
+      wakeupLatencyUs: wakeup,
     },
   };
 }

@@ -27,6 +27,8 @@ export const P = {
   dropCaches: '/proc/sys/vm/drop_caches',
   compactMemory: '/proc/sys/vm/compact_memory',
   statInterval: '/proc/sys/vm/stat_interval',
+  watchdogCpumask: '/proc/sys/kernel/watchdog_cpumask',
+  resumeLatency: (n: number) => `/sys/devices/system/cpu/cpu${n}/power/pm_qos_resume_latency_us`,
   vmDir: '/proc/sys/vm',
   workqueueMask: '/sys/devices/virtual/workqueue/cpumask',
   workqueueDir: '/sys/devices/virtual/workqueue',

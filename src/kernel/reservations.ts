@@ -40,6 +40,8 @@ export const ReservationSchema = v.strictObject({
     stopIrqbalance: v.boolean(),
     irqbalanceBan: v.boolean(),
     statInterval: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(999999))),
+    /** The soft-lockup watchdog off the VM CPUs (watchdog_cpumask is one file for every VM). */
+    watchdog: v.optional(v.boolean()),
   }),
   /** When it was made (ISO time). */
   at: v.pipe(v.string(), v.maxLength(64)),

@@ -31,6 +31,11 @@ export function writableRules(cgroupMount: string): WritableRule[] {
       value: /^[a-z0-9_-]{1,32}$/,
     },
     { re: /^\/proc\/sys\/vm\/stat_interval$/, value: /^\d{1,7}$/ },
+    { re: /^\/proc\/sys\/kernel\/watchdog_cpumask$/, value: LIST },
+    {
+      re: /^\/sys\/devices\/system\/cpu\/cpu\d+\/power\/pm_qos_resume_latency_us$/,
+      value: /^(\d{1,9}|n\/a)$/,
+    },
     { re: /^\/sys\/devices\/virtual\/workqueue\/([A-Za-z0-9_.-]+\/)?cpumask$/, value: MASK },
     { re: /^\/sys\/bus\/workqueue\/devices\/[A-Za-z0-9_.-]+\/cpumask$/, value: MASK },
   ];

@@ -210,6 +210,14 @@ export const StatusJson = v.strictObject({
     nohzFull: v.nullable(CpuList),
     cpusetIsolated: v.nullable(CpuList),
   }),
+  /** Live per-CPU knobs: where the watchdog runs; each CPU's pm_qos_resume_latency_us as read ("0": no limit). */
+  knobs: v.strictObject({
+    watchdogCpumask: v.nullable(CpuList),
+    wakeupLatencyUs: v.record(
+      v.pipe(v.string(), v.regex(/^\d+$/)),
+      v.pipe(v.string(), v.regex(/^(\d+|n\/a)$/)),
+    ),
+  }),
   tasks: v.strictObject({
     scanned: Count,
     vm: Count,

@@ -117,6 +117,8 @@ export interface StatusModel {
   irqbalance?: { pid: number; banned?: CpuSet };
   /** The active isolations of isolate (the reservation registry), with the state of each one's journal. */
   reservations: ReservationEntry[];
+  /** Live per-CPU knobs: where the soft-lockup watchdog runs, each online CPU's wake-up latency limit as read. */
+  knobs: { watchdog?: CpuSet; wakeupLatency: Map<number, string> };
   /** Things that could not be read, one phrase each ("the status of 3 tasks (permission denied)"). */
   notVisible: string[];
   /** The libvirt hooks vfio-isolate installed, with the check of what they run as root. */

@@ -283,6 +283,7 @@ export function readStatusModel(k: Kernel): StatusModel {
     defaultSmpAffinity,
     workqueues,
     governors: governorsOf(k.fs, m.online),
+    knobs: readKnobs(k, m.online),
     irqbalance,
     reservations,
     notVisible: [...notes, ...notVisible.phrases()],
@@ -314,4 +315,21 @@ export function readInstalledHooks(k: Kernel): InstalledHook[] {
     out.push(hook);
   }
   return out;
+}
+
+/** watchdog_cpumask and the CPUs' pm_qos_resume_latency_us, where the kernel has them. */
+function readKnobs(k: Kernel, online: CpuSet): StatusModel['knobs'] {
+  const text = k.readTrim(P.watchdogCpumask);
+  let watchdog: CpuSet | undefined;
+  try {
+    if (text !== undefined) watchdog = CpuSet.parseList(text);
+  } catch {
+    /* not a list: shown as unknown */
+  }
+  const wakeupLatency = new Map<number, string>();
+  for (const cpu of online) {
+    const v = k.readTrim(P.resumeLatency(cpu));
+    if (v !== undefined) wakeupLatency.set(cpu, v);
+  }
+  return { ...(watchdog ? { watchdog } : {}), wakeupLatency };
 }

@@ -206,6 +206,9 @@ export function renderStatus(
     .join(', ');
   rows.push(['governors', gov || 'unknown']);
   rows.push(['default_smp_affinity', listOrNone(model.defaultSmpAffinity)]);
+  if (model.knobs.watchdog) rows.push(['watchdog_cpumask', listOrNone(model.knobs.watchdog)]);
+  const limits = wakeupGroups(model.knobs.wakeupLatency, vmOrOnline);
+  if (limits) rows.push(['wake-up latency limit', limits]);
   for (const w of model.workqueues)
     rows.push(['workqueue cpumask', `${listOrNone(w.cpus)}  ${p.dim(w.path)}`]);
   if (model.workqueues.length === 0) rows.push(['workqueue cpumask', 'not available']);
@@ -383,6 +386,10 @@ export function statusJson(model: StatusModel, choice: VmCpuChoice, r: LeakRepor
       nohzFull: listOrNull(model.boot.nohzFull),
       cpusetIsolated: listOrNull(model.boot.cpusetIsolated),
     },
+    knobs: {
+      watchdogCpumask: listOrNull(model.knobs.watchdog),
+      wakeupLatencyUs: Object.fromEntries(model.knobs.wakeupLatency),
+    },
     tasks: {
       scanned: model.tasks.length,
       vm: r.vmTasks,
@@ -422,4 +429,17 @@ export function statusJson(model: StatusModel, choice: VmCpuChoice, r: LeakRepor
       problem: h.unsafe ?? null,
     })),
   };
+}
+
+/** "20 us on 8-15,24-31, none on 0-7" for the CPUs shown (a value "0" means no limit, "n/a" no wake-up latency). */
+function wakeupGroups(limits: Map<number, string>, cpus: CpuSet): string | undefined {
+  const groups = new Map<string, number[]>();
+  for (const cpu of cpus) {
+    const v = limits.get(cpu);
+    if (v === undefined) continue;
+    const label = v === '0' ? 'none' : v === 'n/a' ? 'no wake-up latency' : `${v} us`;
+    groups.set(label, [...(groups.get(label) ?? []), cpu]);
+  }
+  if (groups.size === 0) return undefined;
+  return [...groups].map(([label, list]) => `${label} on ${CpuSet.of(list).toList()}`).join(', ');
 }

@@ -826,6 +826,19 @@ export class SimFs implements Fs {
       if (parseKernelInt(value) !== 1) throw err('EINVAL', 'write', path);
       return this.writeSys(sys, '1\n');
     }
+    if (sys === '/proc/sys/kernel/watchdog_cpumask') {
+      // a CPU list, shown back in canonical form (the kernel keeps only possible CPUs)
+      const set = this.parseListOr('EINVAL', value, 'write', path);
+      if (!this.existsSys(sys)) throw err('ENOENT', 'write', path);
+      return this.writeSys(sys, `${set.intersect(this.possible()).toList()}\n`);
+    }
+    if (/^\/sys\/devices\/system\/cpu\/cpu\d+\/power\/pm_qos_resume_latency_us$/.test(sys)) {
+      // "n/a": no wake-up latency at all; a number of microseconds; 0 shows "no limit"
+      const v = value.trim();
+      if (!this.existsSys(sys)) throw err('ENOENT', 'write', path);
+      if (v !== 'n/a' && parseKernelInt(v) === undefined) throw err('EINVAL', 'write', path);
+      return this.writeSys(sys, `${v === 'n/a' ? 'n/a' : parseKernelInt(v)}\n`);
+    }
     this.plainWrite(sys, value, path);
   }
 
@@ -1215,6 +1228,12 @@ export class SimFs implements Fs {
       let avail = eff;
       for (const k of kids) {
         if (!k.has || k.mode === 'member') continue;
+        const r = remote.get(k.dir);
+        if (r) {
+          k.valid = true;
+          k.claim = r;
+          continue;
+        }
         let reason: string | undefined;
         if (!partRoot)
           reason = parentInvalid ? 'Parent is an invalid partition root' : 'Parent is not a partition root';
@@ -1252,7 +1271,46 @@ export class SimFs implements Fs {
       }
     };
 
-    visit(h.mount, this.online(), this.memNodes(), true, false);
+    // Remote partitions (>= 6.7): a partition whose parent is not a partition root is valid when every
+    // ancestor below the root lends its CPUs in cpuset.cpus.exclusive; its CPUs then leave every other cgroup.
+    const remote = new Map<string, CpuSet>();
+    const remoteIsolated: CpuSet[] = [];
+    if (hasExclusive) {
+      let taken = CpuSet.EMPTY;
+      const walk = (dir: string, lent: CpuSet | undefined, parentIsRoot: boolean): void => {
+        for (const name of this.subdirs(dir)) {
+          const d = `${dir}/${name}`;
+          if (!this.existsSys(`${d}/cpuset.cpus`)) continue;
+          const excl = this.listSet(`${d}/cpuset.cpus.exclusive`);
+          const mode = (this.readOpt(`${d}/cpuset.cpus.partition`) ?? 'member').trim().split(/\s+/)[0];
+          if (!parentIsRoot && mode !== 'member' && lent !== undefined && !excl.isEmpty) {
+            if (
+              excl.isSubsetOf(lent) &&
+              !excl.overlaps(taken) &&
+              !this.online().minus(taken).minus(excl).isEmpty
+            ) {
+              remote.set(d, excl);
+              if (mode === 'isolated') remoteIsolated.push(excl);
+              taken = taken.union(excl);
+            }
+            continue;
+          }
+          // what this cgroup lends further down: its exclusive CPUs, within what its ancestors lend
+          const next = excl.isEmpty
+            ? undefined
+            : lent === undefined
+              ? parentIsRoot
+                ? excl
+                : undefined
+              : excl.intersect(lent);
+          walk(d, next, false);
+        }
+      };
+      walk(h.mount, undefined, true);
+      for (const cpus of remoteIsolated) isolated.push(...cpus);
+    }
+    const remoteCpus = CpuSet.of([...remote.values()].flatMap((c) => [...c]));
+    visit(h.mount, this.online().minus(remoteCpus), this.memNodes(), true, false);
     if (this.existsSys(`${h.mount}/cpuset.cpus.isolated`)) {
       this.updateSys(`${h.mount}/cpuset.cpus.isolated`, `${CpuSet.of(isolated).toList()}\n`);
     }

@@ -152,6 +152,7 @@ function emptyModel(online: string): StatusModel {
     workqueues: [],
     governors: new Map(),
     hooks: [],
+    knobs: { wakeupLatency: new Map() },
     reservations: [],
     notVisible: [],
   };

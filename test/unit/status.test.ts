@@ -64,6 +64,7 @@ function model(over: Partial<StatusModel> = {}): StatusModel {
     workqueues: [],
     governors: new Map(),
     reservations: [],
+    knobs: { wakeupLatency: new Map() },
     notVisible: [],
     hooks: [],
     ...over,

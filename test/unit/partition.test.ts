@@ -1,0 +1,189 @@
+/** partition: a running VM's pinned vCPU cgroups become isolated (remote) partitions, and back, exactly. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { buildFixture, removeFixture, type FixtureOptions } from '../fixtures/build.ts';
+import { cli } from '../support/cli.ts';
+import { SimFs } from '../support/simfs.ts';
+import { diffTrees, sysRead, treeFiles, treeHash } from '../support/tree.ts';
+
+const CG = '/sys/fs/cgroup';
+const SCOPE = 'machine.slice/machine-qemu\\x2d1\\x2dwin10.scope';
+const roots: string[] = [];
+after(() => roots.forEach(removeFixture));
+
+/** ryzen-5950x (v2, 6.8) with libvirt's layout under the running win10 VM: vcpuN pinned as given, emulator. */
+function vmMachine(pins: string[], emulator = '7', opts: FixtureOptions = {}, scope = SCOPE): string {
+  const root = buildFixture('ryzen-5950x', opts);
+  roots.push(root);
+  const s = new SimFs(root);
+  const parts = scope.split('/');
+  // libvirt (through systemd) enables cpuset top-down for the delegated scope
+  for (let d = 0; d <= parts.length; d++) {
+    const dir = [CG, ...parts.slice(0, d)].join('/');
+    if (d === parts.length) s.mkdir(`${dir}/libvirt`);
+    s.write(`${dir}/cgroup.subtree_control`, '+cpuset');
+  }
+  const lv = `${CG}/${scope}/libvirt`;
+  s.write(`${lv}/cgroup.subtree_control`, '+cpuset');
+  s.mkdir(`${lv}/emulator`);
+  s.write(`${lv}/emulator/cpuset.cpus`, emulator);
+  pins.forEach((cpus, i) => {
+    s.mkdir(`${lv}/vcpu${i}`);
+    s.write(`${lv}/vcpu${i}/cpuset.cpus`, cpus);
+  });
+  return root;
+}
+
+function journal(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-part-')), 'j');
+}
+
+const lv = `${CG}/${SCOPE}/libvirt`;
+
+describe('partition on a running VM (fixture, 6.8)', () => {
+  it('makes each pinned vCPU an isolated partition; the host loses those CPUs; release gives back the tree', async () => {
+    const root = vmMachine(['8', '9', '10', '11']);
+    const beforeFiles = treeFiles(root);
+    const j = journal();
+    const r = await cli(root, ['-u', j, 'partition', 'win10']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /4 vCPU cgroups are isolated partitions on CPUs 8-11/);
+    for (let i = 0; i < 4; i++)
+      assert.equal(sysRead(root, `${lv}/vcpu${i}/cpuset.cpus.partition`), 'isolated');
+    assert.equal(sysRead(root, `${CG}/cpuset.cpus.isolated`), '8-11');
+    assert.equal(sysRead(root, `${CG}/machine.slice/cpuset.cpus.exclusive`), '8-11');
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus.effective`), '0-7,12-31');
+    assert.equal(sysRead(root, `${lv}/emulator/cpuset.cpus.effective`), '7', 'emulatorpin keeps working');
+    const back = await cli(root, ['release', j]);
+    assert.equal(back.code, 0, back.stderr);
+    // the same state (cgroup member order and a task's last CPU are the kernel's: diffTrees ignores them)
+    assert.deepEqual(diffTrees(beforeFiles, treeFiles(root)), []);
+  });
+
+  it('takes a cgroup path too, and -n shows the writes without making them', async () => {
+    const root = vmMachine(['8', '9']);
+    const before = treeHash(root);
+    const r = await cli(root, ['-n', 'partition', `/${SCOPE}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /lend CPUs 8-9 exclusively down to \/machine\.slice\/.*\/libvirt/);
+    assert.match(r.stdout, /vcpu1\/cpuset\.cpus\.partition: "member" → "isolated"/);
+    assert.equal(treeHash(root), before);
+  });
+
+  it('refuses, before any change, what cannot be a valid layout', async () => {
+    const cases: [string, string[], string, RegExp][] = [
+      ['an unpinned vCPU', ['8', ''], '7', /vcpu1 is not pinned/],
+      ['two vCPUs sharing a CPU', ['8-9', '9'], '7', /vcpu0 and vcpu1 share CPUs 9/],
+      ['the emulator on a vCPU CPU', ['8', '9'], '7-8', /emulator threads may run on the vCPU CPUs 8/],
+    ];
+    for (const [what, pins, emu, msg] of cases) {
+      const root = vmMachine(pins, emu);
+      const h = treeHash(root);
+      const r = await cli(root, ['partition', 'win10']);
+      assert.equal(r.code, 1, what);
+      assert.match(r.stderr, msg, what);
+      assert.equal(treeHash(root), h, `${what}: nothing changed`);
+    }
+    const root = vmMachine(['8']);
+    const none = await cli(root, ['partition', 'win11']);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no running VM named win11/);
+    const bad = await cli(root, ['partition', 'win 10;']);
+    assert.equal(bad.code, 2);
+  });
+
+  it('CPUs another cgroup holds exclusively: the kernel refuses, the run rolls back', async () => {
+    const root = vmMachine(['8', '9']);
+    const s = new SimFs(root);
+    s.write(`${CG}/system.slice/cpuset.cpus.exclusive`, '9');
+    const h = treeHash(root);
+    const r = await cli(root, ['partition', 'win10']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /changes of this run were undone|nothing was changed/);
+    assert.equal(treeHash(root), h);
+  });
+
+  it('a second VM on CPUs already isolated for the first: refused by the kernel, rolled back', async () => {
+    const root = vmMachine(['8', '9']);
+    const s = new SimFs(root);
+    const other = 'machine.slice/machine-qemu\\x2d2\\x2dlinux.scope';
+    s.mkdir(`${CG}/${other}`);
+    s.write(`${CG}/${other}/cgroup.subtree_control`, '+cpuset');
+    s.mkdir(`${CG}/${other}/libvirt`);
+    s.write(`${CG}/${other}/libvirt/cgroup.subtree_control`, '+cpuset');
+    s.mkdir(`${CG}/${other}/libvirt/vcpu0`);
+    s.write(`${CG}/${other}/libvirt/vcpu0/cpuset.cpus`, '9');
+    assert.equal((await cli(root, ['partition', 'win10'])).code, 0);
+    const h = treeHash(root);
+    const r = await cli(root, ['partition', 'linux']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(treeHash(root), h);
+  });
+
+  it('refuses on kernels before 6.7 and on cgroup v1, with the reason', async () => {
+    const old = vmMachine(['8'], '7', { kernel: '6.1.0-28-amd64' });
+    const r = await cli(old, ['partition', 'win10']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /remote isolated partitions need Linux 6\.7 or newer/);
+    const v1 = buildFixture('intel-6c12t');
+    roots.push(v1);
+    const r1 = await cli(v1, ['partition', 'win10']);
+    assert.equal(r1.code, 1);
+    assert.match(r1.stderr, /need cgroup v2/);
+  });
+});
+
+describe('isolate: live per-CPU knobs', () => {
+  it('the watchdog leaves the VM CPUs and they get a wake-up latency limit; release puts both back', async () => {
+    const root = buildFixture('ryzen-5950x', { knobs: true });
+    roots.push(root);
+    const beforeFiles = treeFiles(root);
+    const j = journal();
+    const r = await cli(root, ['-u', j, 'isolate', 'C8-15,24-31']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sysRead(root, '/proc/sys/kernel/watchdog_cpumask'), '0-7,16-23');
+    for (const cpu of [8, 15, 24, 31])
+      assert.equal(sysRead(root, `/sys/devices/system/cpu/cpu${cpu}/power/pm_qos_resume_latency_us`), '20');
+    assert.equal(
+      sysRead(root, '/sys/devices/system/cpu/cpu0/power/pm_qos_resume_latency_us'),
+      '0',
+      'host CPUs untouched',
+    );
+    const back = await cli(root, ['release', j]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.deepEqual(diffTrees(beforeFiles, treeFiles(root)), []);
+  });
+
+  it('--keep-watchdog and --wakeup-latency off leave them; a stricter limit already set is kept; bad values exit 2', async () => {
+    const root = buildFixture('ryzen-5950x', { knobs: true });
+    roots.push(root);
+    new SimFs(root).write('/sys/devices/system/cpu/cpu9/power/pm_qos_resume_latency_us', 'n/a');
+    const plan = await cli(root, [
+      '-n',
+      'isolate',
+      '--keep-watchdog',
+      '--wakeup-latency',
+      'off',
+      'C8-15,24-31',
+    ]);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.doesNotMatch(plan.stdout, /watchdog|wake-up/);
+    const limited = await cli(root, ['-n', 'isolate', '--wakeup-latency', '5', 'C8-15,24-31']);
+    assert.match(limited.stdout, /wake-up latency of CPUs 8-15,24-31 limited to 5 us/);
+    assert.match(limited.stdout, /cpu8\/power\/pm_qos_resume_latency_us: "0" → "5"/);
+    assert.doesNotMatch(limited.stdout, /cpu9\/power/, 'n/a (no wake-up latency at all) is stricter: kept');
+    const bad = await cli(root, ['isolate', '--wakeup-latency', 'fast', 'C8-15,24-31']);
+    assert.equal(bad.code, 2);
+  });
+
+  it('machines without the files: no step, nothing refused', async () => {
+    const root = buildFixture('ryzen-5950x');
+    roots.push(root);
+    const plan = await cli(root, ['-n', 'isolate', 'C8-15,24-31']);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.doesNotMatch(plan.stdout, /watchdog|wake-up/);
+  });
+});
