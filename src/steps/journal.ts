@@ -465,7 +465,7 @@ export function markRestored(
     const size = fs.fstatSync(fd).size;
     if (expectedSize !== undefined && size !== expectedSize)
       throw new RuntimeFailure(
-        `${file} changed while it was being restored (${expectedSize} → ${size} bytes); not marked restored`,
+        `${file} changed while it was being restored (${expectedSize} -> ${size} bytes); not marked restored`,
         'run restore again: it undoes what is left',
       );
     dropTornTailFd(fd, size);
