@@ -21,9 +21,10 @@ import { readJournalFile } from '../steps/journal.ts';
 import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
 import type { Skipped, Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
-import { cpusArg, planEnableCpuset } from './common.ts';
+import { cpusArg } from './common.ts';
 import { moveAll } from './cpuset.ts';
 import { oneWayWrite, planGovernor, planIrqMasks } from './misc.ts';
+import { planRestrictCgroups } from './restrict.ts';
 import { planJournalRestore } from './restore.ts';
 
 export interface IsolateSteps {
@@ -100,30 +101,16 @@ export function resolveSplit(
   return { vm, host };
 }
 
-/** v2: restrict every top-level cgroup except the VM's to the host CPUs. v1: host cpuset + move tasks from the root. */
+/** v2: restrict every top-level cgroup except the VM's to the host CPUs (units through systemd). v1: host cpuset + move tasks from the root. */
 function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
   const cg = ctx.k.cgroups;
   const steps: Step[] = [];
   if (cg.version === 2) {
-    const writes: FileWrite[] = [];
-    for (const child of cg.children([])) {
-      if (child === o.vmCgroup[0] && o.vmCgroup.length === 1) continue;
-      steps.push(...planEnableCpuset(ctx, [child], command));
-      const path = `${cg.path([child])}/cpuset.cpus`;
-      const before = ctx.state.read(path);
-      if (before === undefined) continue;
-      writes.push({ path, value: o.host.toList(), before });
-      ctx.state.set(path, o.host.toList());
-    }
-    if (writes.length)
-      steps.push(
-        writeFilesStep(
-          command,
-          `restrict ${writes.length} top-level cgroups to CPUs ${o.host.toList()}`,
-          writes,
-        ),
-      );
-    return steps;
+    const host = cg
+      .children([])
+      .filter((child) => !(child === o.vmCgroup[0] && o.vmCgroup.length === 1))
+      .map((child) => [child]);
+    return planRestrictCgroups(ctx, host, { cpus: o.host }, command);
   }
   // v1: the seed's example: a host cpuset that every movable task of the root moves into.
   const hostParts = ['host.slice'];

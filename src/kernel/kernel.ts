@@ -10,15 +10,25 @@ import { P } from './paths.ts';
 import { Procs } from './procs.ts';
 import { RealFs } from './realfs.ts';
 import { SimFs } from './simfs.ts';
+import { SYSTEMCTL_TIMEOUT_MS } from './systemd.ts';
 import { readMachine, type Machine } from './topology.ts';
 
 export { P } from './paths.ts';
+
+export interface KernelOptions {
+  /** The systemctl command ('systemctl' on a real machine; '' = none, e.g. a fake tree without a fake one). */
+  systemctl?: string;
+  /** How long one systemctl call may take. */
+  systemctlTimeoutMs?: number;
+}
 
 export class Kernel {
   private _cgroups?: Cgroups;
   private _machine?: Machine;
   readonly procs: Procs;
   readonly irqs: Irqs;
+  readonly systemctl: string;
+  readonly systemctlTimeoutMs: number;
 
   constructor(
     readonly fs: Fs,
@@ -26,14 +36,18 @@ export class Kernel {
     readonly simulated: boolean,
     /** The environment the tool runs with (test aids such as VFIO_ISOLATE_SYSTEMCTL are read from it). */
     readonly env: NodeJS.ProcessEnv = process.env,
+    opts: KernelOptions = {},
   ) {
     this.procs = new Procs(fs);
     this.irqs = new Irqs(fs);
+    this.systemctl = opts.systemctl ?? (simulated ? '' : 'systemctl');
+    this.systemctlTimeoutMs = opts.systemctlTimeoutMs ?? SYSTEMCTL_TIMEOUT_MS;
   }
 
   static open(env: NodeJS.ProcessEnv = process.env): Kernel {
     const root = env.VFIO_ISOLATE_ROOT;
-    if (root !== undefined && root !== '') return new Kernel(new SimFs(root), true, env);
+    if (root !== undefined && root !== '')
+      return new Kernel(new SimFs(root), true, env, { systemctl: env.VFIO_ISOLATE_SYSTEMCTL ?? '' });
     return new Kernel(new RealFs(), false, env);
   }
 

@@ -4,6 +4,7 @@ import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { writeIds } from '../kernel/tasks.ts';
 import { readConfig, restartIrqbalance, stopOrStartIrqbalance, writeConfig } from '../kernel/services.ts';
+import { setUnitProperties, showUnits, type UnitProps } from '../kernel/systemd.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
 
@@ -39,7 +40,19 @@ export function describeRecord(rec: UndoRecord): string {
       return `start ${rec.name} again`;
     case 'irqbalance-config':
       return `put back ${rec.path} and restart irqbalance`;
+    case 'unit':
+      return `put back ${unitPropsText(rec, 0)} of systemd unit ${rec.unit} (systemctl set-property --runtime)`;
   }
+}
+
+/** "AllowedCPUs=0-7 AllowedMemoryNodes=" with the values before (0) or applied (1). */
+export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which: 0 | 1): string {
+  return [
+    rec.allowedCpus ? `AllowedCPUs=${rec.allowedCpus[which]}` : '',
+    rec.allowedMemoryNodes ? `AllowedMemoryNodes=${rec.allowedMemoryNodes[which]}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
 }
 
 export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
@@ -180,6 +193,31 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
     case 'service':
       attempt(`start ${rec.name}`, () => stopOrStartIrqbalance(k, 'start', rec.how));
       break;
+    case 'unit': {
+      // Through systemd, only what differs now; a unit that is gone (a stopped scope) has nothing to restore.
+      let props: UnitProps | undefined;
+      try {
+        const now = showUnits(k, [rec.unit]).get(rec.unit)!;
+        if (now.loadState !== 'loaded') {
+          r.skipped++;
+          break;
+        }
+        props = {};
+        if (rec.allowedCpus && now.allowedCpus !== rec.allowedCpus[0]) props.allowedCpus = rec.allowedCpus[0];
+        if (rec.allowedMemoryNodes && now.allowedMemoryNodes !== rec.allowedMemoryNodes[0])
+          props.allowedMemoryNodes = rec.allowedMemoryNodes[0];
+      } catch (e) {
+        r.failed.push(`${rec.unit}: ${e instanceof Error ? e.message : String(e)}`);
+        break;
+      }
+      if (Object.keys(props).length === 0) {
+        r.skipped++;
+        break;
+      }
+      const p = props;
+      attempt(`${rec.unit} ${unitPropsText(rec, 0)}`, () => setUnitProperties(k, rec.unit, p));
+      break;
+    }
     case 'irqbalance-config':
       attempt(`restore ${rec.path}`, () => {
         if (readConfig(k, rec.path) !== rec.old) {

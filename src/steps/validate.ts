@@ -82,6 +82,7 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
       case 'sched':
       case 'service':
       case 'irqbalance-config':
+      case 'unit':
         break; // fully described by their schemas (ids, lists, fixed names)
     }
   });
