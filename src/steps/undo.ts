@@ -45,6 +45,31 @@ export function describeRecord(rec: UndoRecord): string {
   }
 }
 
+/**
+ * Lifting a restriction (AllowedCPUs= empty) makes systemd write "" to the unit's cpuset file. Where systemd keeps
+ * the cpuset controller enabled (another unit needs it, e.g. a running VM's delegated scope), the kernel refuses
+ * to empty a populated cpuset (ENOSPC) and the old restriction stays in effect. Then the unit is first widened to
+ * what it inherits (its parent's effective CPUs / nodes) and lifted again: the property is empty as before, and
+ * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack).
+ */
+function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
+  const cg = showUnits(k, [unit]).get(unit)?.controlGroup ?? '';
+  if (!cg.startsWith('/') || cg === '/') return;
+  const dir = `${k.cgroups.mount}${cg}`;
+  const parent = dir.slice(0, dir.lastIndexOf('/'));
+  const widen: UnitProps = {};
+  if (props.allowedCpus === '' && (k.readTrim(`${dir}/cpuset.cpus`) ?? '') !== '')
+    widen.allowedCpus = k.readTrim(`${parent}/cpuset.cpus.effective`) ?? '';
+  if (props.allowedMemoryNodes === '' && (k.readTrim(`${dir}/cpuset.mems`) ?? '') !== '')
+    widen.allowedMemoryNodes = k.readTrim(`${parent}/cpuset.mems.effective`) ?? '';
+  if (Object.keys(widen).length === 0) return;
+  setUnitProperties(k, unit, widen);
+  setUnitProperties(k, unit, {
+    allowedCpus: widen.allowedCpus !== undefined ? '' : undefined,
+    allowedMemoryNodes: widen.allowedMemoryNodes !== undefined ? '' : undefined,
+  });
+}
+
 /** "AllowedCPUs=0-7 AllowedMemoryNodes=" with the values before (0) or applied (1). */
 export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which: 0 | 1): string {
   return [
@@ -216,6 +241,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       }
       const p = props;
       attempt(`${rec.unit} ${unitPropsText(rec, 0)}`, () => setUnitProperties(k, rec.unit, p));
+      attempt(`${rec.unit}: cpuset files after lifting its restriction`, () => settleLifted(k, rec.unit, p));
       break;
     }
     case 'irqbalance-config':

@@ -30,6 +30,8 @@ export interface FakeUnit {
 }
 export interface FakeState {
   units: Record<string, FakeUnit>;
+  /** Cgroups (relative, '' = root) that had cpuset enabled when the fake was set up: kept enabled, as systemd keeps it for units that need it. */
+  keepCpuset?: string[];
   fail?: string;
   hang?: boolean;
 }
@@ -42,7 +44,7 @@ function realize(s: SimFs, st: FakeState): void {
   const active = Object.entries(st.units).filter(([, u]) => s.isDir(MOUNT + u.cgroup));
   const needs = (u: FakeUnit): boolean => u.cpus !== '' || u.mems !== '' || u.delegateCpuset === true;
   // Directories (relative, '' = root) whose subtree_control must have cpuset: strict ancestors of needing units.
-  const needed = new Set<string>();
+  const needed = new Set<string>(st.keepCpuset ?? []);
   for (const [, u] of active) {
     if (!needs(u)) continue;
     const parts = u.cgroup.split('/').filter(Boolean);

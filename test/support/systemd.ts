@@ -35,8 +35,10 @@ export function fakeSystemd(root: string): FakeSystemd {
       return false;
     }
   };
+  const keepCpuset: string[] = [];
   const walk = (parts: string[]): void => {
     const dir = path.join(mount, ...parts);
+    if (has(dir, 'cpuset')) keepCpuset.push(parts.join('/'));
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       if (!e.isDirectory()) continue;
       const child = [...parts, e.name];
@@ -53,7 +55,7 @@ export function fakeSystemd(root: string): FakeSystemd {
   walk([]);
   fs.mkdirSync(path.join(root, 'run/systemd'), { recursive: true });
   const stateFile = path.join(root, STATE_FILE);
-  fs.writeFileSync(stateFile, JSON.stringify({ units } satisfies FakeState, null, 2));
+  fs.writeFileSync(stateFile, JSON.stringify({ units, keepCpuset } satisfies FakeState, null, 2));
   fs.writeFileSync(path.join(root, LOG_FILE), '');
   const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-fake-systemctl-')), 'systemctl');
   fs.writeFileSync(

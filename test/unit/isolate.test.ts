@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
+import { fakeSystemd } from '../support/systemd.ts';
 import { diffTrees, simWrites, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
 const CG = 'sys/fs/cgroup';
@@ -25,14 +26,6 @@ function pids(root: string): number[] {
     .filter((d) => /^\d+$/.test(d))
     .map(Number);
 }
-function fakeSystemctl(): { bin: string; log: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-systemctl-'));
-  const bin = path.join(dir, 'systemctl');
-  const log = path.join(dir, 'log');
-  fs.writeFileSync(bin, `#!/bin/sh\necho "$@" >> '${log}'\n`, { mode: 0o755 });
-  return { bin, log };
-}
-
 describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
   it('restricts the slices, moves kthreads, workqueues and IRQs; release restores the tree byte for byte', async () => {
     const root = buildFixture('ryzen-5950x');
@@ -78,16 +71,22 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
   it('--stop-irqbalance stops it through systemd and release starts it; --irqbalance-ban edits its config', async () => {
     const root = buildFixture('ryzen-5950x');
     fs.mkdirSync(path.join(root, 'etc/default'), { recursive: true });
+    // systemd manages this machine: the fake also takes the units' AllowedCPUs (the irqbalance calls are checked)
+    const sd = fakeSystemd(root);
     const before = treeFiles(root);
-    const sc = fakeSystemctl();
-    const env = { VFIO_ISOLATE_SYSTEMCTL: sc.bin };
+    const env = sd.env;
+    const irqb = (): string =>
+      sd
+        .calls()
+        .filter((c) => c.includes('irqbalance'))
+        .join('\n') + '\n';
     assert.equal((await cli(root, ['isolate', '--stop-irqbalance', 'C8-15,24-31'], env)).code, 0);
-    assert.equal(fs.readFileSync(sc.log, 'utf8'), 'stop irqbalance.service\n');
+    assert.equal(irqb(), 'stop irqbalance.service\n');
     assert.equal((await cli(root, ['release'], env)).code, 0);
-    assert.equal(fs.readFileSync(sc.log, 'utf8'), 'stop irqbalance.service\nstart irqbalance.service\n');
+    assert.equal(irqb(), 'stop irqbalance.service\nstart irqbalance.service\n');
     assert.equal((await cli(root, ['isolate', '--irqbalance-ban', 'C8-15,24-31'], env)).code, 0);
     assert.match(sysRead(root, 'etc/default/irqbalance'), /^IRQBALANCE_BANNED_CPULIST=8-15,24-31$/m);
-    assert.match(fs.readFileSync(sc.log, 'utf8'), /try-restart irqbalance.service\n$/);
+    assert.match(irqb(), /try-restart irqbalance.service\n$/);
     assert.equal((await cli(root, ['release'], env)).code, 0);
     assert.equal(sysExists(root, 'etc/default/irqbalance'), false, 'the file did not exist before');
     assert.deepEqual(diffTrees(before, treeFiles(root)), []);
