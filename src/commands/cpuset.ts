@@ -172,7 +172,13 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
     cg.path,
     v1
       ? { tasks: '', 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' }
-      : { 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' },
+      : {
+          'cgroup.procs': '',
+          'cpuset.cpus': '',
+          'cpuset.mems': '',
+          // a new v2 cgroup may use what its parent enables for its children
+          'cgroup.controllers': ctx.state.read(`${parent.path}/cgroup.subtree_control`) ?? '',
+        },
   );
   const writes = settingWrites(ctx, cg, settings);
   steps.push({

@@ -2,6 +2,7 @@
 import type { CommandSpec } from '../cli/spec.ts';
 import { completionCommands } from './completion.ts';
 import { cpusetCommands } from './cpuset.ts';
+import { reapplyCommand } from './drift.ts';
 import { helpCommand } from './help.ts';
 import { isolateCommands } from './isolate.ts';
 import { libvirtCommands } from './libvirt.ts';
@@ -15,6 +16,7 @@ export const COMMANDS: CommandSpec[] = [
   ...miscCommands,
   restoreCommand,
   ...isolateCommands,
+  reapplyCommand,
   ...statusCommands,
   ...topologyCommands,
   ...libvirtCommands,
