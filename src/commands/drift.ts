@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CommandSpec, Ctx } from '../cli/spec.ts';
+import type { Ctx, Handler } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
@@ -139,25 +139,17 @@ function planReapply(ctx: Ctx, command: string, file: string): Step[] {
     );
     if (step) steps.push(step);
   }
-  if (steps.length > 0 && !ctx.g.dryRun) ctx.g.undoFile = file; // journalled into the same journal
   return steps;
 }
 
-export const reapplyCommand: CommandSpec = {
-  name: 'reapply',
-  summary: 'set again what an active journal restricted through systemd, where it has drifted',
-  description:
-    'For every systemd unit whose AllowedCPUs= / AllowedMemoryNodes= an active journal set (isolate, cpuset-modify on a unit) and systemd no longer has, set it again through systemd (runtime only). Journalled into the same journal, so release/restore still return to the state before the first run. Nothing drifted: nothing changes. JOURNAL defaults to -u FILE, else /run/vfio-isolate/isolate.journal. status names drift and this command.',
-  options: [],
-  args: [{ name: 'JOURNAL', required: false, help: 'journal file', complete: 'file' }],
-  examples: ['vfio-isolate reapply', 'vfio-isolate reapply /run/vfio-isolate/win11.journal'],
-  writes: true,
-  handler: {
+export const handlers: Record<string, Handler> = {
+  reapply: {
     kind: 'plan',
     plan(ctx, inv) {
       const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? defaultJournal(ctx);
-      ctx.g.undoFile = undefined;
-      return planReapply(ctx, inv.name, file);
+      const steps = planReapply(ctx, inv.name, file);
+      // journalled into the same journal; nothing drifted: nothing to journal
+      return { steps, journal: steps.length > 0 ? file : null };
     },
   },
 };

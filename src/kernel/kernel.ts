@@ -1,6 +1,6 @@
 /**
- * The Kernel object: every file the tool reads or writes, rooted at a directory. `Kernel.open()` picks the real
- * machine, or, when VFIO_ISOLATE_ROOT is set (a testing aid), a fake tree under that directory with SimFs.
+ * The Kernel object: every file the tool reads or writes and every command it runs, behind one door.
+ * `Kernel.real()` is the machine the tool runs on; tests build one over a fake tree and pass it to `runCli`.
  */
 import { CpuSet } from '../cpus/cpuset.ts';
 import { Cgroups } from './cgroup.ts';
@@ -9,46 +9,42 @@ import { Irqs } from './irq.ts';
 import { P } from './paths.ts';
 import { Procs } from './procs.ts';
 import { RealFs } from './realfs.ts';
-import { SimFs } from './simfs.ts';
 import { SYSTEMCTL_TIMEOUT_MS } from './systemd.ts';
 import { readMachine, type Machine } from './topology.ts';
 
 export { P } from './paths.ts';
-
-export interface KernelOptions {
-  /** The systemctl command ('systemctl' on a real machine; '' = none, e.g. a fake tree without a fake one). */
-  systemctl?: string;
-  /** How long one systemctl call may take. */
-  systemctlTimeoutMs?: number;
-}
 
 export class Kernel {
   private _cgroups?: Cgroups;
   private _machine?: Machine;
   readonly procs: Procs;
   readonly irqs: Irqs;
+  /**
+   * The commands the tool runs: systemd's control tool and irqbalance (found on PATH on a real machine). An empty
+   * systemctl means there is none to talk to (a fake tree without a fake systemd): cgroups are written directly.
+   */
   readonly systemctl: string;
+  /** How long one systemctl call may take. */
   readonly systemctlTimeoutMs: number;
+  readonly irqbalance: string;
+  /** The effective uid the tool runs with: 0 means it may write. */
+  readonly euid: number;
 
   constructor(
     readonly fs: Fs,
-    /** True when running on a fake tree (VFIO_ISOLATE_ROOT). */
-    readonly simulated: boolean,
-    /** The environment the tool runs with (test aids such as VFIO_ISOLATE_SYSTEMCTL are read from it). */
-    readonly env: NodeJS.ProcessEnv = process.env,
-    opts: KernelOptions = {},
+    opts: { systemctl?: string; systemctlTimeoutMs?: number; irqbalance?: string; euid?: number } = {},
   ) {
     this.procs = new Procs(fs);
     this.irqs = new Irqs(fs);
-    this.systemctl = opts.systemctl ?? (simulated ? '' : 'systemctl');
+    this.systemctl = opts.systemctl ?? 'systemctl';
     this.systemctlTimeoutMs = opts.systemctlTimeoutMs ?? SYSTEMCTL_TIMEOUT_MS;
+    this.irqbalance = opts.irqbalance ?? 'irqbalance';
+    this.euid = opts.euid ?? process.geteuid?.() ?? 0;
   }
 
-  static open(env: NodeJS.ProcessEnv = process.env): Kernel {
-    const root = env.VFIO_ISOLATE_ROOT;
-    if (root !== undefined && root !== '')
-      return new Kernel(new SimFs(root), true, env, { systemctl: env.VFIO_ISOLATE_SYSTEMCTL ?? '' });
-    return new Kernel(new RealFs(), false, env);
+  /** The machine the tool runs on. */
+  static real(): Kernel {
+    return new Kernel(new RealFs());
   }
 
   get root(): string {

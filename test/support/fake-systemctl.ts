@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SimFs } from '../../src/kernel/simfs.ts';
+import { SimFs } from './simfs.ts';
 
 export interface FakeUnit {
   cgroup: string;

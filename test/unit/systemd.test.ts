@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import * as v from 'valibot';
 import { RuntimeFailure } from '../../src/errors.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
-import { SimFs } from '../../src/kernel/simfs.ts';
+import { SimFs } from '../support/simfs.ts';
 import { runSystemctl, unitOfCgroup } from '../../src/kernel/systemd.ts';
 import { UnitRecord } from '../../src/steps/records.ts';
 import { buildFixture } from '../fixtures/build.ts';
@@ -226,7 +226,7 @@ describe('systemctl failures, and systemd that does not manage the tree', () => 
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
     sd.update((s) => (s.hang = true));
-    const k = new Kernel(new SimFs(root), true, {}, { systemctl: sd.bin, systemctlTimeoutMs: 1500 });
+    const k = new Kernel(new SimFs(root), { systemctl: sd.bin, systemctlTimeoutMs: 1500, euid: 0 });
     const t0 = Date.now();
     assert.throws(
       () => runSystemctl(k, ['set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-3']),

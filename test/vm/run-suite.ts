@@ -14,6 +14,7 @@ import {
   type GuestResult,
   type VmMode,
 } from './harness.ts';
+import { testBundle } from '../support/bundle.ts';
 
 const GUEST_DIR = 'test/vm/guest';
 
@@ -118,6 +119,8 @@ async function main(): Promise<number> {
   const timeoutSec = Number(process.env.VFIO_VM_TIMEOUT) || 420;
   const memMiB = Number(process.env.VFIO_VM_MEM) || 1024;
 
+  // Guest tests that start the CLI as a process (the crash matrix) run the test entry, bundled here once.
+  testBundle();
   const kernels = await ensureKernels(modes, (l) => out(l));
   for (const mode of ALL_MODES.filter((m) => modes.includes(m))) {
     const k = kernels.get(mode);
