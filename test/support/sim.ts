@@ -35,6 +35,8 @@ export function simKernel(root: string, env: NodeJS.ProcessEnv = {}): Kernel {
   return new Kernel(new SimFs(root), {
     // no VFIO_ISOLATE_SYSTEMCTL: no systemd to talk to (cgroups written directly; irqbalance calls fail)
     systemctl: env.VFIO_ISOLATE_SYSTEMCTL || '',
+    // the fake systemctl (test/support/fake-systemctl.ts) starts node + tsx per call: seconds on a loaded machine
+    systemctlTimeoutMs: 60000,
     irqbalance: env.VFIO_ISOLATE_IRQBALANCE || '/nonexistent/irqbalance',
     euid: 0,
   });
