@@ -71,7 +71,7 @@ export const ISOLATE_OPTIONS: OptionSpec[] = [
     long: 'profile',
     type: 'string',
     valueName: 'FILE',
-    help: 'read CPUs and steps from a TOML profile',
+    help: 'read CPUs and steps from a TOML profile: NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
     complete: 'file',
   },
   {
@@ -91,7 +91,7 @@ export const ISOLATE_OPTIONS: OptionSpec[] = [
     key: 'irqbalanceBan',
     long: 'irqbalance-ban',
     type: 'boolean',
-    help: 'ban the VM CPUs in irqbalance (IRQBALANCE_BANNED_CPULIST, systemd) until release',
+    help: 'ban the VM CPUs in irqbalance until release (runtime drop-in under /run; systemd)',
   },
   {
     key: 'governor',
@@ -186,7 +186,7 @@ const cputuneCommand: CommandSpec = {
       long: 'profile',
       type: 'string',
       valueName: 'FILE',
-      help: 'take CPUs and [cputune] from a TOML profile',
+      help: 'take CPUs and [cputune] from a TOML profile: NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
       complete: 'file',
     },
     { key: 'json', long: 'json', type: 'boolean', help: 'the plan as JSON (with the XML)' },
@@ -211,14 +211,14 @@ const hookCommand: CommandSpec = {
       name: 'install',
       summary: 'install a hook that isolates at VM start and releases at VM stop',
       description:
-        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, by absolute paths, logging to syslog (tag vfio-isolate). An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
+        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, with the node running now and this tool by canonical paths, logging to syslog (tag vfio-isolate). It refuses (exit 1) when root alone could not have written node, the tool, its chunks or koffi with its native addon (each file and every directory on the way must belong to root and be writable by nobody else; symlinks are followed): install from the tarball and use a root-owned node. The hook checks again before every run and runs nothing that has become unsafe (or a node that is gone): it logs why and exits 1 at 'prepare begin' (the domain does not start), 0 at 'release end'. An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
       options: [
         {
           key: 'profile',
           long: 'profile',
           type: 'string',
           valueName: 'FILE',
-          help: 'the TOML profile of the VM (required)',
+          help: 'the TOML profile of the VM (required): NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
           complete: 'file',
         },
       ],
@@ -512,6 +512,80 @@ export const COMMANDS: CommandSpec[] = [
     ],
     kind: 'report',
     load: () => import('../commands/status.ts').then((m) => m.handlers['status']!),
+  },
+  {
+    name: 'measure',
+    summary:
+      'measure what actually runs on the VM CPUs: interrupts, softirqs, threads, and (probe) the noise',
+    description:
+      "Over a window (--seconds, default 5) reports per CPU the interrupts (/proc/interrupts: LOC, RES, CAL, TLB, ... and device IRQs by name), softirqs and CPU time, and every thread that ran there: each line says whether it is expected (per-CPU kernel work), the VM's own, or a leak with its fix (the wording of status). passive mode only reads counters and is safe while a VM runs; it is the default when vCPU threads (CPU n/KVM, CPU n/TCG) are on the CPUs. probe mode runs one pinned clock-reading thread per CPU and reports the largest interruption, the time lost per second (noise %) and a histogram of gap sizes; it is refused (exit 2) while a VM runs there. Budgets (--max-noise-us: time lost per second, --max-irqs-per-s, --max-gap-us: largest interruption) make it exit 1 when exceeded. Without CPUS it measures the VM CPUs status uses. In an emulated guest (TCG) the figures are only relative. Reads only; without root it says what it could not read.",
+    options: [
+      {
+        key: 'seconds',
+        long: 'seconds',
+        type: 'string',
+        valueName: 'N',
+        help: 'length of the window in seconds (default 5, at most 3600)',
+      },
+      {
+        key: 'mode',
+        long: 'mode',
+        type: 'string',
+        valueName: 'MODE',
+        help: 'passive (counters only; default while a VM runs there) or probe (default on idle CPUs)',
+        choices: ['passive', 'probe'],
+      },
+      {
+        key: 'maxNoiseUs',
+        long: 'max-noise-us',
+        type: 'string',
+        valueName: 'US',
+        help: 'budget: time lost per second on any CPU, in microseconds (exit 1 when over)',
+      },
+      {
+        key: 'maxIrqsPerS',
+        long: 'max-irqs-per-s',
+        type: 'string',
+        valueName: 'N',
+        help: 'budget: interrupts per second on any CPU (exit 1 when over)',
+      },
+      {
+        key: 'maxGapUs',
+        long: 'max-gap-us',
+        type: 'string',
+        valueName: 'US',
+        help: 'budget (probe): the largest single interruption, in microseconds',
+      },
+      {
+        key: 'json',
+        long: 'json',
+        type: 'boolean',
+        help: 'machine-readable output (same as the global --json)',
+      },
+      {
+        key: 'verbose',
+        long: 'verbose',
+        short: ['-v'],
+        type: 'boolean',
+        help: "list every source and the VM's own threads",
+      },
+    ],
+    args: [
+      {
+        name: 'CPUS',
+        required: false,
+        help: 'the CPUs to measure (default: the VM CPUs status uses)',
+        complete: 'cpus',
+      },
+    ],
+    examples: [
+      'vfio-isolate measure',
+      'vfio-isolate measure --mode probe --seconds 10 C4-7',
+      'vfio-isolate measure --seconds 30 --max-irqs-per-s 50 --max-noise-us 100',
+      'vfio-isolate measure --json L1',
+    ],
+    kind: 'report',
+    load: () => import('../commands/measure.ts').then((m) => m.handlers['measure']!),
   },
   {
     name: 'topology',

@@ -3,8 +3,8 @@ import { V1_FLAG_OPTIONS } from '../cli/table.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
-import { isPinnedKernelThread } from '../kernel/procs.ts';
-import { writeIds } from '../kernel/tasks.ts';
+import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
+import { attachCpus, attachKeepsUserMask, masksToKeep, threadIds, writeIds } from '../kernel/tasks.ts';
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
@@ -157,7 +157,7 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
       k.fs.mkdir(cg.path);
       for (const w of writes) {
         k.write(w.path, w.value);
-        log.debugLine(`${w.path} ← ${w.value}`);
+        log.debugLine(`${w.path} <- ${w.value}`);
       }
       return { changed: 1 + writes.length };
     },
@@ -217,7 +217,11 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
 
 /**
  * Move every task listed in `fromDir` to `toDir`, one id per write. Passes repeat (at most 3) for tasks that were
- * forked meanwhile. Each pass is journalled (ids + start times) before it moves anything.
+ * forked meanwhile. Each pass is journalled before it moves anything: the tasks (ids + start times, or pids + the
+ * list time), and first the thread masks the move would lose (see attachKeepsUserMask): on kernels before 6.2
+ * every thread whose mask differs from what attaching back to `fromDir` gives (one status read per thread);
+ * on 6.2 and later only kernel threads of the root (their node masks are the kernel's, not a user mask).
+ * Restore undoes the tasks record first, then the affinity record.
  */
 export function moveAll(
   a: Parameters<Step['apply']>[0],
@@ -231,8 +235,9 @@ export function moveAll(
   let moved = 0;
   let gone = 0;
   const skipped: { what: string; why: string }[] = [];
-  const possible = k.possibleCpus;
-  const possibleList = possible.toList();
+  const keepsUserMask = attachKeepsUserMask(k);
+  let home: CpuSet | undefined;
+  const homeCpus = (): CpuSet => (home ??= attachCpus(k, fromDir));
   const comms = new Map<number, string>();
   for (let pass = 0; pass < 3; pass++) {
     const ids = k
@@ -242,10 +247,14 @@ export function moveAll(
       .filter((n) => Number.isFinite(n) && !tried.has(n));
     if (ids.length === 0) break;
     // Fast path: a source other than the root holds no kernel threads, so nothing of a task needs reading before
-    // it moves; the record's time stamp identifies the tasks on restore (see TasksRecord).
+    // it moves (on 6.2 and later); the record's time stamp identifies the tasks on restore (see TasksRecord).
     const listedAt = fromDir !== k.cgroups.mount ? k.uptimeTicks() : undefined;
     if (listedAt !== undefined) {
       for (const id of ids) tried.add(id);
+      if (!keepsUserMask) {
+        const kept = masksToKeep(k, threadIds(k, ids, file), homeCpus(), { listedAt });
+        if (kept.length > 0) record({ kind: 'affinity', tasks: kept });
+      }
       record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: [], pids: ids, listedAt });
       const res = writeIds(k.fs, `${toDir}/${file}`, ids, (done) =>
         log.progress(`moving tasks to ${toDir}`, done, ids.length),
@@ -261,9 +270,10 @@ export function moveAll(
       continue;
     }
     const withStart: [number, number][] = [];
-    // Attaching to a cpuset resets a task's affinity; a task that had its own narrower mask (a node-bound
-    // kthread such as kcompactd0) would not get it back by moving back. Its mask is journalled too.
-    const narrowed: [number, number, string][] = [];
+    const starts = new Map<number, number>();
+    // Whose mask may be lost: every movable task before 6.2; only the root's kernel threads (node-bound ones such
+    // as kcompactd0 have a mask the kernel set, not a user mask) on 6.2 and later.
+    const candidates: number[] = [];
     for (const id of ids) {
       tried.add(id);
       const st = k.procs.statOf(id);
@@ -272,20 +282,15 @@ export function moveAll(
         continue;
       }
       withStart.push([id, st.start]);
+      starts.set(id, st.start);
       comms.set(id, st.comm);
       if (isPinnedKernelThread(st)) continue;
-      // Most tasks may run everywhere: compare the kernel's text first and parse only the others.
-      const text = k.procs.allowedText(id);
-      if (text === undefined || text === possibleList) continue;
-      let allowed: CpuSet;
-      try {
-        allowed = CpuSet.parseList(text);
-      } catch {
-        continue;
-      }
-      if (!allowed.equals(possible)) narrowed.push([id, st.start, allowed.toList()]);
+      if (!keepsUserMask || isKernelThread(st)) candidates.push(id);
     }
-    if (narrowed.length > 0) record({ kind: 'affinity', tasks: narrowed });
+    const kept = masksToKeep(k, keepsUserMask ? candidates : threadIds(k, candidates, file), homeCpus(), {
+      startOf: (tid) => starts.get(tid) ?? k.procs.startOf(tid),
+    });
+    if (kept.length > 0) record({ kind: 'affinity', tasks: kept });
     record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
     const total = withStart.length;
     const res = writeIds(

@@ -9,18 +9,12 @@ import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { P } from '../kernel/kernel.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
-import {
-  irqbalanceConfigPath,
-  irqbalanceHow,
-  readConfig,
-  restartIrqbalance,
-  stopOrStartIrqbalance,
-  withBannedCpus,
-  writeConfig,
-} from '../kernel/services.ts';
-import { readJournalFile } from '../steps/journal.ts';
+import { findIrqbalance, readBan, setBan } from '../kernel/irqbalance.ts';
+import { irqbalanceHow, stopOrStartIrqbalance } from '../kernel/services.ts';
+import { interruptedCreation, readJournalFile } from '../steps/journal.ts';
 import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
-import { loadProfile } from '../profile.ts';
+import { loadProfile, profileFile } from '../profile.ts';
+import { exampleVmCpus } from '../report/topology-view.ts';
 import { readStatusModel } from '../report/status-read.ts';
 import { findingLine, findLeaks } from '../report/status-model.ts';
 import { leakCheckJson } from '../report/status-view.ts';
@@ -39,7 +33,7 @@ export interface IsolateSteps {
   workqueues: boolean;
   irqs: boolean;
   stopIrqbalance: boolean;
-  /** Ban the VM CPUs in irqbalance's config (IRQBALANCE_BANNED_CPULIST) and restart it, as tuned does. */
+  /** Ban the VM CPUs in irqbalance for this boot (a drop-in under /run setting IRQBALANCE_BANNED_CPULIST). */
   irqbalanceBan?: boolean;
   governor?: string;
   dropCaches: boolean;
@@ -61,6 +55,7 @@ export function defaultJournal(ctx: Ctx): string {
 
 /** Is there an active (unrestored, this boot, not rolled back) isolation in this journal? */
 export function activeIsolation(ctx: Ctx, file: string): string | undefined {
+  if (interruptedCreation(file)) return undefined; // a run killed while creating it: nothing applied
   try {
     const j = readJournalFile(file);
     if (j.restored || j.header.bootId !== ctx.k.bootId()) return undefined;
@@ -85,11 +80,15 @@ export function resolveSplit(
     throw new UsageError(`${command}: give either VMCPUS or --host, not both`);
   if (vmSpec !== undefined) vm = cpusArg(ctx, vmSpec, command);
   else if (hostSpec !== undefined) vm = online.minus(cpusArg(ctx, hostSpec, `${command} --host`));
-  else
+  else {
+    const example = exampleVmCpus(ctx.k.machine);
     throw new UsageError(
       `${command}: which CPUs should the VM get?`,
-      `e.g. vfio-isolate ${command} C8-15,24-31 (see vfio-isolate topology for a suggestion)`,
+      example
+        ? `e.g. vfio-isolate ${command} ${example}, the split vfio-isolate topology suggests for this machine`
+        : 'this machine has a single core: there is nothing to give a VM',
     );
+  }
   const host = online.minus(vm);
   if (vm.isEmpty) throw new UsageError(`${command}: no CPU left for the VM`);
   if (host.isEmpty) {
@@ -252,7 +251,7 @@ function planDefaultIrq(ctx: Ctx, o: IsolateOptions, command: string): Step | un
 }
 
 function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
-  const pid = ctx.k.findProcess('irqbalance');
+  const pid = findIrqbalance(ctx.k);
   if (pid === undefined) return undefined;
   const how = irqbalanceHow(ctx.k);
   if (o.steps.irqbalanceBan) {
@@ -261,22 +260,21 @@ function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | un
         `${command}: --irqbalance-ban needs irqbalance managed by systemd`,
         'use --stop-irqbalance instead',
       );
-    const path = irqbalanceConfigPath(ctx.k);
+    const list = o.vm.toList();
     return {
       command,
-      title: `ban CPUs ${o.vm.toList()} in irqbalance (IRQBALANCE_BANNED_CPULIST) and restart it`,
+      title: `ban CPUs ${list} in irqbalance for this boot (a drop-in under /run) and restart it`,
       changes: [
         {
-          target: path,
-          after: `IRQBALANCE_BANNED_CPULIST=${o.vm.toList()}`,
-          note: 'then systemctl try-restart irqbalance',
+          target: P.irqbalanceDropIn,
+          after: `IRQBALANCE_BANNED_CPULIST=${list}`,
+          note: 'then systemctl daemon-reload, try-restart irqbalance',
         },
       ],
       apply({ k, record }) {
-        const old = readConfig(k, path);
-        record({ kind: 'irqbalance-config', path, old });
-        writeConfig(k, path, withBannedCpus(old, o.vm.toList()));
-        restartIrqbalance(k);
+        const old = readBan(k);
+        record({ kind: 'irqbalance-ban', cpus: list, old });
+        setBan(k, list);
         return { changed: 1 };
       },
     };
@@ -344,7 +342,10 @@ type ProfileOptions = Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: st
 
 /** What a TOML profile (`isolate --profile FILE`) sets of isolate's options. */
 function profileOptions(ctx: Ctx, file: string): ProfileOptions {
-  const p = loadProfile(file, ctx.k.machine);
+  const p = loadProfile(
+    profileFile(file, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
   for (const w of p.warnings) ctx.log.warn(w);
   const s = p.isolate.steps;
   if (s.partition)
@@ -379,7 +380,7 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   let statInterval: number | undefined;
   if (typeof v.statInterval === 'string') {
     if (!/^\d{1,6}$/.test(v.statInterval) || Number(v.statInterval) < 1)
-      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds ≥ 1`);
+      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds >= 1`);
     statInterval = Number(v.statInterval);
   }
   const ps = prof?.steps;
@@ -495,6 +496,18 @@ function planReset(ctx: Ctx, command: string): Step[] {
   if (changed.length) steps.push(writeFilesStep(command, 'workqueues and new IRQs on all CPUs', changed));
   const irq = planIrqMasks(ctx, command, 'add', all);
   if (irq) steps.push(irq);
+  const ban = readBan(k);
+  if (ban !== null)
+    steps.push({
+      command,
+      title: `remove the irqbalance ban of CPUs ${ban} (the drop-in under /run) and restart irqbalance`,
+      changes: [{ target: P.irqbalanceDropIn, note: 'removed; then systemctl daemon-reload, try-restart' }],
+      apply({ k: kk, record }) {
+        record({ kind: 'irqbalance-ban', cpus: null, old: ban });
+        setBan(kk, null);
+        return { changed: 1 };
+      },
+    });
   return steps;
 }
 

@@ -1,7 +1,16 @@
 /** restore FILE: undo a journal, newest change first, after validating every record. */
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
-import { markRestored, pendingRecords, readJournalFile, type ParsedJournal } from '../steps/journal.ts';
+import * as fs from 'node:fs';
+import {
+  checkJournalTrust,
+  interruptedCreation,
+  markRestored,
+  pendingRecords,
+  readJournalFile,
+  removeInterrupted,
+  type ParsedJournal,
+} from '../steps/journal.ts';
 import type { Step } from '../steps/step.ts';
 import { describeRecord, undoRecord } from '../steps/undo.ts';
 import { validateRecords } from '../steps/validate.ts';
@@ -13,6 +22,23 @@ export function planJournalRestore(
   file: string,
   opts: { force: boolean },
 ): Step[] {
+  // Read under the run's lock (taken before planning), and only a journal root alone could have written.
+  if (fs.existsSync(file) || isLink(file)) checkJournalTrust(file);
+  if (interruptedCreation(file)) {
+    // A run was killed while creating this file: it holds no change. Removed under the lock, if still so.
+    return [
+      {
+        command,
+        title: `remove ${file}, left empty by an interrupted run (nothing was applied)`,
+        changes: [{ target: file, note: 'remove' }],
+        apply({ log }) {
+          if (removeInterrupted(file))
+            log.warn(`${file} was left unfinished by an interrupted run that applied nothing; removed it`);
+          return { changed: 0 };
+        },
+      },
+    ];
+  }
   const j: ParsedJournal = readJournalFile(file);
   if (j.restored) {
     ctx.log.warn(`${file} was already restored; nothing to do`);
@@ -26,7 +52,7 @@ export function planJournalRestore(
     title: `mark ${file} restored`,
     changes: [{ target: file, note: 'append "restored"' }],
     apply() {
-      markRestored(file, otherBoot && opts.force);
+      markRestored(file, otherBoot && opts.force, undefined, j.size);
       return { changed: 0 };
     },
   };
@@ -37,6 +63,7 @@ export function planJournalRestore(
     return [mark];
   }
   const failures: string[] = [];
+  const conflicts: string[] = [];
   const steps: Step[] = recs.map((rec) => ({
     command,
     title: describeRecord(rec),
@@ -46,15 +73,23 @@ export function planJournalRestore(
         : rec.kind === 'unit'
           ? [{ target: `unit ${rec.unit}`, note: describeRecord(rec) }]
           : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
+    keptOnFailure: true,
     apply({ k, log }) {
-      const r = undoRecord(k, rec, log);
+      const r = undoRecord(k, rec, log, { force: opts.force });
       failures.push(...r.failed);
+      conflicts.push(...r.conflicts);
       return { changed: r.done, skipped: r.failed.map((f) => ({ what: f, why: 'failed' })) };
     },
   }));
   steps.push({
     ...mark,
     apply(a) {
+      if (conflicts.length > 0) {
+        throw new RuntimeFailure(
+          `restore of ${file}: ${conflicts.length} change(s) left alone because they were changed again since this journal's run: ${conflicts.slice(0, 3).join('; ')}${conflicts.length > 3 ? '; ...' : ''}`,
+          `check them; restore --force ${file} writes the old values anyway (the journal is not marked restored)`,
+        );
+      }
       if (failures.length > 0) {
         throw new RuntimeFailure(
           `restore of ${file} incomplete: ${failures.length} change(s) could not be undone: ${failures.slice(0, 3).join('; ')}`,
@@ -65,6 +100,14 @@ export function planJournalRestore(
     },
   });
   return steps;
+}
+
+function isLink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** The handlers of this file's commands, by full name (the command table loads this module on demand). */

@@ -108,6 +108,19 @@ export interface StatusModel {
   irqbalance?: { pid: number; banned?: CpuSet };
   /** Things that could not be read, one phrase each ("the status of 3 tasks (permission denied)"). */
   notVisible: string[];
+  /** The libvirt hooks vfio-isolate installed, with the check of what they run as root. */
+  hooks: InstalledHook[];
+}
+
+export interface InstalledHook {
+  domain: string;
+  /** The hook file (system path). */
+  path: string;
+  /** The node and tool it runs (absent in hooks written before they were recorded). */
+  node?: string;
+  tool?: string;
+  /** Why root may run something a user could have changed ("the hook runs node … as root, but …"). */
+  unsafe?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

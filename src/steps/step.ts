@@ -39,5 +39,7 @@ export interface Step {
   changes: Change[];
   /** Nothing to undo (drop_caches, compact_memory): the step records no undo entry. */
   oneWay?: boolean;
+  /** What it changed stays when a later step fails (restore's undo steps: they journal nothing to roll back). */
+  keptOnFailure?: boolean;
   apply(ctx: ApplyCtx): StepResult;
 }

@@ -2,8 +2,9 @@
 import { errnoOf } from '../kernel/fs.ts';
 import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
-import { writeIds } from '../kernel/tasks.ts';
-import { readConfig, restartIrqbalance, stopOrStartIrqbalance, writeConfig } from '../kernel/services.ts';
+import { moveBackKeepingMasks } from '../kernel/tasks.ts';
+import { readBan, setBan } from '../kernel/irqbalance.ts';
+import { stopOrStartIrqbalance } from '../kernel/services.ts';
 import { setUnitProperties, showUnits, type UnitProps } from '../kernel/systemd.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
@@ -12,6 +13,16 @@ export interface UndoResult {
   done: number;
   skipped: number;
   failed: string[];
+  /**
+   * Left alone because they no longer hold what the run wrote (someone changed them since): "path (holds X, the
+   * run wrote Y)". Restore reports them and exits 1; --force writes the old values anyway.
+   */
+  conflicts: string[];
+}
+
+export interface UndoOptions {
+  /** Write old values back even where the file no longer holds what the run wrote. */
+  force?: boolean;
 }
 
 function parentOf(path: string): string {
@@ -38,12 +49,15 @@ export function describeRecord(rec: UndoRecord): string {
       return `restore the scheduling policy of ${rec.tasks.length} threads`;
     case 'service':
       return `start ${rec.name} again`;
-    case 'irqbalance-config':
-      return `put back ${rec.path} and restart irqbalance`;
+    case 'irqbalance-ban':
+      return rec.old === null
+        ? 'remove the irqbalance ban (drop-in under /run) and restart irqbalance'
+        : `ban CPUs ${rec.old} in irqbalance again and restart it`;
     case 'unit':
       return `put back ${unitPropsText(rec, 0)} of systemd unit ${rec.unit} (systemctl set-property --runtime)`;
   }
 }
+
 
 /**
  * Lifting a restriction (AllowedCPUs= empty) makes systemd write "" to the unit's cpuset file. Where systemd keeps
@@ -80,8 +94,8 @@ export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which:
     .join(' ');
 }
 
-export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
-  const r: UndoResult = { done: 0, skipped: 0, failed: [] };
+export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptions = {}): UndoResult {
+  const r: UndoResult = { done: 0, skipped: 0, failed: [], conflicts: [] };
   const attempt = (what: string, f: () => void, tolerate: string[] = []): void => {
     try {
       f();
@@ -97,7 +111,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
   };
   switch (rec.kind) {
     case 'write':
-      for (const [path, old] of [...rec.files].reverse()) {
+      for (const [path, old, wrote] of [...rec.files].reverse()) {
         let now: string | undefined;
         try {
           now = k.read(path).trim();
@@ -108,13 +122,19 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
-        if (now === old.trim() || (now !== undefined && normalisedEqual(path, now, old))) {
+        if (now !== undefined && sameValue(path, now, old)) {
           r.skipped++;
+          continue;
+        }
+        // Only where the file still holds what the run wrote: a value changed since by someone else stays.
+        if (wrote !== undefined && now !== undefined && !sameValue(path, now, wrote) && !opts.force) {
+          r.conflicts.push(`${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`);
+          log.debugLine(`undo: ${path}: conflict, left alone`);
           continue;
         }
         // IRQs that refuse were never changed; tolerate them refusing again.
         attempt(
-          `${path} ← ${JSON.stringify(old)}`,
+          `${path} <- ${JSON.stringify(old)}`,
           () => writeBack(k, path, old, log),
           isIrqAffinityPath(path) ? ['EIO', 'EPERM'] : [],
         );
@@ -133,7 +153,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           .split('\n')
           .map((l) => Number.parseInt(l, 10))
           .filter(Number.isFinite);
-        if (left.length > 0) writeIds(k.fs, `${parentOf(rec.path)}/${file}`, left);
+        if (left.length > 0) moveBackKeepingMasks(k, rec.path, `${parentOf(rec.path)}/${file}`, left, file);
       } catch {
         /* reported by rmdir below */
       }
@@ -144,11 +164,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       if (!k.fs.isDir(rec.path)) attempt(`mkdir ${rec.path}`, () => k.fs.mkdir(rec.path), ['EEXIST']);
       for (const [name, value] of rec.settings) {
         const path = `${rec.path}/${name}`;
-        if (k.fs.exists(path)) attempt(`${path} ← ${JSON.stringify(value)}`, () => k.write(path, value));
+        if (k.fs.exists(path)) attempt(`${path} <- ${JSON.stringify(value)}`, () => k.write(path, value));
       }
       break;
     case 'controller':
-      attempt(`${rec.path}/cgroup.subtree_control ← -${rec.controller}`, () =>
+      attempt(`${rec.path}/cgroup.subtree_control <- -${rec.controller}`, () =>
         k.write(`${rec.path}/cgroup.subtree_control`, `-${rec.controller}`),
       );
       break;
@@ -185,7 +205,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       }
       if (back.length > 0) {
         try {
-          const res = writeIds(k.fs, `${rec.from}/${rec.file}`, back);
+          const res = moveBackKeepingMasks(k, rec.to, `${rec.from}/${rec.file}`, back, rec.file);
           r.done += res.moved.length;
           r.skipped += res.gone.length + res.unmovable.length;
         } catch (e) {
@@ -201,7 +221,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           continue;
         }
         const cpus = parseListLoose(old);
-        attempt(`affinity of ${tid} ← ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
+        attempt(`affinity of ${tid} <- ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
       }
       break;
     case 'sched':
@@ -210,7 +230,28 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
-        attempt(`scheduling of ${tid} ← ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
+        if (!opts.force) {
+          // Only a thread that still has the policy the run set gets its old one back.
+          let cur: { policy: number; priority: number } | undefined;
+          try {
+            cur = k.fs.getScheduler(tid);
+          } catch {
+            cur = undefined;
+          }
+          if (cur === undefined) {
+            r.skipped++;
+            continue;
+          }
+          if (cur.policy !== rec.to[0] || cur.priority !== rec.to[1]) {
+            if (cur.policy !== policy || cur.priority !== prio)
+              r.conflicts.push(
+                `thread ${tid} (has policy ${cur.policy}/${cur.priority}, the run set ${rec.to[0]}/${rec.to[1]})`,
+              );
+            else r.skipped++;
+            continue;
+          }
+        }
+        attempt(`scheduling of ${tid} <- ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
           'ESRCH',
         ]);
       }
@@ -244,12 +285,9 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       attempt(`${rec.unit}: cpuset files after lifting its restriction`, () => settleLifted(k, rec.unit, p));
       break;
     }
-    case 'irqbalance-config':
-      attempt(`restore ${rec.path}`, () => {
-        if (readConfig(k, rec.path) !== rec.old) {
-          writeConfig(k, rec.path, rec.old);
-          restartIrqbalance(k);
-        }
+    case 'irqbalance-ban':
+      attempt(describeRecord(rec), () => {
+        if (readBan(k) !== rec.old) setBan(k, rec.old);
       });
       break;
   }
@@ -277,13 +315,28 @@ function writeBack(k: Kernel, path: string, old: string, log: Log): void {
   }
 }
 
+/** A CPU list as numbers; validated records are bounded (validate.ts), and nothing above 8191 is expanded here. */
 function parseListLoose(s: string): number[] {
   const out: number[] = [];
   for (const part of s.split(',').filter(Boolean)) {
     const [a, b] = part.split('-').map(Number);
-    for (let i = a!; i <= (b ?? a!); i++) out.push(i);
+    const hi = Math.min(b ?? a!, 8191);
+    for (let i = a!; i <= hi; i++) out.push(i);
   }
   return out;
+}
+
+/** The same value, as the kernel prints it or as it was written ("0-3" and "0,1,2,3"; masks with leading zeros). */
+function sameValue(path: string, now: string, v: string): boolean {
+  const b = v.trim();
+  if (now === b || normalisedEqual(path, now, b)) return true;
+  if (/\/(cpuset\.(cpus|mems|cpus\.exclusive)|smp_affinity_list)$/.test(path)) {
+    const set = (s: string): string | undefined =>
+      /^[0-9,-]*$/.test(s) && s.length <= 4096 ? parseListLoose(s).join(',') : undefined;
+    const x = set(now);
+    return x !== undefined && x === set(b);
+  }
+  return false;
 }
 
 /** Hex masks and lists can print differently for the same set (leading zeros); compare as sets. */

@@ -10,6 +10,9 @@
  *  - `/proc/PID/task/TID/.sim-user-affinity` holds the CPU list a thread asked for with sched_setaffinity
  *    (kernels >= 6.2 keep it across cpuset changes).
  *  - `<root>/.sim-log` gets one line per write/mkdir/rmdir/setaffinity/setscheduler attempt (see readSimLog).
+ *  - `/DIR/.sim-seq-NAME/N`: later contents of `/DIR/NAME` (e.g. /proc/interrupts): this SimFs's read number N
+ *    (0 = the first) of that file, and every later one, gives the newest such version up to N, so counters change
+ *    between a command's reads (see seqFile).
  *  Names starting with `.sim-` are invisible through this Fs (list, read, exists).
  */
 import * as fs from 'node:fs';
@@ -246,10 +249,30 @@ export class SimFs implements Fs {
   read(path: string): string {
     const sys = this.resolve(path, 'read');
     try {
+      const later = this.seqFile(sys);
+      if (later !== undefined) return fs.readFileSync(later, 'utf8');
       return fs.readFileSync(this.hostPath(sys), 'utf8');
     } catch (e) {
       throw err((e as NodeJS.ErrnoException).code ?? 'EIO', 'read', path);
     }
+  }
+
+  private readonly reads = new Map<string, number>();
+
+  /** The host file a read of `sys` gives now when `.sim-seq-NAME` exists beside it (see the header). */
+  private seqFile(sys: string): string | undefined {
+    const slash = sys.lastIndexOf('/');
+    const dir = this.hostPath(`${sys.slice(0, slash)}/.sim-seq-${sys.slice(slash + 1)}`);
+    if (!fs.existsSync(dir)) return undefined;
+    const n = this.reads.get(sys) ?? 0;
+    this.reads.set(sys, n + 1);
+    const have = fs
+      .readdirSync(dir)
+      .filter((f) => /^\d+$/.test(f))
+      .map(Number)
+      .sort((a, b) => a - b);
+    const k = have.filter((x) => x <= n).pop();
+    return k === undefined ? undefined : `${dir}/${k}`;
   }
 
   write(path: string, value: string): void {

@@ -68,7 +68,7 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
     assert.equal(treeHash(root), h, 'release undoes only its own journal');
   });
 
-  it('--stop-irqbalance stops it through systemd and release starts it; --irqbalance-ban edits its config', async () => {
+  it('--stop-irqbalance stops it through systemd and release starts it; --irqbalance-ban is a drop-in under /run that release and reset remove', async () => {
     const root = buildFixture('ryzen-5950x');
     fs.mkdirSync(path.join(root, 'etc/default'), { recursive: true });
     // systemd manages this machine: the fake also takes the units' AllowedCPUs (the irqbalance calls are checked)
@@ -85,11 +85,24 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
     assert.equal((await cli(root, ['release'], env)).code, 0);
     assert.equal(irqb(), 'stop irqbalance.service\nstart irqbalance.service\n');
     assert.equal((await cli(root, ['isolate', '--irqbalance-ban', 'C8-15,24-31'], env)).code, 0);
-    assert.match(sysRead(root, 'etc/default/irqbalance'), /^IRQBALANCE_BANNED_CPULIST=8-15,24-31$/m);
-    assert.match(irqb(), /try-restart irqbalance.service\n$/);
+    // runtime only: a drop-in under /run, nothing under /etc
+    assert.equal(sysExists(root, 'etc/default/irqbalance'), false);
+    assert.match(
+      sysRead(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'),
+      /^EnvironmentFile=\/run\/vfio-isolate\/irqbalance.env$/m,
+    );
+    assert.match(sysRead(root, 'run/vfio-isolate/irqbalance.env'), /^IRQBALANCE_BANNED_CPULIST=8-15,24-31$/m);
+    assert.match(sd.calls().join('\n') + '\n', /daemon-reload\ntry-restart irqbalance.service\n$/);
     assert.equal((await cli(root, ['release'], env)).code, 0);
-    assert.equal(sysExists(root, 'etc/default/irqbalance'), false, 'the file did not exist before');
+    assert.equal(sysExists(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'), false);
+    assert.equal(sysExists(root, 'run/vfio-isolate/irqbalance.env'), false);
     assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+    // reset clears a ban left behind (journal lost)
+    assert.equal((await cli(root, ['isolate', '--irqbalance-ban', 'C8-15,24-31'], env)).code, 0);
+    fs.rmSync(path.join(root, 'run/vfio-isolate/isolate.journal'));
+    assert.equal((await cli(root, ['reset'], env)).code, 0);
+    assert.equal(sysExists(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'), false);
+    assert.match(sd.calls().join('\n') + '\n', /daemon-reload\ntry-restart irqbalance.service\n$/);
   });
 
   it('optional steps: governor on the VM CPUs, stat_interval, and --no-irqs leaves IRQs alone', async () => {
