@@ -58,7 +58,6 @@ export function describeRecord(rec: UndoRecord): string {
   }
 }
 
-
 /**
  * Lifting a restriction (AllowedCPUs= empty) makes systemd write "" to the unit's cpuset file. Where systemd keeps
  * the cpuset controller enabled (another unit needs it, e.g. a running VM's delegated scope), the kernel refuses
