@@ -17,6 +17,8 @@ import {
   requireCgroup,
   type CgroupRef,
 } from './common.ts';
+import { planUnitLimit, systemdOf, unitsOf } from './restrict.ts';
+import { unitOfCgroup } from '../kernel/systemd.ts';
 
 interface CpusetSettings {
   cpus?: string;
@@ -69,6 +71,18 @@ function modifyPlan(ctx: Ctx, inv: Invocation): Step[] {
     );
   }
   requireCgroup(ctx, cg, inv.name);
+  // A systemd unit's cgroup: through systemd (AllowedCPUs= / AllowedMemoryNodes=, runtime only).
+  const [unit] = unitsOf(ctx, [cg.parts], inv.name);
+  if (unit) {
+    const step = planUnitLimit(
+      ctx,
+      unit,
+      cg.parts,
+      { allowedCpus: s.cpus, allowedMemoryNodes: s.mems },
+      inv.name,
+    );
+    return step ? [step] : [];
+  }
   const steps = planEnableCpuset(ctx, cg.parts, inv.name);
   const writes = settingWrites(ctx, cg, s);
   if (writes.length === 0) return steps;
@@ -102,6 +116,14 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
     );
   }
   const v1 = ctx.k.cgroups.version === 1;
+  // No unit comes into being by mkdir: the cgroup is created directly, as 0.5.2 did. Where systemd manages the
+  // tree and the new cgroup sits among its units, say that systemd may drop its cpuset files.
+  const amongUnits = parent.parts.length === 0 || unitOfCgroup(parent.parts)?.endsWith('.slice') === true;
+  if (!v1 && amongUnits && systemdOf(ctx).kind === 'managed') {
+    ctx.log.warn(
+      `${inv.name}: ${cg.name} is a plain cgroup, not a systemd unit: systemd may drop its cpuset settings on its next daemon-reload; restrict units instead (e.g. cpuset-modify --cpus … /system.slice, or isolate)`,
+    );
+  }
   const steps = planEnableCpuset(ctx, cg.parts, inv.name);
   // v1: a new cpuset needs CPUs and memory nodes before tasks can enter; default to the parent's (0.5.2 did
   // that always, even with --cpus). v2: unset values stay empty, which means "inherit from the parent".
@@ -114,7 +136,13 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
     cg.path,
     v1
       ? { tasks: '', 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' }
-      : { 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' },
+      : {
+          'cgroup.procs': '',
+          'cpuset.cpus': '',
+          'cpuset.mems': '',
+          // a new v2 cgroup may use what its parent enables for its children
+          'cgroup.controllers': ctx.state.read(`${parent.path}/cgroup.subtree_control`) ?? '',
+        },
   );
   const writes = settingWrites(ctx, cg, settings);
   steps.push({
@@ -141,6 +169,13 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
   const cg = cgroupArg(ctx, inv.args.NAME!);
   if (cg.parts.length === 0) throw new UsageError(`${inv.name}: the root cgroup cannot be deleted`);
   requireCgroup(ctx, cg, inv.name);
+  const [unit] = unitsOf(ctx, [cg.parts], inv.name);
+  if (unit) {
+    throw new RuntimeFailure(
+      `${inv.name}: ${cg.name} is the cgroup of systemd unit ${unit.unit}; systemd owns it and vfio-isolate does not remove it`,
+      `stop the unit (systemctl stop ${unit.unit}); a restriction set with cpuset-modify is lifted by restore`,
+    );
+  }
   const children = ctx.k.cgroups.children(cg.parts).filter((c) => ctx.state.isDir(`${cg.path}/${c}`));
   if (children.length > 0) {
     throw new RuntimeFailure(

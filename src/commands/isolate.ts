@@ -31,11 +31,12 @@ import { leakCheckJson } from '../report/status-view.ts';
 import { plural } from '../report/table.ts';
 import type { Skipped, Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
-import { cpusArg, planEnableCpuset } from './common.ts';
+import { cpusArg } from './common.ts';
 import { moveAll } from './cpuset.ts';
 import { planWakeupLatency, planWatchdog } from './knobs.ts';
 import { oneWayWrite, planGovernor, planIrqMasks } from './misc.ts';
 import { planJournalRestore } from './journal-restore.ts';
+import { planRestrictCgroups } from './restrict.ts';
 
 export interface IsolateSteps {
   cgroups: boolean;
@@ -124,30 +125,17 @@ export function resolveSplit(
   return { vm, host };
 }
 
-/** v2: restrict every top-level cgroup except the VM's to the host CPUs. v1: host cpuset + move tasks from the root. */
+/** v2: restrict every top-level cgroup except the VM's to the host CPUs (units through systemd). v1: host cpuset + move tasks from the root. */
 function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
   const cg = ctx.k.cgroups;
   const steps: Step[] = [];
   if (cg.version === 2) {
-    const writes: FileWrite[] = [];
-    for (const child of cg.children([])) {
-      if ([o.vmCgroup, ...(o.otherVmCgroups ?? [])].some((v) => v.length === 1 && v[0] === child)) continue;
-      steps.push(...planEnableCpuset(ctx, [child], command));
-      const path = `${cg.path([child])}/cpuset.cpus`;
-      const before = ctx.state.read(path);
-      if (before === undefined) continue;
-      writes.push({ path, value: o.host.toList(), before });
-      ctx.state.set(path, o.host.toList());
-    }
-    if (writes.length)
-      steps.push(
-        writeFilesStep(
-          command,
-          `restrict ${writes.length} top-level cgroups to CPUs ${o.host.toList()}`,
-          writes,
-        ),
-      );
-    return steps;
+    const vms = [o.vmCgroup, ...(o.otherVmCgroups ?? [])];
+    const host = cg
+      .children([])
+      .filter((child) => !vms.some((v) => v.length === 1 && v[0] === child))
+      .map((child) => [child]);
+    return planRestrictCgroups(ctx, host, { cpus: o.host }, command);
   }
   // v1: the seed's example: a host cpuset that every movable task of the root moves into.
   const hostParts = ['host.slice'];

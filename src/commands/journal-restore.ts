@@ -81,7 +81,9 @@ export function planJournalRestore(
     changes:
       rec.kind === 'write'
         ? rec.files.map(([target, before]) => ({ target, after: before }))
-        : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
+        : rec.kind === 'unit'
+          ? [{ target: `unit ${rec.unit}`, note: describeRecord(rec) }]
+          : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
     keptOnFailure: true,
     apply({ k, log }) {
       const r = undoRecord(k, rec, log, { force: opts.force });

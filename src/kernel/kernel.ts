@@ -12,6 +12,7 @@ import { P } from './paths.ts';
 import type { ProbeRunner } from './probe.ts';
 import { Procs } from './procs.ts';
 import { RealFs } from './realfs.ts';
+import { SYSTEMCTL_TIMEOUT_MS } from './systemd.ts';
 import { readMachine, type Machine } from './topology.ts';
 
 export { P } from './paths.ts';
@@ -21,9 +22,13 @@ export class Kernel {
   private _machine?: Machine;
   readonly procs: Procs;
   readonly irqs: Irqs;
-
-  /** The commands the tool runs: systemd's control tool and irqbalance (found on PATH on a real machine). */
+  /**
+   * The commands the tool runs: systemd's control tool and irqbalance (found on PATH on a real machine). An empty
+   * systemctl means there is none to talk to (a fake tree without a fake systemd): cgroups are written directly.
+   */
   readonly systemctl: string;
+  /** How long one systemctl call may take. */
+  readonly systemctlTimeoutMs: number;
   readonly irqbalance: string;
   /** The effective uid the tool runs with: 0 means it may write. */
   readonly euid: number;
@@ -32,12 +37,19 @@ export class Kernel {
 
   constructor(
     readonly fs: Fs,
-    opts: { systemctl?: string; irqbalance?: string; euid?: number; probe?: ProbeRunner } = {},
+    opts: {
+      systemctl?: string;
+      systemctlTimeoutMs?: number;
+      irqbalance?: string;
+      euid?: number;
+      probe?: ProbeRunner;
+    } = {},
   ) {
     this.probe = opts.probe;
     this.procs = new Procs(fs);
     this.irqs = new Irqs(fs);
     this.systemctl = opts.systemctl ?? 'systemctl';
+    this.systemctlTimeoutMs = opts.systemctlTimeoutMs ?? SYSTEMCTL_TIMEOUT_MS;
     this.irqbalance = opts.irqbalance ?? 'irqbalance';
     this.euid = opts.euid ?? process.geteuid?.() ?? 0;
   }

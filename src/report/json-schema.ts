@@ -166,6 +166,17 @@ export const LeakCheckJson = v.strictObject({
   interruptsOnVmCpus: Count,
 });
 
+/** A restriction an active journal applied through systemd and systemd no longer has. */
+export const DriftJson = v.strictObject({
+  unit: v.string(),
+  property: v.picklist(['AllowedCPUs', 'AllowedMemoryNodes']),
+  applied: v.string(),
+  now: v.string(),
+  journal: v.string(),
+  at: v.string(),
+  fix: v.string(),
+});
+
 export const StatusJson = v.strictObject({
   command: v.literal('status'),
   schemaVersion: v.literal(1),
@@ -189,6 +200,8 @@ export const StatusJson = v.strictObject({
       journalState: v.picklist(['active', 'restored', 'earlier-boot', 'missing', 'unreadable']),
     }),
   ),
+  /** Only when something drifted (then ok is false and the exit status 1). */
+  drift: v.optional(v.array(DriftJson)),
   cgroups: v.nullable(
     v.strictObject({
       version: v.picklist([1, 2]),

@@ -3,6 +3,7 @@
  * Each kind has its own schema (valibot); restore validates every record before it writes anything.
  */
 import * as v from 'valibot';
+import { UNIT_LIST_RE, UNIT_NAME_RE } from '../kernel/systemd.ts';
 
 const SystemPath = v.pipe(v.string(), v.maxLength(4096), v.startsWith('/'));
 const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4194304));
@@ -100,7 +101,22 @@ export const IrqbalanceBanRecord = v.strictObject({
   old: v.nullable(v.pipe(v.string(), v.regex(/^[0-9,-]+$/), v.maxLength(4096))),
 });
 
+/**
+ * Runtime properties of a systemd unit set through systemd (`systemctl set-property --runtime`): for each property
+ * changed, [value before, value applied]. Undo sets the value before again through systemd; `status` compares the
+ * applied value with what systemd shows now (drift), and `reapply` sets it again.
+ */
+const UnitList = v.pipe(v.string(), v.maxLength(4096), v.regex(UNIT_LIST_RE));
+export const UnitRecord = v.strictObject({
+  kind: v.literal('unit'),
+  unit: v.pipe(v.string(), v.maxLength(256), v.regex(UNIT_NAME_RE)),
+  allowedCpus: v.optional(v.tuple([UnitList, UnitList])),
+  allowedMemoryNodes: v.optional(v.tuple([UnitList, UnitList])),
+});
+export type UnitRecord = v.InferOutput<typeof UnitRecord>;
+
 export const UndoRecord = v.variant('kind', [
+  UnitRecord,
   IrqbalanceBanRecord,
   WriteRecord,
   MkdirRecord,

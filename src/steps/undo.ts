@@ -5,6 +5,7 @@ import type { Kernel } from '../kernel/kernel.ts';
 import { moveBackKeepingMasks } from '../kernel/tasks.ts';
 import { readBan, setBan } from '../kernel/irqbalance.ts';
 import { stopOrStartIrqbalance } from '../kernel/services.ts';
+import { setUnitProperties, showUnits, type UnitProps } from '../kernel/systemd.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
 
@@ -52,7 +53,44 @@ export function describeRecord(rec: UndoRecord): string {
       return rec.old === null
         ? 'remove the irqbalance ban (drop-in under /run) and restart irqbalance'
         : `ban CPUs ${rec.old} in irqbalance again and restart it`;
+    case 'unit':
+      return `put back ${unitPropsText(rec, 0)} of systemd unit ${rec.unit} (systemctl set-property --runtime)`;
   }
+}
+
+/**
+ * Lifting a restriction (AllowedCPUs= empty) makes systemd write "" to the unit's cpuset file. Where systemd keeps
+ * the cpuset controller enabled (another unit needs it, e.g. a running VM's delegated scope), the kernel refuses
+ * to empty a populated cpuset (ENOSPC) and the old restriction stays in effect. Then the unit is first widened to
+ * what it inherits (its parent's effective CPUs / nodes) and lifted again: the property is empty as before, and
+ * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack).
+ */
+function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
+  const cg = showUnits(k, [unit]).get(unit)?.controlGroup ?? '';
+  if (!cg.startsWith('/') || cg === '/') return;
+  const dir = `${k.cgroups.mount}${cg}`;
+  const parent = dir.slice(0, dir.lastIndexOf('/'));
+  const widen: UnitProps = {};
+  if (props.allowedCpus === '' && (k.readTrim(`${dir}/cpuset.cpus`) ?? '') !== '')
+    widen.allowedCpus = k.readTrim(`${parent}/cpuset.cpus.effective`) ?? '';
+  if (props.allowedMemoryNodes === '' && (k.readTrim(`${dir}/cpuset.mems`) ?? '') !== '')
+    widen.allowedMemoryNodes = k.readTrim(`${parent}/cpuset.mems.effective`) ?? '';
+  if (Object.keys(widen).length === 0) return;
+  setUnitProperties(k, unit, widen);
+  setUnitProperties(k, unit, {
+    allowedCpus: widen.allowedCpus !== undefined ? '' : undefined,
+    allowedMemoryNodes: widen.allowedMemoryNodes !== undefined ? '' : undefined,
+  });
+}
+
+/** "AllowedCPUs=0-7 AllowedMemoryNodes=" with the values before (0) or applied (1). */
+export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which: 0 | 1): string {
+  return [
+    rec.allowedCpus ? `AllowedCPUs=${rec.allowedCpus[which]}` : '',
+    rec.allowedMemoryNodes ? `AllowedMemoryNodes=${rec.allowedMemoryNodes[which]}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
 }
 
 export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptions = {}): UndoResult {
@@ -220,6 +258,32 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
     case 'service':
       attempt(`start ${rec.name}`, () => stopOrStartIrqbalance(k, 'start', rec.how));
       break;
+    case 'unit': {
+      // Through systemd, only what differs now; a unit that is gone (a stopped scope) has nothing to restore.
+      let props: UnitProps | undefined;
+      try {
+        const now = showUnits(k, [rec.unit]).get(rec.unit)!;
+        if (now.loadState !== 'loaded') {
+          r.skipped++;
+          break;
+        }
+        props = {};
+        if (rec.allowedCpus && now.allowedCpus !== rec.allowedCpus[0]) props.allowedCpus = rec.allowedCpus[0];
+        if (rec.allowedMemoryNodes && now.allowedMemoryNodes !== rec.allowedMemoryNodes[0])
+          props.allowedMemoryNodes = rec.allowedMemoryNodes[0];
+      } catch (e) {
+        r.failed.push(`${rec.unit}: ${e instanceof Error ? e.message : String(e)}`);
+        break;
+      }
+      if (Object.keys(props).length === 0) {
+        r.skipped++;
+        break;
+      }
+      const p = props;
+      attempt(`${rec.unit} ${unitPropsText(rec, 0)}`, () => setUnitProperties(k, rec.unit, p));
+      attempt(`${rec.unit}: cpuset files after lifting its restriction`, () => settleLifted(k, rec.unit, p));
+      break;
+    }
     case 'irqbalance-ban':
       attempt(describeRecord(rec), () => {
         if (readBan(k) !== rec.old) setBan(k, rec.old);

@@ -143,6 +143,7 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
             );
         break;
       case 'service':
+      case 'unit':
         break; // fully described by its schema (a fixed name)
     }
   });

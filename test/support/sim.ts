@@ -93,7 +93,10 @@ export function faultObserver(spec: string | undefined): StepObserver | undefine
 /** A Kernel over the fake tree at `root`, acting as root. */
 export function simKernel(root: string, env: NodeJS.ProcessEnv = {}): Kernel {
   return new Kernel(new SimFs(root), {
-    systemctl: env.VFIO_ISOLATE_SYSTEMCTL || '/nonexistent/systemctl',
+    // no VFIO_ISOLATE_SYSTEMCTL: no systemd to talk to (cgroups written directly; irqbalance calls fail)
+    systemctl: env.VFIO_ISOLATE_SYSTEMCTL || '',
+    // the fake systemctl (test/support/fake-systemctl.ts) starts node + tsx per call: seconds on a loaded machine
+    systemctlTimeoutMs: 60000,
     irqbalance: env.VFIO_ISOLATE_IRQBALANCE || '/nonexistent/irqbalance',
     euid: 0,
     probe: simProbe(env.VFIO_ISOLATE_PROBE),

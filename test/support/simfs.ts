@@ -1081,6 +1081,18 @@ export class SimFs implements Fs {
       if (disable.has('cpuset')) this.removeV2CpusetFiles(ch);
     }
     if (enable.has('cpuset') || disable.has('cpuset')) this.v2Recompute(h);
+    // Disabling the controller moves the subtree's tasks to this cgroup's cpuset (css migration → cpuset_attach):
+    // they get its effective CPUs.
+    if (disable.has('cpuset')) {
+      const eff = this.v2GoverningEffective(h, dir);
+      for (const ch of children)
+        for (const d of this.walk(ch))
+          for (const pid of parseIds(this.readOpt(`${d}/cgroup.procs`) ?? ''))
+            for (const tid of this.threadsOf(pid)) {
+              const t: TaskLoc = { tgid: pid, tid, dir: `/proc/${pid}/task/${tid}` };
+              if (this.existsSys(`${t.dir}/stat`)) this.applyCpuset(t, eff);
+            }
+    }
   }
 
   private createV2CpusetFiles(dir: string): void {

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
+import { fakeSystemd } from '../support/systemd.ts';
 import { diffTrees, simWrites, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
 const CG = 'sys/fs/cgroup';
@@ -25,14 +26,6 @@ function pids(root: string): number[] {
     .filter((d) => /^\d+$/.test(d))
     .map(Number);
 }
-function fakeSystemctl(): { bin: string; log: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-systemctl-'));
-  const bin = path.join(dir, 'systemctl');
-  const log = path.join(dir, 'log');
-  fs.writeFileSync(bin, `#!/bin/sh\necho "$@" >> '${log}'\n`, { mode: 0o755 });
-  return { bin, log };
-}
-
 describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
   it('restricts the slices, moves kthreads, workqueues and IRQs; release restores the tree byte for byte', async () => {
     const root = buildFixture('ryzen-5950x');
@@ -85,13 +78,19 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
   it('--stop-irqbalance stops it through systemd and release starts it; --irqbalance-ban is a drop-in under /run that release and reset remove', async () => {
     const root = buildFixture('ryzen-5950x');
     fs.mkdirSync(path.join(root, 'etc/default'), { recursive: true });
+    // systemd manages this machine: the fake also takes the units' AllowedCPUs (the irqbalance calls are checked)
+    const sd = fakeSystemd(root);
     const before = treeFiles(root);
-    const sc = fakeSystemctl();
-    const env = { VFIO_ISOLATE_SYSTEMCTL: sc.bin };
+    const env = sd.env;
+    const irqb = (): string =>
+      sd
+        .calls()
+        .filter((c) => c.includes('irqbalance'))
+        .join('\n') + '\n';
     assert.equal((await cli(root, ['isolate', '--stop-irqbalance', 'C8-15,24-31'], env)).code, 0);
-    assert.equal(fs.readFileSync(sc.log, 'utf8'), 'stop irqbalance.service\n');
+    assert.equal(irqb(), 'stop irqbalance.service\n');
     assert.equal((await cli(root, ['release'], env)).code, 0);
-    assert.equal(fs.readFileSync(sc.log, 'utf8'), 'stop irqbalance.service\nstart irqbalance.service\n');
+    assert.equal(irqb(), 'stop irqbalance.service\nstart irqbalance.service\n');
     assert.equal((await cli(root, ['isolate', '--irqbalance-ban', 'C8-15,24-31'], env)).code, 0);
     // runtime only: a drop-in under /run, nothing under /etc
     assert.equal(sysExists(root, 'etc/default/irqbalance'), false);
@@ -100,7 +99,7 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
       /^EnvironmentFile=\/run\/vfio-isolate\/irqbalance.env$/m,
     );
     assert.match(sysRead(root, 'run/vfio-isolate/irqbalance.env'), /^IRQBALANCE_BANNED_CPULIST=8-15,24-31$/m);
-    assert.match(fs.readFileSync(sc.log, 'utf8'), /daemon-reload\ntry-restart irqbalance.service\n$/);
+    assert.match(sd.calls().join('\n') + '\n', /daemon-reload\ntry-restart irqbalance.service\n$/);
     assert.equal((await cli(root, ['release'], env)).code, 0);
     assert.equal(sysExists(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'), false);
     assert.equal(sysExists(root, 'run/vfio-isolate/irqbalance.env'), false);
@@ -110,7 +109,7 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
     fs.rmSync(path.join(root, 'run/vfio-isolate/isolate.journal'));
     assert.equal((await cli(root, ['reset'], env)).code, 0);
     assert.equal(sysExists(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'), false);
-    assert.match(fs.readFileSync(sc.log, 'utf8'), /daemon-reload\ntry-restart irqbalance.service\n$/);
+    assert.match(sd.calls().join('\n') + '\n', /daemon-reload\ntry-restart irqbalance.service\n$/);
   });
 
   it('optional steps: governor on the VM CPUs, stat_interval, and --no-irqs leaves IRQs alone', async () => {
