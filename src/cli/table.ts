@@ -469,7 +469,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'reapply',
     summary: 'set again what an active journal restricted through systemd, where it has drifted',
     description:
-      'For every systemd unit whose AllowedCPUs= / AllowedMemoryNodes= an active journal set (isolate, cpuset-modify on a unit) and systemd no longer has, set it again through systemd (runtime only). Journalled into the same journal, so release/restore still return to the state before the first run. Nothing drifted: nothing changes. JOURNAL defaults to -u FILE, else /run/vfio-isolate/isolate.journal. status names drift and this command.',
+      'For every systemd unit whose AllowedCPUs= / AllowedMemoryNodes= an active journal set (isolate, cpuset-modify on a unit) and systemd no longer has, set it again through systemd (runtime only). Journalled into the same journal, so release/restore still return to the state before the first run. Nothing drifted: nothing changes. JOURNAL defaults to -u FILE, else /run/vfio-isolate/host.journal, where isolate journals the host-wide restrictions of every active isolation. status names drift and this command.',
     options: [],
     args: [{ name: 'JOURNAL', required: false, help: 'journal file', complete: 'file' }],
     examples: ['vfio-isolate reapply', 'vfio-isolate reapply /run/vfio-isolate/win11.journal'],

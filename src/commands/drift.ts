@@ -14,6 +14,7 @@ import { showUnits } from '../kernel/systemd.ts';
 import { readJournalFile } from '../steps/journal.ts';
 import type { UnitRecord } from '../steps/records.ts';
 import type { Step } from '../steps/step.ts';
+import { hostJournalPath } from '../kernel/reservations.ts';
 import { defaultJournal } from './isolate.ts';
 import { planUnitLimit, systemdOf } from './restrict.ts';
 
@@ -146,7 +147,8 @@ export const handlers: Record<string, Handler> = {
   reapply: {
     kind: 'plan',
     plan(ctx, inv) {
-      const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? defaultJournal(ctx);
+      // isolate journals its host-wide restrictions (the units among them) in the host journal
+      const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? hostJournalPath(ctx.k);
       const steps = planReapply(ctx, inv.name, file);
       // journalled into the same journal; nothing drifted: nothing to journal
       return { steps, journal: steps.length > 0 ? file : null };

@@ -52,7 +52,8 @@ describe('isolate on a systemd machine (v2, cpuset not enabled at boot)', () => 
     assert.deepEqual(sets(sd), [], 'a dry run only asks systemd');
     assert.deepEqual(diffTrees(before, treeFiles(root)), []);
 
-    const j = path.join(root, 'run/vfio-isolate/isolate.journal');
+    // isolations compose: host-wide restrictions are journalled in the host journal the last release restores
+    const j = path.join(root, 'run/vfio-isolate/host.journal');
     const r = await cli(root, ['isolate', 'C4-7'], sd.env);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(sets(sd), [
@@ -260,7 +261,8 @@ describe('drift', () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
     const before = treeFiles(root);
-    const j = path.join(root, 'run/vfio-isolate/isolate.journal');
+    // isolations compose: host-wide restrictions are journalled in the host journal the last release restores
+    const j = path.join(root, 'run/vfio-isolate/host.journal');
     assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
     // someone lifts it (e.g. systemctl set-property system.slice AllowedCPUs= by hand)
     assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
