@@ -33,6 +33,22 @@ export { ensureKernels, type Kernel, type KernelChoice } from './kernels.ts';
 export const INSTALL_COMMAND =
   'apt-get install -y --no-install-recommends qemu-system-x86 busybox-static zstd xz-utils';
 
+/** What mode `systemd` needs besides INSTALL_COMMAND: systemd itself (PID 1 of the guest) and libvirt. */
+export const SYSTEMD_MODE_INSTALL =
+  'apt-get install -y --no-install-recommends libvirt-daemon-system libvirt-clients';
+
+/** Why mode `systemd` cannot run here (systemd or libvirt missing on the host whose / the guest boots), if so. */
+export function systemdModeMissing(): string | undefined {
+  const missing = [
+    ['/lib/systemd/systemd', 'systemd'],
+    ['/usr/sbin/libvirtd', 'libvirtd (libvirt-daemon-system)'],
+    ['/usr/bin/virsh', 'virsh (libvirt-clients)'],
+  ]
+    .filter(([p]) => !existsSync(p!))
+    .map(([, what]) => what);
+  return missing.length ? `missing ${missing.join(', ')}` : undefined;
+}
+
 /** Seconds a guest may take to power off after writing its exit code before the host stops QEMU. */
 export const POWEROFF_GRACE_SEC = 20;
 

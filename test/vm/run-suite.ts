@@ -9,6 +9,8 @@ import {
   ALL_MODES,
   ensureKernels,
   parseModes,
+  SYSTEMD_MODE_INSTALL,
+  systemdModeMissing,
   runInGuest,
   vmAvailable,
   type GuestResult,
@@ -132,6 +134,12 @@ async function main(): Promise<number> {
   const timeoutFor = (mode: VmMode): number => Number(process.env.VFIO_VM_TIMEOUT) || defaultTimeout(mode);
   const memMiB = Number(process.env.VFIO_VM_MEM) || 1024;
 
+  const noSystemd = modes.some(isSystemdMode) ? systemdModeMissing() : undefined;
+  if (noSystemd) {
+    out(`vm: mode systemd skipped: ${noSystemd}; install with: ${SYSTEMD_MODE_INSTALL}`);
+    modes = modes.filter((m) => !isSystemdMode(m));
+  }
+
   const kernels = await ensureKernels(modes, (l) => out(l));
   for (const mode of ALL_MODES.filter((m) => modes.includes(m))) {
     const k = kernels.get(mode);
@@ -179,7 +187,9 @@ async function main(): Promise<number> {
   out(
     `vm: ${boots} boots (to the test command: ${bootTimes}), wall time ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
-  return failed > 0 || crashed.length > 0 ? 1 : 0;
+  const requiredButSkipped = noSystemd !== undefined && process.env.VFIO_REQUIRE_VM === '1';
+  if (requiredButSkipped) out('vm: VFIO_REQUIRE_VM=1 and mode systemd could not run');
+  return failed > 0 || crashed.length > 0 || requiredButSkipped ? 1 : 0;
 }
 
 process.exitCode = await main();

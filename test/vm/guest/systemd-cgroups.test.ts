@@ -25,6 +25,7 @@ import {
   read,
   systemctl,
   run,
+  step,
   topLevelUnits,
   type LeakFigures,
 } from './systemd-env.ts';
@@ -117,6 +118,7 @@ async function scenario(sc: Scenario): Promise<void> {
   try {
     for (const action of ACTIONS) {
       const t0 = Date.now();
+      step(`${sc.name}: ${action.name}`);
       try {
         action.act();
         steps.push({ name: action.name, leaks: await leaks(VM, sc.cgroups) });

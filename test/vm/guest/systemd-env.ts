@@ -151,6 +151,12 @@ export async function waitFor<T>(
   }
 }
 
+const T0 = Date.now();
+/** A progress line on stderr (shown live by run-suite as `[systemd] ! …`): where a slow guest spends its time. */
+export function step(what: string): void {
+  process.stderr.write(`[${((Date.now() - T0) / 1000).toFixed(1)} s] ${what}\n`);
+}
+
 /** A figure line the suite prints (grep FIGURE in the output of npm run test:vm). */
 export function figure(line: string): void {
   process.stdout.write(`FIGURE ${line}\n`);

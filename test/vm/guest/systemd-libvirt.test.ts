@@ -26,6 +26,7 @@ import {
   notInSystemdGuest,
   readOr,
   run,
+  step,
   systemctl,
   topLevelUnits,
   waitFor,
@@ -143,6 +144,7 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
 
   before(async () => {
     assert.ok(existsSync(CLI), `${CLI} missing: build it (node scripts/build.mjs) before the guest suite`);
+    step('libvirt: starting libvirtd');
     systemctl('start', 'libvirtd');
     mkdirSync('/etc/vfio-isolate', { recursive: true, mode: 0o755 });
     writeFileSync(PROFILE, `domain = "${DOMAIN}"\nvm_cpus = "${VM}"\n`, { mode: 0o644 });
@@ -151,12 +153,16 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
     pin = parsePinning(tune.stdout);
     const xmlFile = join(mkdtempSync(join(tmpdir(), 'vi-libvirt-')), `${DOMAIN}.xml`);
     writeFileSync(xmlFile, domainXml(tune.stdout));
+    step('libvirt: defining the domain');
     virsh('define', xmlFile);
+    step('libvirt: installing the hook');
     // As a user installs it: the built CLI by absolute path (the hook calls node and this file).
     const out = run(process.execPath, [CLI, 'libvirt', 'hook', 'install', DOMAIN, '--profile', PROFILE]);
     assert.match(out, /Installed the hook/);
     // libvirtd looks for hook scripts only when it starts.
+    step('libvirt: restarting libvirtd');
     systemctl('restart', 'libvirtd');
+    step('libvirt: ready');
     units = topLevelUnits(['system.slice', 'user.slice', 'init.scope', 'machine.slice']);
   });
 
@@ -173,9 +179,11 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
       const hooksBefore = hookLines().length;
       const snapBefore = takeSnapshot('/', { units });
       const t0 = Date.now();
+      step(`libvirt: virsh start (${stop})`);
       virsh('start', DOMAIN);
       await waitRunning();
       const startSec = (Date.now() - t0) / 1000;
+      step('libvirt: running, checking');
       const fired = hookLines().slice(hooksBefore);
       const started = await leaks(VM);
       const threads = checkThreads(pin);
@@ -188,6 +196,7 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
       } else {
         virsh('qemu-monitor-command', DOMAIN, '{"execute":"quit"}');
       }
+      step('libvirt: stopped, waiting for release');
       await waitShutOff();
       const diff = await settled(snapBefore, units);
       const stopSec = (Date.now() - t1) / 1000;
