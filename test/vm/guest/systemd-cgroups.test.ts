@@ -175,6 +175,18 @@ describe(`systemd as PID 1 (${guestMode() ?? 'host'}): isolation survives system
     );
   });
 
+  // isolate first: a restore that leaves tasks' affinities behind (seen with the seed's hook) would otherwise
+  // show up again as a difference in the next scenario's release.
+  test(`isolate ${VM} survives ${ACTIONS.length} systemd actions (status: 0 movable leaks); release equals before`, async () => {
+    await scenario({
+      name: `isolate ${VM}`,
+      apply: (j) => ['-u', j, 'isolate', VM],
+      undo: (j) => ['-u', j, 'release'],
+      measure: (l) => l.movable + l.unrestricted.length,
+      what: 'movable leaks + top-level cgroups not restricted',
+    });
+  });
+
   // The seed's hook restricts system.slice and user.slice only (init.scope, kernel threads, default_smp_affinity
   // and the workqueues are isolate's job): its figure is the movable tasks inside those two slices, plus the two
   // slices themselves when they no longer restrict what starts in them.
@@ -186,16 +198,6 @@ describe(`systemd as PID 1 (${guestMode() ?? 'host'}): isolation survives system
       cgroups: ['system.slice', 'user.slice'],
       measure: (l) => l.inSlices + l.unrestricted.length,
       what: 'movable tasks of system.slice/user.slice on the VM CPUs + slices not restricted',
-    });
-  });
-
-  test(`isolate ${VM} survives ${ACTIONS.length} systemd actions (status: 0 movable leaks); release equals before`, async () => {
-    await scenario({
-      name: `isolate ${VM}`,
-      apply: (j) => ['-u', j, 'isolate', VM],
-      undo: (j) => ['-u', j, 'release'],
-      measure: (l) => l.movable + l.unrestricted.length,
-      what: 'movable leaks + top-level cgroups not restricted',
     });
   });
 });
