@@ -201,6 +201,7 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
       const diff = await settled(snapBefore, units);
       const stopSec = (Date.now() - t1) / 1000;
       const released = hookLines().slice(hooksBefore);
+      step(`libvirt: hook log since the start:\n${released.join('\n')}`);
       figure(
         `libvirt | ${stop} | start ${startSec.toFixed(1)} s, hook lines ${fired.length}, leaks after start ${started.movable}, ` +
           `${threads.vcpu} vCPU + ${threads.emulator} emulator threads, ${threads.wrong.length} off their pins | ` +
@@ -224,7 +225,11 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
         released.some((l) => /release end: vfio-isolate release/.test(l)),
         `the release hook fired:\n${released.join('\n')}`,
       );
-      assert.deepEqual(diff, [], 'after the stop, the snapshot equals the one before the start');
+      assert.deepEqual(
+        diff,
+        [],
+        `after the stop, the snapshot equals the one before the start; hook log:\n${released.join('\n')}`,
+      );
     });
   }
 });
