@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
 import { runCli } from '../src/cli/run.ts';
-import { COMMANDS } from '../src/commands/index.ts';
+import { COMMANDS } from '../src/cli/table.ts';
 import { CpuSet } from '../src/cpus/cpuset.ts';
 import { plural } from '../src/report/table.ts';
 import { guestMode, guestSetup } from '../test/vm/guest/guest-env.ts';

@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { renderMan } from '../src/cli/man.ts';
-import { COMMANDS } from '../src/commands/index.ts';
+import { COMMANDS } from '../src/cli/table.ts';
 
 export const MAN_PATH = fileURLToPath(new URL('../man/vfio-isolate.1', import.meta.url));
 

@@ -1,4 +1,4 @@
 import { runCli } from './cli/run.ts';
-import { COMMANDS } from './commands/index.ts';
+import { COMMANDS } from './cli/table.ts';
 
 process.exitCode = await runCli(process.argv.slice(2), { table: COMMANDS });

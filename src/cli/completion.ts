@@ -8,12 +8,8 @@
 import { GLOBAL_OPTIONS } from './parse.ts';
 import type { ArgSpec, CommandSpec, OptionSpec } from './spec.ts';
 
-export const SHELLS = ['bash', 'zsh', 'fish'] as const;
-export type Shell = (typeof SHELLS)[number];
-
-/** Kinds of dynamic values the helper command prints. */
-export const DYNAMIC_KINDS = ['cgroups', 'governors', 'cpus', 'nodes'] as const;
-export type DynamicKind = (typeof DYNAMIC_KINDS)[number];
+import type { Shell } from './table.ts';
+export { DYNAMIC_KINDS, SHELLS, type DynamicKind, type Shell } from './table.ts';
 
 const HELP_WORDS = ['-h', '--help'];
 
@@ -68,7 +64,7 @@ export function completionEntries(table: readonly CommandSpec[]): CompletionEntr
         .filter((o) => o.type === 'string')
         .flatMap((o) => optionWords(o).map((word) => ({ word, kind: valueKind(o) }))),
       args: subs.length ? [] : spec.args.map((a) => ({ kind: argKind(spec, a), optional: !a.required })),
-      chain: !subs.length && spec.handler?.kind !== 'report',
+      chain: !subs.length && spec.kind !== 'report',
     });
     for (const s of subs) walk(s, `${key} ${s.name}`);
   };

@@ -259,7 +259,7 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
         // lacks its CPUs (0.5.2's own README example), and says so.
         const neverCommand =
           argSpec.complete === 'cpus' || argSpec.complete === 'nodes' || argSpec.complete === 'governor';
-        if (((!argSpec.required && spec.handler?.kind !== 'report') || neverCommand) && isCommand(t)) break;
+        if (((!argSpec.required && spec.kind !== 'report') || neverCommand) && isCommand(t)) break;
         positionals.push(t);
         slice.push(t);
         i++;

@@ -62,16 +62,30 @@ export interface Ctx {
   argv: string[];
   /** All invocations of this chain (a command may need to know its neighbours). */
   chain: Invocation[];
-  /** With --json: fields an `after` hook adds to the one result document (isolate's leak check). */
-  jsonExtra?: Record<string, unknown>;
+}
+
+/** What a report after the applied chain returns: the exit code, and with --json its fields of the one document. */
+export interface AfterReport {
+  code: number;
+  json?: Record<string, unknown>;
+}
+
+/** What planning a command gives the runner: its steps, and what the runner needs to journal and report them. */
+export interface Plan {
+  steps: Step[];
+  /**
+   * The journal the command's steps go to when it chooses one: isolate's default journal when no -u FILE was given;
+   * null for release, which undoes the journal -u names and records nothing new. Undefined: -u FILE, if given.
+   */
+  journal?: string | null;
+  /** Printed after the whole chain was applied (isolate's leak check, pin-qemu's summary). */
+  after?: (ctx: Ctx) => AfterReport;
 }
 
 /** A command that changes the machine: plans steps (against the simulated state), applied later in order. */
 export interface PlanHandler {
   kind: 'plan';
-  plan(ctx: Ctx, inv: Invocation): Step[] | Promise<Step[]>;
-  /** Optional report after the whole chain was applied (isolate prints its leak check). */
-  after?(ctx: Ctx, inv: Invocation, applied: boolean): number | void;
+  plan(ctx: Ctx, inv: Invocation): Step[] | Plan | Promise<Step[] | Plan>;
 }
 
 /** A command that only reads or prints (status, topology, help): runs alone, returns an exit code. */
@@ -80,7 +94,9 @@ export interface ReportHandler {
   run(ctx: Ctx, inv: Invocation): number | Promise<number>;
 }
 
-/** A command that manages its own transaction (restore, release: they undo journals). */
+export type Handler = PlanHandler | ReportHandler;
+
+/** One entry of the command table (src/cli/table.ts): data, plus a loader for the code that runs it. */
 export interface CommandSpec {
   name: string;
   summary: string;
@@ -91,7 +107,10 @@ export interface CommandSpec {
   /** One of the nine commands of 0.5.2. */
   compat?: boolean;
   subcommands?: CommandSpec[];
-  handler?: PlanHandler | ReportHandler;
+  /** plan: changes the machine, may be chained; report: reads or prints, runs alone. Absent: needs a subcommand. */
+  kind?: Handler['kind'];
+  /** Imports the command's module and returns its handler (of `kind`). */
+  load?: () => Promise<Handler | undefined>;
   /** Needs root (writes). */
   writes?: boolean;
   /** Internal (e.g. the completion helper): left out of help, the man page and completions. */

@@ -1,6 +1,7 @@
 /** completion SHELL (prints a completion script) and the hidden helper the scripts call for dynamic values. */
-import { completionScript, DYNAMIC_KINDS, SHELLS, type DynamicKind, type Shell } from '../cli/completion.ts';
-import type { CommandSpec } from '../cli/spec.ts';
+import { completionScript, type DynamicKind, type Shell } from '../cli/completion.ts';
+import { COMMANDS } from '../cli/table.ts';
+import type { Handler } from '../cli/spec.ts';
 import { normalizeCgroupName } from '../kernel/cgroup.ts';
 import { availableGovernors } from '../kernel/cpufreq-list.ts';
 import type { Kernel } from '../kernel/kernel.ts';
@@ -61,56 +62,27 @@ export function dynamicCandidates(k: Kernel, kind: DynamicKind, prefix: string):
   }
 }
 
-export const completionCommands: CommandSpec[] = [
-  {
-    name: 'completion',
-    summary: 'print a shell completion script (bash, zsh or fish)',
-    description:
-      "Print a completion script for SHELL on stdout. It completes the global options, command names (also after earlier commands of a chain), each command's options, subcommands, argument choices, cgroup names from the hierarchy, the governors the CPUs offer and CPU notation hints of this machine. Runs unprivileged.",
-    options: [],
-    args: [
-      { name: 'SHELL', required: true, help: 'bash, zsh or fish', choices: [...SHELLS], complete: 'shell' },
-    ],
-    examples: [
-      'source <(vfio-isolate completion bash)',
-      'vfio-isolate completion bash > /usr/share/bash-completion/completions/vfio-isolate',
-      'vfio-isolate completion zsh > "${fpath[1]}/_vfio-isolate"',
-      'vfio-isolate completion fish > ~/.config/fish/completions/vfio-isolate.fish',
-    ],
-    handler: {
-      kind: 'report',
-      async run(ctx, inv) {
-        const shell = inv.args.SHELL!.toLowerCase() as Shell;
-        // imported here: the table imports this module
-        const { COMMANDS } = await import('./index.ts');
-        ctx.streams.out(completionScript(shell, COMMANDS, VERSION));
-        return 0;
-      },
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  completion: {
+    kind: 'report',
+    async run(ctx, inv) {
+      const shell = inv.args.SHELL!.toLowerCase() as Shell;
+      ctx.streams.out(completionScript(shell, COMMANDS, VERSION));
+      return 0;
     },
   },
-  {
-    name: '__complete',
-    summary: 'print completion candidates (used by the completion scripts)',
-    description:
-      'Print one candidate per line for KIND, given the word typed so far (PREFIX, may be empty). Never fails.',
-    options: [],
-    args: [
-      { name: 'KIND', required: true, help: DYNAMIC_KINDS.join(', '), choices: [...DYNAMIC_KINDS] },
-      { name: 'PREFIX', required: true, help: 'the word typed so far' },
-    ],
-    hidden: true,
-    handler: {
-      kind: 'report',
-      run(ctx, inv) {
-        let out: string[] = [];
-        try {
-          out = dynamicCandidates(ctx.k, inv.args.KIND!.toLowerCase() as DynamicKind, inv.args.PREFIX ?? '');
-        } catch {
-          /* no cgroup file system, unreadable sysfs: no candidates */
-        }
-        if (out.length) ctx.streams.out(out.join('\n') + '\n');
-        return 0;
-      },
+  __complete: {
+    kind: 'report',
+    run(ctx, inv) {
+      let out: string[] = [];
+      try {
+        out = dynamicCandidates(ctx.k, inv.args.KIND!.toLowerCase() as DynamicKind, inv.args.PREFIX ?? '');
+      } catch {
+        /* no cgroup file system, unreadable sysfs: no candidates */
+      }
+      if (out.length) ctx.streams.out(out.join('\n') + '\n');
+      return 0;
     },
   },
-];
+};

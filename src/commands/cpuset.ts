@@ -1,10 +1,11 @@
 /** cpuset-create, cpuset-modify, cpuset-delete (0.5.2 compatible, without its bugs). */
+import { V1_FLAG_OPTIONS } from '../cli/table.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
 import { isPinnedKernelThread } from '../kernel/procs.ts';
 import { writeIds } from '../kernel/tasks.ts';
-import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
+import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 import {
@@ -16,43 +17,6 @@ import {
   requireCgroup,
   type CgroupRef,
 } from './common.ts';
-
-const FLAG_OPTIONS: [V1Flag, string, string, string][] = [
-  ['cpuExclusive', 'cpu-exclusive', 'ce', 'CPUs exclusive to this cpuset among its siblings'],
-  ['memExclusive', 'mem-exclusive', 'me', 'memory nodes exclusive to this cpuset among its siblings'],
-  ['memMigrate', 'mem-migrate', 'mm', "migrate tasks' memory to the cpuset's nodes"],
-  ['schedLoadBalance', 'sched-load-balance', 'lb', 'load-balance tasks across the cpuset'],
-];
-
-export const CPUSET_OPTIONS: OptionSpec[] = [
-  {
-    key: 'cpus',
-    long: 'cpus',
-    type: 'string',
-    valueName: 'CPUS',
-    help: 'set the CPUs of the cpuset (C0-3, N0, L1, ...)',
-    complete: 'cpus',
-  },
-  {
-    key: 'mems',
-    long: 'mems',
-    type: 'string',
-    valueName: 'NODES',
-    help: 'set the NUMA memory nodes of the cpuset (N0, N0-1)',
-    complete: 'nodes',
-  },
-  ...FLAG_OPTIONS.flatMap(([key, long, short, help]): OptionSpec[] => [
-    { key, long, short: [`-${short}`], type: 'boolean', help: `cgroup v1 only: ${help}` },
-    {
-      key: `no-${key}`,
-      long: `no-${long}`,
-      short: [`-n${short}`],
-      type: 'boolean',
-      negates: key,
-      help: `cgroup v1 only: clear ${long}`,
-    },
-  ]),
-];
 
 interface CpusetSettings {
   cpus?: string;
@@ -71,7 +35,7 @@ function settingsOf(ctx: Ctx, inv: Invocation): CpusetSettings {
   }
   if (s.flags.length > 0 && ctx.k.cgroups.version === 2) {
     const names = s.flags
-      .map(([k, b]) => `${b ? '-' : '-n'}${FLAG_OPTIONS.find((f) => f[0] === k)![2]}`)
+      .map(([k, b]) => `${b ? '-' : '-n'}${V1_FLAG_OPTIONS.find((f) => f[0] === k)![2]}`)
       .join(' ');
     ctx.log.warn(
       `${inv.name}: cgroup v1 flag ${names} has no effect on cgroup v2 and is ignored; see vfio-isolate status`,
@@ -314,46 +278,9 @@ export function moveAll(
   return { changed: moved, gone, skipped };
 }
 
-export const cpusetCommands: CommandSpec[] = [
-  {
-    name: 'cpuset-create',
-    summary: 'create a cpuset',
-    description:
-      'Create cgroup NAME (relative to the cpuset hierarchy root) and set the given values. On cgroup v1 a value not given is copied from the parent (a v1 cpuset needs CPUs and nodes before tasks can enter); on cgroup v2 it stays empty, which means "inherit from the parent". On v2 the cpuset controller is enabled top-down in the ancestors when needed.',
-    options: CPUSET_OPTIONS,
-    args: [{ name: 'NAME', required: true, help: 'cgroup to create, e.g. /host.slice', complete: 'cgroup' }],
-    examples: [
-      'vfio-isolate cpuset-create --cpus C0-1,6-7 /host.slice move-tasks / /host.slice',
-      'vfio-isolate cpuset-create --cpus N0 --mems N0 -mm /host.slice',
-    ],
-    compat: true,
-    writes: true,
-    handler: { kind: 'plan', plan: createPlan },
-  },
-  {
-    name: 'cpuset-modify',
-    summary: 'modify a cpuset',
-    description:
-      'Change the CPUs, memory nodes or (cgroup v1) flags of an existing cgroup. Only the values given are written.',
-    options: CPUSET_OPTIONS,
-    args: [{ name: 'NAME', required: true, help: 'existing cgroup, e.g. /system.slice', complete: 'cgroup' }],
-    examples: [
-      'vfio-isolate cpuset-modify --cpus C0-6,16-22 /system.slice cpuset-modify --cpus C0-6,16-22 /user.slice',
-    ],
-    compat: true,
-    writes: true,
-    handler: { kind: 'plan', plan: modifyPlan },
-  },
-  {
-    name: 'cpuset-delete',
-    summary: 'delete a cpuset',
-    description:
-      'Move the tasks of cgroup NAME to its parent, then remove it. Refuses a cgroup with child cgroups. restore recreates it with its settings.',
-    options: [],
-    args: [{ name: 'NAME', required: true, help: 'cgroup to delete', complete: 'cgroup' }],
-    examples: ['vfio-isolate cpuset-delete /host.slice'],
-    compat: true,
-    writes: true,
-    handler: { kind: 'plan', plan: deletePlan },
-  },
-];
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  'cpuset-create': { kind: 'plan', plan: createPlan },
+  'cpuset-modify': { kind: 'plan', plan: modifyPlan },
+  'cpuset-delete': { kind: 'plan', plan: deletePlan },
+};

@@ -1,17 +1,13 @@
 import { commandHelp, mainHelp, notationHelp } from '../cli/help.ts';
 import { suggest } from '../cli/parse.ts';
-import type { CommandSpec } from '../cli/spec.ts';
+import type { Handler } from '../cli/spec.ts';
 import { UsageError } from '../errors.ts';
 import { VERSION } from '../version.ts';
-import { COMMANDS } from './index.ts';
+import { COMMANDS } from '../cli/table.ts';
 
-export const helpCommand: CommandSpec = {
-  name: 'help',
-  summary: 'show help for a command, or for the CPU notation (help cpus)',
-  options: [],
-  args: [{ name: 'TOPIC', required: false, help: 'a command name, or "cpus"' }],
-  examples: ['vfio-isolate help cpuset-modify', 'vfio-isolate help cpus'],
-  handler: {
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  help: {
     kind: 'report',
     run(ctx, inv) {
       const topic = inv.args.TOPIC;

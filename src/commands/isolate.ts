@@ -2,6 +2,7 @@
  * isolate / release / reset: give CPUs to the VM in one command (cgroups, kernel threads, workqueues, IRQs,
  * irqbalance, governor), undo it exactly, or put the isolation-related state back to the kernel's defaults.
  */
+import * as path from 'node:path';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
@@ -18,7 +19,12 @@ import {
   writeConfig,
 } from '../kernel/services.ts';
 import { readJournalFile } from '../steps/journal.ts';
-import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
+import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
+import { loadProfile } from '../profile.ts';
+import { readStatusModel } from '../report/status-read.ts';
+import { findingLine, findLeaks } from '../report/status-model.ts';
+import { leakCheckJson } from '../report/status-view.ts';
+import { plural } from '../report/table.ts';
 import type { Skipped, Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 import { cpusArg, planEnableCpuset } from './common.ts';
@@ -347,81 +353,36 @@ export function planIsolate(ctx: Ctx, o: IsolateOptions, command: string): Step[
   return steps;
 }
 
-const ISOLATE_OPTIONS: OptionSpec[] = [
-  {
-    key: 'host',
-    long: 'host',
-    type: 'string',
-    valueName: 'CPUS',
-    help: 'give the VM every online CPU except these',
-    complete: 'cpus',
-  },
-  {
-    key: 'profile',
-    long: 'profile',
-    type: 'string',
-    valueName: 'FILE',
-    help: 'read CPUs and steps from a TOML profile',
-    complete: 'file',
-  },
-  {
-    key: 'vmCgroup',
-    long: 'vm-cgroup',
-    type: 'string',
-    valueName: 'NAME',
-    help: 'cgroup that holds the VMs (default /machine.slice)',
-    complete: 'cgroup',
-  },
-  { key: 'noCgroups', long: 'no-cgroups', type: 'boolean', help: 'do not restrict cgroups or host tasks' },
-  { key: 'noKthreads', long: 'no-kthreads', type: 'boolean', help: 'do not move kernel threads' },
-  { key: 'noWorkqueues', long: 'no-workqueues', type: 'boolean', help: 'do not change workqueue cpumasks' },
-  { key: 'noIrqs', long: 'no-irqs', type: 'boolean', help: 'do not change IRQ affinities' },
-  { key: 'stopIrqbalance', long: 'stop-irqbalance', type: 'boolean', help: 'stop irqbalance until release' },
-  {
-    key: 'irqbalanceBan',
-    long: 'irqbalance-ban',
-    type: 'boolean',
-    help: 'ban the VM CPUs in irqbalance (IRQBALANCE_BANNED_CPULIST, systemd) until release',
-  },
-  {
-    key: 'governor',
-    long: 'governor',
-    type: 'string',
-    valueName: 'GOVERNOR',
-    help: 'set this cpufreq governor on the VM CPUs',
-    complete: 'governor',
-  },
-  { key: 'dropCaches', long: 'drop-caches', type: 'boolean', help: 'drop caches first' },
-  {
-    key: 'compactMemory',
-    long: 'compact-memory',
-    type: 'boolean',
-    help: 'compact memory (helps huge pages)',
-  },
-  {
-    key: 'statInterval',
-    long: 'stat-interval',
-    type: 'string',
-    valueName: 'SECONDS',
-    help: 'raise vm.stat_interval (tuned uses 10)',
-  },
-  { key: 'strict', long: 'strict', type: 'boolean', help: 'exit 1 when movable leaks remain' },
-];
+type ProfileOptions = Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: string };
 
-export type ProfileLoader = (
-  ctx: Ctx,
-  file: string,
-) => Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: string };
-let profileLoader: ProfileLoader | undefined;
-export function setProfileLoader(f: ProfileLoader): void {
-  profileLoader = f;
+/** What a TOML profile (`isolate --profile FILE`) sets of isolate's options. */
+function profileOptions(ctx: Ctx, file: string): ProfileOptions {
+  const p = loadProfile(file, ctx.k.machine);
+  for (const w of p.warnings) ctx.log.warn(w);
+  const s = p.isolate.steps;
+  if (s.partition)
+    ctx.log.warn(`${path.basename(p.path)}: partition = true is not supported by isolate yet; ignored`);
+  return {
+    ...(p.vmSpec !== undefined ? { vmSpec: p.vmSpec } : {}),
+    ...(p.hostSpec !== undefined ? { hostSpec: p.hostSpec } : {}),
+    ...(p.isolate.vmCgroup ? { vmCgroup: p.isolate.vmCgroup } : {}),
+    steps: {
+      cgroups: s.cgroups,
+      kthreads: s.kthreads,
+      workqueues: s.workqueues,
+      irqs: s.irqs,
+      stopIrqbalance: s.stopIrqbalance,
+      dropCaches: s.dropCaches,
+      compactMemory: s.compactMemory,
+      ...(s.governor !== undefined ? { governor: s.governor } : {}),
+      ...(s.statInterval !== undefined ? { statInterval: s.statInterval } : {}),
+    },
+  };
 }
 
 function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   const v = inv.values;
-  const prof = typeof v.profile === 'string' ? profileLoader?.(ctx, v.profile) : undefined;
-  if (typeof v.profile === 'string' && !profileLoader)
-    throw new UsageError('profiles are not supported in this build');
+  const prof = typeof v.profile === 'string' ? profileOptions(ctx, v.profile) : undefined;
   const { vm, host } = resolveSplit(
     ctx,
     inv.args.VMCPUS ?? prof?.vmSpec,
@@ -456,93 +417,28 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   };
 }
 
-export type AfterReport = (ctx: Ctx, vm: CpuSet, strict: boolean) => number;
-let afterReport: AfterReport | undefined;
-/** The status module registers its leak check here (isolate prints it when done). */
-export function setIsolateReport(f: AfterReport): void {
-  afterReport = f;
+/**
+ * The check isolate prints when it is done: movable leaks as warnings (exit 1 only with --strict), a one-line
+ * summary of what is expected to stay. With --json: one object { command, ok, strict, leakCheck } on stdout.
+ */
+function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): AfterReport {
+  const report = findLeaks(readStatusModel(ctx.k), vm);
+  const failed = strict && report.leaks.length > 0;
+  const code = failed ? 1 : 0;
+  // with --json, run.ts prints one document: the applied steps plus these fields
+  if (ctx.g.json) return { code, json: { command: 'isolate', strict, leakCheck: leakCheckJson(report) } };
+  for (const f of report.leaks) ctx.log.warn(`leak: ${findingLine(f)}`);
+  // isolate warns about irqbalance itself
+  for (const f of report.warnings.filter((w) => w.kind !== 'irqbalance')) ctx.log.warn(findingLine(f));
+  const pinned = report.unmovable.filter((f) => f.kind === 'pinned-kthread').length;
+  const managed = report.unmovable.filter((f) => f.kind === 'managed-irq').length;
+  const leaks = report.leaks.length === 0 ? 'no movable leaks' : plural(report.leaks.length, 'movable leak');
+  ctx.streams.out(
+    `Isolated CPUs ${vm.toList()} for the VM (host: ${report.host.toList()}): ${leaks}; ` +
+      `expected to stay: ${plural(pinned, 'kernel-pinned thread')}, ${plural(managed, 'managed IRQ')}.\n`,
+  );
+  return { code };
 }
-
-const lastSplit = new WeakMap<Invocation, CpuSet>();
-
-export const isolateCommands: CommandSpec[] = [
-  {
-    name: 'isolate',
-    summary: 'give CPUs to the VM: cgroups, kernel threads, workqueues and IRQs off them, in one step',
-    description:
-      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Prints the leak check at the end.',
-    options: ISOLATE_OPTIONS,
-    args: [
-      { name: 'VMCPUS', required: false, help: 'CPUs for the VM (e.g. C8-15,24-31 or L1)', complete: 'cpus' },
-    ],
-    examples: [
-      'vfio-isolate isolate C8-15,24-31',
-      'vfio-isolate isolate --host C0-7,16-23 --stop-irqbalance --governor performance',
-      'vfio-isolate -n isolate L1',
-    ],
-    writes: true,
-    handler: {
-      kind: 'plan',
-      plan(ctx, inv) {
-        const o = isolateOptions(ctx, inv);
-        const file = ctx.g.undoFile ?? defaultJournal(ctx);
-        const active = activeIsolation(ctx, file);
-        if (active !== undefined && !ctx.g.dryRun) {
-          throw new RuntimeFailure(
-            `an isolation is already active in ${file} (${active})`,
-            `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${file}` : ''} release), or use another -u FILE for a second VM`,
-          );
-        }
-        if (!ctx.g.dryRun) ctx.g.undoFile = file;
-        lastSplit.set(inv, o.vm);
-        return planIsolate(ctx, o, inv.name);
-      },
-      after(ctx, inv) {
-        const vm = lastSplit.get(inv);
-        if (!vm || !afterReport) return 0;
-        return afterReport(ctx, vm, Boolean(inv.values.strict));
-      },
-    },
-  },
-  {
-    name: 'release',
-    summary: 'undo what isolate did (its journal), newest change first',
-    description:
-      'Restore the journal of isolate: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. Only that journal is undone.',
-    options: [
-      {
-        key: 'profile',
-        long: 'profile',
-        type: 'string',
-        valueName: 'FILE',
-        help: 'accepted for symmetry with isolate --profile',
-        complete: 'file',
-      },
-    ],
-    args: [{ name: 'JOURNAL', required: false, help: 'journal file', complete: 'file' }],
-    examples: ['vfio-isolate release', 'vfio-isolate -u /run/vfio-isolate/win11.journal release'],
-    writes: true,
-    handler: {
-      kind: 'plan',
-      plan(ctx, inv) {
-        const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? defaultJournal(ctx);
-        if (!inv.args.JOURNAL && ctx.g.undoFile) ctx.g.undoFile = undefined; // -u names the journal to release
-        return planJournalRestore(ctx, inv.name, file, { force: ctx.g.force });
-      },
-    },
-  },
-  {
-    name: 'reset',
-    summary: "put isolation-related state back to the kernel's defaults, without a journal",
-    description:
-      "For a lost or corrupt journal: top-level cgroups' cpuset.cpus back to inherit (v2) or every task back to the root cpuset (v1), every movable IRQ, default_smp_affinity and the workqueue cpumasks to all CPUs, movable kernel threads and kthreadd to all CPUs. Asks no questions; -n shows the plan first.",
-    options: [],
-    args: [],
-    examples: ['vfio-isolate -n reset', 'vfio-isolate reset'],
-    writes: true,
-    handler: { kind: 'plan', plan: (ctx, inv) => planReset(ctx, inv.name) },
-  },
-];
 
 function planReset(ctx: Ctx, command: string): Step[] {
   const k = ctx.k;
@@ -614,3 +510,36 @@ function planReset(ctx: Ctx, command: string): Step[] {
   if (irq) steps.push(irq);
   return steps;
 }
+
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  isolate: {
+    kind: 'plan',
+    plan(ctx, inv) {
+      const o = isolateOptions(ctx, inv);
+      const file = ctx.g.undoFile ?? defaultJournal(ctx);
+      const active = activeIsolation(ctx, file);
+      if (active !== undefined && !ctx.g.dryRun) {
+        throw new RuntimeFailure(
+          `an isolation is already active in ${file} (${active})`,
+          `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${file}` : ''} release), or use another -u FILE for a second VM`,
+        );
+      }
+      const strict = Boolean(inv.values.strict);
+      return {
+        steps: planIsolate(ctx, o, inv.name),
+        journal: file,
+        after: (c) => isolateLeakCheck(c, o.vm, strict),
+      };
+    },
+  },
+  release: {
+    kind: 'plan',
+    plan(ctx, inv) {
+      const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? defaultJournal(ctx);
+      // release records nothing new: -u names the journal to undo, not one to write
+      return { steps: planJournalRestore(ctx, inv.name, file, { force: ctx.g.force }), journal: null };
+    },
+  },
+  reset: { kind: 'plan', plan: (ctx, inv) => planReset(ctx, inv.name) },
+};

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CommandSpec, Ctx, Invocation } from '../cli/spec.ts';
+import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import {
   anyQemuHook,
@@ -30,8 +30,7 @@ import {
   type HookInfo,
 } from '../libvirt/hook-script.ts';
 import { loadProfile, type Profile } from '../profile.ts';
-import { setProfileLoader } from './isolate.ts';
-import { emulatorCpusOf, pinQemuCommand, SCHED_OPTIONS, schedOf, vmCpusOf } from './pin-qemu.ts';
+import { emulatorCpusOf, schedOf, vmCpusOf } from './pin-qemu.ts';
 
 function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
   const f = inv.values.profile;
@@ -89,75 +88,11 @@ function cputuneRun(ctx: Ctx, inv: Invocation): number {
   return 0;
 }
 
-const cputuneCommand: CommandSpec = {
-  name: 'cputune',
-  summary: 'print the libvirt XML that pins a VM to its CPUs (SMT siblings as pairs)',
-  description:
-    "Reads the real topology and prints <vcpu>, <iothreads>, <cputune> (vcpupin pairing SMT siblings as consecutive vCPUs, emulatorpin, iothreadpin, optional vcpusched/iothreadsched), the matching <cpu mode='host-passthrough'> topology and, on NUMA machines, <numatune>. Without --vm it uses the split `vfio-isolate topology` suggests; the emulator and I/O threads default to the host's last core. Needs no root.",
-  options: [
-    {
-      key: 'vm',
-      long: 'vm',
-      type: 'string',
-      valueName: 'CPUS',
-      help: 'CPUs of the VM (default: the suggested split)',
-      complete: 'cpus',
-    },
-    {
-      key: 'emulator',
-      long: 'emulator',
-      type: 'string',
-      valueName: 'CPUS',
-      help: "CPUs of QEMU's emulator and I/O threads (default: the host's last core)",
-      complete: 'cpus',
-    },
-    {
-      key: 'iothreads',
-      long: 'iothreads',
-      type: 'string',
-      valueName: 'N',
-      help: 'I/O threads to declare and pin (default 1)',
-    },
-    ...SCHED_OPTIONS,
-    {
-      key: 'iothreadSched',
-      long: 'iothread-sched',
-      type: 'string',
-      valueName: 'POLICY',
-      choices: ['fifo', 'rr'],
-      help: 'real-time scheduling of the I/O threads: fifo or rr',
-    },
-    {
-      key: 'iothreadPriority',
-      long: 'iothread-priority',
-      type: 'string',
-      valueName: 'N',
-      help: 'their priority 1-99 (default 1)',
-    },
-    {
-      key: 'profile',
-      long: 'profile',
-      type: 'string',
-      valueName: 'FILE',
-      help: 'take CPUs and [cputune] from a TOML profile',
-      complete: 'file',
-    },
-    { key: 'json', long: 'json', type: 'boolean', help: 'the plan as JSON (with the XML)' },
-  ],
-  args: [],
-  examples: [
-    'vfio-isolate libvirt cputune --vm C8-15,24-31 --emulator C7,23',
-    'vfio-isolate libvirt cputune --vm L1 --sched rr --priority 1 --iothread-sched fifo --iothread-priority 98',
-    'vfio-isolate libvirt cputune --vm C2-5,8-11 --emulator C0-1,6-7',
-  ],
-  handler: { kind: 'report', run: cputuneRun },
-};
-
 // ---------------------------------------------------------------------------------------------------------------
 // libvirt hook install | uninstall | list
 
 function requireRoot(ctx: Ctx): void {
-  if (!ctx.k.simulated && !ctx.g.dryRun && process.geteuid?.() !== 0) {
+  if (!ctx.g.dryRun && ctx.k.euid !== 0) {
     throw new RuntimeFailure('must run as root (try sudo)', 'use --dry-run to see what would be written');
   }
 }
@@ -214,7 +149,7 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
       `${cmd}: vfio-isolate runs from a temporary npx directory (${self.tool}); install it for good (npm install -g) so the hook keeps working`,
     );
   }
-  // The system path on a real machine; under VFIO_ISOLATE_ROOT (tests) the fake tree's /run, like isolate's own journal.
+  // The system path under the kernel's root (a test's fake tree has its own /run), like isolate's own journal.
   const journal = ctx.k.hostPath(hookJournalPath(domain));
   const target = hookFilePath(hookFileName(domain));
   // On an update, keep the record of the directories the first install created (uninstall removes them).
@@ -352,88 +287,12 @@ function readProfileStat(p: string): boolean {
   }
 }
 
-const hookCommand: CommandSpec = {
-  name: 'hook',
-  summary: 'install, remove or list per-domain libvirt hooks',
-  options: [],
-  args: [],
-  subcommands: [
-    {
-      name: 'install',
-      summary: 'install a hook that isolates at VM start and releases at VM stop',
-      description:
-        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, by absolute paths, logging to syslog (tag vfio-isolate). An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
-      options: [
-        {
-          key: 'profile',
-          long: 'profile',
-          type: 'string',
-          valueName: 'FILE',
-          help: 'the TOML profile of the VM (required)',
-          complete: 'file',
-        },
-      ],
-      args: [{ name: 'DOMAIN', required: true, help: 'libvirt domain name', complete: 'domain' }],
-      examples: ['vfio-isolate libvirt hook install win11 --profile /etc/vfio-isolate/win11.toml'],
-      writes: true,
-      handler: { kind: 'report', run: hookInstallRun },
-    },
-    {
-      name: 'uninstall',
-      summary: "remove a domain's hook (only one vfio-isolate wrote)",
-      options: [],
-      args: [{ name: 'DOMAIN', required: true, help: 'libvirt domain name', complete: 'domain' }],
-      examples: ['vfio-isolate libvirt hook uninstall win11'],
-      writes: true,
-      handler: { kind: 'report', run: hookUninstallRun },
-    },
-    {
-      name: 'list',
-      summary: 'list the installed hooks with their domains and profiles',
-      description: 'Exits 1 when the profile of an installed hook is missing.',
-      options: [],
-      args: [],
-      handler: { kind: 'report', run: (ctx) => hookListRun(ctx) },
-    },
-  ],
-};
-
-export const libvirtCommand: CommandSpec = {
-  name: 'libvirt',
-  summary: 'libvirt integration: <cputune> XML and per-domain hooks',
-  description:
-    'cputune prints the pinning XML for a domain; hook install/uninstall/list manage a hook script that runs isolate when the domain starts and release when it stops.',
-  options: [],
-  args: [],
-  subcommands: [cputuneCommand, hookCommand],
-};
-
 /** libvirt and pin-qemu (one entry point for the command table). */
-export const libvirtCommands: CommandSpec[] = [libvirtCommand, pinQemuCommand];
 
-// ---------------------------------------------------------------------------------------------------------------
-// `isolate --profile FILE`: the profile loader
-
-setProfileLoader((ctx, file) => {
-  const p = loadProfile(file, ctx.k.machine);
-  for (const w of p.warnings) ctx.log.warn(w);
-  const s = p.isolate.steps;
-  if (s.partition)
-    ctx.log.warn(`${path.basename(p.path)}: partition = true is not supported by isolate yet; ignored`);
-  return {
-    ...(p.vmSpec !== undefined ? { vmSpec: p.vmSpec } : {}),
-    ...(p.hostSpec !== undefined ? { hostSpec: p.hostSpec } : {}),
-    ...(p.isolate.vmCgroup ? { vmCgroup: p.isolate.vmCgroup } : {}),
-    steps: {
-      cgroups: s.cgroups,
-      kthreads: s.kthreads,
-      workqueues: s.workqueues,
-      irqs: s.irqs,
-      stopIrqbalance: s.stopIrqbalance,
-      dropCaches: s.dropCaches,
-      compactMemory: s.compactMemory,
-      ...(s.governor !== undefined ? { governor: s.governor } : {}),
-      ...(s.statInterval !== undefined ? { statInterval: s.statInterval } : {}),
-    },
-  };
-});
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  'libvirt cputune': { kind: 'report', run: cputuneRun },
+  'libvirt hook install': { kind: 'report', run: hookInstallRun },
+  'libvirt hook uninstall': { kind: 'report', run: hookUninstallRun },
+  'libvirt hook list': { kind: 'report', run: (ctx) => hookListRun(ctx) },
+};

@@ -2,7 +2,7 @@
 import { CpuSet } from '../cpus/cpuset.ts';
 import { UsageError, RuntimeFailure } from '../errors.ts';
 import { P } from '../kernel/kernel.ts';
-import type { CommandSpec, Ctx, Invocation } from '../cli/spec.ts';
+import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 import { cgroupArg, cpusArg, requireCgroup } from './common.ts';
@@ -167,77 +167,17 @@ export function oneWayWrite(command: string, title: string, path: string, value:
   };
 }
 
-export const miscCommands: CommandSpec[] = [
-  {
-    name: 'move-tasks',
-    summary: 'move tasks between cpusets',
-    description:
-      'Move every task of cgroup FROM to cgroup TO, one per write. Tasks that exited are skipped; kernel threads that cannot move are counted (shown with -v). restore moves back only the tasks that were moved and are still in TO.',
-    options: [],
-    args: [
-      { name: 'FROM', required: true, help: 'source cgroup (/ is the root)', complete: 'cgroup' },
-      { name: 'TO', required: true, help: 'destination cgroup', complete: 'cgroup' },
-    ],
-    examples: ['vfio-isolate move-tasks / /host.slice'],
-    compat: true,
-    writes: true,
-    handler: { kind: 'plan', plan: moveTasksPlan },
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  'move-tasks': { kind: 'plan', plan: moveTasksPlan },
+  'irq-affinity': { kind: 'plan', plan: irqPlan },
+  'cpu-governor': { kind: 'plan', plan: governorPlan },
+  'drop-caches': {
+    kind: 'plan',
+    plan: (ctx, inv) => [oneWayWrite(inv.name, 'drop the page cache and slab caches', P.dropCaches, '3')],
   },
-  {
-    name: 'irq-affinity',
-    summary: 'manipulate the IRQ affinity',
-    description:
-      'mask: keep every IRQ off CPUS (an IRQ that would be left with no CPU gets all online CPUs except CPUS); add: allow every IRQ on CPUS too. IRQs the kernel manages refuse the change and are skipped (listed with -v). Like 0.5.2 it does not change default_smp_affinity: use isolate for that.',
-    options: [],
-    args: [
-      { name: 'OPERATION', required: true, help: 'mask or add', choices: ['mask', 'add'] },
-      { name: 'CPUS', required: true, help: 'CPU set', complete: 'cpus' },
-    ],
-    examples: ['vfio-isolate -u /tmp/undo_irq irq-affinity mask C2-5,8-11'],
-    compat: true,
-    writes: true,
-    handler: { kind: 'plan', plan: irqPlan },
+  'compact-memory': {
+    kind: 'plan',
+    plan: (ctx, inv) => [oneWayWrite(inv.name, 'compact memory', P.compactMemory, '1')],
   },
-  {
-    name: 'cpu-governor',
-    summary: 'set the CPU governor for the given CPUs',
-    description:
-      'Write GOVERNOR to the cpufreq policy of each CPU in CPUS (once per policy). The governor must be one the policy offers.',
-    options: [],
-    args: [
-      { name: 'GOVERNOR', required: true, help: 'e.g. performance', complete: 'governor' },
-      { name: 'CPUS', required: true, help: 'CPU set', complete: 'cpus' },
-    ],
-    examples: ['vfio-isolate -u /tmp/undo_gov cpu-governor performance C2-5,8-11'],
-    compat: true,
-    writes: true,
-    handler: { kind: 'plan', plan: governorPlan },
-  },
-  {
-    name: 'drop-caches',
-    summary: 'drop caches',
-    description:
-      'Write 3 to /proc/sys/vm/drop_caches (page cache and slab). Cannot be undone. Dirty data is not dropped; run sync first to include it.',
-    options: [],
-    args: [],
-    compat: true,
-    writes: true,
-    handler: {
-      kind: 'plan',
-      plan: (ctx, inv) => [oneWayWrite(inv.name, 'drop the page cache and slab caches', P.dropCaches, '3')],
-    },
-  },
-  {
-    name: 'compact-memory',
-    summary: 'compact memory',
-    description: 'Write 1 to /proc/sys/vm/compact_memory (helps huge pages). Cannot be undone.',
-    options: [],
-    args: [],
-    compat: true,
-    writes: true,
-    handler: {
-      kind: 'plan',
-      plan: (ctx, inv) => [oneWayWrite(inv.name, 'compact memory', P.compactMemory, '1')],
-    },
-  },
-];
+};

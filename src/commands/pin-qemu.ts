@@ -3,7 +3,7 @@
  * the order of `libvirt cputune`), its other threads to the emulator CPUs, optionally with real-time scheduling
  * of the vCPUs. Journalled as `affinity` and `sched` records, so `restore` puts every thread back.
  */
-import type { CommandSpec, Ctx, Invocation, OptionSpec } from '../cli/spec.ts';
+import type { AfterReport, Ctx, Handler, Invocation, Plan } from '../cli/spec.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { errnoOf } from '../kernel/fs.ts';
@@ -144,27 +144,7 @@ export function schedOf(
   return { policy: p as SchedPolicy, priority: prio };
 }
 
-export const SCHED_OPTIONS: OptionSpec[] = [
-  {
-    key: 'sched',
-    long: 'sched',
-    type: 'string',
-    valueName: 'POLICY',
-    choices: ['fifo', 'rr'],
-    help: 'real-time scheduling of the vCPU threads: fifo or rr',
-  },
-  {
-    key: 'priority',
-    long: 'priority',
-    type: 'string',
-    valueName: 'N',
-    help: 'real-time priority 1-99 (default 1)',
-  },
-];
-
-const plans = new WeakMap<Invocation, PinPlan>();
-
-function planPin(ctx: Ctx, inv: Invocation): Step[] {
+function planPin(ctx: Ctx, inv: Invocation): Plan {
   const cmd = inv.name;
   const v = inv.values;
   const pid = pidArg(inv.args.PID, cmd);
@@ -209,7 +189,6 @@ function planPin(ctx: Ctx, inv: Invocation): Step[] {
   const target = pinTargets(threads, order, emulator);
   const plan: PinPlan = { pid, comm: st.comm, threads, target, vm, emulator };
   if (sched) plan.sched = sched;
-  plans.set(inv, plan);
 
   const steps: Step[] = [];
   const others = threads.filter((t) => t.vcpu === undefined);
@@ -234,7 +213,7 @@ function planPin(ctx: Ctx, inv: Invocation): Step[] {
       apply: ({ k: kk, record }) => applySched(kk, plan, vcpus, sched, record),
     });
   }
-  return steps;
+  return { steps, after: (c) => pinSummary(c, plan) };
 }
 
 type Record_ = Parameters<Step['apply']>[0]['record'];
@@ -348,22 +327,20 @@ function applySched(
   return { changed, gone, skipped };
 }
 
-function after(ctx: Ctx, inv: Invocation): number {
-  const p = plans.get(inv);
-  if (!p) return 0;
+/** What pin-qemu prints once the pinning is applied (with --json: its fields of the result document). */
+function pinSummary(ctx: Ctx, p: PinPlan): AfterReport {
   const vcpus = p.threads.filter((t) => t.vcpu !== undefined).sort((a, b) => a.vcpu! - b.vcpu!);
   const others = p.threads.filter((t) => t.vcpu === undefined);
   if (ctx.g.json) {
     // run.ts prints one document: the applied steps plus these fields.
-    ctx.jsonExtra = {
-      ...ctx.jsonExtra,
+    const json = {
       pid: p.pid,
       vcpus: vcpus.map((t) => ({ vcpu: t.vcpu, tid: t.tid, cpus: p.target.get(t.tid)!.toList() })),
       others: others.map((t) => ({ tid: t.tid, comm: t.comm, cpus: p.emulator.toList() })),
       ...(p.sched ? { sched: p.sched } : {}),
       journal: ctx.g.undoFile ?? null,
     };
-    return 0;
+    return { code: 0, json };
   }
   const out: string[] = [
     `QEMU ${p.pid} (${p.comm}): pinned ${vcpus.length} vCPU threads and ${others.length} other threads`,
@@ -382,38 +359,10 @@ function after(ctx: Ctx, inv: Invocation): number {
       : 'Not journalled (no -u FILE): the pinning ends with the process.',
   );
   ctx.streams.out(out.join('\n') + '\n');
-  return 0;
+  return { code: 0 };
 }
 
-export const pinQemuCommand: CommandSpec = {
-  name: 'pin-qemu',
-  summary: "pin a running QEMU's vCPU threads to the VM CPUs (SMT siblings as pairs)",
-  description:
-    'Finds the vCPU threads of QEMU process PID (named "CPU n/KVM" or "CPU n/TCG": QEMU needs -name ...,debug-threads=on, which libvirt sets) and pins vCPU n to the n-th CPU of the sibling-paired order of --vm (the order `libvirt cputune` prints), every other thread to the emulator CPUs, and optionally gives the vCPU threads real-time scheduling. With -u FILE, `restore FILE` puts every thread back. For libvirt domains prefer <cputune> (libvirt cputune): libvirt re-applies its own pinning.',
-  options: [
-    {
-      key: 'vm',
-      long: 'vm',
-      type: 'string',
-      valueName: 'CPUS',
-      help: 'CPUs for the vCPUs (default: the suggested split)',
-      complete: 'cpus',
-    },
-    {
-      key: 'emulator',
-      long: 'emulator',
-      type: 'string',
-      valueName: 'CPUS',
-      help: "CPUs for QEMU's other threads (default: the host's last core)",
-      complete: 'cpus',
-    },
-    ...SCHED_OPTIONS,
-  ],
-  args: [{ name: 'PID', required: true, help: 'process id of the QEMU', complete: 'pid' }],
-  examples: [
-    'vfio-isolate -u /run/vfio-isolate/pin.journal pin-qemu 2400 --vm C8-15,24-31 --emulator C7,23',
-    'vfio-isolate pin-qemu $(pgrep -f guest=win11) --vm L1 --sched fifo --priority 1',
-  ],
-  writes: true,
-  handler: { kind: 'plan', plan: planPin, after },
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  'pin-qemu': { kind: 'plan', plan: planPin },
 };

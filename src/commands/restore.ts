@@ -1,5 +1,5 @@
 /** restore FILE: undo a journal, newest change first, after validating every record. */
-import type { CommandSpec, Ctx, Invocation } from '../cli/spec.ts';
+import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { markRestored, pendingRecords, readJournalFile, type ParsedJournal } from '../steps/journal.ts';
 import type { Step } from '../steps/step.ts';
@@ -65,17 +65,9 @@ export function planJournalRestore(
   return steps;
 }
 
-export const restoreCommand: CommandSpec = {
-  name: 'restore',
-  summary: 'restore a previous state using an undo file',
-  description:
-    'Undo everything journalled in FILE, newest first. Every entry is validated before anything is written. A journal of an earlier boot applies nothing (use --force). Restoring twice is harmless: the journal is marked restored and kept.',
-  options: [],
-  args: [{ name: 'FILE', required: true, help: 'the undo file given to -u', complete: 'file' }],
-  examples: ['vfio-isolate restore /tmp/undo_description'],
-  compat: true,
-  writes: true,
-  handler: {
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  restore: {
     kind: 'plan',
     plan: (ctx: Ctx, inv: Invocation) =>
       planJournalRestore(ctx, inv.name, inv.args.FILE!, { force: ctx.g.force }),

@@ -1,53 +1,17 @@
 /**
  * status [CPUS]: what is isolated and what still leaks onto the VM CPUs (cgroups, boot-time isolation, tasks,
- * kernel threads, IRQs, masks, governors, irqbalance). Exit 1 when something movable leaks. Also registers the
- * leak check that isolate prints when it is done.
+ * kernel threads, IRQs, masks, governors, irqbalance). Exit 1 when something movable leaks.
  */
-import type { CommandSpec, Ctx } from '../cli/spec.ts';
-import type { CpuSet } from '../cpus/cpuset.ts';
+import type { Handler } from '../cli/spec.ts';
 import { readStatusModel } from '../report/status-read.ts';
-import { defaultVmCpus, findingLine, findLeaks, type VmCpuChoice } from '../report/status-model.ts';
-import { leakCheckJson, renderStatus, statusJson } from '../report/status-view.ts';
-import { plural } from '../report/table.ts';
+import { defaultVmCpus, findLeaks, type VmCpuChoice } from '../report/status-model.ts';
+import { renderStatus, statusJson } from '../report/status-view.ts';
 import { suggestSplit } from '../report/topology-view.ts';
 import { cpusArg } from './common.ts';
-import { setIsolateReport } from './isolate.ts';
 
-export const statusCommand: CommandSpec = {
-  name: 'status',
-  summary: 'show what is isolated, and what still leaks onto the VM CPUs',
-  description:
-    'Shows the cpuset hierarchy (configured and effective CPUs, partitions, tasks), boot-time isolation, and for the VM CPUs: tasks and kernel threads that may run there, IRQs that may fire there, default_smp_affinity, workqueue cpumasks, governors and irqbalance. Each leak is one line with its fix. Without CPUS, the VM CPUs are the online CPUs that no host cgroup may use (every top-level cgroup except machine.slice), else the CPUs isolated at boot; if there are none, nothing is isolated yet and status exits 0. Exit 1 when something movable may run on the VM CPUs. Reads only; without root it says what it could not see.',
-  options: [
-    {
-      key: 'json',
-      long: 'json',
-      type: 'boolean',
-      help: 'machine-readable output (same as the global --json)',
-    },
-    {
-      key: 'verbose',
-      long: 'verbose',
-      short: ['-v'],
-      type: 'boolean',
-      help: 'list every cgroup, leak and expected item',
-    },
-  ],
-  args: [
-    {
-      name: 'CPUS',
-      required: false,
-      help: 'the VM CPUs to check (default: those no host cgroup may use)',
-      complete: 'cpus',
-    },
-  ],
-  examples: [
-    'vfio-isolate status',
-    'vfio-isolate status C8-15,24-31',
-    'vfio-isolate status -v L1',
-    'vfio-isolate status --json',
-  ],
-  handler: {
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  status: {
     kind: 'report',
     run(ctx, inv) {
       const given = inv.args.CPUS !== undefined ? cpusArg(ctx, inv.args.CPUS, 'status') : undefined;
@@ -72,32 +36,3 @@ export const statusCommand: CommandSpec = {
     },
   },
 };
-
-/**
- * The check isolate prints when it is done: movable leaks as warnings (exit 1 only with --strict), a one-line
- * summary of what is expected to stay. With --json: one object { command, ok, strict, leakCheck } on stdout.
- */
-export function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): number {
-  const report = findLeaks(readStatusModel(ctx.k), vm);
-  const failed = strict && report.leaks.length > 0;
-  if (ctx.g.json) {
-    // run.ts prints one document: the applied steps plus these fields.
-    ctx.jsonExtra = { ...ctx.jsonExtra, command: 'isolate', strict, leakCheck: leakCheckJson(report) };
-    return failed ? 1 : 0;
-  }
-  for (const f of report.leaks) ctx.log.warn(`leak: ${findingLine(f)}`);
-  // isolate warns about irqbalance itself
-  for (const f of report.warnings.filter((w) => w.kind !== 'irqbalance')) ctx.log.warn(findingLine(f));
-  const pinned = report.unmovable.filter((f) => f.kind === 'pinned-kthread').length;
-  const managed = report.unmovable.filter((f) => f.kind === 'managed-irq').length;
-  const leaks = report.leaks.length === 0 ? 'no movable leaks' : plural(report.leaks.length, 'movable leak');
-  ctx.streams.out(
-    `Isolated CPUs ${vm.toList()} for the VM (host: ${report.host.toList()}): ${leaks}; ` +
-      `expected to stay: ${plural(pinned, 'kernel-pinned thread')}, ${plural(managed, 'managed IRQ')}.\n`,
-  );
-  return failed ? 1 : 0;
-}
-
-setIsolateReport(isolateLeakCheck);
-
-export const statusCommands: CommandSpec[] = [statusCommand];

@@ -1,23 +1,10 @@
 /** topology: the machine at a glance (packages, dies, L3 domains, cores, nodes) and the suggested host/VM split. */
-import type { CommandSpec } from '../cli/spec.ts';
+import type { Handler } from '../cli/spec.ts';
 import { buildTopology, renderTopology, topologyJson } from '../report/topology-view.ts';
 
-export const topologyCommand: CommandSpec = {
-  name: 'topology',
-  summary: 'show packages, L3 cache domains, cores, NUMA nodes and a suggested host/VM split',
-  description:
-    'One row per L3 cache domain (a CCD or CCX on Ryzen) with its cores as SMT sibling pairs (0/16 1/17 ...), the NUMA nodes with their memory, and the CPU notation of each group (C0-7,16-23, L0, N0) ready to copy. Ends with the split isolate and libvirt cputune use by default, and why. Reads only; runs without root.',
-  options: [
-    {
-      key: 'json',
-      long: 'json',
-      type: 'boolean',
-      help: 'machine-readable output (same as the global --json)',
-    },
-  ],
-  args: [],
-  examples: ['vfio-isolate topology', 'vfio-isolate topology --json'],
-  handler: {
+/** The handlers of this file's commands, by full name (the command table loads this module on demand). */
+export const handlers: Record<string, Handler> = {
+  topology: {
     kind: 'report',
     run(ctx, inv) {
       const view = buildTopology(ctx.k.machine);
@@ -28,5 +15,3 @@ export const topologyCommand: CommandSpec = {
     },
   },
 };
-
-export const topologyCommands: CommandSpec[] = [topologyCommand];

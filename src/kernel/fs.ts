@@ -3,11 +3,8 @@
  * Paths given to an Fs are *system paths* as the system sees them (`/sys/fs/cgroup/x/cpuset.cpus`);
  * the Fs resolves them under its root directory.
  *
- * Two implementations:
- *  - RealFs (root "/"): node:fs, single write(2) per value, never O_CREAT on control files; affinity via koffi.
- *  - SimFs (root = VFIO_ISOLATE_ROOT, a fake tree): plain files, plus an emulation of the kernel's semantics
- *    for the control files the tool writes (cgroup.procs moves a pid, subtree_control creates cpuset files,
- *    smp_affinity_list refuses managed IRQs, ...). It never makes a syscall that affects a real process.
+ * The product has one implementation, RealFs (root "/"): node:fs, single write(2) per value, never O_CREAT on
+ * control files; affinity via koffi. Tests implement it over a fake tree (test/support/simfs.ts).
  */
 export interface DirEntry {
   name: string;
@@ -47,6 +44,8 @@ export interface Fs {
   /** sched_getscheduler+param / sched_setscheduler: policy 0=OTHER 1=FIFO 2=RR 3=BATCH 5=IDLE. */
   getScheduler(tid: number): { policy: number; priority: number };
   setScheduler(tid: number, policy: number, priority: number): void;
+  /** kill(2): send a signal to a process (only irqbalance is ever signalled). */
+  kill(pid: number, signal: NodeJS.Signals): void;
 }
 
 /** An error from a file operation, carrying the errno code (ENOENT, EACCES, ...) and the system path. */

@@ -1,6 +1,6 @@
 /**
- * The Kernel object: every file the tool reads or writes, rooted at a directory. `Kernel.open()` picks the real
- * machine, or, when VFIO_ISOLATE_ROOT is set (a testing aid), a fake tree under that directory with SimFs.
+ * The Kernel object: every file the tool reads or writes and every command it runs, behind one door.
+ * `Kernel.real()` is the machine the tool runs on; tests build one over a fake tree and pass it to `runCli`.
  */
 import { CpuSet } from '../cpus/cpuset.ts';
 import { Cgroups } from './cgroup.ts';
@@ -9,7 +9,6 @@ import { Irqs } from './irq.ts';
 import { P } from './paths.ts';
 import { Procs } from './procs.ts';
 import { RealFs } from './realfs.ts';
-import { SimFs } from './simfs.ts';
 import { readMachine, type Machine } from './topology.ts';
 
 export { P } from './paths.ts';
@@ -20,21 +19,26 @@ export class Kernel {
   readonly procs: Procs;
   readonly irqs: Irqs;
 
+  /** The commands the tool runs: systemd's control tool and irqbalance (found on PATH on a real machine). */
+  readonly systemctl: string;
+  readonly irqbalance: string;
+  /** The effective uid the tool runs with: 0 means it may write. */
+  readonly euid: number;
+
   constructor(
     readonly fs: Fs,
-    /** True when running on a fake tree (VFIO_ISOLATE_ROOT). */
-    readonly simulated: boolean,
-    /** The environment the tool runs with (test aids such as VFIO_ISOLATE_SYSTEMCTL are read from it). */
-    readonly env: NodeJS.ProcessEnv = process.env,
+    opts: { systemctl?: string; irqbalance?: string; euid?: number } = {},
   ) {
     this.procs = new Procs(fs);
     this.irqs = new Irqs(fs);
+    this.systemctl = opts.systemctl ?? 'systemctl';
+    this.irqbalance = opts.irqbalance ?? 'irqbalance';
+    this.euid = opts.euid ?? process.geteuid?.() ?? 0;
   }
 
-  static open(env: NodeJS.ProcessEnv = process.env): Kernel {
-    const root = env.VFIO_ISOLATE_ROOT;
-    if (root !== undefined && root !== '') return new Kernel(new SimFs(root), true, env);
-    return new Kernel(new RealFs(), false, env);
+  /** The machine the tool runs on. */
+  static real(): Kernel {
+    return new Kernel(new RealFs());
   }
 
   get root(): string {

@@ -89,4 +89,7 @@ export class RealFs implements Fs {
   setScheduler(tid: number, policy: number, priority: number): void {
     loadSched().setScheduler(tid, policy, priority);
   }
+  kill(pid: number, signal: NodeJS.Signals): void {
+    wrap('kill', `/proc/${pid}`, () => process.kill(pid, signal));
+  }
 }

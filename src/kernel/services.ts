@@ -13,28 +13,20 @@ export function irqbalanceHow(k: Kernel): ServiceHow {
 }
 
 /**
- * Stop or start irqbalance. Through systemctl where systemd runs; otherwise stopping sends SIGTERM and starting
- * runs `irqbalance`. On a fake tree (VFIO_ISOLATE_ROOT) the command named by VFIO_ISOLATE_SYSTEMCTL is used
- * instead (tests use a fake that logs its arguments); without it nothing real is ever started or stopped.
+ * Stop or start irqbalance. Through the Kernel's systemctl where systemd runs; otherwise stopping sends SIGTERM
+ * and starting runs the Kernel's irqbalance command.
  */
 export function stopOrStartIrqbalance(k: Kernel, action: 'stop' | 'start', how: ServiceHow): void {
-  const systemctl = k.simulated ? k.env.VFIO_ISOLATE_SYSTEMCTL : 'systemctl';
   if (how === 'systemd') {
-    if (!systemctl)
-      throw new RuntimeFailure(
-        `cannot ${action} irqbalance on a simulated machine without VFIO_ISOLATE_SYSTEMCTL`,
-      );
-    const r = spawnSync(systemctl, [action, 'irqbalance.service'], { stdio: 'ignore', timeout: 10000 });
+    const r = spawnSync(k.systemctl, [action, 'irqbalance.service'], { stdio: 'ignore', timeout: 10000 });
     if (r.status !== 0) throw new RuntimeFailure(`systemctl ${action} irqbalance.service failed`);
     return;
   }
-  if (k.simulated)
-    throw new RuntimeFailure(`cannot ${action} irqbalance on a simulated machine without systemd`);
   if (action === 'stop') {
     const pid = k.findProcess('irqbalance');
-    if (pid !== undefined) process.kill(pid, 'SIGTERM');
+    if (pid !== undefined) k.fs.kill(pid, 'SIGTERM');
   } else {
-    const r = spawnSync('irqbalance', [], { stdio: 'ignore', timeout: 10000 });
+    const r = spawnSync(k.irqbalance, [], { stdio: 'ignore', timeout: 10000 });
     if (r.status !== 0) throw new RuntimeFailure('could not start irqbalance again');
   }
 }
@@ -78,11 +70,9 @@ export function writeConfig(k: Kernel, path: string, text: string | null): void 
 
 /** Restart irqbalance so it reads its config again (only when systemd manages it). */
 export function restartIrqbalance(k: Kernel): void {
-  const systemctl = k.simulated ? k.env.VFIO_ISOLATE_SYSTEMCTL : 'systemctl';
-  if (!systemctl)
-    throw new RuntimeFailure(
-      'cannot restart irqbalance on a simulated machine without VFIO_ISOLATE_SYSTEMCTL',
-    );
-  const r = spawnSync(systemctl, ['try-restart', 'irqbalance.service'], { stdio: 'ignore', timeout: 10000 });
+  const r = spawnSync(k.systemctl, ['try-restart', 'irqbalance.service'], {
+    stdio: 'ignore',
+    timeout: 10000,
+  });
   if (r.status !== 0) throw new RuntimeFailure('systemctl try-restart irqbalance.service failed');
 }

@@ -10,19 +10,12 @@ import type { JournalSink } from './journal.ts';
 import type { Step, StepResult } from './step.ts';
 import { describeRecord, undoRecord } from './undo.ts';
 
-export interface Fault {
-  kind: 'fail' | 'crash-before' | 'crash-after';
-  step: number;
-}
-
 /**
- * Test aid: VFIO_ISOLATE_FAULT=fail:K (step K throws before changing anything), crash-before:K (SIGKILL right
- * after step K's undo record is on disk), crash-after:K (SIGKILL right after step K). Steps count from 1.
+ * Called around each step (steps count from 1): `start` before anything of step n happens, `recorded` once its
+ * first undo record is on disk (for a one-way step, which records nothing, right before it is applied), `applied`
+ * after it. An observer that throws at `start` fails the step before it changes anything.
  */
-export function faultFromEnv(env: NodeJS.ProcessEnv): Fault | undefined {
-  const m = /^(fail|crash-before|crash-after):(\d+)$/.exec(env.VFIO_ISOLATE_FAULT ?? '');
-  return m ? { kind: m[1] as Fault['kind'], step: Number(m[2]) } : undefined;
-}
+export type StepObserver = (phase: 'start' | 'recorded' | 'applied', n: number) => void;
 
 export interface AppliedStep {
   step: Step;
@@ -46,35 +39,30 @@ export class RunFailed extends RuntimeFailure {
 
 export function applySteps(
   steps: readonly Step[],
-  opts: { k: Kernel; log: Log; journal: JournalSink; noRollback?: boolean; fault?: Fault },
+  opts: { k: Kernel; log: Log; journal: JournalSink; noRollback?: boolean; observe?: StepObserver },
 ): RunOutcome {
-  const { k, log, journal, fault } = opts;
+  const { k, log, journal } = opts;
+  const observe: StepObserver = opts.observe ?? (() => {});
   const applied: AppliedStep[] = [];
-  const crash = (): never => {
-    process.kill(process.pid, 'SIGKILL');
-    throw new Error('unreachable');
-  };
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     const n = i + 1;
     let recorded = false;
     try {
-      if (fault?.kind === 'fail' && fault.step === n) {
-        throw new RuntimeFailure(`injected failure at step ${n} (VFIO_ISOLATE_FAULT)`);
-      }
+      observe('start', n);
       log.info(`${step.command}: ${step.title}`);
-      if (step.oneWay && fault?.kind === 'crash-before' && fault.step === n) crash();
+      if (step.oneWay) observe('recorded', n);
       const result = step.apply({
         k,
         log,
         record(rec) {
           journal.record(rec);
-          if (!recorded && fault?.kind === 'crash-before' && fault.step === n) crash();
+          if (!recorded) observe('recorded', n);
           recorded = true;
         },
       });
       applied.push({ step, result });
-      if (fault?.kind === 'crash-after' && fault.step === n) crash();
+      observe('applied', n);
     } catch (e) {
       const err = e instanceof VfioError ? e : explainErrno(e);
       const what = `${step.command}: ${step.title}: ${err.message}`;

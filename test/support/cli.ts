@@ -1,6 +1,7 @@
 /** Run the CLI in-process against a fake tree and capture what it prints. */
 import { runCli } from '../../src/cli/run.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
+import { simOptions } from './sim.ts';
 
 export interface CliResult {
   code: number;
@@ -8,6 +9,7 @@ export interface CliResult {
   stderr: string;
 }
 
+/** `env` may carry the test-only variables of test/support/sim.ts (VFIO_ISOLATE_FAULT, VFIO_ISOLATE_SYSTEMCTL). */
 export async function cli(
   root: string,
   argv: string[],
@@ -15,9 +17,11 @@ export async function cli(
 ): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
+  const full = { VFIO_ISOLATE_ROOT: root, VFIO_ISOLATE_LOCK_WAIT_MS: '2000', ...env };
   const code = await runCli(argv, {
     table: COMMANDS,
-    env: { VFIO_ISOLATE_ROOT: root, VFIO_ISOLATE_LOCK_WAIT_MS: '2000', ...env },
+    env: full,
+    ...simOptions(full),
     streams: { out: (s) => void (stdout += s), err: (s) => void (stderr += s), isTTY: false },
   });
   return { code, stdout, stderr };

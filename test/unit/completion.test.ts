@@ -6,6 +6,7 @@
  * primitives (_describe, compadd, ...) replaced by functions that print what would be offered. zsh and fish are
  * skipped with a message when not installed.
  */
+import { testBundle } from '../support/bundle.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,10 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
 import { completionEntries } from '../../src/cli/completion.ts';
 import { mainHelp } from '../../src/cli/help.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { buildFixture, removeFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { simWrites, treeHash } from '../support/tree.ts';
@@ -32,30 +32,7 @@ const HAS_FISH = has('fish');
 const visibleNames = COMMANDS.filter((c) => !c.hidden).map((c) => c.name);
 const lines = (s: string): string[] => s.split('\n').filter(Boolean);
 
-/**
- * This checkout bundled once (as npm run build does, into a temp dir): the scripts start the tool for every dynamic
- * value, and the bundle starts several times faster than src/main.ts under tsx.
- */
-let bundleDir = '';
-function bundle(): string {
-  if (!bundleDir) {
-    bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-compl-bundle-'));
-    buildSync({
-      entryPoints: [path.join(REPO, 'src/main.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile: path.join(bundleDir, 'vfio-isolate.mjs'),
-      external: ['koffi'],
-      logLevel: 'error',
-    });
-  }
-  return path.join(bundleDir, 'vfio-isolate.mjs');
-}
-after(() => {
-  if (bundleDir) fs.rmSync(bundleDir, { recursive: true, force: true });
-});
+const bundle = testBundle;
 
 /** A shell function `vfio-isolate` that runs this checkout on ROOT (the scripts call it for dynamic values). */
 function shim(root: string, fish = false): string {
@@ -372,7 +349,7 @@ describe('bash completion, run in bash', () => {
       ]);
     }
     const status = COMMANDS.find((c) => c.name === 'status');
-    if (status?.handler?.kind === 'report' && status.args.length === 0) {
+    if (status?.kind === 'report' && status.args.length === 0) {
       cases.push(['vfio-isolate status ', (got) => assert.deepEqual(got, [])]);
     }
     const got = bashComplete(

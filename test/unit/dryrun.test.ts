@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import * as v from 'valibot';
 import type { CommandSpec } from '../../src/cli/spec.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { PlanJson } from '../../src/report/json-schema.ts';
 import { buildFixture, type MachineName } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';

@@ -465,7 +465,7 @@ describe('the hook script with the real tool, end to end on a fixture tree', () 
       profile: prof,
       node: process.execPath,
       nodeArgs: ['--import', import.meta.resolve('tsx')],
-      tool: path.resolve(import.meta.dirname, '../../src/main.ts'),
+      tool: path.resolve(import.meta.dirname, '../support/sim-main.ts'),
       journal,
     });
     const script = path.join(dir, 'vfio-isolate-win11');

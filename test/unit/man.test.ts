@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { exampleLines, notationSection, renderMan, roffEscape } from '../../src/cli/man.ts';
 import type { CommandSpec } from '../../src/cli/spec.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { generateMan, MAN_PATH } from '../../scripts/gen-man.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -122,7 +122,7 @@ describe('man page', () => {
         'CPU NOTATION',
         'C0-3,8',
         'L1+C7',
-        'VFIO_ISOLATE_ROOT',
+        'VFIO_ISOLATE_LOCK_WAIT_MS',
         '/run/vfio-isolate/isolate.journal',
         'EXIT STATUS',
       ]) {
@@ -203,7 +203,7 @@ describe('roff escaping', () => {
         ],
         args: [{ name: 'ARG', required: false, help: "'quoted' \\fB not bold", choices: ['a.b', "c'd"] }],
         examples: [".leading-dot example \\ with backslash 'and quotes'"],
-        handler: { kind: 'report', run: () => 0 },
+        kind: 'report',
       };
       const page = renderMan([nasty], { version: '9.9.9-test' });
       assert.equal(groffWarnings(page), '');

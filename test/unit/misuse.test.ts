@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { buildFixture, removeFixture, type MachineName } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { simWrites, treeHash } from '../support/tree.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseArgv } from '../../src/cli/parse.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { UsageError } from '../../src/errors.ts';
 import { seedHookArgv } from '../support/seed.ts';
 

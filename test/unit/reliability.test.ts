@@ -2,6 +2,7 @@
  * Reliability: fault injection at every step, a SIGKILL crash matrix on real processes, hostile journals, and
  * fuzzing of the argv splitter.
  */
+import { testBundle } from '../support/bundle.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseArgv } from '../../src/cli/parse.ts';
-import { COMMANDS } from '../../src/commands/index.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { VfioError } from '../../src/errors.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
@@ -82,10 +83,9 @@ describe('fault injection: a failure at step k leaves the machine as it was', ()
 });
 
 describe('crash matrix: SIGKILL after each step, then restore', () => {
-  const bundle = path.resolve('dist/vfio-isolate.mjs');
+  let bundle = '';
   before(() => {
-    const b = spawnSync(process.execPath, ['scripts/build.mjs'], { encoding: 'utf8' });
-    assert.equal(b.status, 0, b.stderr);
+    bundle = testBundle();
   });
   const points: string[] = [];
   for (let k = 1; k <= HOOK_STEPS; k++) points.push(`crash-before:${k}`, `crash-after:${k}`);

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { ErrnoError } from '../../src/kernel/fs.ts';
-import { SimFs, readSimLog } from '../../src/kernel/simfs.ts';
+import { SimFs, readSimLog } from '../support/simfs.ts';
 import {
   buildFixture,
   exitProcess,
@@ -219,7 +219,7 @@ describe('SimFs plain writes and read-only files', () => {
     const other = new SimFs(root);
     assert.ok(other.exists(`${CG}/user.slice/cpuset.cpus`));
     const script = [
-      `import { SimFs } from ${JSON.stringify(pathToFileURL(path.resolve(import.meta.dirname, '../../src/kernel/simfs.ts')).href)};`,
+      `import { SimFs } from ${JSON.stringify(pathToFileURL(path.resolve(import.meta.dirname, '../support/simfs.ts')).href)};`,
       `const s = new SimFs(${JSON.stringify(root)});`,
       `s.write('${CG}/user.slice/cpuset.cpus', '0-3');`,
       `process.stdout.write(s.read('${CG}/user.slice/cpuset.cpus.effective'));`,
@@ -968,7 +968,7 @@ describe('SimFs zero-length writes', () => {
     s.write('/sys/fs/cgroup/zl.slice/cpuset.cpus', '0-3');
     s.write('/sys/fs/cgroup/zl.slice/cpuset.cpus', '');
     assert.equal(s.read('/sys/fs/cgroup/zl.slice/cpuset.cpus'), '0-3\n');
-    new Kernel(s, true).write('/sys/fs/cgroup/zl.slice/cpuset.cpus', '');
+    new Kernel(s).write('/sys/fs/cgroup/zl.slice/cpuset.cpus', '');
     assert.equal(s.read('/sys/fs/cgroup/zl.slice/cpuset.cpus'), '\n');
   });
 });

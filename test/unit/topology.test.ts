@@ -318,13 +318,15 @@ describe('vfio-isolate topology on the fixture machines', () => {
 
   it('colour only on a TTY', async () => {
     const { runCli } = await import('../../src/cli/run.ts');
-    const { COMMANDS } = await import('../../src/commands/index.ts');
+    const { COMMANDS } = await import('../../src/cli/table.ts');
+    const { simKernel } = await import('../support/sim.ts');
     const root = buildFixture('intel-6c12t');
     let out = '';
     const run = (env: Record<string, string>) =>
       runCli(['topology'], {
         table: COMMANDS,
-        env: { VFIO_ISOLATE_ROOT: root, ...env },
+        env,
+        kernel: () => simKernel(root),
         streams: { out: (s) => void (out += s), err: () => {}, isTTY: true },
       });
     await run({});

@@ -17,6 +17,7 @@ import {
   type VmMode,
 } from './harness.ts';
 import { execFileSync } from 'node:child_process';
+import { testBundle } from '../support/bundle.ts';
 import { REPO_ROOT } from './cache.ts';
 import { isSystemdMode } from './modes.ts';
 
@@ -140,6 +141,8 @@ async function main(): Promise<number> {
     modes = modes.filter((m) => !isSystemdMode(m));
   }
 
+  // Guest tests that start the CLI as a process (the crash matrix) run the test entry, bundled here once.
+  testBundle();
   const kernels = await ensureKernels(modes, (l) => out(l));
   for (const mode of ALL_MODES.filter((m) => modes.includes(m))) {
     const k = kernels.get(mode);

@@ -6,7 +6,7 @@
  *   assert.equal(r.code, 0, r.stderr);
  */
 import { runCli } from '../../../src/cli/run.ts';
-import { COMMANDS } from '../../../src/commands/index.ts';
+import { COMMANDS } from '../../../src/cli/table.ts';
 import { guestMode } from './guest-env.ts';
 
 export interface CliResult {

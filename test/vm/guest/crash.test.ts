@@ -6,15 +6,16 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { TEST_BUNDLE } from '../../support/bundle.ts';
 import { diffSnapshots, takeSnapshot } from '../snapshot.ts';
 import { cli } from './cli.ts';
 import { guestMode, notInGuest, seedHook } from './guest-env.ts';
 
 const mode = guestMode();
 const skip = notInGuest() || (mode === 'v2-6.1' ? 'the matrix runs on v2 (6.12) and v1-hybrid (6.1)' : false);
-const BUNDLE = resolve('dist/vfio-isolate.mjs');
+const BUNDLE = TEST_BUNDLE; // built on the host by run-suite.ts before the guest boots
 const HOOK = seedHook(mode);
 const STEPS = mode === 'v1-hybrid' ? 5 : 6; // v2: enabling cpuset at the root is a step of its own
 
@@ -25,7 +26,7 @@ describe(`crash matrix on a real kernel (${mode ?? 'host'})`, { skip }, () => {
   for (const point of points) {
     test(
       `SIGKILL at ${point}, then restore`,
-      { skip: existsSync(BUNDLE) ? false : 'dist/ not built (npm ci)' },
+      { skip: existsSync(BUNDLE) ? false : 'the test bundle was not built (run-suite.ts builds it)' },
       async () => {
         const before = takeSnapshot();
         const undo = join(mkdtempSync(join(tmpdir(), 'vi-crash-')), 'undo');
@@ -48,7 +49,11 @@ describe(`crash matrix on a real kernel (${mode ?? 'host'})`, { skip }, () => {
       },
     );
   }
-  test('every crash point restored exactly', { skip: existsSync(BUNDLE) ? false : 'dist/ not built' }, () => {
-    assert.equal(exact, points.length);
-  });
+  test(
+    'every crash point restored exactly',
+    { skip: existsSync(BUNDLE) ? false : 'the test bundle was not built' },
+    () => {
+      assert.equal(exact, points.length);
+    },
+  );
 });

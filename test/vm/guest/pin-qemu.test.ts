@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runCli } from '../../../src/cli/run.ts';
-import { COMMANDS } from '../../../src/commands/index.ts';
+import { COMMANDS } from '../../../src/cli/table.ts';
 import { CpuSet } from '../../../src/cpus/cpuset.ts';
 import { Kernel } from '../../../src/kernel/kernel.ts';
 import { vcpuOrder } from '../../../src/libvirt/cputune.ts';
@@ -125,7 +125,7 @@ describe('pin-qemu on a real QEMU in the guest', { skip }, () => {
       );
 
       // The guest: 8 CPUs, 4 cores x 2 threads, node 0 = 0-3, node 1 = 4-7.
-      const machine = Kernel.open(realEnv()).machine;
+      const machine = Kernel.real().machine;
       const vm = machine.nodes.get(1) ?? CpuSet.parseList('4-7');
       const order = vcpuOrder(machine.cores, vm);
       assert.deepEqual(

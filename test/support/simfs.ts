@@ -14,8 +14,8 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { CpuSet } from '../cpus/cpuset.ts';
-import { ErrnoError, type DirEntry, type Fs, type Writer } from './fs.ts';
+import { CpuSet } from '../../src/cpus/cpuset.ts';
+import { ErrnoError, type DirEntry, type Fs, type Writer } from '../../src/kernel/fs.ts';
 
 const PF_KTHREAD = 0x00200000;
 const PF_NO_SETAFFINITY = 0x04000000;
@@ -341,6 +341,11 @@ export class SimFs implements Fs {
     this.logged('setscheduler', where, `${policy} ${priority}`, () =>
       this.doSetScheduler(tid, policy, priority),
     );
+  }
+
+  /** Signals are only logged: a fake tree's pids are not this machine's processes. */
+  kill(pid: number, signal: NodeJS.Signals): void {
+    this.logged('kill', `/proc/${pid}`, signal, () => void this.task(pid, 'kill'));
   }
 
   // ------------------------------------------------------------------------------------------------ log

@@ -1,0 +1,127 @@
+/**
+ * The shipped product holds no test support: no simulator, no fault injection, no environment switch that swaps the
+ * kernel or skips the root check. Checked on the bundle that `npm run build` makes, and on the source it is built
+ * from (so that a marker renamed in one place is still caught in the other).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { buildSync, type Metafile } from 'esbuild';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const MARKERS = [
+  'class SimFs',
+  'VFIO_ISOLATE_ROOT',
+  'VFIO_ISOLATE_FAULT',
+  'VFIO_ISOLATE_SYSTEMCTL',
+  'injected failure',
+  'SIGKILL',
+  '.sim-log',
+];
+
+function files(dir: string, ext: RegExp): string[] {
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) =>
+      e.isDirectory() ? files(path.join(dir, e.name), ext) : ext.test(e.name) ? [path.join(dir, e.name)] : [],
+    );
+}
+
+describe('the shipped product', () => {
+  it('dist/ (as built) contains no simulator and no fault injection', () => {
+    const b = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(b.status, 0, b.stderr);
+    const built = files(path.join(REPO, 'dist'), /\.(m?js|cjs)$/);
+    assert.ok(built.length > 0, 'the build wrote dist/');
+    for (const f of built) {
+      const text = fs.readFileSync(f, 'utf8');
+      for (const m of MARKERS) assert.ok(!text.includes(m), `${path.relative(REPO, f)} contains "${m}"`);
+    }
+  });
+
+  it('src/ names none of the test switches (comments about SIGKILL aside)', () => {
+    for (const f of files(path.join(REPO, 'src'), /\.ts$/)) {
+      const text = fs.readFileSync(f, 'utf8');
+      for (const m of MARKERS.filter((x) => x !== 'SIGKILL'))
+        assert.ok(!text.includes(m), `${path.relative(REPO, f)} contains "${m}"`);
+    }
+  });
+});
+
+/** The modules a chunk loads before it runs: its own inputs and those of the chunks it imports statically. */
+function staticClosure(outputs: Metafile['outputs'], start: string): Set<string> {
+  const inputs = new Set<string>();
+  const seen = new Set<string>();
+  const stack = [start];
+  while (stack.length) {
+    const o = stack.pop()!;
+    if (seen.has(o)) continue;
+    seen.add(o);
+    for (const i of Object.keys(outputs[o]!.inputs)) inputs.add(i);
+    for (const imp of outputs[o]!.imports)
+      if (imp.kind === 'import-statement' && !imp.external) stack.push(imp.path);
+  }
+  return inputs;
+}
+
+describe('start-up loads only the command table', () => {
+  const r = buildSync({
+    entryPoints: { 'vfio-isolate': path.join(REPO, 'src/main.ts') },
+    absWorkingDir: REPO,
+    bundle: true,
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    outdir: path.join(REPO, '.test-build/split'),
+    outExtension: { '.js': '.mjs' },
+    external: ['koffi'],
+    metafile: true,
+    write: false,
+    logLevel: 'error',
+  });
+  const outputs = r.metafile.outputs;
+  const outputOf = (entry: string): string =>
+    Object.entries(outputs).find(([, o]) => o.entryPoint === entry)![0];
+
+  it('--help, --version and usage errors: the entry loads no handler and no library', () => {
+    const loaded = [...staticClosure(outputs, outputOf('src/main.ts'))];
+    assert.ok(loaded.includes('src/cli/table.ts'), 'the table is loaded');
+    for (const m of loaded) {
+      assert.ok(!m.startsWith('src/commands/'), `${m} is loaded at start-up`);
+      assert.ok(!m.includes('node_modules'), `${m} is loaded at start-up`);
+      assert.ok(!/src\/(steps|report|libvirt)\/|src\/profile\.ts|src\/kernel\/kernel\.ts/.test(m), `${m}`);
+    }
+  });
+
+  it('help CMD and completion scripts load their own module and the table, not the other commands', () => {
+    for (const entry of ['src/commands/help.ts', 'src/commands/completion.ts']) {
+      const loaded = [...staticClosure(outputs, outputOf(entry))];
+      for (const m of loaded) {
+        assert.ok(!m.includes('node_modules'), `${entry} loads ${m}`);
+        assert.ok(!/^src\/commands\/(?!help|completion)/.test(m), `${entry} loads ${m}`);
+      }
+    }
+  });
+
+  it('every command of the table loads its handler, of the kind the table says', async () => {
+    const { COMMANDS } = await import('../../src/cli/table.ts');
+    const all = (list: typeof COMMANDS, prefix = ''): [string, (typeof COMMANDS)[number]][] =>
+      list.flatMap((c) => [
+        [`${prefix}${c.name}`, c] as [string, (typeof COMMANDS)[number]],
+        ...all(c.subcommands ?? [], `${prefix}${c.name} `),
+      ]);
+    let n = 0;
+    for (const [name, spec] of all(COMMANDS)) {
+      if (!spec.kind) {
+        assert.ok(spec.subcommands?.length, `${name} has neither a handler nor subcommands`);
+        continue;
+      }
+      const h = await spec.load!();
+      assert.equal(h?.kind, spec.kind, name);
+      n++;
+    }
+    assert.ok(n >= 20, `${n} commands with handlers`);
+  });
+});
