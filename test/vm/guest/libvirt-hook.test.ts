@@ -6,6 +6,7 @@
  * The install is made on the host before the guest boots (test/vm/tarball-install.ts: npm pack, npm install -g of
  * the .tgz into a prefix under the repository). cgroup v2 modes only.
  */
+import { distrust } from '../../../src/kernel/trust.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
@@ -32,7 +33,14 @@ const PKG = `${TARBALL_PREFIX}/lib/node_modules/vfio-isolate`;
 const skip =
   notInGuest() ||
   (mode === 'v1-hybrid' ? 'cgroup v2 modes only' : false) ||
-  (existsSync(BIN) ? false : `no tarball install at ${TARBALL_PREFIX} (the suite makes it on the host)`);
+  (existsSync(BIN) ? false : `no tarball install at ${TARBALL_PREFIX} (the suite makes it on the host)`) ||
+  untrustedPrefix();
+
+/** A checkout under a directory others can write (e.g. /tmp): hook install refuses the install inside it, rightly. */
+function untrustedPrefix(): string | false {
+  const bad = existsSync(BIN) ? distrust(PKG, { kind: 'dir' }) : undefined;
+  return bad ? `the install is not root's alone (${bad.path} is ${bad.why}): no hook from it` : false;
+}
 
 const HOOK = '/etc/libvirt/hooks/qemu.d/vfio-isolate-vmtest';
 const PROFILE = '/etc/vfio-isolate/vmtest.toml';
