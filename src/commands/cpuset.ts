@@ -121,7 +121,7 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
   const amongUnits = parent.parts.length === 0 || unitOfCgroup(parent.parts)?.endsWith('.slice') === true;
   if (!v1 && amongUnits && systemdOf(ctx).kind === 'managed') {
     ctx.log.warn(
-      `${inv.name}: ${cg.name} is a plain cgroup, not a systemd unit: systemd may drop its cpuset settings on its next daemon-reload; restrict units instead (e.g. cpuset-modify --cpus … /system.slice, or isolate)`,
+      `${inv.name}: ${cg.name} is a plain cgroup, not a systemd unit: systemd may drop its cpuset settings on its next daemon-reload; restrict units instead (e.g. cpuset-modify --cpus ... /system.slice, or isolate)`,
     );
   }
   const steps = planEnableCpuset(ctx, cg.parts, inv.name);

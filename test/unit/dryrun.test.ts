@@ -14,7 +14,9 @@ import type { CommandSpec } from '../../src/cli/spec.ts';
 import { COMMANDS } from '../../src/cli/table.ts';
 import { PlanJson } from '../../src/report/json-schema.ts';
 import { buildFixture, type MachineName } from '../fixtures/build.ts';
-import { cli } from '../support/cli.ts';
+import { cli, cli as runCli } from '../support/cli.ts';
+import { LOG_FILE } from '../support/fake-systemctl.ts';
+import { fakeSystemd } from '../support/systemd.ts';
 
 /** Everything under root, including mtimes (a rewrite with the same content still counts) and the write log. */
 function fullHash(root: string): string {
@@ -23,6 +25,8 @@ function fullHash(root: string): string {
     for (const name of fs.readdirSync(dir).sort()) {
       const full = path.join(dir, name);
       const rel = path.relative(root, full);
+      // the fake systemctl's own call log (a dry run may ask systemd; the calls are checked below)
+      if (rel === LOG_FILE) continue;
       const st = fs.lstatSync(full, { bigint: true });
       h.update(`${rel} ${st.mode} ${st.mtimeNs}\n`);
       if (st.isSymbolicLink()) h.update(`-> ${fs.readlinkSync(full)}\n`);
@@ -52,6 +56,8 @@ interface Case {
   argv: string[];
   /** Extra files outside the tree that must not change either. */
   outside?: string[];
+  /** Run with a fake systemd managing the tree; `lift` units lose their AllowedCPUs= after setup (drift). */
+  systemd?: { lift?: string[] };
 }
 
 const CASES: Case[] = [
@@ -132,6 +138,39 @@ const CASES: Case[] = [
   },
   { covers: 'reset', machine: 'tr-1920x', argv: ['reset'] },
   { covers: 'pin-qemu', machine: 'ryzen-5950x', argv: ['pin-qemu', '2400'] },
+  {
+    covers: 'partition',
+    machine: 'ryzen-5950x',
+    // libvirt's layout of the running win10 VM: vCPU cgroups pinned to 8 and 9, the emulator on 7
+    setup: [
+      [
+        'cpuset-create',
+        '/machine.slice/machine-qemu\\x2d1\\x2dwin10.scope/libvirt',
+        'cpuset-create',
+        '--cpus',
+        'C7',
+        '/machine.slice/machine-qemu\\x2d1\\x2dwin10.scope/libvirt/emulator',
+        'cpuset-create',
+        '--cpus',
+        'C8',
+        '/machine.slice/machine-qemu\\x2d1\\x2dwin10.scope/libvirt/vcpu0',
+        'cpuset-create',
+        '--cpus',
+        'C9',
+        '/machine.slice/machine-qemu\\x2d1\\x2dwin10.scope/libvirt/vcpu1',
+      ],
+    ],
+    argv: ['partition', 'win10'],
+  },
+  {
+    covers: 'reapply',
+    machine: 'v2-nocpuset',
+    systemd: { lift: ['system.slice'] },
+    setup: [['-u', 'J', 'isolate', 'C4-7']],
+    // the unit restrictions of isolate are in the host journal, reapply's default
+    argv: ['reapply'],
+    outside: ['J'],
+  },
   // libvirt hook install/uninstall are report commands: their dry run prints what it would write, as text
   {
     covers: 'libvirt hook install',
@@ -171,6 +210,8 @@ describe('--dry-run changes nothing', () => {
     const label = `${c.machine}: ${c.argv.join(' ')}`;
     it(label, async () => {
       const root = buildFixture(c.machine, { irqbalance: false });
+      const sd = c.systemd ? fakeSystemd(root) : undefined;
+      const cli = (r: string, argv: string[]) => runCli(r, argv, sd?.env);
       const journal = tmpFile('undo.journal');
       const profile = tmpFile('win10.toml');
       fs.writeFileSync(profile, 'domain = "win10"\nvm_cpus = "L1"\n');
@@ -180,6 +221,11 @@ describe('--dry-run changes nothing', () => {
         const r = await cli(root, sub(s));
         assert.equal(r.code, 0, `setup ${s.join(' ')}: ${r.stderr}`);
       }
+      for (const unit of c.systemd?.lift ?? [])
+        sd!.run('set-property', '--runtime', '--', unit, 'AllowedCPUs=');
+      const setsOf = (f: { calls(): string[] }): number =>
+        f.calls().filter((l) => l.includes('set-property')).length;
+      const setsBefore = sd ? setsOf(sd) : 0;
       const outside = sub(c.outside ?? []);
       const libvirt = c.covers.startsWith('libvirt');
       const before = fullHash(root);
@@ -197,6 +243,7 @@ describe('--dry-run changes nothing', () => {
           assert.match(r.stdout, /^Plan \(dry run: nothing was changed\), \d+ steps?:$/m);
         }
         assert.equal(fullHash(root), before, `${flag.join(' ')} ${label} changed the tree`);
+        if (sd) assert.equal(setsOf(sd), setsBefore, `${flag.join(' ')} ${label}: systemd was only asked`);
         assert.deepEqual(outside.map(fileHash), outBefore, `${flag.join(' ')} ${label} changed the journal`);
       }
     });

@@ -798,9 +798,13 @@ describe('irqbalance is identified by its executable and owner, not its name', (
       const root = buildFixture('ryzen-5950x');
       make(root);
       fs.rmSync(SC.log, { force: true });
-      const r = await cli(root, ['isolate', '--no-irqs', '--stop-irqbalance', 'C8-15,24-31'], {
-        VFIO_ISOLATE_SYSTEMCTL: SC.bin,
-      });
+      const r = await cli(
+        root,
+        ['isolate', '--no-irqs', '--no-cgroups', '--stop-irqbalance', 'C8-15,24-31'],
+        {
+          VFIO_ISOLATE_SYSTEMCTL: SC.bin,
+        },
+      );
       const called = fs.existsSync(SC.log) ? fs.readFileSync(SC.log, 'utf8') : '';
       count('irqbalance identity', r.code === 0 && called === '');
       assert.equal(r.code, 0, r.stderr);
@@ -811,7 +815,7 @@ describe('irqbalance is identified by its executable and owner, not its name', (
   it('the real one (root, /usr/sbin/irqbalance) is found', async () => {
     const root = buildFixture('ryzen-5950x');
     fs.rmSync(SC.log, { force: true });
-    const r = await cli(root, ['isolate', '--no-irqs', '--stop-irqbalance', 'C8-15,24-31'], {
+    const r = await cli(root, ['isolate', '--no-irqs', '--no-cgroups', '--stop-irqbalance', 'C8-15,24-31'], {
       VFIO_ISOLATE_SYSTEMCTL: SC.bin,
     });
     assert.equal(r.code, 0, r.stderr);
