@@ -571,6 +571,7 @@ function registryStep(command: string, title: string, update: (rs: Reservation[]
     command,
     title,
     changes: [{ target: P.reservations, note: title }],
+    oneWay: true,
     apply({ k }) {
       writeRegistry(k, update(readRegistry(k).reservations));
       return { changed: 1 };

@@ -75,6 +75,11 @@ export function planJournalRestore(
   }
   const failures: string[] = [];
   const conflicts: string[] = [];
+  const known = new Map<string, string[]>();
+  for (const rec of recs)
+    if (rec.kind === 'write')
+      for (const [p, old, wrote] of rec.files)
+        known.set(p, [...(known.get(p) ?? []), old, ...(wrote !== undefined ? [wrote] : [])]);
   const steps: Step[] = recs.map((rec) => ({
     command,
     title: describeRecord(rec),
@@ -86,7 +91,7 @@ export function planJournalRestore(
           : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
     keptOnFailure: true,
     apply({ k, log }) {
-      const r = undoRecord(k, rec, log, { force: opts.force });
+      const r = undoRecord(k, rec, log, { force: opts.force, known });
       failures.push(...r.failed);
       conflicts.push(...r.conflicts);
       return { changed: r.done, skipped: r.failed.map((f) => ({ what: f, why: 'failed' })) };

@@ -37,7 +37,10 @@ export interface Step {
   /** One line in plain words: "restrict /system.slice to CPUs 0-6". */
   title: string;
   changes: Change[];
-  /** Nothing to undo (drop_caches, compact_memory): the step records no undo entry. */
+  /**
+   * The step records no undo entry: drop_caches and compact_memory (nothing to undo), the reservation registry
+   * (release and crash recovery settle it). Its "undo record on disk" point is right before it is applied.
+   */
   oneWay?: boolean;
   /** What it changed stays when a later step fails (restore's undo steps: they journal nothing to roll back). */
   keptOnFailure?: boolean;

@@ -23,6 +23,11 @@ export interface UndoResult {
 export interface UndoOptions {
   /** Write old values back even where the file no longer holds what the run wrote. */
   force?: boolean;
+  /**
+   * Every value the journal being restored recorded for a file (old values and values written). A file holding one
+   * of them is in a state the journal itself made (a restore killed half-way and run again): not a conflict.
+   */
+  known?: ReadonlyMap<string, readonly string[]>;
 }
 
 function parentOf(path: string): string {
@@ -126,7 +131,14 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           continue;
         }
         // Only where the file still holds what the run wrote: a value changed since by someone else stays.
-        if (wrote !== undefined && now !== undefined && !sameValue(path, now, wrote) && !opts.force) {
+        const ours = (v: string): boolean => sameValue(path, now!, v);
+        if (
+          wrote !== undefined &&
+          now !== undefined &&
+          !ours(wrote) &&
+          !(opts.known?.get(path) ?? []).some(ours) &&
+          !opts.force
+        ) {
           r.conflicts.push(`${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`);
           log.debugLine(`undo: ${path}: conflict, left alone`);
           continue;

@@ -48,6 +48,7 @@ describe('measure on a real kernel (v2)', { skip }, () => {
   });
 
   let probeBefore: MeasureJson;
+  let passiveBefore: MeasureJson;
 
   test('passive: the busy task is charged to CPU 5 and named as a leak with its fix', async () => {
     await new Promise((r) => setTimeout(r, 500));
@@ -62,6 +63,7 @@ describe('measure on a real kernel (v2)', { skip }, () => {
       new RegExp(`^task ${busy.pid} \\(sh\\) may run on 5: move it with "vfio-isolate isolate"`),
     );
     assert.deepEqual(Object.keys(t.perCpuMs), [String(NOISY)]);
+    passiveBefore = j;
     process.stdout.write(`${row('passive', j)}\n`);
   });
 
@@ -75,23 +77,32 @@ describe('measure on a real kernel (v2)', { skip }, () => {
     process.stdout.write(`${row('before', j)}\n`);
   });
 
-  test('after isolate C4-7: the probe (default CPUs) finds CPU 5 cleaner', async () => {
+  // Under single-threaded TCG every vCPU shares one host thread, so a probe's gaps on CPU 5 measure the emulator's
+  // time slicing as much as CPU 5 itself (a busy task anywhere in the guest slows every vCPU's clock reads). What the
+  // isolation controls is what runs on CPU 5: the passive measure's host time there is the test's own measure.
+  test('after isolate C4-7: CPU 5 is cleaner (host run time there), the busy task is gone from it', async () => {
     const r = await cli(['-u', journal, 'isolate', 'C4-7']);
     assert.equal(r.code, 0, r.stderr);
-    const j = await measure(['--mode', 'probe']);
+    const j = await measure(['--mode', 'passive']);
     assert.equal(j.cpus, '4-7');
     assert.equal(j.why, "the active isolation's VM CPUs");
-    const b = probeBefore.perCpu.find((x) => x.cpu === NOISY)!.probe!;
-    const a = j.perCpu.find((x) => x.cpu === NOISY)!.probe!;
+    const host = (m: MeasureJson): number => m.perCpu.find((x) => x.cpu === NOISY)!.hostUsPerSecond;
     process.stdout.write(`${row('after', j)}\n`);
     assert.ok(
-      a.noisePercent < b.noisePercent / 2,
-      `noise on CPU ${NOISY}: before ${b.noisePercent}%, after ${a.noisePercent}%`,
+      host(j) < host(passiveBefore) / 10,
+      `host run time on CPU ${NOISY}: before ${host(passiveBefore)} us/s, after ${host(j)} us/s`,
     );
     assert.equal(
       j.threads.find((x) => x.pid === busy.pid),
       undefined,
       'the busy task no longer runs there',
+    );
+    // the probe's figures, for the record (relative only under TCG)
+    const p = await measure(['--mode', 'probe']);
+    const b = probeBefore.perCpu.find((x) => x.cpu === NOISY)!.probe!;
+    const a = p.perCpu.find((x) => x.cpu === NOISY)!.probe!;
+    process.stdout.write(
+      `${row('after', p)}\nFIGURE probe noise on CPU ${NOISY}: before ${b.noisePercent}%, after ${a.noisePercent}%\n`,
     );
     const rel = await cli(['-u', journal, 'release']);
     assert.equal(rel.code, 0, rel.stderr);
