@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'test/fixtures/machines/', '.vm-cache/'] },
+  { ignores: ['dist/', 'node_modules/', 'test/fixtures/machines/', '.vm-cache/', '.test-tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

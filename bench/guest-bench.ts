@@ -45,6 +45,8 @@ export interface MoveSize {
   /** move-tasks without -u (records kept in memory). */
   oursNoJournal: ToolRun[];
   skipped?: string;
+  /** 'root': the seed's `move-tasks / DST` (the root's own tasks and kernel threads plus the bench tasks). */
+  source?: 'root';
 }
 
 export interface Diag {
@@ -483,6 +485,7 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
       log(
         `size ${size}: bare ${med(entry.bare).toFixed(1)} ms, ours ${last.ms.toFixed(1)} ms, ours without -u ${med(entry.oursNoJournal.map((o) => o.ms)).toFixed(1)} ms`,
       );
+      res.move.push(await benchMoveRoot(size));
     }
   } finally {
     threads?.stop();
@@ -491,6 +494,70 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     cleanup();
   }
+}
+
+/** Write each id to `to`'s task file (errors ignored: exited tasks, kernel threads). */
+function moveIds(list: readonly number[], to: string): void {
+  const fd = fs.openSync(`${to}/${TASK_FILE}`, fs.constants.O_WRONLY);
+  try {
+    for (const id of list) {
+      try {
+        fs.writeSync(fd, String(id));
+      } catch {
+        /* gone or unmovable */
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The seed's own path, `move-tasks / DST`: the bench tasks join the root's (system tasks and kernel threads), every
+ * task of the root is moved, then everything goes back to the root and the bench tasks back to SRC. The bare loop
+ * is the same read + one write per id, counting the kernel threads that refuse as any tool must.
+ */
+async function benchMoveRoot(size: number): Promise<MoveSize> {
+  const mine = ids(`${SRC}/${TASK_FILE}`);
+  moveIds(mine, CG);
+  const entry: MoveSize = { size, tasks: 0, bare: [], ours: [], oursNoJournal: [], source: 'root' };
+  try {
+    const back = (): void => {
+      bareMove(DST, CG);
+      if (count(DST) !== 0) throw new Error(`${DST} not empty after moving back to the root`);
+    };
+    const runBare = (): number => {
+      const r = bareMove(CG, DST);
+      entry.tasks = Math.max(entry.tasks, r.moved);
+      back();
+      return r.ms;
+    };
+    const runOurs = async (journal: boolean): Promise<ToolRun> => {
+      const j = freshJournal();
+      const r = await tool([...(journal ? ['-u', j] : []), 'move-tasks', '/', '/bench-dst']);
+      fs.rmSync(j, { force: true });
+      back();
+      return r;
+    };
+    runBare();
+    await runOurs(true);
+    if (size === spec.sizes[0]) await profiled(`move-root-${size}`, () => runOurs(true));
+    for (let r = 0; r < spec.reps; r++) {
+      const order = [0, 1, 2].map((i) => (i + r) % 3);
+      for (const which of order) {
+        if (which === 0) entry.bare.push(runBare());
+        else if (which === 1) entry.ours.push(await runOurs(true));
+        else entry.oursNoJournal.push(await runOurs(false));
+      }
+    }
+    const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+    log(
+      `root source, size ${size}: ${entry.tasks} tasks moved, bare ${med(entry.bare).toFixed(1)} ms, ours ${med(entry.ours.map((o) => o.ms)).toFixed(1)} ms`,
+    );
+  } finally {
+    moveIds(mine, SRC);
+  }
+  return entry;
 }
 
 // ------------------------------------------------------------------------------------------------ IRQs
@@ -521,19 +588,41 @@ function planIrqs(mask: CpuSet): { all: number; plan: IrqPlan[] } {
   return { all, plan };
 }
 
-/** The bare loop: list /proc/irq, one open+write+close per IRQ that changes, the same values as the tool. */
-function bareIrqs(plan: readonly IrqPlan[], value: (p: IrqPlan) => string): number {
+/**
+ * The bare loop of `irq-affinity mask`, doing what any tool must, all inside the timing: read the online CPUs, list
+ * /proc/irq, read every smp_affinity_list, work out the new list (0.5.2's rule: the IRQ's CPUs minus the masked
+ * ones, or every online CPU minus them when none is left) and write it with one open+write+close when it changes.
+ */
+function bareIrqMask(mask: CpuSet): number {
   const t0 = now();
-  fs.readdirSync('/proc/irq');
-  for (const p of plan) put(p.path, value(p));
+  const online = CpuSet.parseList(readTrim('/sys/devices/system/cpu/online'));
+  const fallback = online.minus(mask);
+  for (const n of fs.readdirSync('/proc/irq')) {
+    if (!/^\d+$/.test(n)) continue;
+    const path = `/proc/irq/${n}/smp_affinity_list`;
+    let orig: string;
+    try {
+      orig = readTrim(path);
+    } catch {
+      continue;
+    }
+    const rest = CpuSet.parseList(orig).minus(mask);
+    const target = (rest.intersect(online).isEmpty ? fallback : rest).toList();
+    if (target !== orig) put(path, target);
+  }
   return now() - t0;
+}
+
+/** Put the planned IRQs back (between runs; not timed). */
+function restoreIrqs(plan: readonly IrqPlan[]): void {
+  for (const p of plan) put(p.path, p.orig);
 }
 
 async function benchIrq(res: GuestBenchResult): Promise<void> {
   const { all, plan } = planIrqs(CpuSet.parseList('4-7'));
   const out: IrqResult = { irqs: all, changed: plan.length, bare: [], ours: [] };
   res.irq = out;
-  const restore = (): void => void bareIrqs(plan, (p) => p.orig);
+  const restore = (): void => restoreIrqs(plan);
   const runOurs = async (): Promise<ToolRun> => {
     const j = freshJournal();
     const r = await tool(['-u', j, 'irq-affinity', 'mask', 'C4-7']);
@@ -542,7 +631,7 @@ async function benchIrq(res: GuestBenchResult): Promise<void> {
     return r;
   };
   const runBare = (): number => {
-    const ms = bareIrqs(plan, (p) => p.target);
+    const ms = bareIrqMask(CpuSet.parseList('4-7'));
     restore();
     return ms;
   };

@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { REPO_ROOT, cacheSubdir } from '../test/vm/cache.ts';
 import { ensureKernels, runInGuest, vmAvailable, type VmMode } from '../test/vm/harness.ts';
 import type { GuestBenchResult, Spec, ToolRun } from './guest-bench.ts';
-import { fmtMs, fmtRatio, pairedRatio, summarize, table, verdict, type Summary } from './stats.ts';
+import { fmtMs, fmtRatio, linearity, pairedRatio, summarize, table, verdict, type Summary } from './stats.ts';
 
 export const MOVE_TARGET = 1.5;
 
@@ -179,6 +179,8 @@ export interface MoveRow {
   usPerTaskBare: number;
   usPerTaskOurs: number;
   skipped?: string;
+  /** 'root' for the seed's `move-tasks / DST`. */
+  source?: 'root';
 }
 
 export function moveRows(run: GuestRun): MoveRow[] {
@@ -198,6 +200,7 @@ export function moveRows(run: GuestRun): MoveRow[] {
       usPerTaskBare: m.tasks ? (bare.median * 1000) / m.tasks : Number.NaN,
       usPerTaskOurs: m.tasks ? (ours.median * 1000) / m.tasks : Number.NaN,
       ...(m.skipped ? { skipped: m.skipped } : {}),
+      ...(m.source ? { source: m.source } : {}),
     };
   });
 }
@@ -216,11 +219,15 @@ export function formatGuest(run: GuestRun): string {
   );
   for (const e of r.errors) out.push(`  ERROR ${e.split('\n')[0]}`);
 
-  const rows = moveRows(run);
-  if (rows.length) {
+  const allRows = moveRows(run);
+  for (const source of ['cgroup', 'root'] as const) {
+    const rows = allRows.filter((x) => (x.source ?? 'cgroup') === source);
+    if (rows.length === 0) continue;
     out.push(
       '',
-      `  move-tasks SRC DST: the tool in-process (runCli, -u journal) vs a bare one-fd write loop`,
+      source === 'root'
+        ? `  move-tasks / DST (the seed's path: the root's own tasks and kernel threads too): the tool vs the bare loop`
+        : `  move-tasks SRC DST: the tool in-process (runCli, -u journal) vs a bare one-fd write loop`,
     );
     out.push(
       table(
@@ -255,16 +262,16 @@ export function formatGuest(run: GuestRun): string {
     );
     const measured = rows.filter((x) => x.ours.n && Number.isFinite(x.usPerTaskOurs) && !x.skipped);
     if (measured.length >= 2) {
-      const a = measured[0]!;
-      const b = measured[measured.length - 1]!;
-      const growth = b.usPerTaskOurs / a.usPerTaskOurs;
+      // Marginal µs per task between sizes, so a fixed cost cannot make a curve look linear (see linearity()).
+      const lin = linearity(measured.map((x) => [x.tasks, x.ours.median] as const));
+      const bare = linearity(measured.map((x) => [x.tasks, x.bare.median] as const));
       out.push(
-        `  linearity: µs/task of the tool ${a.usPerTaskOurs.toFixed(0)} at ${a.tasks} → ${b.usPerTaskOurs.toFixed(0)} at ${b.tasks} ` +
-          `(×${growth.toFixed(2)} for ×${(b.tasks / a.tasks).toFixed(0)} tasks; bare ×${(b.usPerTaskBare / a.usPerTaskBare).toFixed(2)})` +
-          (growth < 1.5 ? ': linear' : ': NOT linear'),
+        `  linearity: marginal µs/task of the tool ${lin.slopes.map((v) => v.toFixed(0)).join(' → ')} ` +
+          `(bare ${bare.slopes.map((v) => v.toFixed(0)).join(' → ')}) over ${measured.map((x) => x.tasks).join(', ')} tasks: ` +
+          lin.verdict,
       );
     }
-    const big = r.move.filter((m) => m.ours.length).at(-1);
+    const big = r.move.filter((m) => m.ours.length && (m.source ?? 'cgroup') === source).at(-1);
     if (big) out.push(`  phases at ${big.tasks} tasks (median): ${fmtPhases(phaseMedians(big.ours))}`);
   }
   if (r.diag) {

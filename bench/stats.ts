@@ -96,3 +96,30 @@ export function table(header: readonly string[], rows: readonly (readonly string
     r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
+
+export interface Linearity {
+  /** Marginal cost per item between consecutive sizes (µs per item), smallest sizes first. */
+  slopes: number[];
+  /** Last slope over first slope. */
+  growth: number;
+  verdict: 'linear' | 'NOT linear' | 'needs 3 sizes';
+}
+
+/**
+ * Is time linear in the number of items? Judged on marginal costs — (t(b) − t(a)) / (b − a) between consecutive
+ * sizes — so a fixed cost (start-up, plan) cancels out: with time per item (t / n) a large fixed cost makes the
+ * small size look expensive and hides a quadratic term. Linear when the last marginal cost is under 1.5× the first.
+ * Two sizes give one slope and cannot tell a line from a curve: "needs 3 sizes". `points`: [items, ms].
+ */
+export function linearity(points: readonly (readonly [number, number])[]): Linearity {
+  const p = [...points].filter(([n, t]) => n > 0 && Number.isFinite(t)).sort((a, b) => a[0] - b[0]);
+  const slopes: number[] = [];
+  for (let i = 1; i < p.length; i++) {
+    const [n0, t0] = p[i - 1]!;
+    const [n1, t1] = p[i]!;
+    if (n1 > n0) slopes.push(((t1 - t0) * 1000) / (n1 - n0));
+  }
+  if (slopes.length < 2) return { slopes, growth: Number.NaN, verdict: 'needs 3 sizes' };
+  const growth = slopes[slopes.length - 1]! / slopes[0]!;
+  return { slopes, growth, verdict: slopes[0]! > 0 && growth < 1.5 ? 'linear' : 'NOT linear' };
+}

@@ -38,7 +38,10 @@ import { NotationError, parseCpuSpec } from './cpus/notation.ts';
 import type { CpuTopology } from './cpus/topology-model.ts';
 import { suggest } from './cli/parse.ts';
 import { RuntimeFailure, UsageError } from './errors.ts';
+import { P } from './kernel/paths.ts';
+import { distrust } from './kernel/trust.ts';
 import { domainNameProblem } from './libvirt/hook-script.ts';
+import { exampleVmCpus } from './report/topology-view.ts';
 import type { SchedSpec } from './libvirt/cputune.ts';
 
 const MAX_PROFILE_BYTES = 64 * 1024;
@@ -233,9 +236,12 @@ export function parseProfile(text: string, topo: CpuTopology, file = '<text>'): 
     );
   }
   if (d.vm_cpus === undefined && d.host_cpus === undefined) {
+    const example = exampleVmCpus(topo);
     throw new UsageError(
       `${name}: which CPUs does the VM get? set vm_cpus (or host_cpus)`,
-      'e.g. vm_cpus = "C8-15,24-31" (see vfio-isolate topology)',
+      example
+        ? `e.g. vm_cpus = "${example}", the split vfio-isolate topology suggests for this machine`
+        : 'this machine has a single core: there is nothing to give a VM',
     );
   }
   const vmCpus =
@@ -288,6 +294,32 @@ export function parseProfile(text: string, topo: CpuTopology, file = '<text>'): 
 }
 
 /**
+ * The file `--profile NAME` means. A NAME with a slash is a path (`./win11.toml`, `/srv/vm/win11.toml`); a bare NAME
+ * is the profile of that name in /etc/vfio-isolate/: `win11` and `win11.toml` both mean /etc/vfio-isolate/win11.toml.
+ * `hostPath` maps that system path to the file (the kernel's; a fake tree's /etc in tests).
+ */
+export function profileFile(name: string, hostPath: (systemPath: string) => string): string {
+  if (name.includes('/')) return name;
+  return hostPath(`${P.profileDir}/${name.endsWith('.toml') ? name.slice(0, -'.toml'.length) : name}.toml`);
+}
+
+/**
+ * The trust boundary of profiles (README, "Guarantees and limits"): root reads a profile and acts on it (a libvirt hook reads
+ * it at every VM start), so when running as root it must be a regular file owned by root, not writable by group or
+ * others, in directories only root can change (a root-owned sticky directory may hold a root-owned profile).
+ * Unprivileged runs (libvirt cputune, dry runs) change nothing and read any profile.
+ */
+export function checkProfileTrust(file: string, abs: string = path.resolve(file)): void {
+  if ((process.geteuid?.() ?? 0) !== 0) return;
+  const bad = distrust(abs, { allowSticky: true });
+  if (bad)
+    throw new UsageError(
+      `profile ${file} is not trusted: ${bad.path} is ${bad.why}`,
+      "root acts on it: make it root's and writable only by root (chown root: FILE; chmod go-w FILE), in a directory only root can change, e.g. /etc/vfio-isolate/",
+    );
+}
+
+/**
  * Read and validate a profile file. A missing or unreadable file is a runtime failure (exit 1); anything wrong
  * inside it is a usage error (exit 2). The path is the user's own file, not a system path.
  */
@@ -297,6 +329,7 @@ export function loadProfile(file: string, topo: CpuTopology): Profile {
   try {
     const st = fs.statSync(abs);
     if (!st.isFile()) throw new UsageError(`profile ${file} is not a regular file`);
+    checkProfileTrust(file, abs);
     if (st.size > MAX_PROFILE_BYTES)
       throw new UsageError(`profile ${file} is larger than ${MAX_PROFILE_BYTES / 1024} KiB: not a profile`);
     text = fs.readFileSync(abs, 'utf8');

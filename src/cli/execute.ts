@@ -4,7 +4,15 @@ import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
 import { makeLog, useColour, type Streams } from '../report/log.ts';
 import { applySteps, RunFailed, type AppliedStep } from '../steps/executor.ts';
-import { memoryJournal, openJournal, type JournalSink } from '../steps/journal.ts';
+import { hostJournalPath } from '../kernel/reservations.ts';
+import {
+  checkJournalTrust,
+  memoryJournal,
+  openHostJournal,
+  openJournal,
+  withHostJournal,
+  type JournalSink,
+} from '../steps/journal.ts';
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { VERSION } from '../version.ts';
@@ -21,7 +29,7 @@ export async function execute(
   marks?: Marks,
 ): Promise<number> {
   const colour = useColour(streams, env);
-  const log = makeLog(streams, g.verbose, g.debug, colour);
+  const log = makeLog(streams, g.verbose, g.debug, useColour(streams, env, 'err'));
   const reports = commands.filter((c) => c.spec.kind === 'report');
   if (reports.length > 0 && commands.length > 1) {
     throw new UsageError(
@@ -45,31 +53,47 @@ export async function execute(
       'use --dry-run to see what would change without root',
     );
   }
-  // 1. plan every command of the chain against the simulated state
-  const planned: Plan[] = [];
-  for (const inv of commands) {
-    const h = await loadHandler(inv);
-    if (h.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
-    const p = await h.plan(ctx, inv);
-    planned.push(Array.isArray(p) ? { steps: p } : p);
-  }
-  const steps = planned.flatMap((p) => p.steps);
-  const chosen = planned.map((p) => p.journal).filter((j) => j !== undefined);
-  const journalFile = chosen.includes(null) ? undefined : (chosen[0] ?? g.undoFile);
-  marks?.push(['plan', performance.now()]);
-  if (g.dryRun) {
-    printPlan(streams, g, steps);
-    return 0;
-  }
-  // 2. apply, journalled, under the lock
+  // A journal named by -u must pass the trust check before anything else (exit 2, nothing changed).
+  if (g.undoFile) checkJournalTrust(g.undoFile);
+  // The lock is taken before planning, so a journal that restore/release reads while planning, the one a run
+  // appends to, and the "restored" mark are all read and written under it (a dry run takes no lock).
   let lock: Lock | undefined;
   let journal: JournalSink | undefined;
   try {
-    lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
-    marks?.push(['lock', performance.now()]);
-    journal = journalFile
-      ? openJournal(journalFile, { tool: `vfio-isolate ${VERSION}`, bootId: k.bootId(), argv })
-      : memoryJournal();
+    if (writes && !g.dryRun) {
+      lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
+      marks?.push(['lock', performance.now()]);
+    }
+    // 1. plan every command of the chain against the simulated state
+    const planned: Plan[] = [];
+    for (const inv of commands) {
+      const h = await loadHandler(inv);
+      if (h.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
+      const p = await h.plan(ctx, inv);
+      planned.push(Array.isArray(p) ? { steps: p } : p);
+    }
+    const steps = planned.flatMap((p) => p.steps);
+    const chosen = planned.map((p) => p.journal).filter((j) => j !== undefined);
+    const journalFile = chosen.includes(null) ? undefined : (chosen[0] ?? g.undoFile);
+    marks?.push(['plan', performance.now()]);
+    if (g.dryRun) {
+      printPlan(streams, g, steps);
+      return 0;
+    }
+    // 2. apply, journalled, under the lock
+    const jopts = {
+      tool: `vfio-isolate ${VERSION}`,
+      bootId: k.bootId(),
+      argv,
+      onCreated: () => opts.observe?.('journal', 0),
+    };
+    journal = journalFile ? openJournal(journalFile, jopts) : memoryJournal();
+    // isolate/release: host-set changes are journalled in the host journal that the last release restores
+    if (steps.some((s) => s.scope === 'host'))
+      journal = withHostJournal(
+        journal,
+        openHostJournal(hostJournalPath(k), { ...jopts, onCreated: undefined }),
+      );
     for (const w of journal.warnings) log.warn(w);
     marks?.push(['journal', performance.now()]);
     let outcome;
@@ -129,7 +153,7 @@ function printPlan(streams: Streams, g: Globals, steps: Step[]): void {
     streams.out(`${String(i + 1).padStart(3)}. ${s.command}: ${s.title}\n`);
     for (const c of s.changes.slice(0, 50)) {
       const val =
-        c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} → ${JSON.stringify(c.after)}` : '';
+        c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} -> ${JSON.stringify(c.after)}` : '';
       streams.out(`       ${c.target}${val}${c.note ? `  (${c.note})` : ''}\n`);
     }
     if (s.changes.length > 50) streams.out(`       ... and ${s.changes.length - 50} more\n`);

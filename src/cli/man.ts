@@ -329,6 +329,12 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
         'Commands that change the machine must run as root. Commands that only read (`status`, `topology`, `help`, `completion` and anything with `--dry-run`) run unprivileged.',
       ),
     ),
+    '.PP',
+    line(
+      prose(
+        'Install it for root as a root-owned copy, from its packed tarball (`npm pack`, then `sudo npm install -g --ignore-scripts ./vfio-isolate-*.tgz`), never as a link to a clone that a user can write (`npm install -g .`), and run it with a root-owned node. `libvirt hook install` refuses anything else.',
+      ),
+    ),
     '.SH OPTIONS',
     ...globals.flatMap((o) => ['.TP', optionTag(o), line(optionHelp(o))]),
     '.SH COMMANDS',
@@ -357,13 +363,20 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
         'A journal (undo file): JSON Lines, a header line and one record per step, each written and flushed before its step is applied. A journal of an earlier boot or one already restored is replaced, the old one kept as FILE.old; a 0.5.2 pickle or a symlink is refused.',
       ),
     ),
+    '.TP',
+    B(code(`${P.profileDir}/`)) + I('NAME') + B('.toml'),
+    line(
+      prose(
+        'The profile `--profile NAME` reads (a value with a slash is a path instead). Its keys are described in vfio-isolate.toml(5).',
+      ),
+    ),
     ...(has('libvirt')
       ? [
           '.TP',
-          B(code(`${P.libvirtHooks}/qemu`)),
+          B(code(`${P.libvirtHooks}/qemu.d/vfio-isolate-`)) + I('DOMAIN'),
           line(
             prose(
-              'The libvirt hook that `libvirt hook install` adds to (it never overwrites an existing hook).',
+              'The hook `libvirt hook install DOMAIN` writes (libvirt 6.5 and later runs every executable in qemu.d/ for every domain; this one acts for DOMAIN only). A file there that vfio-isolate did not write is never replaced or removed. libvirtd notices a newly created hook directory only after it restarts. It records node, the tool and the files they load by canonical paths, and runs them only while root alone can change them (owner root, not writable by group or others, nor any directory on the way).',
             ),
           ),
         ]
@@ -380,12 +393,23 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
     B('VFIO_ISOLATE_LOCK_WAIT_MS'),
     line(
       prose(
-        'How long a run waits for another run to finish before it gives up, in milliseconds (default 10000; the libvirt hook sets 5000).',
+        'How many milliseconds a run waits for the lock of another run before it fails (default 10000; the libvirt hooks use 5000, because libvirtd waits for its hooks).',
       ),
     ),
     '.TP',
     B('NO_COLOR'),
-    line(prose('When set (and not empty), output is never coloured.')),
+    line(
+      prose(
+        'When set and not empty, output is never coloured. Otherwise stdout and stderr are each coloured only when they are a terminal and TERM is not dumb.',
+      ),
+    ),
+    '.TP',
+    B('FORCE_COLOR'),
+    line(
+      prose(
+        'When set and not empty, output is coloured even when it is not a terminal (`0` or `false`: never).',
+      ),
+    ),
     '.SH EXIT STATUS',
     '.TP',
     B('0'),
@@ -418,8 +442,151 @@ export function renderMan(table: readonly CommandSpec[], opts: ManOptions): stri
     '.SH DIFFERENCES FROM 0.5.2',
     ...DIFFERENCES.flatMap((d) => ['.IP \\(bu 2', line(prose(d))]),
     '.SH SEE ALSO',
-    `${B('cgroups')}(7), ${B('cpuset')}(7), ${B('taskset')}(1), ${B('irqbalance')}(1), ${B('virsh')}(1), ${B('systemd.resource\\-control')}(5)`,
+    `${B('vfio\\-isolate.toml')}(5), ${B('cgroups')}(7), ${B('cpuset')}(7), ${B('taskset')}(1), ${B('irqbalance')}(1), ${B('virsh')}(1), ${B('systemd.resource\\-control')}(5)`,
     '',
   ];
   return out.join('\n');
+}
+
+/** One key of the profile page: name, value, meaning. */
+interface ProfileKey {
+  key: string;
+  value: string;
+  help: string;
+}
+
+/** The keys of a profile, by table ('' = the top level); test/unit/man.test.ts checks them against ProfileSchema. */
+export const PROFILE_KEYS: { table: string; intro: string; keys: ProfileKey[] }[] = [
+  {
+    table: '',
+    intro: 'Top level. Exactly one of vm_cpus and host_cpus must be given.',
+    keys: [
+      {
+        key: 'domain',
+        value: 'string',
+        help: 'The libvirt domain this profile is for; `libvirt hook install DOMAIN` refuses a profile of another domain. Letters, digits, `_ . + -`.',
+      },
+      {
+        key: 'vm_cpus',
+        value: 'CPU set',
+        help: 'The CPUs the VM gets; the host keeps every other online CPU.',
+      },
+      {
+        key: 'host_cpus',
+        value: 'CPU set',
+        help: 'The CPUs the host keeps; the VM gets every other online CPU.',
+      },
+      {
+        key: 'emulator_cpus',
+        value: 'CPU set',
+        help: "Where QEMU's emulator and I/O threads run (`libvirt cputune`: <emulatorpin>/<iothreadpin>); default: the host's last core.",
+      },
+    ],
+  },
+  {
+    table: 'isolate',
+    intro:
+      'What `isolate --profile` (and the hook) does. Every key is optional; the defaults are those of `vfio-isolate isolate`.',
+    keys: [
+      {
+        key: 'cgroups',
+        value: 'boolean',
+        help: 'Restrict the host cgroups to the host CPUs (default true).',
+      },
+      { key: 'kthreads', value: 'boolean', help: 'Move movable kernel threads and kthreadd (default true).' },
+      { key: 'workqueues', value: 'boolean', help: 'Set the workqueue cpumasks (default true).' },
+      {
+        key: 'irqs',
+        value: 'boolean',
+        help: 'Move every movable IRQ and default_smp_affinity (default true).',
+      },
+      {
+        key: 'governor',
+        value: 'string or false',
+        help: 'Set this cpufreq governor on the VM CPUs (default: none).',
+      },
+      { key: 'drop_caches', value: 'boolean', help: 'Drop the page cache first (default false).' },
+      { key: 'compact_memory', value: 'boolean', help: 'Compact memory first (default false).' },
+      { key: 'stop_irqbalance', value: 'boolean', help: 'Stop irqbalance until release (default false).' },
+      {
+        key: 'partition',
+        value: 'boolean',
+        help: 'Accepted; not supported by isolate yet (ignored with a warning).',
+      },
+      {
+        key: 'stat_interval',
+        value: 'seconds',
+        help: 'Set vm.stat_interval, 1 to 86400 (default: unchanged).',
+      },
+      {
+        key: 'vm_cgroup',
+        value: 'cgroup',
+        help: 'The cgroup of the VMs, left unrestricted (default /machine.slice).',
+      },
+    ],
+  },
+  {
+    table: 'cputune',
+    intro: 'What `libvirt cputune --profile` prints.',
+    keys: [
+      { key: 'iothreads', value: 'number', help: 'How many <iothreads>, 0 to 64.' },
+      { key: 'sched', value: 'fifo or rr', help: 'Real-time scheduling of the vCPU threads (<vcpusched>).' },
+      { key: 'priority', value: '1 to 99', help: 'Its priority.' },
+      { key: 'iothread_sched', value: 'fifo or rr', help: 'Real-time scheduling of the I/O threads.' },
+      { key: 'iothread_priority', value: '1 to 99', help: 'Its priority.' },
+    ],
+  },
+];
+
+/** man/vfio-isolate.toml.5: the profile format. */
+export function renderProfileMan(opts: { version: string }): string {
+  const example = [
+    'domain = "win11"',
+    'vm_cpus = "L1"',
+    'emulator_cpus = "C7,23"',
+    '',
+    '[isolate]',
+    'governor = "performance"',
+    'stop_irqbalance = true',
+    '',
+    '[cputune]',
+    'sched = "rr"',
+    'priority = 1',
+  ];
+  return [
+    `.\\" Generated by scripts/gen-man.ts from src/cli/man.ts (PROFILE_KEYS). Do not edit: run "npm run man" instead.`,
+    `.TH VFIO\\-ISOLATE.TOML 5 "" ${arg(`vfio\\-isolate ${roffEscape(opts.version)}`)} "File Formats"`,
+    '.ad l',
+    '.nh',
+    '.SH NAME',
+    'vfio\\-isolate.toml \\- a VM profile of vfio\\-isolate',
+    '.SH SYNOPSIS',
+    `${B(code(`${P.profileDir}/`))}${I('NAME')}${B('.toml')}`,
+    '.SH DESCRIPTION',
+    line(
+      prose(
+        `A profile describes one VM in a small TOML file: which CPUs it gets, what \`isolate\` does for it, and its libvirt pinning. \`vfio-isolate isolate --profile NAME\`, \`release --profile NAME\`, \`libvirt cputune --profile NAME\` and \`libvirt hook install DOMAIN --profile NAME\` read ${P.profileDir}/NAME.toml; a value with a slash (\`./win11.toml\`) is a path.`,
+      ),
+    ),
+    '.PP',
+    line(
+      prose(
+        'Unknown keys are refused with a message that names the key (and the nearest known one). CPU sets use the notation of the command line (`C0-3,8`, `N1`, `L1`, `P0`, `S8-11`, `0xff`, joined with `+`; see vfio-isolate(1)) and are checked against the machine. Anything wrong in a profile is a usage error (exit 2) before any change.',
+      ),
+    ),
+    ...PROFILE_KEYS.flatMap((t) => [
+      '.SH ' + (t.table ? `[${t.table.toUpperCase()}]` : 'KEYS'),
+      line(prose(t.intro)),
+      ...t.keys.flatMap((k) => ['.TP', `${B(code(k.key))} = ${I(prose(k.value))}`, line(prose(k.help))]),
+    ]),
+    '.SH EXAMPLE',
+    line(prose(`${P.profileDir}/win11.toml:`)),
+    '.PP',
+    ...codeBlock(example),
+    '.PP',
+    line(prose('Then `vfio-isolate libvirt hook install win11 --profile win11`.')),
+    '.SH SEE ALSO',
+    `${B('vfio\\-isolate')}(1)`,
+    '',
+  ].join('\n');
 }

@@ -103,6 +103,37 @@ function contradiction(full: string, a: OptionSpec | undefined, b: OptionSpec | 
   return new UsageError(`${full}: ${label(b)} contradicts ${label(a)}`, 'give only one of them');
 }
 
+/**
+ * `help WORD...` naming a command or a subcommand path (`help libvirt hook install`): its full name, answered from
+ * the table like `libvirt hook install --help`. Undefined when the first word is not a command (`help`, `help cpus`
+ * and unknown topics are the help command's own); a path that goes wrong after a command is a usage error.
+ */
+function helpTopic(table: readonly CommandSpec[], words: readonly string[]): string | undefined {
+  let spec = table.find((c) => c.name === words[0]);
+  if (!spec) return undefined;
+  let full = spec.name;
+  for (const w of words.slice(1)) {
+    if (!spec.subcommands) {
+      throw new UsageError(
+        `no help for "${words.join(' ')}": ${full} has no subcommands`,
+        `try: vfio-isolate help ${full}`,
+      );
+    }
+    const next: CommandSpec | undefined = spec.subcommands.find((c) => c.name === w);
+    if (!next) {
+      const names = spec.subcommands.map((c) => c.name);
+      const near = suggest(w, names);
+      throw new UsageError(
+        `no help for "${words.join(' ')}": unknown subcommand "${w}" of ${full}`,
+        near ? `did you mean vfio-isolate help ${full} ${near}?` : `one of: ${names.join(', ')}`,
+      );
+    }
+    spec = next;
+    full += ` ${spec.name}`;
+  }
+  return full;
+}
+
 export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]): Parsed {
   const globals: Globals = {
     verbose: false,
@@ -150,6 +181,13 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
   }
   if (out.help || out.version) return out;
   // 2. chained commands
+  if (argv[i] === 'help') {
+    const command = helpTopic(table, argv.slice(i + 1));
+    if (command) {
+      out.help = { command };
+      return out;
+    }
+  }
   while (i < argv.length) {
     const tok = argv[i]!;
     let spec = table.find((c) => c.name === tok);

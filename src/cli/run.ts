@@ -2,7 +2,7 @@
 import { VfioError } from '../errors.ts';
 import { explainErrno } from '../kernel/errors.ts';
 import type { Kernel } from '../kernel/kernel.ts';
-import type { Streams } from '../report/log.ts';
+import { pipeSafeWriter, type Streams } from '../report/log.ts';
 import type { StepObserver } from '../steps/executor.ts';
 import { commandHelp, mainHelp } from './help.ts';
 import { parseArgv } from './parse.ts';
@@ -20,9 +20,10 @@ export interface RunOptions {
 }
 
 export function processStreams(): Streams {
+  const err = pipeSafeWriter(process.stderr);
   return {
-    out: (s) => void process.stdout.write(s),
-    err: (s) => void process.stderr.write(s),
+    out: pipeSafeWriter(process.stdout, err),
+    err,
     isTTY: Boolean(process.stdout.isTTY),
     errIsTTY: Boolean(process.stderr.isTTY),
   };

@@ -71,7 +71,7 @@ export const ISOLATE_OPTIONS: OptionSpec[] = [
     long: 'profile',
     type: 'string',
     valueName: 'FILE',
-    help: 'read CPUs and steps from a TOML profile',
+    help: 'read CPUs and steps from a TOML profile: NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
     complete: 'file',
   },
   {
@@ -91,7 +91,7 @@ export const ISOLATE_OPTIONS: OptionSpec[] = [
     key: 'irqbalanceBan',
     long: 'irqbalance-ban',
     type: 'boolean',
-    help: 'ban the VM CPUs in irqbalance (IRQBALANCE_BANNED_CPULIST, systemd) until release',
+    help: 'ban the VM CPUs in irqbalance until release (runtime drop-in under /run; systemd)',
   },
   {
     key: 'governor',
@@ -199,7 +199,7 @@ const cputuneCommand: CommandSpec = {
       long: 'profile',
       type: 'string',
       valueName: 'FILE',
-      help: 'take CPUs and [cputune] from a TOML profile',
+      help: 'take CPUs and [cputune] from a TOML profile: NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
       complete: 'file',
     },
     { key: 'json', long: 'json', type: 'boolean', help: 'the plan as JSON (with the XML)' },
@@ -224,14 +224,14 @@ const hookCommand: CommandSpec = {
       name: 'install',
       summary: 'install a hook that isolates at VM start and releases at VM stop',
       description:
-        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, by absolute paths, logging to syslog (tag vfio-isolate). An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
+        "Writes /etc/libvirt/hooks/qemu.d/vfio-isolate-DOMAIN (mode 0755; libvirt >= 6.5 runs it for every domain, it acts for DOMAIN only): at 'prepare begin' it runs `vfio-isolate -u /run/vfio-isolate/DOMAIN.journal isolate --profile FILE`, at 'release end' `... release`, with the node running now and this tool by canonical paths, logging to syslog (tag vfio-isolate). It refuses (exit 1) when root alone could not have written node, the tool, its chunks or koffi with its native addon (each file and every directory on the way must belong to root and be writable by nobody else; symlinks are followed): install from the tarball and use a root-owned node. The hook checks again before every run and runs nothing that has become unsafe (or a node that is gone): it logs why and exits 1 at 'prepare begin' (the domain does not start), 0 at 'release end'. An existing file that vfio-isolate did not write is never replaced. libvirtd notices a newly created hook only after it restarts.",
       options: [
         {
           key: 'profile',
           long: 'profile',
           type: 'string',
           valueName: 'FILE',
-          help: 'the TOML profile of the VM (required)',
+          help: 'the TOML profile of the VM (required): NAME (/etc/vfio-isolate/NAME.toml) or a path with a slash',
           complete: 'file',
         },
       ],
@@ -430,7 +430,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'isolate',
     summary: 'give CPUs to the VM: cgroups, kernel threads, workqueues and IRQs off them, in one step',
     description:
-      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Prints the leak check at the end.',
+      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Several VMs may be isolated at once, each with its own -u FILE: the host gets every online CPU minus all their VM CPUs, and CPUs another active isolation holds are refused unless --force (status lists the active isolations). Prints the leak check at the end.',
     options: ISOLATE_OPTIONS,
     args: [
       { name: 'VMCPUS', required: false, help: 'CPUs for the VM (e.g. C8-15,24-31 or L1)', complete: 'cpus' },
@@ -448,7 +448,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'release',
     summary: 'undo what isolate did (its journal), newest change first',
     description:
-      'Restore the journal of isolate: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. Only that journal is undone.',
+      "Release the isolation of one VM: JOURNAL, else -u FILE, else the default /run/vfio-isolate/isolate.journal. That journal's own changes are undone; the CPUs of the other active isolations stay isolated (the host set is re-applied for them), and the last release restores the host as it was before the first isolate.",
     options: [
       {
         key: 'profile',
@@ -464,6 +464,18 @@ export const COMMANDS: CommandSpec[] = [
     writes: true,
     kind: 'plan',
     load: () => import('../commands/isolate.ts').then((m) => m.handlers['release']!),
+  },
+  {
+    name: 'reapply',
+    summary: 'set again what an active journal restricted through systemd, where it has drifted',
+    description:
+      'For every systemd unit whose AllowedCPUs= / AllowedMemoryNodes= an active journal set (isolate, cpuset-modify on a unit) and systemd no longer has, set it again through systemd (runtime only). Journalled into the same journal, so release/restore still return to the state before the first run. Nothing drifted: nothing changes. JOURNAL defaults to -u FILE, else /run/vfio-isolate/host.journal, where isolate journals the host-wide restrictions of every active isolation. status names drift and this command.',
+    options: [],
+    args: [{ name: 'JOURNAL', required: false, help: 'journal file', complete: 'file' }],
+    examples: ['vfio-isolate reapply', 'vfio-isolate reapply /run/vfio-isolate/win11.journal'],
+    writes: true,
+    kind: 'plan',
+    load: () => import('../commands/drift.ts').then((m) => m.handlers['reapply']!),
   },
   {
     name: 'reset',
@@ -535,6 +547,80 @@ export const COMMANDS: CommandSpec[] = [
     ],
     kind: 'report',
     load: () => import('../commands/status.ts').then((m) => m.handlers['status']!),
+  },
+  {
+    name: 'measure',
+    summary:
+      'measure what actually runs on the VM CPUs: interrupts, softirqs, threads, and (probe) the noise',
+    description:
+      "Over a window (--seconds, default 5) reports per CPU the interrupts (/proc/interrupts: LOC, RES, CAL, TLB, ... and device IRQs by name), softirqs and CPU time, and every thread that ran there: each line says whether it is expected (per-CPU kernel work), the VM's own, or a leak with its fix (the wording of status). passive mode only reads counters and is safe while a VM runs; it is the default when vCPU threads (CPU n/KVM, CPU n/TCG) are on the CPUs. probe mode runs one pinned clock-reading thread per CPU and reports the largest interruption, the time lost per second (noise %) and a histogram of gap sizes; it is refused (exit 2) while a VM runs there. Budgets (--max-noise-us: time lost per second, --max-irqs-per-s, --max-gap-us: largest interruption) make it exit 1 when exceeded. Without CPUS it measures the VM CPUs status uses. In an emulated guest (TCG) the figures are only relative. Reads only; without root it says what it could not read.",
+    options: [
+      {
+        key: 'seconds',
+        long: 'seconds',
+        type: 'string',
+        valueName: 'N',
+        help: 'length of the window in seconds (default 5, at most 3600)',
+      },
+      {
+        key: 'mode',
+        long: 'mode',
+        type: 'string',
+        valueName: 'MODE',
+        help: 'passive (counters only; default while a VM runs there) or probe (default on idle CPUs)',
+        choices: ['passive', 'probe'],
+      },
+      {
+        key: 'maxNoiseUs',
+        long: 'max-noise-us',
+        type: 'string',
+        valueName: 'US',
+        help: 'budget: time lost per second on any CPU, in microseconds (exit 1 when over)',
+      },
+      {
+        key: 'maxIrqsPerS',
+        long: 'max-irqs-per-s',
+        type: 'string',
+        valueName: 'N',
+        help: 'budget: interrupts per second on any CPU (exit 1 when over)',
+      },
+      {
+        key: 'maxGapUs',
+        long: 'max-gap-us',
+        type: 'string',
+        valueName: 'US',
+        help: 'budget (probe): the largest single interruption, in microseconds',
+      },
+      {
+        key: 'json',
+        long: 'json',
+        type: 'boolean',
+        help: 'machine-readable output (same as the global --json)',
+      },
+      {
+        key: 'verbose',
+        long: 'verbose',
+        short: ['-v'],
+        type: 'boolean',
+        help: "list every source and the VM's own threads",
+      },
+    ],
+    args: [
+      {
+        name: 'CPUS',
+        required: false,
+        help: 'the CPUs to measure (default: the VM CPUs status uses)',
+        complete: 'cpus',
+      },
+    ],
+    examples: [
+      'vfio-isolate measure',
+      'vfio-isolate measure --mode probe --seconds 10 C4-7',
+      'vfio-isolate measure --seconds 30 --max-irqs-per-s 50 --max-noise-us 100',
+      'vfio-isolate measure --json L1',
+    ],
+    kind: 'report',
+    load: () => import('../commands/measure.ts').then((m) => m.handlers['measure']!),
   },
   {
     name: 'topology',

@@ -74,6 +74,9 @@ export function planEnableCpuset(ctx: Ctx, parts: readonly string[], command: st
     const children = cg.children(anc).map((c) => `${dir}/${c}`);
     ctx.state.set(`${dir}/cgroup.subtree_control`, `${control} cpuset`.trim());
     for (const child of children) {
+      const avail = ctx.state.read(`${child}/cgroup.controllers`) ?? '';
+      if (!avail.split(/\s+/).includes('cpuset'))
+        ctx.state.set(`${child}/cgroup.controllers`, `${avail} cpuset`.trim());
       ctx.state.set(`${child}/cpuset.cpus`, ctx.state.read(`${child}/cpuset.cpus`) ?? '');
       ctx.state.set(`${child}/cpuset.mems`, ctx.state.read(`${child}/cpuset.mems`) ?? '');
     }

@@ -3,8 +3,8 @@ import { V1_FLAG_OPTIONS } from '../cli/table.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
-import { isPinnedKernelThread } from '../kernel/procs.ts';
-import { writeIds } from '../kernel/tasks.ts';
+import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
+import { attachCpus, attachKeepsUserMask, masksToKeep, threadIds, writeIds } from '../kernel/tasks.ts';
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
@@ -17,6 +17,8 @@ import {
   requireCgroup,
   type CgroupRef,
 } from './common.ts';
+import { planUnitLimit, systemdOf, unitsOf } from './restrict.ts';
+import { unitOfCgroup } from '../kernel/systemd.ts';
 
 interface CpusetSettings {
   cpus?: string;
@@ -69,6 +71,18 @@ function modifyPlan(ctx: Ctx, inv: Invocation): Step[] {
     );
   }
   requireCgroup(ctx, cg, inv.name);
+  // A systemd unit's cgroup: through systemd (AllowedCPUs= / AllowedMemoryNodes=, runtime only).
+  const [unit] = unitsOf(ctx, [cg.parts], inv.name);
+  if (unit) {
+    const step = planUnitLimit(
+      ctx,
+      unit,
+      cg.parts,
+      { allowedCpus: s.cpus, allowedMemoryNodes: s.mems },
+      inv.name,
+    );
+    return step ? [step] : [];
+  }
   const steps = planEnableCpuset(ctx, cg.parts, inv.name);
   const writes = settingWrites(ctx, cg, s);
   if (writes.length === 0) return steps;
@@ -102,6 +116,14 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
     );
   }
   const v1 = ctx.k.cgroups.version === 1;
+  // No unit comes into being by mkdir: the cgroup is created directly, as 0.5.2 did. Where systemd manages the
+  // tree and the new cgroup sits among its units, say that systemd may drop its cpuset files.
+  const amongUnits = parent.parts.length === 0 || unitOfCgroup(parent.parts)?.endsWith('.slice') === true;
+  if (!v1 && amongUnits && systemdOf(ctx).kind === 'managed') {
+    ctx.log.warn(
+      `${inv.name}: ${cg.name} is a plain cgroup, not a systemd unit: systemd may drop its cpuset settings on its next daemon-reload; restrict units instead (e.g. cpuset-modify --cpus … /system.slice, or isolate)`,
+    );
+  }
   const steps = planEnableCpuset(ctx, cg.parts, inv.name);
   // v1: a new cpuset needs CPUs and memory nodes before tasks can enter; default to the parent's (0.5.2 did
   // that always, even with --cpus). v2: unset values stay empty, which means "inherit from the parent".
@@ -114,7 +136,13 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
     cg.path,
     v1
       ? { tasks: '', 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' }
-      : { 'cgroup.procs': '', 'cpuset.cpus': '', 'cpuset.mems': '' },
+      : {
+          'cgroup.procs': '',
+          'cpuset.cpus': '',
+          'cpuset.mems': '',
+          // a new v2 cgroup may use what its parent enables for its children
+          'cgroup.controllers': ctx.state.read(`${parent.path}/cgroup.subtree_control`) ?? '',
+        },
   );
   const writes = settingWrites(ctx, cg, settings);
   steps.push({
@@ -129,7 +157,7 @@ function createPlan(ctx: Ctx, inv: Invocation): Step[] {
       k.fs.mkdir(cg.path);
       for (const w of writes) {
         k.write(w.path, w.value);
-        log.debugLine(`${w.path} ← ${w.value}`);
+        log.debugLine(`${w.path} <- ${w.value}`);
       }
       return { changed: 1 + writes.length };
     },
@@ -141,6 +169,13 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
   const cg = cgroupArg(ctx, inv.args.NAME!);
   if (cg.parts.length === 0) throw new UsageError(`${inv.name}: the root cgroup cannot be deleted`);
   requireCgroup(ctx, cg, inv.name);
+  const [unit] = unitsOf(ctx, [cg.parts], inv.name);
+  if (unit) {
+    throw new RuntimeFailure(
+      `${inv.name}: ${cg.name} is the cgroup of systemd unit ${unit.unit}; systemd owns it and vfio-isolate does not remove it`,
+      `stop the unit (systemctl stop ${unit.unit}); a restriction set with cpuset-modify is lifted by restore`,
+    );
+  }
   const children = ctx.k.cgroups.children(cg.parts).filter((c) => ctx.state.isDir(`${cg.path}/${c}`));
   if (children.length > 0) {
     throw new RuntimeFailure(
@@ -182,7 +217,11 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
 
 /**
  * Move every task listed in `fromDir` to `toDir`, one id per write. Passes repeat (at most 3) for tasks that were
- * forked meanwhile. Each pass is journalled (ids + start times) before it moves anything.
+ * forked meanwhile. Each pass is journalled before it moves anything: the tasks (ids + start times, or pids + the
+ * list time), and first the thread masks the move would lose (see attachKeepsUserMask): on kernels before 6.2
+ * every thread whose mask differs from what attaching back to `fromDir` gives (one status read per thread);
+ * on 6.2 and later only kernel threads of the root (their node masks are the kernel's, not a user mask).
+ * Restore undoes the tasks record first, then the affinity record.
  */
 export function moveAll(
   a: Parameters<Step['apply']>[0],
@@ -196,8 +235,9 @@ export function moveAll(
   let moved = 0;
   let gone = 0;
   const skipped: { what: string; why: string }[] = [];
-  const possible = k.possibleCpus;
-  const possibleList = possible.toList();
+  const keepsUserMask = attachKeepsUserMask(k);
+  let home: CpuSet | undefined;
+  const homeCpus = (): CpuSet => (home ??= attachCpus(k, fromDir));
   const comms = new Map<number, string>();
   for (let pass = 0; pass < 3; pass++) {
     const ids = k
@@ -207,10 +247,14 @@ export function moveAll(
       .filter((n) => Number.isFinite(n) && !tried.has(n));
     if (ids.length === 0) break;
     // Fast path: a source other than the root holds no kernel threads, so nothing of a task needs reading before
-    // it moves; the record's time stamp identifies the tasks on restore (see TasksRecord).
+    // it moves (on 6.2 and later); the record's time stamp identifies the tasks on restore (see TasksRecord).
     const listedAt = fromDir !== k.cgroups.mount ? k.uptimeTicks() : undefined;
     if (listedAt !== undefined) {
       for (const id of ids) tried.add(id);
+      if (!keepsUserMask) {
+        const kept = masksToKeep(k, threadIds(k, ids, file), homeCpus(), { listedAt });
+        if (kept.length > 0) record({ kind: 'affinity', tasks: kept });
+      }
       record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: [], pids: ids, listedAt });
       const res = writeIds(k.fs, `${toDir}/${file}`, ids, (done) =>
         log.progress(`moving tasks to ${toDir}`, done, ids.length),
@@ -226,9 +270,10 @@ export function moveAll(
       continue;
     }
     const withStart: [number, number][] = [];
-    // Attaching to a cpuset resets a task's affinity; a task that had its own narrower mask (a node-bound
-    // kthread such as kcompactd0) would not get it back by moving back. Its mask is journalled too.
-    const narrowed: [number, number, string][] = [];
+    const starts = new Map<number, number>();
+    // Whose mask may be lost: every movable task before 6.2; only the root's kernel threads (node-bound ones such
+    // as kcompactd0 have a mask the kernel set, not a user mask) on 6.2 and later.
+    const candidates: number[] = [];
     for (const id of ids) {
       tried.add(id);
       const st = k.procs.statOf(id);
@@ -237,20 +282,15 @@ export function moveAll(
         continue;
       }
       withStart.push([id, st.start]);
+      starts.set(id, st.start);
       comms.set(id, st.comm);
       if (isPinnedKernelThread(st)) continue;
-      // Most tasks may run everywhere: compare the kernel's text first and parse only the others.
-      const text = k.procs.allowedText(id);
-      if (text === undefined || text === possibleList) continue;
-      let allowed: CpuSet;
-      try {
-        allowed = CpuSet.parseList(text);
-      } catch {
-        continue;
-      }
-      if (!allowed.equals(possible)) narrowed.push([id, st.start, allowed.toList()]);
+      if (!keepsUserMask || isKernelThread(st)) candidates.push(id);
     }
-    if (narrowed.length > 0) record({ kind: 'affinity', tasks: narrowed });
+    const kept = masksToKeep(k, keepsUserMask ? candidates : threadIds(k, candidates, file), homeCpus(), {
+      startOf: (tid) => starts.get(tid) ?? k.procs.startOf(tid),
+    });
+    if (kept.length > 0) record({ kind: 'affinity', tasks: kept });
     record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
     const total = withStart.length;
     const res = writeIds(

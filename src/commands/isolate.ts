@@ -9,29 +9,34 @@ import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { P } from '../kernel/kernel.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
+import { findIrqbalance, readBan, setBan } from '../kernel/irqbalance.ts';
+import { irqbalanceHow, stopOrStartIrqbalance } from '../kernel/services.ts';
+import { hostJournalPath, readRegistry, writeRegistry, type Reservation } from '../kernel/reservations.ts';
 import {
-  irqbalanceConfigPath,
-  irqbalanceHow,
-  readConfig,
-  restartIrqbalance,
-  stopOrStartIrqbalance,
-  withBannedCpus,
-  writeConfig,
-} from '../kernel/services.ts';
-import { readJournalFile } from '../steps/journal.ts';
+  EMPTY_BASELINE,
+  interruptedCreation,
+  journalActive,
+  journalState,
+  markRestored,
+  readBaseline,
+  readJournalFile,
+  type Baseline,
+} from '../steps/journal.ts';
 import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
-import { loadProfile } from '../profile.ts';
+import { loadProfile, profileFile } from '../profile.ts';
+import { exampleVmCpus } from '../report/topology-view.ts';
 import { readStatusModel } from '../report/status-read.ts';
 import { findingLine, findLeaks } from '../report/status-model.ts';
 import { leakCheckJson } from '../report/status-view.ts';
 import { plural } from '../report/table.ts';
 import type { Skipped, Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
-import { cpusArg, planEnableCpuset } from './common.ts';
+import { cpusArg } from './common.ts';
 import { moveAll } from './cpuset.ts';
 import { planWakeupLatency, planWatchdog } from './knobs.ts';
 import { oneWayWrite, planGovernor, planIrqMasks } from './misc.ts';
-import { planJournalRestore } from './restore.ts';
+import { planJournalRestore } from './journal-restore.ts';
+import { planRestrictCgroups } from './restrict.ts';
 
 export interface IsolateSteps {
   cgroups: boolean;
@@ -39,7 +44,7 @@ export interface IsolateSteps {
   workqueues: boolean;
   irqs: boolean;
   stopIrqbalance: boolean;
-  /** Ban the VM CPUs in irqbalance's config (IRQBALANCE_BANNED_CPULIST) and restart it, as tuned does. */
+  /** Ban the VM CPUs in irqbalance for this boot (a drop-in under /run setting IRQBALANCE_BANNED_CPULIST). */
   irqbalanceBan?: boolean;
   governor?: string;
   dropCaches: boolean;
@@ -55,7 +60,11 @@ export interface IsolateOptions {
   vm: CpuSet;
   host: CpuSet;
   vmCgroup: string[];
+  /** The VM cgroups of the other active isolations (they keep their CPUs, like vmCgroup). */
+  otherVmCgroups?: string[][];
   steps: IsolateSteps;
+  /** Host settings before the first isolate (from the host journal): CPUs given back return to them. */
+  baseline?: Baseline;
 }
 
 /** Default journal of isolate/release (under the root, so tests use the fake tree's /run). */
@@ -65,6 +74,7 @@ export function defaultJournal(ctx: Ctx): string {
 
 /** Is there an active (unrestored, this boot, not rolled back) isolation in this journal? */
 export function activeIsolation(ctx: Ctx, file: string): string | undefined {
+  if (interruptedCreation(file)) return undefined; // a run killed while creating it: nothing applied
   try {
     const j = readJournalFile(file);
     if (j.restored || j.header.bootId !== ctx.k.bootId()) return undefined;
@@ -89,11 +99,15 @@ export function resolveSplit(
     throw new UsageError(`${command}: give either VMCPUS or --host, not both`);
   if (vmSpec !== undefined) vm = cpusArg(ctx, vmSpec, command);
   else if (hostSpec !== undefined) vm = online.minus(cpusArg(ctx, hostSpec, `${command} --host`));
-  else
+  else {
+    const example = exampleVmCpus(ctx.k.machine);
     throw new UsageError(
       `${command}: which CPUs should the VM get?`,
-      `e.g. vfio-isolate ${command} C8-15,24-31 (see vfio-isolate topology for a suggestion)`,
+      example
+        ? `e.g. vfio-isolate ${command} ${example}, the split vfio-isolate topology suggests for this machine`
+        : 'this machine has a single core: there is nothing to give a VM',
     );
+  }
   const host = online.minus(vm);
   if (vm.isEmpty) throw new UsageError(`${command}: no CPU left for the VM`);
   if (host.isEmpty) {
@@ -111,30 +125,17 @@ export function resolveSplit(
   return { vm, host };
 }
 
-/** v2: restrict every top-level cgroup except the VM's to the host CPUs. v1: host cpuset + move tasks from the root. */
+/** v2: restrict every top-level cgroup except the VM's to the host CPUs (units through systemd). v1: host cpuset + move tasks from the root. */
 function planCgroups(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
   const cg = ctx.k.cgroups;
   const steps: Step[] = [];
   if (cg.version === 2) {
-    const writes: FileWrite[] = [];
-    for (const child of cg.children([])) {
-      if (child === o.vmCgroup[0] && o.vmCgroup.length === 1) continue;
-      steps.push(...planEnableCpuset(ctx, [child], command));
-      const path = `${cg.path([child])}/cpuset.cpus`;
-      const before = ctx.state.read(path);
-      if (before === undefined) continue;
-      writes.push({ path, value: o.host.toList(), before });
-      ctx.state.set(path, o.host.toList());
-    }
-    if (writes.length)
-      steps.push(
-        writeFilesStep(
-          command,
-          `restrict ${writes.length} top-level cgroups to CPUs ${o.host.toList()}`,
-          writes,
-        ),
-      );
-    return steps;
+    const vms = [o.vmCgroup, ...(o.otherVmCgroups ?? [])];
+    const host = cg
+      .children([])
+      .filter((child) => !vms.some((v) => v.length === 1 && v[0] === child))
+      .map((child) => [child]);
+    return planRestrictCgroups(ctx, host, { cpus: o.host }, command);
   }
   // v1: the seed's example: a host cpuset that every movable task of the root moves into.
   const hostParts = ['host.slice'];
@@ -188,7 +189,8 @@ function planAffinity(
   command: string,
   what: { kthreads: boolean; tasks: boolean },
 ): Step {
-  const vmPrefix = '/' + o.vmCgroup.join('/');
+  const vmPrefixes = [o.vmCgroup, ...(o.otherVmCgroups ?? [])].map((v) => '/' + v.join('/'));
+  const baseline = o.baseline ?? EMPTY_BASELINE;
   return {
     command,
     title: `keep ${[what.kthreads ? 'kernel threads' : '', what.tasks ? 'remaining host tasks' : ''].filter(Boolean).join(' and ')} off CPUs ${o.vm.toList()}`,
@@ -208,12 +210,16 @@ function planAffinity(
         if (kthread ? !what.kthreads : !what.tasks) continue;
         if (!kthread) {
           const cgp = k.procs.cgroupOf(pid, version) ?? '/';
-          if (cgp === vmPrefix || cgp.startsWith(vmPrefix + '/')) continue;
+          if (vmPrefixes.some((v) => cgp === v || cgp.startsWith(v + '/'))) continue;
         }
         const allowed = k.procs.allowed(tid, pid);
-        if (!allowed || !allowed.overlaps(o.vm)) continue;
-        const rest = allowed.minus(o.vm);
-        todo.push([tid, st.start, allowed.toList(), rest.isEmpty ? o.host : rest]);
+        if (!allowed) continue;
+        // from its affinity before the first isolate (CPUs another VM gave back return), else the current one
+        const base = baseline.affinity(tid, st.start);
+        const rest = (base !== undefined ? CpuSet.parseList(base) : allowed).minus(o.vm);
+        const target = rest.isEmpty ? o.host : rest;
+        if (target.equals(allowed)) continue;
+        todo.push([tid, st.start, allowed.toList(), target]);
       }
       if (todo.length === 0) return { changed: 0 };
       record({ kind: 'affinity', tasks: todo.map(([t, s, old]) => [t, s, old]) });
@@ -260,8 +266,9 @@ function planDefaultIrq(ctx: Ctx, o: IsolateOptions, command: string): Step | un
   const before = ctx.state.read(path);
   if (before === undefined) return undefined;
   const current = CpuSet.parseMask(before);
-  if (!current.overlaps(o.vm)) return undefined;
-  const target = current.minus(o.vm).isEmpty ? o.host : current.minus(o.vm);
+  const base = CpuSet.parseMask(o.baseline?.file(path) ?? before);
+  const target = base.minus(o.vm).isEmpty ? o.host : base.minus(o.vm);
+  if (target.equals(current)) return undefined;
   const value = target.toMask(ctx.k.nrCpuIds);
   ctx.state.set(path, value);
   return writeFilesStep(command, `new IRQs start on CPUs ${target.toList()} (default_smp_affinity)`, [
@@ -270,7 +277,7 @@ function planDefaultIrq(ctx: Ctx, o: IsolateOptions, command: string): Step | un
 }
 
 function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | undefined {
-  const pid = ctx.k.findProcess('irqbalance');
+  const pid = findIrqbalance(ctx.k);
   if (pid === undefined) return undefined;
   const how = irqbalanceHow(ctx.k);
   if (o.steps.irqbalanceBan) {
@@ -279,22 +286,21 @@ function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | un
         `${command}: --irqbalance-ban needs irqbalance managed by systemd`,
         'use --stop-irqbalance instead',
       );
-    const path = irqbalanceConfigPath(ctx.k);
+    const list = o.vm.toList();
     return {
       command,
-      title: `ban CPUs ${o.vm.toList()} in irqbalance (IRQBALANCE_BANNED_CPULIST) and restart it`,
+      title: `ban CPUs ${list} in irqbalance for this boot (a drop-in under /run) and restart it`,
       changes: [
         {
-          target: path,
-          after: `IRQBALANCE_BANNED_CPULIST=${o.vm.toList()}`,
-          note: 'then systemctl try-restart irqbalance',
+          target: P.irqbalanceDropIn,
+          after: `IRQBALANCE_BANNED_CPULIST=${list}`,
+          note: 'then systemctl daemon-reload, try-restart irqbalance',
         },
       ],
       apply({ k, record }) {
-        const old = readConfig(k, path);
-        record({ kind: 'irqbalance-config', path, old });
-        writeConfig(k, path, withBannedCpus(old, o.vm.toList()));
-        restartIrqbalance(k);
+        const old = readBan(k);
+        record({ kind: 'irqbalance-ban', cpus: list, old });
+        setBan(k, list);
         return { changed: 1 };
       },
     };
@@ -322,39 +328,131 @@ function planIrqbalance(ctx: Ctx, o: IsolateOptions, command: string): Step | un
   };
 }
 
+/** The host-wide steps of one isolation, or of the union of several (scope 'host': journalled in the host journal). */
 export function planIsolate(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
+  return planHostSet(ctx, [reservationOf(o, '', '')], o.baseline ?? EMPTY_BASELINE, command);
+}
+
+/** The registry entry of an isolation. */
+export function reservationOf(o: IsolateOptions, journal: string, at: string): Reservation {
   const s = o.steps;
+  return {
+    journal,
+    vm: o.vm.toList(),
+    vmCgroup: o.vmCgroup.join('/'),
+    steps: {
+      cgroups: s.cgroups,
+      kthreads: s.kthreads,
+      workqueues: s.workqueues,
+      irqs: s.irqs,
+      stopIrqbalance: s.stopIrqbalance,
+      irqbalanceBan: Boolean(s.irqbalanceBan),
+      ...(s.statInterval !== undefined ? { statInterval: s.statInterval } : {}),
+      ...(s.watchdog ? { watchdog: true } : {}),
+    },
+    at,
+  };
+}
+
+/**
+ * Narrow the host to "all online CPUs minus the union of the reservations", step by step (each step uses the
+ * union of the reservations that asked for it). `before` are the reservations the host was narrowed for until
+ * now: a step that one of them used is planned even when no reservation uses it any more, so that released CPUs
+ * come back. Values are computed from the baseline (the state before the first isolate) where it is known.
+ */
+export function planHostSet(
+  ctx: Ctx,
+  rs: readonly Reservation[],
+  baseline: Baseline,
+  command: string,
+  before: readonly Reservation[] = [],
+): Step[] {
+  const online = ctx.k.machine.online;
+  const cpusOf = (want: (r: Reservation) => boolean): CpuSet =>
+    rs.filter(want).reduce((a, r) => a.union(CpuSet.parseList(r.vm)), CpuSet.EMPTY);
+  const used = (want: (r: Reservation) => boolean): boolean => rs.some(want) || before.some(want);
+  const cgroups = rs.map((r) => normalizeCgroupName(r.vmCgroup));
+  const optsFor = (vm: CpuSet, steps: Partial<IsolateSteps> = {}): IsolateOptions => ({
+    vm,
+    host: online.minus(vm),
+    vmCgroup: cgroups[0] ?? ['machine.slice'],
+    otherVmCgroups: cgroups.slice(1),
+    steps: { ...NO_STEPS, ...steps },
+    baseline,
+  });
   const steps: Step[] = [];
-  if (s.cgroups) steps.push(...planCgroups(ctx, o, command));
-  if (s.kthreads || s.cgroups)
-    steps.push(planAffinity(ctx, o, command, { kthreads: s.kthreads, tasks: s.cgroups }));
-  if (s.workqueues) {
-    const w = planWorkqueues(ctx, o, command);
+  if (used((r) => r.steps.cgroups))
+    steps.push(...planCgroups(ctx, optsFor(cpusOf((r) => r.steps.cgroups)), command));
+  const kt = used((r) => r.steps.kthreads);
+  const tasks = used((r) => r.steps.cgroups);
+  const ktCpus = cpusOf((r) => r.steps.kthreads);
+  const taskCpus = cpusOf((r) => r.steps.cgroups);
+  if (kt && tasks && ktCpus.equals(taskCpus))
+    steps.push(planAffinity(ctx, optsFor(ktCpus), command, { kthreads: true, tasks: true }));
+  else {
+    if (kt) steps.push(planAffinity(ctx, optsFor(ktCpus), command, { kthreads: true, tasks: false }));
+    if (tasks) steps.push(planAffinity(ctx, optsFor(taskCpus), command, { kthreads: false, tasks: true }));
+  }
+  if (used((r) => r.steps.workqueues)) {
+    const w = planWorkqueues(ctx, optsFor(cpusOf((r) => r.steps.workqueues)), command);
     if (w) steps.push(w);
   }
-  if (s.irqs) {
-    const d = planDefaultIrq(ctx, o, command);
+  if (used((r) => r.steps.irqs)) {
+    const irqCpus = cpusOf((r) => r.steps.irqs);
+    const d = planDefaultIrq(ctx, optsFor(irqCpus), command);
     if (d) steps.push(d);
-    const m = planIrqMasks(ctx, command, 'mask', o.vm);
+    const m = planIrqMasks(ctx, command, 'mask', irqCpus, (p) => baseline.file(p));
     if (m) steps.push(m);
   }
-  const ib = planIrqbalance(ctx, o, command);
-  if (ib) steps.push(ib);
+  const stop = rs.some((r) => r.steps.stopIrqbalance);
+  const ban = cpusOf((r) => r.steps.irqbalanceBan);
+  if (stop || !ban.isEmpty || rs.length > before.length) {
+    const ib = planIrqbalance(
+      ctx,
+      optsFor(ban, { stopIrqbalance: stop, irqbalanceBan: !ban.isEmpty }),
+      command,
+    );
+    if (ib) steps.push(ib);
+  }
+  const interval = Math.max(0, ...rs.map((r) => r.steps.statInterval ?? 0));
+  if (interval > 0) {
+    const was = ctx.state.read(P.statInterval);
+    if (was?.trim() !== String(interval))
+      steps.push(
+        writeFilesStep(command, `raise vm.stat_interval to ${interval} s`, [
+          { path: P.statInterval, value: String(interval), before: was },
+        ]),
+      );
+  }
+  if (used((r) => r.steps.watchdog === true)) {
+    const w = planWatchdog(
+      ctx,
+      cpusOf((r) => r.steps.watchdog === true),
+      baseline.file(P.watchdogCpumask),
+      command,
+    );
+    if (w) steps.push(w);
+  }
+  return steps.map((st) => ({ ...st, scope: 'host' as const }));
+}
+
+const NO_STEPS: IsolateSteps = {
+  cgroups: false,
+  kthreads: false,
+  workqueues: false,
+  irqs: false,
+  stopIrqbalance: false,
+  dropCaches: false,
+  compactMemory: false,
+};
+
+/** The steps that concern this VM alone (its journal): governor on its CPUs, one-way cache drops. */
+function planVmSteps(ctx: Ctx, o: IsolateOptions, command: string): Step[] {
+  const s = o.steps;
+  const steps: Step[] = [];
   if (s.governor) {
     const g = planGovernor(ctx, command, s.governor, o.vm);
     if (g) steps.push(g);
-  }
-  if (s.statInterval !== undefined) {
-    const before = ctx.state.read(P.statInterval);
-    steps.push(
-      writeFilesStep(command, `raise vm.stat_interval to ${s.statInterval} s`, [
-        { path: P.statInterval, value: String(s.statInterval), before },
-      ]),
-    );
-  }
-  if (s.watchdog) {
-    const w = planWatchdog(ctx, o.vm, command);
-    if (w) steps.push(w);
   }
   if (s.wakeupLatencyUs !== undefined) {
     const w = planWakeupLatency(ctx, o.vm, s.wakeupLatencyUs, command);
@@ -373,7 +471,10 @@ type ProfileOptions = Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: st
 
 /** What a TOML profile (`isolate --profile FILE`) sets of isolate's options. */
 function profileOptions(ctx: Ctx, file: string): ProfileOptions {
-  const p = loadProfile(file, ctx.k.machine);
+  const p = loadProfile(
+    profileFile(file, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
   for (const w of p.warnings) ctx.log.warn(w);
   const s = p.isolate.steps;
   if (s.partition)
@@ -408,7 +509,7 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
   let statInterval: number | undefined;
   if (typeof v.statInterval === 'string') {
     if (!/^\d{1,6}$/.test(v.statInterval) || Number(v.statInterval) < 1)
-      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds ≥ 1`);
+      throw new UsageError(`${inv.name}: --stat-interval takes a number of seconds >= 1`);
     statInterval = Number(v.statInterval);
   }
   let wakeup: number | undefined = DEFAULT_WAKEUP_LATENCY_US;
@@ -462,6 +563,66 @@ function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): AfterReport {
       `expected to stay: ${plural(pinned, 'kernel-pinned thread')}, ${plural(managed, 'managed IRQ')}.\n`,
   );
   return { code };
+}
+
+/** A step that changes the registry of reservations, read again when applied (under the lock). */
+function registryStep(command: string, title: string, update: (rs: Reservation[]) => Reservation[]): Step {
+  return {
+    command,
+    title,
+    changes: [{ target: P.reservations, note: title }],
+    apply({ k }) {
+      writeRegistry(k, update(readRegistry(k).reservations));
+      return { changed: 1 };
+    },
+  };
+}
+
+/** Is FILE the journal of an active isolation (in the registry)? */
+export function registered(ctx: Ctx, file: string): boolean {
+  const f = path.resolve(file);
+  return readRegistry(ctx.k).reservations.some((r) => r.journal === f);
+}
+
+/**
+ * release (and restore of a registered journal): undo FILE's own changes, then put the host set right for the
+ * isolations that remain — or, when none remains, restore the host journal (the state before the first isolate)
+ * — then drop FILE from the registry, then mark FILE restored. A journal that is not registered (a crash before
+ * isolate registered it, a registry cleared by reset) is undone, and the host set is settled the same way.
+ */
+export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
+  const k = ctx.k;
+  const file = path.resolve(given);
+  const bootId = k.bootId();
+  const reg = readRegistry(k);
+  const mine = reg.reservations.find((r) => r.journal === file);
+  const remaining = reg.reservations.filter(
+    (r) => r !== mine && journalState(r.journal, bootId) !== 'restored',
+  );
+  const hostFile = hostJournalPath(k);
+  const settle: Step[] = [];
+  if (remaining.length > 0)
+    settle.push(...planHostSet(ctx, remaining, readBaseline(hostFile, bootId), command, reg.reservations));
+  else if (journalActive(hostFile, bootId))
+    settle.push(...planJournalRestore(ctx, command, hostFile, { force: false }));
+  const keep = new Set(remaining.map((r) => r.journal));
+  if (remaining.length !== reg.reservations.length)
+    settle.push(
+      registryStep(
+        command,
+        remaining.length > 0
+          ? `release the reservation of ${given} (${remaining.length} remain)`
+          : 'release the last reservation',
+        (rs) => rs.filter((r) => keep.has(r.journal)),
+      ),
+    );
+  if (mine && journalState(file, bootId) === 'missing') {
+    ctx.log.warn(
+      `journal ${given} is missing: its own changes (e.g. the governor) cannot be undone; releasing its CPUs`,
+    );
+    return settle;
+  }
+  return planJournalRestore(ctx, command, given, { force: ctx.g.force, beforeMark: settle });
 }
 
 function planReset(ctx: Ctx, command: string): Step[] {
@@ -532,6 +693,44 @@ function planReset(ctx: Ctx, command: string): Step[] {
   if (changed.length) steps.push(writeFilesStep(command, 'workqueues and new IRQs on all CPUs', changed));
   const irq = planIrqMasks(ctx, command, 'add', all);
   if (irq) steps.push(irq);
+  const ban = readBan(k);
+  if (ban !== null)
+    steps.push({
+      command,
+      title: `remove the irqbalance ban of CPUs ${ban} (the drop-in under /run) and restart irqbalance`,
+      changes: [{ target: P.irqbalanceDropIn, note: 'removed; then systemctl daemon-reload, try-restart' }],
+      apply({ k: kk, record }) {
+        record({ kind: 'irqbalance-ban', cpus: null, old: ban });
+        setBan(kk, null);
+        return { changed: 1 };
+      },
+    });
+  const hostFile = hostJournalPath(k);
+  const bootId = k.bootId();
+  let reservations = 0;
+  let registryFile: boolean; // a registry of an earlier boot, or one that cannot be believed, is removed too
+  try {
+    const reg = readRegistry(k);
+    reservations = reg.reservations.length;
+    registryFile = reg.staleBoot;
+  } catch {
+    registryFile = true;
+  }
+  const hostActive = journalActive(hostFile, bootId);
+  if (reservations > 0 || registryFile || hostActive)
+    steps.push({
+      command,
+      title: `forget ${reservations} active isolation(s) and the host journal (the host has every CPU again)`,
+      changes: [
+        { target: P.reservations, note: 'removed' },
+        { target: P.hostJournal, note: 'marked restored' },
+      ],
+      apply({ k: kk }) {
+        writeRegistry(kk, []);
+        if (journalActive(hostFile, bootId)) markRestored(hostFile, false);
+        return { changed: 1 };
+      },
+    });
   return steps;
 }
 
@@ -541,18 +740,52 @@ export const handlers: Record<string, Handler> = {
     kind: 'plan',
     plan(ctx, inv) {
       const o = isolateOptions(ctx, inv);
-      const file = ctx.g.undoFile ?? defaultJournal(ctx);
-      const active = activeIsolation(ctx, file);
+      const given = ctx.g.undoFile ?? defaultJournal(ctx);
+      const file = path.resolve(given);
+      const reg = readRegistry(ctx.k);
+      const bootId = ctx.k.bootId();
+      const mine = reg.reservations.find((r) => r.journal === file);
+      const active =
+        activeIsolation(ctx, file) ??
+        (mine && journalActive(file, bootId) ? `isolate C${mine.vm}` : undefined);
       if (active !== undefined && !ctx.g.dryRun) {
         throw new RuntimeFailure(
-          `an isolation is already active in ${file} (${active})`,
-          `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${file}` : ''} release), or use another -u FILE for a second VM`,
+          `an isolation is already active in ${given} (${active})`,
+          `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${given}` : ''} release), or use another -u FILE for a second VM`,
         );
       }
+      // the other active isolations; one whose journal was restored by hand is over
+      const others = reg.reservations.filter(
+        (r) => r.journal !== file && journalState(r.journal, bootId) !== 'restored',
+      );
+      const taken = others.filter((r) => CpuSet.parseList(r.vm).overlaps(o.vm));
+      if (taken.length > 0 && !ctx.g.force) {
+        const t = taken[0]!;
+        throw new UsageError(
+          `${inv.name}: CPUs ${CpuSet.parseList(t.vm).intersect(o.vm).toList()} are already isolated for the VM of ${t.journal}`,
+          'give this VM other CPUs (vfio-isolate status lists the reservations), or use --force to share them',
+        );
+      }
+      const union = others.reduce((a, r) => a.union(CpuSet.parseList(r.vm)), o.vm);
+      if (ctx.k.machine.online.minus(union).isEmpty)
+        throw new UsageError(
+          `${inv.name}: with the other active isolations, no CPU would be left for the host`,
+          'release one first, or give this VM fewer CPUs',
+        );
+      const baseline = readBaseline(hostJournalPath(ctx.k), bootId);
+      const me = reservationOf(o, file, new Date().toISOString());
+      const gone = new Set(reg.reservations.filter((r) => !others.includes(r)).map((r) => r.journal));
       const strict = Boolean(inv.values.strict);
       return {
-        steps: planIsolate(ctx, o, inv.name),
-        journal: file,
+        steps: [
+          ...planHostSet(ctx, [...others, me], baseline, inv.name, reg.reservations),
+          ...planVmSteps(ctx, o, inv.name),
+          registryStep(inv.name, `reserve CPUs ${o.vm.toList()} for ${given}`, (rs) => [
+            ...rs.filter((r) => r.journal !== file && !gone.has(r.journal)),
+            me,
+          ]),
+        ],
+        journal: given,
         after: (c) => isolateLeakCheck(c, o.vm, strict),
       };
     },
@@ -561,8 +794,9 @@ export const handlers: Record<string, Handler> = {
     kind: 'plan',
     plan(ctx, inv) {
       const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? defaultJournal(ctx);
-      // release records nothing new: -u names the journal to undo, not one to write
-      return { steps: planJournalRestore(ctx, inv.name, file, { force: ctx.g.force }), journal: null };
+      // release records nothing new in a journal of its own: -u names the journal to undo (changes to the host set
+      // of the remaining isolations go to the host journal)
+      return { steps: planRelease(ctx, inv.name, file), journal: null };
     },
   },
   reset: { kind: 'plan', plan: (ctx, inv) => planReset(ctx, inv.name) },

@@ -10,17 +10,26 @@ import { P } from '../kernel/paths.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 
-/** The watchdog keeps running on the host CPUs only. */
-export function planWatchdog(ctx: Ctx, vm: CpuSet, command: string): Step | undefined {
+/**
+ * The watchdog keeps running on the host CPUs only: `base` (the value before the first isolation, else the file as it
+ * is) minus the VM CPUs of every isolation that asked for it. One file for every VM: a host-set step.
+ */
+export function planWatchdog(
+  ctx: Ctx,
+  vm: CpuSet,
+  base: string | undefined,
+  command: string,
+): Step | undefined {
   const before = ctx.state.read(P.watchdogCpumask)?.trim();
   if (before === undefined) return undefined;
-  const now = before === '' ? CpuSet.EMPTY : CpuSet.parseList(before);
-  if (!now.overlaps(vm)) return undefined;
-  const value = now.minus(vm).toList();
+  const from = (base ?? before).trim();
+  const value = (from === '' ? CpuSet.EMPTY : CpuSet.parseList(from)).minus(vm).toList();
+  if (value === before) return undefined;
   ctx.state.set(P.watchdogCpumask, value);
-  return writeFilesStep(command, `soft-lockup watchdog off CPUs ${vm.toList()} (watchdog_cpumask ${value})`, [
-    { path: P.watchdogCpumask, value, before },
-  ]);
+  const title = vm.isEmpty
+    ? `soft-lockup watchdog back on every CPU it had (watchdog_cpumask ${value})`
+    : `soft-lockup watchdog off CPUs ${vm.toList()} (watchdog_cpumask ${value})`;
+  return writeFilesStep(command, title, [{ path: P.watchdogCpumask, value, before }]);
 }
 
 /**

@@ -19,6 +19,12 @@ import {
   removeEmptyDirs,
   removeHookFile,
 } from '../kernel/hooks.ts';
+import {
+  describeUnsafe,
+  resolveHookTargets,
+  unsafeHookTarget,
+  type HookTargets,
+} from '../kernel/hook-targets.ts';
 import { cputuneJson, planCputune, renderCputuneXml } from '../libvirt/cputune.ts';
 import {
   domainNameProblem,
@@ -29,13 +35,16 @@ import {
   renderHookScript,
   type HookInfo,
 } from '../libvirt/hook-script.ts';
-import { loadProfile, type Profile } from '../profile.ts';
+import { loadProfile, profileFile, type Profile } from '../profile.ts';
 import { emulatorCpusOf, schedOf, vmCpusOf } from './pin-qemu.ts';
 
 function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
   const f = inv.values.profile;
   if (typeof f !== 'string') return undefined;
-  const p = loadProfile(f, ctx.k.machine);
+  const p = loadProfile(
+    profileFile(f, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
   for (const w of p.warnings) ctx.log.warn(w);
   return p;
 }
@@ -104,8 +113,11 @@ function domainArg(cmd: string, name: string | undefined): string {
   return d;
 }
 
-/** How the hook calls this tool: node and our script by absolute paths (hooks get a minimal PATH). */
-export function selfInvocation(): { node: string; nodeArgs: string[]; tool: string } {
+/**
+ * How the hook calls this tool: the node running now and our script, by absolute paths (hooks get a minimal
+ * PATH), resolved with everything they execute (see kernel/hook-targets.ts).
+ */
+export function selfInvocation(): HookTargets {
   const script = process.argv[1];
   if (!script) throw new RuntimeFailure('cannot tell where vfio-isolate is installed (no script path)');
   const tool = path.resolve(script);
@@ -114,7 +126,27 @@ export function selfInvocation(): { node: string; nodeArgs: string[]; tool: stri
     // Running from the sources: the hook needs the TypeScript loader too, by absolute URL.
     nodeArgs.push('--import', import.meta.resolve('tsx'));
   }
-  return { node: process.execPath, nodeArgs, tool };
+  return resolveHookTargets(process.execPath, tool, nodeArgs);
+}
+
+/** Refuse (exit 1) a hook that would make root run something a user could have changed. */
+function refuseUnsafeTargets(cmd: string, self: HookTargets): void {
+  const bad = unsafeHookTarget(self);
+  if (!bad) return;
+  // node and the entry as they were invoked, when that differs from what the hook will run.
+  const given =
+    bad.target === self.files[0]
+      ? process.execPath
+      : bad.target === self.files[1]
+        ? path.resolve(process.argv[1] ?? '')
+        : bad.target.path;
+  const via = given !== bad.target.path ? ` (via ${given})` : '';
+  throw new RuntimeFailure(
+    `${cmd}: ${describeUnsafe(bad, 'would run', via)}`,
+    bad.target.what === 'node'
+      ? `use a root-owned node, such as Debian's /usr/bin/node (apt install nodejs), and install the hook with it: sudo /usr/bin/node ${self.tool} ${cmd} ...`
+      : 'install vfio-isolate from its tarball, so that root owns a copy: npm pack && sudo npm install -g --ignore-scripts ./vfio-isolate-*.tgz (or npm run install-global), then run the install with that copy',
+  );
 }
 
 function hookInstallRun(ctx: Ctx, inv: Invocation): number {
@@ -124,10 +156,10 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   if (typeof file !== 'string') {
     throw new UsageError(
       `${cmd}: --profile FILE is required`,
-      `e.g. vfio-isolate libvirt hook install ${domain} --profile /etc/vfio-isolate/${domain}.toml`,
+      `e.g. vfio-isolate libvirt hook install ${domain} --profile ${domain} (= /etc/vfio-isolate/${domain}.toml)`,
     );
   }
-  const profilePath = path.resolve(file);
+  const profilePath = path.resolve(profileFile(file, (sys) => ctx.k.hostPath(sys)));
   const pp = pathProblem(profilePath);
   if (pp) throw new UsageError(`${cmd}: profile path ${pp}`, 'nothing was written');
   const profile = loadProfile(profilePath, ctx.k.machine);
@@ -140,10 +172,16 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   }
   requireRoot(ctx);
   const self = selfInvocation();
-  for (const p of [self.node, self.tool]) {
+  for (const p of [
+    self.node,
+    self.tool,
+    ...self.files.map((f) => f.path),
+    ...self.trees.map((t) => t.path),
+  ]) {
     const bad = pathProblem(p);
     if (bad) throw new RuntimeFailure(`${cmd}: cannot call this tool from a hook: ${bad}`);
   }
+  refuseUnsafeTargets(cmd, self);
   if (/\/_npx\/|\/\.npm\//.test(self.tool)) {
     ctx.log.warn(
       `${cmd}: vfio-isolate runs from a temporary npx directory (${self.tool}); install it for good (npm install -g) so the hook keeps working`,
@@ -161,7 +199,12 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
       profile: profilePath,
       journal,
       created: [...new Set([...prevCreated, ...created])],
-      ...self,
+      node: self.node,
+      nodeArgs: self.nodeArgs,
+      tool: self.tool,
+      // node and the tool are checked by name in the script; the rest by path.
+      files: self.files.slice(2).map((f) => f.path),
+      trees: self.trees.map((t) => t.path),
     });
   const firstHook = !anyQemuHook(ctx.k);
   if (ctx.g.dryRun) {
@@ -191,8 +234,8 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   } else {
     ctx.streams.out(
       `${res.replaced ? 'Updated' : 'Installed'} the hook for domain ${domain}: ${res.path}\n` +
-        `  prepare begin → vfio-isolate -u ${journal} isolate --profile ${profilePath}\n` +
-        `  release end   → vfio-isolate -u ${journal} release --profile ${profilePath}\n` +
+        `  prepare begin -> vfio-isolate -u ${journal} isolate --profile ${profilePath}\n` +
+        `  release end   -> vfio-isolate -u ${journal} release --profile ${profilePath}\n` +
         `  log: journalctl -t vfio-isolate (or your syslog)\n`,
     );
     if (firstHook) {

@@ -47,7 +47,14 @@ export const irqSkipReason = (code: string): string =>
       ? 'went away'
       : `refused (${code})`;
 
-export function planIrqMasks(ctx: Ctx, command: string, op: 'mask' | 'add', cpus: CpuSet): Step | undefined {
+export function planIrqMasks(
+  ctx: Ctx,
+  command: string,
+  op: 'mask' | 'add',
+  cpus: CpuSet,
+  /** isolate: an IRQ's affinity before the first isolate, which the new one is computed from when known. */
+  baseOf?: (path: string) => string | undefined,
+): Step | undefined {
   const k = ctx.k;
   const online = k.machine.online;
   if (op === 'mask' && online.minus(cpus).isEmpty) {
@@ -61,7 +68,8 @@ export function planIrqMasks(ctx: Ctx, command: string, op: 'mask' | 'add', cpus
     const before = ctx.state.read(path);
     if (before === undefined) continue; // no smp_affinity_list: nothing to do (0.5.2 skipped these too)
     const current = CpuSet.parseList(before);
-    const target = irqTarget(op, current, cpus, online);
+    const base = baseOf?.(path);
+    const target = irqTarget(op, base !== undefined ? CpuSet.parseList(base) : current, cpus, online);
     if (target.equals(current)) continue;
     writes.push({ path, value: target.toList(), before, label: `IRQ ${irq}` });
     ctx.state.set(path, target.toList());

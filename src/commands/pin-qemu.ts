@@ -303,7 +303,7 @@ function applySched(
     todo.push([t.tid, t.start, old.policy as 0 | 1 | 2 | 3 | 5, old.priority]);
   }
   if (todo.length === 0) return { changed: 0, gone, skipped };
-  record({ kind: 'sched', tasks: todo });
+  record({ kind: 'sched', tasks: todo, to: [policy as 1 | 2, sched.priority] });
   let changed = 0;
   for (const [tid] of todo) {
     try {
@@ -346,10 +346,10 @@ function pinSummary(ctx: Ctx, p: PinPlan): AfterReport {
     `QEMU ${p.pid} (${p.comm}): pinned ${vcpus.length} vCPU threads and ${others.length} other threads`,
   ];
   for (const t of vcpus)
-    out.push(`  vCPU ${t.vcpu} (thread ${t.tid}) → CPU ${p.target.get(t.tid)!.toList()}`);
+    out.push(`  vCPU ${t.vcpu} (thread ${t.tid}) -> CPU ${p.target.get(t.tid)!.toList()}`);
   if (others.length)
     out.push(
-      `  ${others.length} other threads (${[...new Set(others.map((t) => t.comm))].join(', ')}) → CPUs ${p.emulator.toList()}`,
+      `  ${others.length} other threads (${[...new Set(others.map((t) => t.comm))].join(', ')}) -> CPUs ${p.emulator.toList()}`,
     );
   if (p.sched)
     out.push(`  vCPU threads run SCHED_${p.sched.policy.toUpperCase()} priority ${p.sched.priority}`);

@@ -7,7 +7,9 @@ import { readStatusModel } from '../report/status-read.ts';
 import { defaultVmCpus, findLeaks, type VmCpuChoice } from '../report/status-model.ts';
 import { renderStatus, statusJson } from '../report/status-view.ts';
 import { suggestSplit } from '../report/topology-view.ts';
+import { plural } from '../report/table.ts';
 import { cpusArg } from './common.ts';
+import { driftLine, findDrift, type Drift } from './drift.ts';
 
 /** The handlers of this file's commands, by full name (the command table loads this module on demand). */
 export const handlers: Record<string, Handler> = {
@@ -20,8 +22,28 @@ export const handlers: Record<string, Handler> = {
         ? { cpus: given, source: 'argument', why: 'as given' }
         : defaultVmCpus(model);
       const report = findLeaks(model, choice.cpus);
+      let drift: Drift[] = [];
+      let driftError: string | undefined;
+      try {
+        drift = findDrift(ctx);
+      } catch (e) {
+        driftError = e instanceof Error ? e.message : String(e);
+      }
       if (ctx.g.json || inv.values.json === true) {
-        ctx.streams.out(JSON.stringify(statusJson(model, choice, report), null, 2) + '\n');
+        const json = statusJson(model, choice, report);
+        if (drift.length > 0) {
+          json.ok = false;
+          json.drift = drift.map((d) => ({
+            unit: d.unit,
+            property: d.property,
+            applied: d.value,
+            now: d.now,
+            journal: d.journal,
+            at: d.at,
+            fix: d.fix,
+          }));
+        }
+        ctx.streams.out(JSON.stringify(json, null, 2) + '\n');
       } else {
         const verbose = ctx.g.verbose || ctx.g.debug || inv.values.verbose === true;
         ctx.streams.out(
@@ -31,7 +53,15 @@ export const handlers: Record<string, Handler> = {
             suggestion: suggestSplit(ctx.k.machine),
           }),
         );
+        if (drift.length > 0) {
+          ctx.streams.out(
+            `\nDrift: ${plural(drift.length, 'restriction')} applied through systemd now gone:\n`,
+          );
+          for (const d of drift) ctx.streams.out(`  ${driftLine(d)}\n    fix: ${d.fix}\n`);
+        }
       }
+      if (driftError !== undefined) ctx.log.warn(`could not check for drift: ${driftError}`);
+      if (drift.length > 0) return 1;
       return report.leaks.length > 0 ? 1 : 0;
     },
   },

@@ -87,7 +87,7 @@ interface Ctx {
 }
 
 function quote(s: string): string {
-  return JSON.stringify(s.length > 64 ? s.slice(0, 60) + '…' : s);
+  return JSON.stringify(s.length > 64 ? s.slice(0, 60) + '...' : s);
 }
 
 /** A syntax error: `invalid CPU set "<value>": <detail>`. */
@@ -114,7 +114,7 @@ function mergeRanges(ranges: readonly Range[]): Range[] {
 /** List form of merged ranges; long lists are cut after `max` entries so that a message stays one short line. */
 function formatRanges(ranges: readonly Range[], max = 8): string {
   const shown = ranges.slice(0, max).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`));
-  return shown.join(',') + (ranges.length > max ? ',…' : '');
+  return shown.join(',') + (ranges.length > max ? ',...' : '');
 }
 
 function countRanges(ranges: readonly Range[]): number {

@@ -23,13 +23,20 @@ export interface CpuTopology {
 
 /**
  * Order L3 cache domains the way `L<n>` numbers them: by lowest CPU, duplicates (the same domain seen from each of
- * its CPUs) and empty sets dropped.
+ * its CPUs' shared_cpu_list) and empty sets dropped, and sets that overlap merged into one domain, so that the
+ * domains never share a CPU.
  */
 export function orderL3Domains(domains: Iterable<CpuSet>): CpuSet[] {
-  const out: CpuSet[] = [];
+  let out: CpuSet[] = [];
   for (const d of domains) {
-    if (d.isEmpty || out.some((o) => o.equals(d))) continue;
-    out.push(d);
+    if (d.isEmpty) continue;
+    let merged = d;
+    const rest: CpuSet[] = [];
+    for (const o of out) {
+      if (o.overlaps(merged)) merged = merged.union(o);
+      else rest.push(o);
+    }
+    out = [...rest, merged];
   }
   return out.sort((a, b) => a.first! - b.first!);
 }

@@ -2,13 +2,17 @@
  * The Kernel object: every file the tool reads or writes and every command it runs, behind one door.
  * `Kernel.real()` is the machine the tool runs on; tests build one over a fake tree and pass it to `runCli`.
  */
+import * as nodeFs from 'node:fs';
 import { CpuSet } from '../cpus/cpuset.ts';
+import { UsageError } from '../errors.ts';
 import { Cgroups } from './cgroup.ts';
 import type { Fs } from './fs.ts';
 import { Irqs } from './irq.ts';
 import { P } from './paths.ts';
+import type { ProbeRunner } from './probe.ts';
 import { Procs } from './procs.ts';
 import { RealFs } from './realfs.ts';
+import { SYSTEMCTL_TIMEOUT_MS } from './systemd.ts';
 import { readMachine, type Machine } from './topology.ts';
 
 export { P } from './paths.ts';
@@ -18,20 +22,34 @@ export class Kernel {
   private _machine?: Machine;
   readonly procs: Procs;
   readonly irqs: Irqs;
-
-  /** The commands the tool runs: systemd's control tool and irqbalance (found on PATH on a real machine). */
+  /**
+   * The commands the tool runs: systemd's control tool and irqbalance (found on PATH on a real machine). An empty
+   * systemctl means there is none to talk to (a fake tree without a fake systemd): cgroups are written directly.
+   */
   readonly systemctl: string;
+  /** How long one systemctl call may take. */
+  readonly systemctlTimeoutMs: number;
   readonly irqbalance: string;
   /** The effective uid the tool runs with: 0 means it may write. */
   readonly euid: number;
+  /** The probe of `measure --mode probe` (undefined: the real one, src/kernel/probe.ts, loaded on demand). */
+  readonly probe?: ProbeRunner;
 
   constructor(
     readonly fs: Fs,
-    opts: { systemctl?: string; irqbalance?: string; euid?: number } = {},
+    opts: {
+      systemctl?: string;
+      systemctlTimeoutMs?: number;
+      irqbalance?: string;
+      euid?: number;
+      probe?: ProbeRunner;
+    } = {},
   ) {
+    this.probe = opts.probe;
     this.procs = new Procs(fs);
     this.irqs = new Irqs(fs);
     this.systemctl = opts.systemctl ?? 'systemctl';
+    this.systemctlTimeoutMs = opts.systemctlTimeoutMs ?? SYSTEMCTL_TIMEOUT_MS;
     this.irqbalance = opts.irqbalance ?? 'irqbalance';
     this.euid = opts.euid ?? process.geteuid?.() ?? 0;
   }
@@ -64,9 +82,34 @@ export class Kernel {
     }
   }
 
-  /** Host path of a system path (for files the tool keeps itself: lock, default journal). */
+  /**
+   * Host path of a system path (for files the tool keeps itself: lock, journals, hooks, the irqbalance drop-in).
+   * Under a fake root nothing resolves out of it: when the existing part of its directory, symlinks resolved, lies
+   * outside the root, this throws (exit 2) instead of returning a path that leads out.
+   */
   hostPath(systemPath: string): string {
-    return this.fs.root === '/' ? systemPath : `${this.fs.root.replace(/\/$/, '')}${systemPath}`;
+    if (this.fs.root === '/') return systemPath;
+    const root = this.fs.root.replace(/\/$/, '');
+    const host = `${root}${systemPath}`;
+    // The directories leading to it; the last component itself is the caller's to open without following
+    // (O_NOFOLLOW, lstat), so that it can name a symlink there.
+    let existing = host.slice(0, host.lastIndexOf('/'));
+    while (existing.length > root.length && !nodeFs.existsSync(existing)) {
+      existing = existing.slice(0, existing.lastIndexOf('/'));
+    }
+    let real: string;
+    try {
+      real = nodeFs.realpathSync(existing.length > root.length ? existing : root);
+    } catch {
+      real = root;
+    }
+    const realRoot = nodeFs.realpathSync(root);
+    if (real !== realRoot && !real.startsWith(`${realRoot}/`))
+      throw new UsageError(
+        `${systemPath} leads out of the machine's root ${root} (to ${real})`,
+        'a symbolic link in the tree points outside it; nothing was changed',
+      );
+    return host;
   }
 
   bootId(): string {

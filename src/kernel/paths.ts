@@ -19,6 +19,8 @@ export const P = {
   irq: (n: number) => `/proc/irq/${n}`,
   defaultSmpAffinity: '/proc/irq/default_smp_affinity',
   interrupts: '/proc/interrupts',
+  softirqs: '/proc/softirqs',
+  stat: '/proc/stat',
   proc: '/proc',
   pid: (pid: number) => `/proc/${pid}`,
   task: (pid: number, tid: number) => `/proc/${pid}/task/${tid}`,
@@ -35,9 +37,14 @@ export const P = {
   runDir: '/run/vfio-isolate',
   lockFile: '/run/vfio-isolate/lock',
   defaultJournal: '/run/vfio-isolate/isolate.journal',
+  /** The active isolations (reservations) of isolate, and the journal of their shared host changes. */
+  reservations: '/run/vfio-isolate/reservations.json',
+  hostJournal: '/run/vfio-isolate/host.journal',
   systemdRunning: '/run/systemd/system',
   libvirtHooks: '/etc/libvirt/hooks',
+  /** Where `--profile NAME` finds NAME.toml. */
+  profileDir: '/etc/vfio-isolate',
   etcDefault: '/etc/default',
-  defaultIrqbalance: '/etc/default/irqbalance',
-  sysconfigIrqbalance: '/etc/sysconfig/irqbalance',
+  irqbalanceDropIn: '/run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf',
+  irqbalanceEnv: '/run/vfio-isolate/irqbalance.env',
 } as const;

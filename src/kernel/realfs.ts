@@ -6,14 +6,87 @@ function wrap<T>(op: string, path: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
+    if (e instanceof ErrnoError) throw e;
     const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
     throw new ErrnoError(code, op, path);
   }
 }
 
-/** The real machine: node:fs on system paths, one write(2) per value, never O_CREAT on control files. */
+/** File system types whose files are kernel control files: writing them never truncates anything. */
+const KERNEL_FSTYPES = new Set(['sysfs', 'proc', 'cgroup', 'cgroup2']);
+
+/** glibc's makedev(): the st_dev number of a "major:minor" pair. */
+function makedev(major: number, minor: number): number {
+  return (
+    (major & 0xfff) * 256 + (minor & 0xff) + (minor & 0xffffff00) * 4096 + (major & 0xfffff000) * 2 ** 32
+  );
+}
+
+/** The st_dev of every sysfs, procfs and cgroupfs mount (from /proc/self/mountinfo). */
+export function kernelDevices(mountinfo: string): Set<number> {
+  const out = new Set<number>();
+  for (const line of mountinfo.split('\n')) {
+    const [pre, post] = line.split(' - ');
+    const dev = pre?.split(' ')[2];
+    const type = post?.split(' ')[0];
+    const m = /^(\d+):(\d+)$/.exec(dev ?? '');
+    if (m && type && KERNEL_FSTYPES.has(type)) out.add(makedev(Number(m[1]), Number(m[2])));
+  }
+  return out;
+}
+
+/**
+ * The real machine: node:fs on system paths, one write(2) per value. Writes open the file O_WRONLY|O_NOFOLLOW,
+ * never O_CREAT and never O_TRUNC, and then check what was opened before writing a byte:
+ *  - the descriptor's path (/proc/self/fd/N) is exactly the path asked for, so no symlink anywhere on the way
+ *    was followed (a path that needs resolving is refused: the caller passes canonical paths), and a symlink
+ *    swapped in after validation cannot redirect the write;
+ *  - the file is on sysfs, procfs or cgroupfs (its st_dev is one of those mounts'), never a regular file of an
+ *    ordinary file system.
+ * Anything else: ELOOP / EXDEV, nothing written.
+ */
 export class RealFs implements Fs {
   readonly root = '/';
+
+  /** `kdevs`: the devices that count as kernel file systems (tests pass a temp dir's; default: from mountinfo). */
+  constructor(private kdevs?: Set<number>) {}
+
+  private kernelDevs(): Set<number> {
+    this.kdevs ??= kernelDevices(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+    return this.kdevs;
+  }
+
+  /** Open a kernel control file for writing, exactly at `path` (see the class comment). */
+  private openControl(path: string): number {
+    const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      let opened: string;
+      try {
+        opened = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        opened = '';
+      }
+      if (opened !== path)
+        throw new ErrnoError(
+          'ELOOP',
+          'write',
+          path,
+          `${path} is not a canonical path (it leads to ${opened || '?'}); refusing to write it`,
+        );
+      const st = fs.fstatSync(fd);
+      if (!this.kernelDevs().has(st.dev))
+        throw new ErrnoError(
+          'EXDEV',
+          'write',
+          path,
+          `${path} is not a kernel control file (not on sysfs, procfs or cgroupfs); refusing to write it`,
+        );
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    return fd;
+  }
 
   read(path: string): string {
     return wrap('read', path, () => fs.readFileSync(path, 'utf8'));
@@ -21,7 +94,7 @@ export class RealFs implements Fs {
 
   write(path: string, value: string): void {
     wrap('write', path, () => {
-      const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_TRUNC);
+      const fd = this.openControl(path);
       try {
         const buf = Buffer.from(value);
         const n = fs.writeSync(fd, buf, 0, buf.length);
@@ -33,7 +106,7 @@ export class RealFs implements Fs {
   }
 
   openWriter(path: string): Writer {
-    const fd = wrap('open', path, () => fs.openSync(path, fs.constants.O_WRONLY));
+    const fd = wrap('open', path, () => this.openControl(path));
     return {
       write: (value: string) =>
         wrap('write', path, () => {

@@ -36,12 +36,18 @@ export function loadSched(): Sched {
   const fail = (op: string, tid: number): never => {
     throw new ErrnoError(errno(), op, `thread ${tid}`);
   };
+  const getBuf = Buffer.alloc(MASK_BYTES);
   cached = {
     getAffinity(tid) {
-      const buf = Buffer.alloc(MASK_BYTES);
-      if (getaff(tid, MASK_BYTES, buf) !== 0) fail('sched_getaffinity', tid);
+      // One buffer for every call (move-tasks reads one mask per task on kernels before 6.2); zero bytes skipped.
+      getBuf.fill(0);
+      if (getaff(tid, MASK_BYTES, getBuf) !== 0) fail('sched_getaffinity', tid);
       const out: number[] = [];
-      for (let i = 0; i < MASK_BYTES * 8; i++) if (buf[i >> 3]! & (1 << (i & 7))) out.push(i);
+      for (let byte = 0; byte < MASK_BYTES; byte++) {
+        const b = getBuf[byte]!;
+        if (b === 0) continue;
+        for (let bit = 0; bit < 8; bit++) if (b & (1 << bit)) out.push(byte * 8 + bit);
+      }
       return out;
     },
     setAffinity(tid, cpus) {

@@ -1,5 +1,7 @@
 /** Moving tasks between cgroups: one id per write(2) through one open descriptor; errors counted per task. */
+import { CpuSet } from '../cpus/cpuset.ts';
 import { errnoOf, type Fs } from './fs.ts';
+import type { Kernel } from './kernel.ts';
 
 export interface MoveResult {
   moved: number[];
@@ -36,6 +38,117 @@ export function writeIds(
     }
   } finally {
     writer.close();
+  }
+  return res;
+}
+
+/**
+ * Does attaching a task to a cpuset keep the CPU mask it asked for with sched_setaffinity? Since Linux 6.2
+ * ("sched: Enforce user requested affinity", da019032819a) __set_cpus_allowed_ptr() intersects the cpuset's
+ * CPUs with the task's saved user mask (user_cpus_ptr), on cgroup v1 and v2 alike (both attach through
+ * cpuset_attach_task → set_cpus_allowed_ptr). Before 6.2, attaching replaces the mask with the cpuset's CPUs,
+ * so a move there and back loses it. An unreadable version counts as "before 6.2" (the safe side).
+ * Masks the kernel set itself (node-bound kernel threads such as kswapd0, kcompactd0) have no user mask and are
+ * replaced on every kernel.
+ */
+export function attachKeepsUserMask(k: Kernel): boolean {
+  const [a, b] = k.version();
+  return a > 6 || (a === 6 && b >= 2);
+}
+
+/**
+ * The CPUs attaching a task to the cpuset cgroup `dir` gives it (cpuset_attach_task): every possible CPU for the
+ * root, else the cgroup's effective CPUs (v2: the nearest ancestor with cpuset files governs).
+ */
+export function attachCpus(k: Kernel, dir: string): CpuSet {
+  const mount = k.cgroups.mount;
+  const names =
+    k.cgroups.version === 2 ? ['cpuset.cpus.effective'] : ['cpuset.effective_cpus', 'cpuset.cpus'];
+  for (let d = dir; d.length > mount.length && d.startsWith(mount); d = d.slice(0, d.lastIndexOf('/'))) {
+    for (const name of names) {
+      const text = k.readTrim(`${d}/${name}`);
+      if (text === undefined) continue;
+      try {
+        return CpuSet.parseList(text);
+      } catch {
+        break;
+      }
+    }
+  }
+  return k.possibleCpus;
+}
+
+/** The thread ids behind ids listed in a `tasks` file (threads already) or `cgroup.procs` (processes). */
+export function threadIds(k: Kernel, ids: readonly number[], file: 'tasks' | 'cgroup.procs'): number[] {
+  if (file === 'tasks') return [...ids];
+  const out: number[] = [];
+  for (const pid of ids) {
+    const tids = k.procs.threads(pid);
+    if (tids.length === 0) out.push(pid);
+    else for (const tid of tids) out.push(tid);
+  }
+  return out;
+}
+
+/** [tid, start time, CPU list]: the shape of an affinity undo record's entries. */
+export type KeptMask = [number, number, string];
+
+/**
+ * The masks of `tids` that attaching them elsewhere would lose for good: those that differ from `home`, the CPUs
+ * attaching back to where they are gives. Costs one read of /proc/ID/task/ID/status per thread (its
+ * Cpus_allowed_list compared as the kernel prints it) and, for the few whose mask differs, their start time
+ * (`startOf`, default /proc/ID/task/ID/stat). Measured in the 6.1 guest (TCG): ~80-150 µs per thread against
+ * ~22 µs for the write; sched_getaffinity through koffi is no cheaper for one run (loading koffi alone takes
+ * ~0.7 s there, and its first thousand calls ~1.2 s). A thread that started after `listedAt` is not the one that
+ * was listed (its pid was reused) and is left out; gone threads too.
+ */
+export function masksToKeep(
+  k: Kernel,
+  tids: Iterable<number>,
+  home: CpuSet,
+  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined } = {},
+): KeptMask[] {
+  const want = home.toList();
+  const out: KeptMask[] = [];
+  for (const tid of tids) {
+    const text = k.procs.allowedText(tid);
+    if (text === undefined || text === want) continue; // gone, or what attaching back gives anyway
+    let list: string;
+    try {
+      const cpus = CpuSet.parseList(text);
+      if (cpus.equals(home)) continue;
+      list = cpus.toList();
+    } catch {
+      continue; // not a CPU list: nothing the kernel would print
+    }
+    const start = (opts.startOf ?? ((id: number) => k.procs.startOf(id)))(tid);
+    if (start === undefined || (opts.listedAt !== undefined && start > opts.listedAt)) continue;
+    out.push([tid, start, list]);
+  }
+  return out;
+}
+
+/**
+ * Move tasks back (restore), keeping the masks attaching would replace (kernels before 6.2): the masks that differ
+ * from what their current cgroup `fromDir` gives are read before the move and set again after it, for threads that
+ * are still the same (pid + start time). Returns the move's result.
+ */
+export function moveBackKeepingMasks(
+  k: Kernel,
+  fromDir: string,
+  toFile: string,
+  ids: readonly number[],
+  file: 'tasks' | 'cgroup.procs',
+): MoveResult {
+  const kept = attachKeepsUserMask(k) ? [] : masksToKeep(k, threadIds(k, ids, file), attachCpus(k, fromDir));
+  const res = writeIds(k.fs, toFile, ids);
+  for (const [tid, start, list] of kept) {
+    if (k.procs.startOf(tid) !== start) continue;
+    try {
+      k.fs.setAffinity(tid, CpuSet.parseList(list).toArray());
+    } catch {
+      /* gone, or no CPU of the mask is left in the cpuset (EINVAL): the kernel's choice stands */
+    }
   }
   return res;
 }

@@ -1,5 +1,5 @@
 import { CpuSet } from '../cpus/cpuset.ts';
-import type { CpuTopology } from '../cpus/topology-model.ts';
+import { orderL3Domains, type CpuTopology } from '../cpus/topology-model.ts';
 import type { Fs } from './fs.ts';
 import { P } from './paths.ts';
 
@@ -99,6 +99,9 @@ export function readMachine(fs: Fs): Machine {
 function readDetails(fs: Fs, present: CpuSet): Omit<Machine, 'possible' | 'present' | 'online'> {
   const siblings = new Map<number, CpuSet>();
   const packages = new Map<number, number[]>();
+  // L3 domains: what each CPU's cache/index3/shared_cpu_list says it shares (lscpu and hwloc read the same);
+  // the cache id only groups CPUs whose shared_cpu_list is missing or empty.
+  const l3Shared: CpuSet[] = [];
   const l3ById = new Map<string, number[]>();
   const coreMap = new Map<string, Core & { list: number[] }>();
   for (const cpu of present) {
@@ -116,13 +119,16 @@ function readDetails(fs: Fs, present: CpuSet): Omit<Machine, 'possible' | 'prese
     c.list.push(cpu);
     coreMap.set(key, c);
     const idx3 = `${P.cpu(cpu)}/cache/index3`;
-    if (fs.exists(`${idx3}/shared_cpu_list`)) {
-      const shared = readSet(fs, `${idx3}/shared_cpu_list`);
-      const id = fs.exists(`${idx3}/id`) ? `${pkg}:${fs.read(`${idx3}/id`).trim()}` : shared.toList();
+    const shared = fs.exists(`${idx3}/shared_cpu_list`)
+      ? readSet(fs, `${idx3}/shared_cpu_list`)
+      : CpuSet.EMPTY;
+    if (!shared.isEmpty) l3Shared.push(shared.union(CpuSet.of([cpu])));
+    else if (fs.exists(`${idx3}/id`)) {
+      const id = `${pkg}:${fs.read(`${idx3}/id`).trim()}`;
       (l3ById.get(id) ?? l3ById.set(id, []).get(id)!).push(cpu);
     }
   }
-  const l3 = [...l3ById.values()].map((l) => CpuSet.of(l)).sort((a, b) => (a.first ?? 0) - (b.first ?? 0));
+  const l3 = orderL3Domains([...l3Shared, ...[...l3ById.values()].map((l) => CpuSet.of(l))]);
   const cores = [...coreMap.values()]
     .map(({ list, ...c }) => ({ ...c, cpus: CpuSet.of(list) }))
     .sort((a, b) => (a.cpus.first ?? 0) - (b.cpus.first ?? 0));

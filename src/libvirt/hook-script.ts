@@ -5,8 +5,15 @@
  * libvirt (>= 6.5) runs every executable in /etc/libvirt/hooks/qemu.d/ with the arguments
  * `DOMAIN OPERATION SUB-OPERATION EXTRA` and the domain XML on stdin, for every domain. Our script acts for one
  * domain only: `prepare begin` (before QEMU starts) runs `isolate`, `release end` (after QEMU has gone) runs
- * `release`. It calls node and the tool by absolute paths (libvirtd gives hooks a minimal environment), keeps the
- * lock wait short (libvirtd waits for its hooks), and logs to syslog because hook output is rarely seen.
+ * `release`. It calls node and the tool by absolute, canonical paths (libvirtd gives hooks a minimal environment),
+ * keeps the lock wait short (libvirtd waits for its hooks), and logs to syslog because hook output is rarely seen.
+ *
+ * Before running anything it checks again what `libvirt hook install` checked (src/kernel/hook-targets.ts): node,
+ * the tool and the other recorded files, with every directory on the way, and every file under the recorded trees,
+ * must be owned by root and writable by nobody else. If not (or node is gone), it runs nothing, logs one line and
+ * exits 1 at `prepare begin` (libvirt does not start the domain and shows the line) and 0 at `release end`
+ * (libvirt ignores that status). Other operations (reconnect, migrate, ...) exit 0 before any check, so a hook
+ * that has become unsafe never stops libvirtd from reconnecting to running domains.
  */
 
 /** The line that marks a hook file as ours. A file without it is never overwritten or removed. */
@@ -52,12 +59,16 @@ export interface HookScriptOptions {
   domain: string;
   /** Absolute path of the profile. */
   profile: string;
-  /** Absolute path of the node binary (process.execPath). */
+  /** Canonical path of the node binary (process.execPath, resolved). */
   node: string;
   /** Extra node arguments (e.g. the tsx loader when running from the sources). */
   nodeArgs?: readonly string[];
-  /** Absolute path of the tool's script (the bundle). */
+  /** Canonical path of the tool's entry (the bundle). */
   tool: string;
+  /** Other files the hook checks before running (canonical), with the directories on the way. */
+  files?: readonly string[];
+  /** Directories whose every file and subdirectory the hook checks before running (canonical). */
+  trees?: readonly string[];
   /** The journal (system path), /run/vfio-isolate/DOMAIN.journal. */
   journal: string;
   /** Directories install created (system paths), removed again by uninstall when empty. */
@@ -69,11 +80,100 @@ export interface HookInfo {
   profile?: string;
   journal?: string;
   created: string[];
+  /** What the hook runs and checks (absent in hooks written before these were recorded). */
+  node?: string;
+  tool?: string;
+  files: string[];
+  trees: string[];
 }
+
+/**
+ * The shell functions that check, at run time, that root alone can change what the hook runs: `check_paths P...`
+ * (each P and every directory on the way: exists, owned by uid 0, no group/other write bit, no symlink since
+ * install; one stat(1) for all) and `check_trees D...` (every file and directory under the Ds, symlinks followed;
+ * one find(1)). On a problem they set `why` and return 1. A few processes per run, not one per path: libvirtd
+ * waits for its hooks.
+ */
+const CHECK_FUNCTIONS: readonly string[] = [
+  '# The paths given and every directory on the way to each, one per line, from / down.',
+  'prefixes() {',
+  '  for f in "$@"; do',
+  "    printf '/\\n'",
+  '    p=',
+  '    rest=${f#/}',
+  '    while [ -n "$rest" ]; do',
+  '      case $rest in',
+  '        */*) p=$p/${rest%%/*}; rest=${rest#*/} ;;',
+  '        *) p=$p/$rest; rest= ;;',
+  '      esac',
+  '      printf \'%s\\n\' "$p"',
+  '    done',
+  '  done',
+  '}',
+  '',
+  '# check_paths P...: each P and every directory on the way exists, is no symlink (none was at install), belongs',
+  '# to root and is not writable by group or others. One stat(1) for all of them.',
+  'check_paths() {',
+  '  list=$(prefixes "$@")',
+  '  oldifs=$IFS',
+  "  IFS='",
+  "'",
+  '  set -f',
+  '  for p in $list; do',
+  '    if [ ! -e "$p" ] && [ ! -L "$p" ]; then',
+  '      why="$p is gone"',
+  '      IFS=$oldifs',
+  '      set +f',
+  '      return 1',
+  '    fi',
+  '  done',
+  "  out=$(stat -c '%F|%u|%a|%n' -- $list 2>/dev/null)",
+  '  IFS=$oldifs',
+  '  set +f',
+  "  while IFS='|' read -r type uid mode name; do",
+  '    [ -n "$name" ] || continue',
+  '    if [ "$type" = \'symbolic link\' ]; then',
+  '      why="$name is a symbolic link now (it was not when the hook was installed)"',
+  '      return 1',
+  '    fi',
+  '    if [ "$uid" != 0 ]; then',
+  '      why="$name is owned by uid $uid, not by root"',
+  '      return 1',
+  '    fi',
+  '    m=$((0$mode))',
+  '    if [ $((m & 2)) -ne 0 ]; then why="$name is writable by others"; return 1; fi',
+  '    if [ $((m & 16)) -ne 0 ]; then why="$name is writable by group"; return 1; fi',
+  '  done <<EOT',
+  '$out',
+  'EOT',
+  '  return 0',
+  '}',
+  '',
+  '# check_trees D...: every file and directory under each D (symlinks followed) belongs to root and is not',
+  '# writable by group or others. One find(1) for all of them.',
+  'check_trees() {',
+  '  bad=$(find -L "$@" \\( ! -user 0 -o -perm -020 -o -perm -002 \\) -print 2>/dev/null | head -n 1)',
+  '  [ -z "$bad" ] && return 0',
+  '  st=$(stat -L -c \'%u %a\' -- "$bad" 2>/dev/null)',
+  '  case $st in',
+  '    \'\') why="$bad cannot be read" ;;',
+  '    \'0 \'*) why="$bad is writable by group or others" ;;',
+  '    *) why="$bad is owned by uid ${st%% *}, not by root" ;;',
+  '  esac',
+  '  return 1',
+  '}',
+];
 
 /** The hook script for one domain. */
 export function renderHookScript(o: HookScriptOptions): string {
-  const node = [o.node, ...(o.nodeArgs ?? [])].map(shQuote).join(' ');
+  const node = ['"$NODE"', ...(o.nodeArgs ?? []).map(shQuote)].join(' ');
+  const trees = (o.trees ?? []).map(shQuote).join(' ');
+  const checks = [
+    ['check_paths "$NODE" "$TOOL"', ...(o.files ?? []).map(shQuote), ...(o.trees ?? []).map(shQuote)].join(
+      ' ',
+    ),
+    ...(trees ? [`check_trees ${trees}`] : []),
+  ];
   const lines = [
     '#!/bin/sh',
     `# vfio-isolate libvirt hook for the domain ${o.domain}: managed by vfio-isolate, do not edit.`,
@@ -82,6 +182,10 @@ export function renderHookScript(o: HookScriptOptions): string {
     `# vfio-isolate-hook-profile: ${o.profile}`,
     `# vfio-isolate-hook-journal: ${o.journal}`,
     ...(o.created ?? []).map((d) => `# vfio-isolate-hook-created: ${d}`),
+    `# vfio-isolate-hook-node: ${o.node}`,
+    `# vfio-isolate-hook-tool: ${o.tool}`,
+    ...(o.files ?? []).map((f) => `# vfio-isolate-hook-file: ${f}`),
+    ...(o.trees ?? []).map((d) => `# vfio-isolate-hook-tree: ${d}`),
     `# Remove it with: vfio-isolate libvirt hook uninstall ${o.domain}`,
     '#',
     '# libvirt (>= 6.5) runs every executable in /etc/libvirt/hooks/qemu.d/ for every domain with the arguments',
@@ -89,6 +193,9 @@ export function renderHookScript(o: HookScriptOptions): string {
     '# "prepare begin" (before QEMU starts) isolates the VM CPUs, "release end" (after QEMU has gone) undoes it.',
     '# A failed isolate (rolled back, nothing changed) makes libvirt refuse to start the domain, with the reason.',
     '# Output goes to syslog (journalctl -t vfio-isolate). It must never call back into libvirt (deadlock).',
+    '# Before running node it checks that root alone can change node, the tool and the files above (owner root,',
+    '# not writable by group or others, nor any directory on the way); if not, or if node is gone, it runs nothing,',
+    '# logs why, and exits 1 at "prepare begin" (the domain does not start) and 0 at "release end".',
     '',
     `[ "$1" = ${shQuote(o.domain)} ] || exit 0`,
     '',
@@ -97,14 +204,40 @@ export function renderHookScript(o: HookScriptOptions): string {
     'export PATH VFIO_ISOLATE_LOCK_WAIT_MS',
     `PROFILE=${shQuote(o.profile)}`,
     `JOURNAL=${shQuote(o.journal)}`,
+    `NODE=${shQuote(o.node)}`,
+    `TOOL=${shQuote(o.tool)}`,
     '',
     'say() {',
     '  logger -t vfio-isolate -- "$1" 2>/dev/null || :',
     '}',
     '',
+    '# Logged, and on stderr (libvirt shows it when the hook fails).',
+    'refuse() {',
+    '  say "$1"',
+    '  printf \'vfio-isolate: %s\\n\' "$1" >&2',
+    '}',
+    '',
+    ...CHECK_FUNCTIONS,
+    '',
+    'targets_ok() {',
+    '  if ! command -v stat >/dev/null 2>&1 || ! command -v find >/dev/null 2>&1; then',
+    "    why='stat or find is missing, so who can change the files cannot be checked'",
+    '    return 1',
+    '  fi',
+    ...checks.map((c, i) => `  ${c}${i < checks.length - 1 ? ' &&' : ''}`),
+    '}',
+    '',
     'run() {',
+    '  if [ ! -e "$NODE" ]; then',
+    '    refuse "$1 $2 $3: not running vfio-isolate $4: node $NODE is gone (moved or uninstalled since the hook was installed); run vfio-isolate libvirt hook install $1 again with a root-owned node"',
+    '    return 1',
+    '  fi',
+    '  if ! targets_ok; then',
+    '    refuse "$1 $2 $3: not running vfio-isolate $4 as root: $why; install vfio-isolate and node root-owned, then run vfio-isolate libvirt hook install $1 again"',
+    '    return 1',
+    '  fi',
     '  say "$1 $2 $3: vfio-isolate $4"',
-    `  out=$(${node} ${shQuote(o.tool)} -u "$JOURNAL" "$4" --profile "$PROFILE" </dev/null 2>&1)`,
+    `  out=$(${node} "$TOOL" -u "$JOURNAL" "$4" --profile "$PROFILE" </dev/null 2>&1)`,
     '  rc=$?',
     '  printf \'%s\\n\' "$out" | while IFS= read -r line; do',
     '    [ -n "$line" ] && say "$1: $line"',
@@ -134,17 +267,25 @@ export function isOurHook(text: string): boolean {
   return text.startsWith('#!') && text.split('\n', 12).includes(HOOK_MARKER);
 }
 
-/** The domain, profile, journal and created directories recorded in one of our hook scripts. */
+/** The domain, profile, journal, created directories and checked targets recorded in one of our hook scripts. */
 export function parseHookScript(text: string): HookInfo | undefined {
   if (!isOurHook(text)) return undefined;
+  const lines = text.split('\n');
+  const header = lines.slice(
+    0,
+    lines.findIndex((l, i) => i > 0 && !l.startsWith('#')),
+  );
   const field = (name: string): string[] =>
-    text
-      .split('\n', 40)
+    header
       .filter((l) => l.startsWith(`# vfio-isolate-hook-${name}: `))
       .map((l) => l.slice(`# vfio-isolate-hook-${name}: `.length));
   const domain = field('domain')[0];
   if (domain === undefined) return undefined;
-  const info: HookInfo = { domain, created: field('created') };
+  const info: HookInfo = { domain, created: field('created'), files: field('file'), trees: field('tree') };
+  const node = field('node')[0];
+  if (node !== undefined) info.node = node;
+  const tool = field('tool')[0];
+  if (tool !== undefined) info.tool = tool;
   const profile = field('profile')[0];
   if (profile !== undefined) info.profile = profile;
   const journal = field('journal')[0];

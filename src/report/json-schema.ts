@@ -166,6 +166,17 @@ export const LeakCheckJson = v.strictObject({
   interruptsOnVmCpus: Count,
 });
 
+/** A restriction an active journal applied through systemd and systemd no longer has. */
+export const DriftJson = v.strictObject({
+  unit: v.string(),
+  property: v.picklist(['AllowedCPUs', 'AllowedMemoryNodes']),
+  applied: v.string(),
+  now: v.string(),
+  journal: v.string(),
+  at: v.string(),
+  fix: v.string(),
+});
+
 export const StatusJson = v.strictObject({
   command: v.literal('status'),
   schemaVersion: v.literal(1),
@@ -175,10 +186,22 @@ export const StatusJson = v.strictObject({
   cpus: v.strictObject({ present: CpuList, online: CpuList }),
   vmCpus: v.strictObject({
     cpus: CpuList,
-    source: v.picklist(['argument', 'cgroups', 'boot', 'none']),
+    source: v.picklist(['argument', 'reservations', 'cgroups', 'boot', 'none']),
     why: v.string(),
   }),
   hostCpus: CpuList,
+  /** The active isolations (isolate's reservation registry), oldest first. */
+  reservations: v.array(
+    v.strictObject({
+      journal: v.string(),
+      vmCpus: CpuList,
+      vmCgroup: v.string(),
+      since: v.string(),
+      journalState: v.picklist(['active', 'restored', 'earlier-boot', 'missing', 'unreadable']),
+    }),
+  ),
+  /** Only when something drifted (then ok is false and the exit status 1). */
+  drift: v.optional(v.array(DriftJson)),
   cgroups: v.nullable(
     v.strictObject({
       version: v.picklist([1, 2]),
@@ -231,6 +254,19 @@ export const StatusJson = v.strictObject({
   unmovable: v.array(FindingJson),
   warnings: v.array(FindingJson),
   notVisible: v.array(v.string()),
+  /** The libvirt hooks vfio-isolate installed, with the check of what they run as root. */
+  hooks: v.array(
+    v.strictObject({
+      domain: v.string(),
+      path: v.pipe(v.string(), v.startsWith('/')),
+      node: v.nullable(v.string()),
+      tool: v.nullable(v.string()),
+      /** Root alone can change node, the tool and everything they load. */
+      safe: v.boolean(),
+      /** When not safe: why, one line. */
+      problem: v.nullable(v.string()),
+    }),
+  ),
 });
 export type StatusJson = v.InferOutput<typeof StatusJson>;
 
@@ -278,3 +314,74 @@ export const IsolateResultJson = v.strictObject({
   leakCheck: LeakCheckJson,
 });
 export type IsolateResultJson = v.InferOutput<typeof IsolateResultJson>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// measure --json
+
+const Verdict = v.picklist(['expected', 'vm', 'leak']);
+const PerCpuCounts = v.record(v.pipe(v.string(), v.regex(/^\d+$/)), v.pipe(v.number(), v.minValue(0)));
+const NonNeg = v.pipe(v.number(), v.minValue(0));
+
+export const MeasureJson = v.strictObject({
+  command: v.literal('measure'),
+  schemaVersion: v.literal(1),
+  mode: v.picklist(['passive', 'probe']),
+  cpus: CpuList,
+  why: v.string(),
+  seconds: NonNeg,
+  interrupted: v.boolean(),
+  vms: v.array(v.string()),
+  perCpu: v.array(
+    v.strictObject({
+      cpu: Id,
+      irqsPerSecond: NonNeg,
+      softirqsPerSecond: NonNeg,
+      hostUsPerSecond: NonNeg,
+      busyPercent: v.nullable(NonNeg),
+      noiseUsPerSecond: NonNeg,
+      probe: v.nullable(
+        v.strictObject({
+          maxGapUs: NonNeg,
+          noisePercent: NonNeg,
+          histogram: v.array(Count),
+          error: v.nullable(v.string()),
+        }),
+      ),
+    }),
+  ),
+  histogramBuckets: v.array(v.string()),
+  sources: v.array(
+    v.strictObject({
+      kind: v.picklist(['irq', 'softirq']),
+      label: v.string(),
+      name: v.string(),
+      perSecond: NonNeg,
+      perCpu: PerCpuCounts,
+      verdict: Verdict,
+      note: v.string(),
+    }),
+  ),
+  threads: v.array(
+    v.strictObject({
+      pid: Id,
+      tid: Id,
+      comm: v.string(),
+      ms: NonNeg,
+      perCpuMs: PerCpuCounts,
+      verdict: Verdict,
+      note: v.string(),
+    }),
+  ),
+  budgets: v.array(
+    v.strictObject({
+      name: v.picklist(['max-noise-us', 'max-irqs-per-s', 'max-gap-us']),
+      limit: NonNeg,
+      worstCpu: v.nullable(Id),
+      worst: v.nullable(NonNeg),
+      ok: v.boolean(),
+    }),
+  ),
+  overBudget: v.boolean(),
+  notRead: v.array(v.string()),
+});
+export type MeasureJson = v.InferOutput<typeof MeasureJson>;

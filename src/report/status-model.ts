@@ -90,6 +90,15 @@ export interface BootIsolation {
   cpusetIsolated?: CpuSet;
 }
 
+export interface ReservationEntry {
+  journal: string;
+  vm: CpuSet;
+  vmCgroup: string;
+  at: string;
+  /** 'active' normally; 'missing' when the journal was deleted (release still gives the CPUs back). */
+  journalState: 'active' | 'restored' | 'earlier-boot' | 'missing' | 'unreadable';
+}
+
 export interface StatusModel {
   kernel: string;
   possible: CpuSet;
@@ -106,10 +115,25 @@ export interface StatusModel {
   governors: Map<number, string | undefined>;
   /** Running irqbalance and the CPUs it was told to leave alone (IRQBALANCE_BANNED_CPULIST / _CPUS). */
   irqbalance?: { pid: number; banned?: CpuSet };
+  /** The active isolations of isolate (the reservation registry), with the state of each one's journal. */
+  reservations: ReservationEntry[];
   /** Live per-CPU knobs: where the soft-lockup watchdog runs, each online CPU's wake-up latency limit as read. */
   knobs: { watchdog?: CpuSet; wakeupLatency: Map<number, string> };
   /** Things that could not be read, one phrase each ("the status of 3 tasks (permission denied)"). */
   notVisible: string[];
+  /** The libvirt hooks vfio-isolate installed, with the check of what they run as root. */
+  hooks: InstalledHook[];
+}
+
+export interface InstalledHook {
+  domain: string;
+  /** The hook file (system path). */
+  path: string;
+  /** The node and tool it runs (absent in hooks written before they were recorded). */
+  node?: string;
+  tool?: string;
+  /** Why root may run something a user could have changed ("the hook runs node … as root, but …"). */
+  unsafe?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -143,7 +167,7 @@ export function isVmCgroup(path: string): boolean {
 
 export interface VmCpuChoice {
   cpus: CpuSet;
-  source: 'argument' | 'cgroups' | 'boot' | 'none';
+  source: 'argument' | 'reservations' | 'cgroups' | 'boot' | 'none';
   /** Why these CPUs, in words. */
   why: string;
 }
@@ -158,6 +182,11 @@ export interface VmCpuChoice {
  */
 export function defaultVmCpus(model: StatusModel): VmCpuChoice {
   const online = model.online;
+  if (model.reservations.length > 0) {
+    const cpus = model.reservations.reduce((a, r) => a.union(r.vm), CpuSet.EMPTY).intersect(online);
+    const n = model.reservations.length;
+    return { cpus, source: 'reservations', why: `reserved by ${n} active isolation${n === 1 ? '' : 's'}` };
+  }
   const cg = model.cgroups;
   if (cg) {
     const rootCpus = cg.root.effectiveCpus ?? online;

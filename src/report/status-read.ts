@@ -2,10 +2,15 @@
  * Build a StatusModel from the kernel: cgroup tree, tasks with their per-thread affinity, IRQs, masks,
  * governors, irqbalance. Reads only; anything unreadable is noted in `notVisible` instead of failing.
  */
+import { findIrqbalance } from '../kernel/irqbalance.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import type { Cgroups } from '../kernel/cgroup.ts';
+import { describeUnsafe, recordedTargets, unsafeHookTarget } from '../kernel/hook-targets.ts';
+import { listHookDir } from '../kernel/hooks.ts';
 import { P, type Kernel } from '../kernel/kernel.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
+import { readRegistry } from '../kernel/reservations.ts';
+import { journalState } from '../steps/journal.ts';
 import {
   bootIsolationFiles,
   environOf,
@@ -18,11 +23,13 @@ import {
   threadAllowed,
   type ProcCgroup,
 } from '../kernel/status-reads.ts';
+import { parseHookScript } from '../libvirt/hook-script.ts';
 import {
   isVmCgroup,
   parseIsolationParams,
   type CgroupNode,
   type CgroupsInfo,
+  type InstalledHook,
   type IrqEntry,
   type StatusModel,
   type TaskEntry,
@@ -229,7 +236,7 @@ export function readStatusModel(k: Kernel): StatusModel {
     }
   });
   let irqbalance: StatusModel['irqbalance'];
-  const ib = k.findProcess('irqbalance');
+  const ib = findIrqbalance(k);
   if (ib !== undefined) {
     irqbalance = { pid: ib };
     const env = environOf(k.fs, ib);
@@ -243,6 +250,20 @@ export function readStatusModel(k: Kernel): StatusModel {
         /* malformed: the daemon ignores it too */
       }
     } else if (env.code !== 'ENOENT') notVisible.add("irqbalance's environment (its banned CPUs)", env.code);
+  }
+  const reservations: StatusModel['reservations'] = [];
+  try {
+    const bootId = k.bootId();
+    for (const r of readRegistry(k).reservations)
+      reservations.push({
+        journal: r.journal,
+        vm: CpuSet.parseList(r.vm),
+        vmCgroup: r.vmCgroup,
+        at: r.at,
+        journalState: journalState(r.journal, bootId),
+      });
+  } catch (e) {
+    notes.push(`the active isolations: ${(e as Error).message}`);
   }
   return {
     kernel: k.readTrim(P.osrelease) ?? '',
@@ -264,8 +285,36 @@ export function readStatusModel(k: Kernel): StatusModel {
     governors: governorsOf(k.fs, m.online),
     knobs: readKnobs(k, m.online),
     irqbalance,
+    reservations,
     notVisible: [...notes, ...notVisible.phrases()],
+    hooks: readInstalledHooks(k),
   };
+}
+
+/**
+ * Our hooks in /etc/libvirt/hooks/qemu.d, each with the same check `libvirt hook install` makes of what it runs
+ * (node, the tool, the files and trees it recorded): the first path root alone could not have written.
+ */
+export function readInstalledHooks(k: Kernel): InstalledHook[] {
+  const out: InstalledHook[] = [];
+  for (const h of listHookDir(k)) {
+    const info = h.text !== undefined && h.isFile ? parseHookScript(h.text) : undefined;
+    if (!info) continue;
+    const hook: InstalledHook = { domain: info.domain, path: h.path };
+    if (info.node === undefined || info.tool === undefined) {
+      hook.unsafe =
+        'the hook records no checked paths (written by an older vfio-isolate), so what it runs cannot be checked';
+    } else {
+      hook.node = info.node;
+      hook.tool = info.tool;
+      const bad = unsafeHookTarget(
+        recordedTargets({ node: info.node, tool: info.tool, files: info.files, trees: info.trees }),
+      );
+      if (bad) hook.unsafe = describeUnsafe(bad);
+    }
+    out.push(hook);
+  }
+  return out;
 }
 
 /** watchdog_cpumask and the CPUs' pm_qos_resume_latency_us, where the kernel has them. */

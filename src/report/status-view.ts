@@ -85,7 +85,7 @@ function cgroupRows(model: StatusModel, verbose: boolean): { rows: string[][]; h
     for (const c of n.children) if (!shown.includes(c)) hidden += count(c);
     shown.forEach((c, i) => {
       const last = i === shown.length - 1;
-      visit(c, childPrefix + (last ? '└─ ' : '├─ '), childPrefix + (last ? '   ' : '│  '));
+      visit(c, childPrefix + (last ? '`- ' : '|- '), childPrefix + (last ? '   ' : '|  '));
     });
   };
   visit(cg.root, '', '');
@@ -172,6 +172,21 @@ export function renderStatus(
     bootRows.push(['cpuset.cpus.isolated (root)', listOrNone(b.cpusetIsolated)]);
   out += table(bootRows, { indent: '  ' });
 
+  // the active isolations (isolate's reservations)
+  if (model.reservations.length > 0) {
+    out += `\n${p.bold('Active isolations:')} (release JOURNAL gives a VM's CPUs back; the last release restores the host)\n`;
+    out += table(
+      model.reservations.map((r) => [
+        r.vm.toList(),
+        r.journal,
+        `/${r.vmCgroup}`,
+        r.at,
+        r.journalState === 'active' ? 'active' : `journal ${r.journalState}`,
+      ]),
+      { header: ['VM CPUS', 'JOURNAL', 'VM CGROUP', 'SINCE', 'STATE'], colour: o.colour, indent: '  ' },
+    );
+  }
+
   // the VM CPUs
   out += '\n';
   if (r.vmCpus.isEmpty) {
@@ -204,6 +219,12 @@ export function renderStatus(
       ? `running (pid ${ib.pid}${ib.banned ? `, banned CPUs ${ib.banned.toList() || 'none'}` : ''})`
       : 'not running',
   ]);
+  if (model.hooks.length > 0) {
+    rows.push([
+      'libvirt hooks',
+      model.hooks.map((h) => `${h.domain} (${h.unsafe ? p.red('unsafe') : 'root-owned'})`).join(', '),
+    ]);
+  }
   if (!r.vmCpus.isEmpty) {
     const count = (k: FindingKind): number => [...r.leaks, ...r.unmovable].filter((f) => f.kind === k).length;
     rows.push([
@@ -246,6 +267,12 @@ export function renderStatus(
   if (r.warnings.length > 0) {
     out += `\n${p.yellow(p.bold('Warnings:'))}\n`;
     out += findingLines(r.warnings, true, '  ');
+  }
+  const unsafe = model.hooks.filter((h) => h.unsafe !== undefined);
+  if (unsafe.length > 0) {
+    out += `\n${p.yellow(p.bold('Unsafe libvirt hooks'))} (libvirtd runs them as root at every VM start; they refuse to run until fixed):\n`;
+    for (const h of unsafe)
+      out += `  ${h.path}: ${h.unsafe}; fix: install vfio-isolate and node root-owned (npm run install-global), then vfio-isolate libvirt hook install ${h.domain} --profile FILE\n`;
   }
   if (model.notVisible.length > 0) {
     out += `\n${p.bold('Not visible')} (run as root to see everything):\n`;
@@ -330,6 +357,13 @@ export function statusJson(model: StatusModel, choice: VmCpuChoice, r: LeakRepor
     cpus: { present: model.present.toList(), online: model.online.toList() },
     vmCpus: { cpus: r.vmCpus.toList(), source: choice.source, why: choice.why },
     hostCpus: r.host.toList(),
+    reservations: model.reservations.map((x) => ({
+      journal: x.journal,
+      vmCpus: x.vm.toList(),
+      vmCgroup: `/${x.vmCgroup}`,
+      since: x.at,
+      journalState: x.journalState,
+    })),
     cgroups: cg
       ? {
           version: cg.version,
@@ -386,6 +420,14 @@ export function statusJson(model: StatusModel, choice: VmCpuChoice, r: LeakRepor
     unmovable: r.unmovable.map(findingJson),
     warnings: r.warnings.map(findingJson),
     notVisible: model.notVisible,
+    hooks: model.hooks.map((h) => ({
+      domain: h.domain,
+      path: h.path,
+      node: h.node ?? null,
+      tool: h.tool ?? null,
+      safe: h.unsafe === undefined,
+      problem: h.unsafe ?? null,
+    })),
   };
 }
 

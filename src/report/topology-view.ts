@@ -121,6 +121,15 @@ export function suggestSplit(topo: SplitInput): SplitSuggestion {
   );
 }
 
+/**
+ * The VM side of this machine's suggested split in C-notation, for hints that show a CPU set ("e.g. vfio-isolate
+ * isolate C4-7"): always CPUs this machine has. Undefined when there is nothing to give a VM (a single core).
+ */
+export function exampleVmCpus(topo: SplitInput): string | undefined {
+  const vm = suggestSplit(topo).vm;
+  return vm.isEmpty ? undefined : formatNotation(vm);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The view
 

@@ -13,9 +13,14 @@ import { describeRecord, undoRecord } from './undo.ts';
 /**
  * Called around each step (steps count from 1): `start` before anything of step n happens, `recorded` once its
  * first undo record is on disk (for a one-way step, which records nothing, right before it is applied), `applied`
- * after it. An observer that throws at `start` fails the step before it changes anything.
+ * after it. An observer that throws at `start` fails the step before it changes anything. Two more points:
+ * `journal` (n = 0) right after a new undo file was created, before its header is written; `undone` after the
+ * rollback of a failed run has undone its n-th record (newest first).
  */
-export type StepObserver = (phase: 'start' | 'recorded' | 'applied', n: number) => void;
+export type StepObserver = (
+  phase: 'start' | 'recorded' | 'applied' | 'journal' | 'undone',
+  n: number,
+) => void;
 
 export interface AppliedStep {
   step: Step;
@@ -56,7 +61,7 @@ export function applySteps(
         k,
         log,
         record(rec) {
-          journal.record(rec);
+          journal.record(rec, step.scope);
           if (!recorded) observe('recorded', n);
           recorded = true;
         },
@@ -69,7 +74,7 @@ export function applySteps(
       if (opts.noRollback) {
         throw new RunFailed(`${what}; changes before it were kept (--no-rollback)`, err.hint, applied, false);
       }
-      const failures = rollback(k, journal, log);
+      const failures = rollback(k, journal, log, observe);
       journal.markRollback();
       if (failures.length > 0) {
         throw new RunFailed(
@@ -80,8 +85,10 @@ export function applySteps(
         );
       }
       const undone = applied.length > 0 || journal.records.length > 0;
+      // Restore's own undo steps journal nothing: what they put back stays.
+      const kept = applied.some((a) => a.step.keptOnFailure && a.result.changed > 0);
       throw new RunFailed(
-        `${what}${undone ? '; the changes of this run were undone' : '; nothing was changed'}`,
+        `${what}${kept ? '; the changes before it were kept' : undone ? '; the changes of this run were undone' : '; nothing was changed'}`,
         err.hint,
         applied,
         true,
@@ -92,11 +99,14 @@ export function applySteps(
 }
 
 /** Undo this run's records, newest first. Returns what could not be undone. */
-export function rollback(k: Kernel, journal: JournalSink, log: Log): string[] {
+export function rollback(k: Kernel, journal: JournalSink, log: Log, observe?: StepObserver): string[] {
   const failed: string[] = [];
+  let n = 0;
   for (const rec of [...journal.records].reverse()) {
     log.info(`rollback: ${describeRecord(rec)}`);
-    failed.push(...undoRecord(k, rec, log).failed);
+    const r = undoRecord(k, rec, log);
+    failed.push(...r.failed, ...r.conflicts.map((c) => `changed since: ${c}`));
+    observe?.('undone', ++n);
   }
   return failed;
 }

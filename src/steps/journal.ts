@@ -7,9 +7,58 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { UsageError, RuntimeFailure } from '../errors.ts';
+import { distrust } from '../kernel/trust.ts';
 import { BodyLine, HeaderLine, JOURNAL_FORMAT, JOURNAL_VERSION, type UndoRecord } from './records.ts';
 
 export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
+/** Runs one journal may hold (the schema bounds run numbers to this). */
+export const MAX_RUNS = 1_000_000;
+
+const TRUST_HINT =
+  'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine); /run/vfio-isolate/ is the usual place';
+
+/**
+ * The trust boundary of journals (decisions.md, "Trust"): root acts on what a journal says, so it must be a regular
+ * file owned by root (the effective uid), not writable by group or others, in directories only root can change (a
+ * root-owned sticky directory may hold a root-owned journal). A journal that does not exist yet is judged by the
+ * directory it will be created in (the nearest existing one), which may be a root-owned sticky directory: the file
+ * is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. Anything else: exit 2.
+ */
+export function checkJournalTrust(file: string): void {
+  const abs = path.resolve(file);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(abs);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isSymbolicLink())
+    throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`, TRUST_HINT);
+  if (st) {
+    const bad = distrust(abs, { allowSticky: true });
+    if (bad) throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
+    return;
+  }
+  let dir = path.dirname(abs);
+  while (dir !== '/' && !fs.existsSync(dir)) dir = path.dirname(dir);
+  const bad = distrust(dir, { kind: 'dir', allowSticky: true });
+  if (!bad) return;
+  // The directory itself may be a root-owned sticky one (/tmp): others cannot replace a file root creates there.
+  let real: string;
+  try {
+    real = fs.realpathSync(dir);
+  } catch {
+    real = dir;
+  }
+  const dst = fs.statSync(real);
+  const uid = process.geteuid?.() ?? 0;
+  if (bad.path === real && dst.uid === uid && (dst.mode & 0o1000) !== 0 && /^writable by/.test(bad.why))
+    return;
+  throw new UsageError(
+    `journal ${file} would be created in an untrusted directory: ${bad.path} is ${bad.why}`,
+    TRUST_HINT,
+  );
+}
 
 export interface JournalRun {
   run: number;
@@ -25,6 +74,8 @@ export interface ParsedJournal {
   restored: boolean;
   /** A torn last line was ignored. */
   torn: boolean;
+  /** Bytes read (so that marking it restored can tell whether it changed since). */
+  size?: number;
 }
 
 /** Records to undo, newest first (runs that rolled back are skipped). */
@@ -129,14 +180,23 @@ export function readJournalFile(file: string): ParsedJournal {
   if (!st.isFile()) throw new UsageError(`${file} is not a regular file`);
   if (st.size > MAX_JOURNAL_BYTES)
     throw new UsageError(`${file} is too large to be a journal (${st.size} bytes)`);
-  const buf = fs.readFileSync(file);
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  let buf: Buffer;
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new UsageError(`${file} is not a regular file`);
+    buf = fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (buf.length > MAX_JOURNAL_BYTES)
+    throw new UsageError(`${file} is too large to be a journal (${buf.length} bytes)`);
   if (buf[0] === 0x80) throw new UsageError(`${file} is not a vfio-isolate journal`, PICKLE_HINT);
-  return parseJournal(buf.toString('utf8'), file);
+  return { ...parseJournal(buf.toString('utf8'), file), size: buf.length };
 }
 
 export interface JournalSink {
-  /** Persist an undo record before its change is applied. */
-  record(rec: UndoRecord): void;
+  /** Persist an undo record before its change is applied ('host': in the host journal, see Step.scope). */
+  record(rec: UndoRecord, scope?: 'host'): void;
   /** Records of this run so far, oldest first. */
   readonly records: readonly UndoRecord[];
   markRollback(): void;
@@ -156,6 +216,40 @@ export interface OpenOptions {
   bootId: string;
   argv: string[];
   now?: () => Date;
+  /** Called right after a new file was created, before its header is written (a test's kill point). */
+  onCreated?: () => void;
+}
+
+const HEADER_START = `{"t":"header","format":"${JOURNAL_FORMAT}"`;
+
+/**
+ * Was FILE left by a run killed while creating it: empty, or only a partial first line that is the start of our
+ * header (or NUL bytes, what a crash can leave after the size was extended)? Records are written only after the
+ * header and the run line, and a step is applied only after its record is on disk, so such a file holds no
+ * change: nothing was applied. Reads at most one small block; a symlink or non-file is never "interrupted".
+ */
+export function interruptedCreation(file: string): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch {
+    return false;
+  }
+  if (!st.isFile() || st.size > 4096) return false;
+  const buf = fs.readFileSync(file);
+  if (buf.includes(0x0a)) return false;
+  if (buf.every((b) => b === 0)) return true;
+  const text = buf.toString('utf8');
+  return HEADER_START.startsWith(text) || text.startsWith(HEADER_START);
+}
+
+/** restore/release of an interrupted journal: nothing to undo; the file is removed (checked again under the lock). */
+export function removeInterrupted(file: string): boolean {
+  checkJournalTrust(file);
+  if (!interruptedCreation(file)) return false;
+  fs.unlinkSync(file);
+  fsyncDir(path.dirname(file));
+  return true;
 }
 
 /**
@@ -165,6 +259,7 @@ export interface OpenOptions {
 export function openJournal(file: string, opts: OpenOptions): JournalSink {
   const now = opts.now ?? (() => new Date());
   const warnings: string[] = [];
+  checkJournalTrust(file);
   let runNo = 1;
   let exists = false;
   try {
@@ -176,6 +271,15 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   } catch (e) {
     if (e instanceof UsageError) throw e;
   }
+  if (exists && interruptedCreation(file)) {
+    // Left by a run killed while creating it: nothing was applied; start it anew in place of it.
+    checkJournalTrust(file);
+    fs.unlinkSync(file);
+    warnings.push(
+      `undo file ${file} was left unfinished by an interrupted run that applied nothing; started it anew`,
+    );
+    exists = false;
+  }
   if (exists) {
     const j = readJournalFile(file);
     if (j.restored || j.header.bootId !== opts.bootId) {
@@ -184,7 +288,12 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       warnings.push(`undo file ${file} ${why}; kept it as ${file}.old and started a new one`);
       exists = false;
     } else {
-      runNo = Math.max(0, ...j.runs.map((r) => r.run)) + 1;
+      runNo = j.runs.reduce((m, r) => Math.max(m, r.run), 0) + 1;
+      if (runNo > MAX_RUNS)
+        throw new UsageError(
+          `undo file ${file} already holds ${MAX_RUNS} runs`,
+          'release or restore it, or use another -u FILE',
+        );
       if (j.torn) dropTornTail(file);
     }
   }
@@ -201,6 +310,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
           fs.constants.O_APPEND,
         0o600,
       );
+      opts.onCreated?.();
       const header: HeaderLine = {
         t: 'header',
         format: JOURNAL_FORMAT,
@@ -244,11 +354,121 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   };
 }
 
-/** Append the `restored` marker (the journal is kept as a record of what happened). */
-export function markRestored(file: string, forced: boolean, now: Date = new Date()): void {
-  dropTornTail(file);
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
+/**
+ * What the host looked like before the host journal's first change to each target: the value recorded by the
+ * oldest record (of a run that did not roll back) that wrote a file or set a thread's affinity. Isolate and release
+ * compute the host set from it, so that CPUs given back return to their owners' original settings.
+ */
+export interface Baseline {
+  file(path: string): string | undefined;
+  affinity(tid: number, start: number): string | undefined;
+}
+
+export const EMPTY_BASELINE: Baseline = { file: () => undefined, affinity: () => undefined };
+
+/** The baseline of an unrestored journal of this boot; anything else (missing, restored, old boot) has none. */
+export function readBaseline(file: string, bootId: string): Baseline {
+  let j: ParsedJournal;
   try {
+    j = readJournalFile(file);
+  } catch (e) {
+    if (e instanceof RuntimeFailure) return EMPTY_BASELINE;
+    throw e;
+  }
+  if (j.restored || j.header.bootId !== bootId) return EMPTY_BASELINE;
+  const files = new Map<string, string>();
+  const affinity = new Map<string, string>();
+  for (const run of j.runs) {
+    if (run.rolledBack) continue;
+    for (const rec of run.records) {
+      if (rec.kind === 'write') for (const [p, before] of rec.files) if (!files.has(p)) files.set(p, before);
+      if (rec.kind === 'affinity')
+        for (const [tid, start, old] of rec.tasks)
+          if (!affinity.has(`${tid}:${start}`)) affinity.set(`${tid}:${start}`, old);
+    }
+  }
+  return { file: (p) => files.get(p), affinity: (tid, start) => affinity.get(`${tid}:${start}`) };
+}
+
+export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 'unreadable';
+
+/** What a journal file is now: unrestored of this boot, restored, of an earlier boot, missing, or not readable. */
+export function journalState(file: string, bootId: string): JournalState {
+  try {
+    const j = readJournalFile(file);
+    if (j.restored) return 'restored';
+    return j.header.bootId === bootId ? 'active' : 'earlier-boot';
+  } catch (e) {
+    if (e instanceof RuntimeFailure) return 'missing';
+    return 'unreadable';
+  }
+}
+
+/** Is FILE an unrestored journal of this boot? */
+export function journalActive(file: string, bootId: string): boolean {
+  return journalState(file, bootId) === 'active';
+}
+
+/**
+ * A run's journal plus the host journal: records of host-scope steps go to the host journal, the others to the
+ * run's own. Rollback sees every record of the run, in the order they were made.
+ */
+export function withHostJournal(own: JournalSink, host: JournalSink): JournalSink {
+  const records: UndoRecord[] = [];
+  return {
+    file: own.file,
+    warnings: own.warnings,
+    records,
+    record(rec, scope) {
+      (scope === 'host' ? host : own).record(rec);
+      records.push(rec);
+    },
+    markRollback() {
+      own.markRollback();
+      host.markRollback();
+    },
+    close() {
+      own.close();
+      host.close();
+    },
+  };
+}
+
+/**
+ * Open the host journal for a run: a restored one, or one of an earlier boot, is set aside as FILE.old (the last
+ * release restored it, or a reboot reset its state); an unrestored one of this boot is appended to, so that it
+ * keeps the state from before the first isolate.
+ */
+export function openHostJournal(file: string, opts: OpenOptions): JournalSink {
+  try {
+    const j = readJournalFile(file);
+    if (j.restored || j.header.bootId !== opts.bootId) fs.renameSync(file, `${file}.old`);
+  } catch (e) {
+    if (!(e instanceof RuntimeFailure)) throw e; // missing: created below
+  }
+  return openJournal(file, opts);
+}
+
+/**
+ * Append the `restored` marker (the journal is kept as a record of what happened). `expectedSize` is the size the
+ * journal had when it was read for the restore: if it has grown since (another run appended records, which the
+ * lock normally prevents), the mark is refused, so that those records are not hidden behind it.
+ */
+export function markRestored(
+  file: string,
+  forced: boolean,
+  now: Date = new Date(),
+  expectedSize?: number,
+): void {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (expectedSize !== undefined && size !== expectedSize)
+      throw new RuntimeFailure(
+        `${file} changed while it was being restored (${expectedSize} -> ${size} bytes); not marked restored`,
+        'run restore again: it undoes what is left',
+      );
+    dropTornTailFd(fd, size);
     const line: BodyLine = forced
       ? { t: 'restored', at: now.toISOString(), forced }
       : { t: 'restored', at: now.toISOString() };
@@ -274,7 +494,18 @@ function fsyncDir(dir: string): void {
 
 /** Cut a partial last line (a crash mid-append) so that new lines start clean. */
 function dropTornTail(file: string): void {
-  const buf = fs.readFileSync(file);
-  if (buf.length === 0 || buf[buf.length - 1] === 0x0a) return;
-  fs.truncateSync(file, buf.lastIndexOf(0x0a) + 1);
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+  try {
+    dropTornTailFd(fd, fs.fstatSync(fd).size);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function dropTornTailFd(fd: number, size: number): void {
+  if (size === 0) return;
+  const buf = Buffer.alloc(size);
+  fs.readSync(fd, buf, 0, size, 0);
+  if (buf[size - 1] === 0x0a) return;
+  fs.ftruncateSync(fd, buf.lastIndexOf(0x0a) + 1);
 }

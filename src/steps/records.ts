@@ -3,16 +3,26 @@
  * Each kind has its own schema (valibot); restore validates every record before it writes anything.
  */
 import * as v from 'valibot';
+import { UNIT_LIST_RE, UNIT_NAME_RE } from '../kernel/systemd.ts';
 
 const SystemPath = v.pipe(v.string(), v.maxLength(4096), v.startsWith('/'));
 const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4194304));
 const Ticks = v.pipe(v.number(), v.integer(), v.minValue(0));
 const ShortValue = v.pipe(v.string(), v.maxLength(8192));
 
-/** Files written: each with the value it had before. */
+/**
+ * Files written: each with the value it had before and (since 0.6) the value this run wrote, which restore compares
+ * with what the file holds now: a file someone else changed since is a conflict, left alone (unless --force).
+ */
 export const WriteRecord = v.strictObject({
   kind: v.literal('write'),
-  files: v.pipe(v.array(v.tuple([SystemPath, ShortValue])), v.minLength(1), v.maxLength(100000)),
+  files: v.pipe(
+    v.array(
+      v.union([v.strictTuple([SystemPath, ShortValue]), v.strictTuple([SystemPath, ShortValue, ShortValue])]),
+    ),
+    v.minLength(1),
+    v.maxLength(100000),
+  ),
 });
 /** A cgroup the tool created (undo: move leftover tasks to the parent, rmdir). */
 export const MkdirRecord = v.strictObject({ kind: v.literal('mkdir'), path: SystemPath });
@@ -41,7 +51,7 @@ export const TasksRecord = v.strictObject({
   /**
    * Tasks listed without reading each one's start time (a source other than the root, which holds no kernel
    * threads): the same task on restore is the one with this pid that started no later than `listedAt` (clock
-   * ticks since boot when the list was read) — a reused pid starts after the original was listed.
+   * ticks since boot when the list was read) - a reused pid starts after the original was listed.
    */
   pids: v.optional(v.pipe(v.array(Id), v.maxLength(4194304))),
   listedAt: v.optional(Ticks),
@@ -54,17 +64,24 @@ export const AffinityRecord = v.strictObject({
     v.maxLength(4194304),
   ),
 });
-/** Scheduling policies changed: [tid, start time, old policy, old priority]. */
+/**
+ * Scheduling policies changed: [tid, start time, old policy, old priority]; `to` is the policy and priority this run
+ * set (SCHED_FIFO or SCHED_RR, 1..99): restore puts the old one back only on a thread that still has it.
+ */
 export const SchedRecord = v.strictObject({
   kind: v.literal('sched'),
-  tasks: v.array(
-    v.tuple([
-      Id,
-      Ticks,
-      v.picklist([0, 1, 2, 3, 5]),
-      v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(99)),
-    ]),
+  tasks: v.pipe(
+    v.array(
+      v.tuple([
+        Id,
+        Ticks,
+        v.picklist([0, 1, 2, 3, 5]),
+        v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(99)),
+      ]),
+    ),
+    v.maxLength(4194304),
   ),
+  to: v.tuple([v.picklist([1, 2]), v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(99))]),
 });
 /** A service the tool stopped (only irqbalance); undo starts it again. */
 export const ServiceRecord = v.strictObject({
@@ -74,17 +91,33 @@ export const ServiceRecord = v.strictObject({
 });
 
 /**
- * irqbalance's environment file edited to ban CPUs (IRQBALANCE_BANNED_CPULIST, as tuned does); `old` is the whole
- * previous content, or null when the file did not exist. Undo writes it back and restarts irqbalance.
+ * CPUs banned from irqbalance by a runtime-only drop-in under /run (gone at reboot): `cpus` the list this run set
+ * (null: this run removed the ban, as reset does), `old` the list before (null: there was no drop-in). Undo writes `old` back or removes the
+ * drop-in, then restarts irqbalance. Both are CPU lists, never free text.
  */
-export const IrqbalanceConfigRecord = v.strictObject({
-  kind: v.literal('irqbalance-config'),
-  path: v.picklist(['/etc/default/irqbalance', '/etc/sysconfig/irqbalance']),
-  old: v.nullable(v.pipe(v.string(), v.maxLength(65536))),
+export const IrqbalanceBanRecord = v.strictObject({
+  kind: v.literal('irqbalance-ban'),
+  cpus: v.nullable(v.pipe(v.string(), v.regex(/^[0-9,-]+$/), v.maxLength(4096))),
+  old: v.nullable(v.pipe(v.string(), v.regex(/^[0-9,-]+$/), v.maxLength(4096))),
 });
 
+/**
+ * Runtime properties of a systemd unit set through systemd (`systemctl set-property --runtime`): for each property
+ * changed, [value before, value applied]. Undo sets the value before again through systemd; `status` compares the
+ * applied value with what systemd shows now (drift), and `reapply` sets it again.
+ */
+const UnitList = v.pipe(v.string(), v.maxLength(4096), v.regex(UNIT_LIST_RE));
+export const UnitRecord = v.strictObject({
+  kind: v.literal('unit'),
+  unit: v.pipe(v.string(), v.maxLength(256), v.regex(UNIT_NAME_RE)),
+  allowedCpus: v.optional(v.tuple([UnitList, UnitList])),
+  allowedMemoryNodes: v.optional(v.tuple([UnitList, UnitList])),
+});
+export type UnitRecord = v.InferOutput<typeof UnitRecord>;
+
 export const UndoRecord = v.variant('kind', [
-  IrqbalanceConfigRecord,
+  UnitRecord,
+  IrqbalanceBanRecord,
   WriteRecord,
   MkdirRecord,
   RmdirRecord,
@@ -109,18 +142,18 @@ export const HeaderLine = v.strictObject({
 });
 export const RunLine = v.strictObject({
   t: v.literal('run'),
-  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
   at: v.pipe(v.string(), v.maxLength(64)),
   argv: v.pipe(v.array(v.pipe(v.string(), v.maxLength(4096))), v.maxLength(1000)),
 });
 export const RecLine = v.strictObject({
   t: v.literal('rec'),
-  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
   rec: UndoRecord,
 });
 export const RollbackLine = v.strictObject({
   t: v.literal('rollback'),
-  run: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  run: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
 });
 export const RestoredLine = v.strictObject({
   t: v.literal('restored'),

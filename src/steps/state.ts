@@ -3,10 +3,15 @@
  * far. A later command sees what earlier commands in the same chain will have done.
  */
 import type { Kernel } from '../kernel/kernel.ts';
+import type { SystemdMode } from '../kernel/systemd.ts';
 
 export class PlanState {
   private files = new Map<string, string>();
   private dirs = new Map<string, boolean>();
+  /** systemd units' AllowedCPUs / AllowedMemoryNodes as they will be after the steps planned so far. */
+  readonly units = new Map<string, { cpus: string; mems: string }>();
+  /** Whether systemd manages the hierarchy (asked once per run). */
+  systemd?: SystemdMode;
 
   constructor(readonly k: Kernel) {}
 

@@ -39,5 +39,13 @@ export interface Step {
   changes: Change[];
   /** Nothing to undo (drop_caches, compact_memory): the step records no undo entry. */
   oneWay?: boolean;
+  /** What it changed stays when a later step fails (restore's undo steps: they journal nothing to roll back). */
+  keptOnFailure?: boolean;
+  /**
+   * 'host': a change to the host set that several isolations share (cgroups, kernel threads, workqueues, IRQs,
+   * irqbalance, stat_interval); its undo record goes to the host journal (/run/vfio-isolate/host.journal), which the
+   * last release restores. Otherwise the record goes to the run's own journal.
+   */
+  scope?: 'host';
   apply(ctx: ApplyCtx): StepResult;
 }

@@ -2,8 +2,10 @@
 import { errnoOf } from '../kernel/fs.ts';
 import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
-import { writeIds } from '../kernel/tasks.ts';
-import { readConfig, restartIrqbalance, stopOrStartIrqbalance, writeConfig } from '../kernel/services.ts';
+import { moveBackKeepingMasks } from '../kernel/tasks.ts';
+import { readBan, setBan } from '../kernel/irqbalance.ts';
+import { stopOrStartIrqbalance } from '../kernel/services.ts';
+import { setUnitProperties, showUnits, type UnitProps } from '../kernel/systemd.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
 
@@ -11,6 +13,16 @@ export interface UndoResult {
   done: number;
   skipped: number;
   failed: string[];
+  /**
+   * Left alone because they no longer hold what the run wrote (someone changed them since): "path (holds X, the
+   * run wrote Y)". Restore reports them and exits 1; --force writes the old values anyway.
+   */
+  conflicts: string[];
+}
+
+export interface UndoOptions {
+  /** Write old values back even where the file no longer holds what the run wrote. */
+  force?: boolean;
 }
 
 function parentOf(path: string): string {
@@ -37,13 +49,52 @@ export function describeRecord(rec: UndoRecord): string {
       return `restore the scheduling policy of ${rec.tasks.length} threads`;
     case 'service':
       return `start ${rec.name} again`;
-    case 'irqbalance-config':
-      return `put back ${rec.path} and restart irqbalance`;
+    case 'irqbalance-ban':
+      return rec.old === null
+        ? 'remove the irqbalance ban (drop-in under /run) and restart irqbalance'
+        : `ban CPUs ${rec.old} in irqbalance again and restart it`;
+    case 'unit':
+      return `put back ${unitPropsText(rec, 0)} of systemd unit ${rec.unit} (systemctl set-property --runtime)`;
   }
 }
 
-export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
-  const r: UndoResult = { done: 0, skipped: 0, failed: [] };
+/**
+ * Lifting a restriction (AllowedCPUs= empty) makes systemd write "" to the unit's cpuset file. Where systemd keeps
+ * the cpuset controller enabled (another unit needs it, e.g. a running VM's delegated scope), the kernel refuses
+ * to empty a populated cpuset (ENOSPC) and the old restriction stays in effect. Then the unit is first widened to
+ * what it inherits (its parent's effective CPUs / nodes) and lifted again: the property is empty as before, and
+ * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack).
+ */
+function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
+  const cg = showUnits(k, [unit]).get(unit)?.controlGroup ?? '';
+  if (!cg.startsWith('/') || cg === '/') return;
+  const dir = `${k.cgroups.mount}${cg}`;
+  const parent = dir.slice(0, dir.lastIndexOf('/'));
+  const widen: UnitProps = {};
+  if (props.allowedCpus === '' && (k.readTrim(`${dir}/cpuset.cpus`) ?? '') !== '')
+    widen.allowedCpus = k.readTrim(`${parent}/cpuset.cpus.effective`) ?? '';
+  if (props.allowedMemoryNodes === '' && (k.readTrim(`${dir}/cpuset.mems`) ?? '') !== '')
+    widen.allowedMemoryNodes = k.readTrim(`${parent}/cpuset.mems.effective`) ?? '';
+  if (Object.keys(widen).length === 0) return;
+  setUnitProperties(k, unit, widen);
+  setUnitProperties(k, unit, {
+    allowedCpus: widen.allowedCpus !== undefined ? '' : undefined,
+    allowedMemoryNodes: widen.allowedMemoryNodes !== undefined ? '' : undefined,
+  });
+}
+
+/** "AllowedCPUs=0-7 AllowedMemoryNodes=" with the values before (0) or applied (1). */
+export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which: 0 | 1): string {
+  return [
+    rec.allowedCpus ? `AllowedCPUs=${rec.allowedCpus[which]}` : '',
+    rec.allowedMemoryNodes ? `AllowedMemoryNodes=${rec.allowedMemoryNodes[which]}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptions = {}): UndoResult {
+  const r: UndoResult = { done: 0, skipped: 0, failed: [], conflicts: [] };
   const attempt = (what: string, f: () => void, tolerate: string[] = []): void => {
     try {
       f();
@@ -59,7 +110,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
   };
   switch (rec.kind) {
     case 'write':
-      for (const [path, old] of [...rec.files].reverse()) {
+      for (const [path, old, wrote] of [...rec.files].reverse()) {
         let now: string | undefined;
         try {
           now = k.read(path).trim();
@@ -70,13 +121,19 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
-        if (now === old.trim() || (now !== undefined && normalisedEqual(path, now, old))) {
+        if (now !== undefined && (sameValue(path, now, old) || inheritsAlready(k, path, now, old))) {
           r.skipped++;
+          continue;
+        }
+        // Only where the file still holds what the run wrote: a value changed since by someone else stays.
+        if (wrote !== undefined && now !== undefined && !sameValue(path, now, wrote) && !opts.force) {
+          r.conflicts.push(`${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`);
+          log.debugLine(`undo: ${path}: conflict, left alone`);
           continue;
         }
         // IRQs that refuse were never changed; tolerate them refusing again.
         attempt(
-          `${path} ← ${JSON.stringify(old)}`,
+          `${path} <- ${JSON.stringify(old)}`,
           () => writeBack(k, path, old, log),
           isIrqAffinityPath(path) ? ['EIO', 'EPERM'] : [],
         );
@@ -95,7 +152,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           .split('\n')
           .map((l) => Number.parseInt(l, 10))
           .filter(Number.isFinite);
-        if (left.length > 0) writeIds(k.fs, `${parentOf(rec.path)}/${file}`, left);
+        if (left.length > 0) moveBackKeepingMasks(k, rec.path, `${parentOf(rec.path)}/${file}`, left, file);
       } catch {
         /* reported by rmdir below */
       }
@@ -106,11 +163,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       if (!k.fs.isDir(rec.path)) attempt(`mkdir ${rec.path}`, () => k.fs.mkdir(rec.path), ['EEXIST']);
       for (const [name, value] of rec.settings) {
         const path = `${rec.path}/${name}`;
-        if (k.fs.exists(path)) attempt(`${path} ← ${JSON.stringify(value)}`, () => k.write(path, value));
+        if (k.fs.exists(path)) attempt(`${path} <- ${JSON.stringify(value)}`, () => k.write(path, value));
       }
       break;
     case 'controller':
-      attempt(`${rec.path}/cgroup.subtree_control ← -${rec.controller}`, () =>
+      attempt(`${rec.path}/cgroup.subtree_control <- -${rec.controller}`, () =>
         k.write(`${rec.path}/cgroup.subtree_control`, `-${rec.controller}`),
       );
       break;
@@ -147,7 +204,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
       }
       if (back.length > 0) {
         try {
-          const res = writeIds(k.fs, `${rec.from}/${rec.file}`, back);
+          const res = moveBackKeepingMasks(k, rec.to, `${rec.from}/${rec.file}`, back, rec.file);
           r.done += res.moved.length;
           r.skipped += res.gone.length + res.unmovable.length;
         } catch (e) {
@@ -163,7 +220,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           continue;
         }
         const cpus = parseListLoose(old);
-        attempt(`affinity of ${tid} ← ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
+        attempt(`affinity of ${tid} <- ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
       }
       break;
     case 'sched':
@@ -172,7 +229,28 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
           r.skipped++;
           continue;
         }
-        attempt(`scheduling of ${tid} ← ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
+        if (!opts.force) {
+          // Only a thread that still has the policy the run set gets its old one back.
+          let cur: { policy: number; priority: number } | undefined;
+          try {
+            cur = k.fs.getScheduler(tid);
+          } catch {
+            cur = undefined;
+          }
+          if (cur === undefined) {
+            r.skipped++;
+            continue;
+          }
+          if (cur.policy !== rec.to[0] || cur.priority !== rec.to[1]) {
+            if (cur.policy !== policy || cur.priority !== prio)
+              r.conflicts.push(
+                `thread ${tid} (has policy ${cur.policy}/${cur.priority}, the run set ${rec.to[0]}/${rec.to[1]})`,
+              );
+            else r.skipped++;
+            continue;
+          }
+        }
+        attempt(`scheduling of ${tid} <- ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
           'ESRCH',
         ]);
       }
@@ -180,12 +258,35 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log): UndoResult {
     case 'service':
       attempt(`start ${rec.name}`, () => stopOrStartIrqbalance(k, 'start', rec.how));
       break;
-    case 'irqbalance-config':
-      attempt(`restore ${rec.path}`, () => {
-        if (readConfig(k, rec.path) !== rec.old) {
-          writeConfig(k, rec.path, rec.old);
-          restartIrqbalance(k);
+    case 'unit': {
+      // Through systemd, only what differs now; a unit that is gone (a stopped scope) has nothing to restore.
+      let props: UnitProps | undefined;
+      try {
+        const now = showUnits(k, [rec.unit]).get(rec.unit)!;
+        if (now.loadState !== 'loaded') {
+          r.skipped++;
+          break;
         }
+        props = {};
+        if (rec.allowedCpus && now.allowedCpus !== rec.allowedCpus[0]) props.allowedCpus = rec.allowedCpus[0];
+        if (rec.allowedMemoryNodes && now.allowedMemoryNodes !== rec.allowedMemoryNodes[0])
+          props.allowedMemoryNodes = rec.allowedMemoryNodes[0];
+      } catch (e) {
+        r.failed.push(`${rec.unit}: ${e instanceof Error ? e.message : String(e)}`);
+        break;
+      }
+      if (Object.keys(props).length === 0) {
+        r.skipped++;
+        break;
+      }
+      const p = props;
+      attempt(`${rec.unit} ${unitPropsText(rec, 0)}`, () => setUnitProperties(k, rec.unit, p));
+      attempt(`${rec.unit}: cpuset files after lifting its restriction`, () => settleLifted(k, rec.unit, p));
+      break;
+    }
+    case 'irqbalance-ban':
+      attempt(describeRecord(rec), () => {
+        if (readBan(k) !== rec.old) setBan(k, rec.old);
       });
       break;
   }
@@ -213,13 +314,28 @@ function writeBack(k: Kernel, path: string, old: string, log: Log): void {
   }
 }
 
+/** A CPU list as numbers; validated records are bounded (validate.ts), and nothing above 8191 is expanded here. */
 function parseListLoose(s: string): number[] {
   const out: number[] = [];
   for (const part of s.split(',').filter(Boolean)) {
     const [a, b] = part.split('-').map(Number);
-    for (let i = a!; i <= (b ?? a!); i++) out.push(i);
+    const hi = Math.min(b ?? a!, 8191);
+    for (let i = a!; i <= hi; i++) out.push(i);
   }
   return out;
+}
+
+/** The same value, as the kernel prints it or as it was written ("0-3" and "0,1,2,3"; masks with leading zeros). */
+function sameValue(path: string, now: string, v: string): boolean {
+  const b = v.trim();
+  if (now === b || normalisedEqual(path, now, b)) return true;
+  if (/\/(cpuset\.(cpus|mems|cpus\.exclusive)|smp_affinity_list)$/.test(path)) {
+    const set = (s: string): string | undefined =>
+      /^[0-9,-]*$/.test(s) && s.length <= 4096 ? parseListLoose(s).join(',') : undefined;
+    const x = set(now);
+    return x !== undefined && x === set(b);
+  }
+  return false;
 }
 
 /** Hex masks and lists can print differently for the same set (leading zeros); compare as sets. */
@@ -229,4 +345,20 @@ function normalisedEqual(path: string, a: string, b: string): boolean {
     return strip(a) === strip(b);
   }
   return false;
+}
+
+/**
+ * A v2 cpuset.cpus/.mems whose old value was "" (inherit) and that now holds exactly what it inherits: restored
+ * already (the kernel refuses "" on a populated cgroup, so writeBack writes the inherited CPUs; a restore killed
+ * after that and run again finds this).
+ */
+function inheritsAlready(k: Kernel, path: string, now: string, old: string): boolean {
+  if (old.trim() !== '' || !/\/cpuset\.(cpus|mems)$/.test(path)) return false;
+  try {
+    const parent = path.slice(0, path.lastIndexOf('/', path.lastIndexOf('/') - 1));
+    const file = path.slice(path.lastIndexOf('/') + 1);
+    return now !== '' && k.read(`${parent}/${file}.effective`).trim() === now;
+  } catch {
+    return false;
+  }
 }

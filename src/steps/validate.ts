@@ -26,9 +26,39 @@ export function resolveSystemPath(k: Kernel, path: string): string {
   return path;
 }
 
+/** MAX_NUMNODES of the kernel: memory node numbers are below it. */
+const MAX_NODES = 1024;
+
+/**
+ * Is `s` a CPU/node list ("0-3,8") whose every number is at most `max`? Checked on the text, range by range, before
+ * anything is materialised (a record "0-999999999999" is refused, not expanded).
+ */
+export function listWithin(s: string, max: number, allowEmpty: boolean): boolean {
+  const t = s.trim();
+  if (t === '') return allowEmpty;
+  if (t.length > 4096) return false;
+  for (const part of t.split(',')) {
+    const m = /^(\d{1,7})(?:-(\d{1,7}))?$/.exec(part);
+    if (!m) return false;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (a > b || b > max) return false;
+  }
+  return true;
+}
+
+/** Is `s` a hex mask ("ff,00000000") with no bit at or above `bits`? */
+export function maskWithin(s: string, bits: number): boolean {
+  const hex = s.trim().replace(/,/g, '').replace(/^0+/, '');
+  if (!/^[0-9a-fA-F]*$/.test(hex)) return false;
+  if (hex === '') return true;
+  return (hex.length - 1) * 4 + (32 - Math.clz32(parseInt(hex[0]!, 16))) <= bits;
+}
+
 export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: string): void {
   const mount = k.cgroups.mount;
   const rs = rules(mount);
+  const maxCpu = k.possibleCpus.last ?? 0;
   const cgDir = (p: string): boolean =>
     p.startsWith(mount + '/') &&
     !p
@@ -41,29 +71,39 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
       'nothing was changed',
     );
   };
-  const checkPath = (i: number, p: string, kind: 'file' | 'cgroup', value?: string): void => {
+  /** Values bounded to what the tool writes: CPU lists and masks within the possible CPUs, node lists within MAX_NUMNODES. */
+  const valueFits = (p: string, value: string): boolean => {
+    if (/\/cpuset\.mems$/.test(p)) return listWithin(value, MAX_NODES - 1, true);
+    if (/\/(cpuset\.cpus(\.exclusive)?|smp_affinity_list)$/.test(p)) return listWithin(value, maxCpu, true);
+    if (/\/(smp_affinity|default_smp_affinity|cpumask)$/.test(p)) return maskWithin(value, maxCpu + 1);
+    return true;
+  };
+  const checkPath = (i: number, p: string, kind: 'file' | 'cgroup', values: string[] = []): void => {
     let real: string;
     try {
       real = resolveSystemPath(k, p);
     } catch {
       return fail(i, `path ${JSON.stringify(p)} is not a plain absolute path`);
     }
+    // Canonical only: resolving the path changes nothing (the write then opens exactly this path, no symlinks).
+    if (real !== p)
+      fail(i, `${JSON.stringify(p)} is not a canonical path (it resolves to ${JSON.stringify(real)})`);
     if (kind === 'cgroup') {
-      if (real !== p || !cgDir(real)) fail(i, `${JSON.stringify(p)} is not a cgroup below ${mount}`);
+      if (!cgDir(real)) fail(i, `${JSON.stringify(p)} is not a cgroup below ${mount}`);
       return;
     }
     const rule = rs.find((r) => r.re.test(real));
     if (!rule) return fail(i, `${JSON.stringify(p)} is not a file vfio-isolate writes`);
-    // A symlink may only lead to the same kind of file (cpuN/cpufreq → policyN); cgroup files must be literal.
-    if (real !== p && real.startsWith(mount)) fail(i, `${JSON.stringify(p)} goes through a symbolic link`);
-    if (value !== undefined && !rule.value.test(value.trim())) {
-      fail(i, `value ${JSON.stringify(value.slice(0, 40))} does not fit ${p}`);
+    for (const value of values) {
+      if (!rule.value.test(value.trim()) || !valueFits(p, value)) {
+        fail(i, `value ${JSON.stringify(value.slice(0, 40))} does not fit ${p}`);
+      }
     }
   };
   recs.forEach((rec, i) => {
     switch (rec.kind) {
       case 'write':
-        for (const [p, old] of rec.files) checkPath(i, p, 'file', old);
+        for (const [p, ...values] of rec.files) checkPath(i, p, 'file', values);
         break;
       case 'mkdir':
         checkPath(i, rec.path, 'cgroup');
@@ -73,16 +113,38 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
         break;
       case 'rmdir':
         checkPath(i, rec.path, 'cgroup');
-        for (const [name, value] of rec.settings) checkPath(i, `${rec.path}/${name}`, 'file', value);
+        for (const [name, value] of rec.settings) checkPath(i, `${rec.path}/${name}`, 'file', [value]);
         break;
       case 'tasks':
         for (const p of [rec.from, rec.to]) if (p !== mount) checkPath(i, p, 'cgroup');
+        if (rec.from === rec.to) fail(i, `tasks moved from ${rec.from} to itself`);
         break;
       case 'affinity':
+        for (const [tid, , list] of rec.tasks)
+          if (!listWithin(list, maxCpu, false))
+            fail(
+              i,
+              `affinity ${JSON.stringify(list.slice(0, 40))} of thread ${tid} is not a list of possible CPUs (0-${maxCpu})`,
+            );
+        break;
       case 'sched':
+        for (const [tid, , policy, prio] of rec.tasks) {
+          // SCHED_OTHER/BATCH/IDLE have priority 0; FIFO/RR 1..99 (what sched_setscheduler accepts).
+          const rt = policy === 1 || policy === 2;
+          if (rt ? prio < 1 : prio !== 0) fail(i, `policy ${policy} with priority ${prio} for thread ${tid}`);
+        }
+        break;
+      case 'irqbalance-ban':
+        for (const list of [rec.cpus, rec.old].filter((l) => l !== null))
+          if (!listWithin(list, maxCpu, false))
+            fail(
+              i,
+              `irqbalance ban ${JSON.stringify(list.slice(0, 40))} is not a list of possible CPUs (0-${maxCpu})`,
+            );
+        break;
       case 'service':
-      case 'irqbalance-config':
-        break; // fully described by their schemas (ids, lists, fixed names)
+      case 'unit':
+        break; // fully described by its schema (a fixed name)
     }
   });
 }

@@ -23,24 +23,36 @@ export function writeFilesStep(
     title,
     changes,
     apply({ k, record, log }) {
-      const files: [string, string][] = [];
+      // Journalled and written under their canonical paths (restore writes only canonical paths, and the kernel
+      // layer refuses a write whose path needs resolving), e.g. /sys/bus/workqueue/devices/writeback/cpumask
+      // becomes /sys/devices/virtual/workqueue/writeback/cpumask. Each record holds the old value and the one
+      // written, so that restore can tell whether the file still holds what this run wrote.
+      const files: [string, string, string][] = [];
+      const paths: string[] = [];
       for (const w of writes) {
-        let old = '';
+        let real = w.path;
         try {
-          old = k.read(w.path).trim();
+          real = k.fs.realpath(w.path);
         } catch {
           /* a missing file fails at the write below */
         }
-        files.push([w.path, old]);
+        let old = '';
+        try {
+          old = k.read(real).trim();
+        } catch {
+          /* a missing file fails at the write below */
+        }
+        paths.push(real);
+        files.push([real, old, w.value.trim()]);
       }
       if (files.length > 0) record({ kind: 'write', files });
       const skipped: Skipped[] = [];
       let changed = 0;
-      for (const w of writes) {
+      for (const [i, w] of writes.entries()) {
         try {
-          k.write(w.path, w.value);
+          k.write(paths[i]!, w.value);
           changed++;
-          log.debugLine(`${w.path} ← ${w.value}`);
+          log.debugLine(`${w.path} <- ${w.value}`);
         } catch (e) {
           const code = errnoOf(e) ?? 'EIO';
           if (!opts.tolerate?.includes(code)) throw e;

@@ -10,6 +10,9 @@
  *  - `/proc/PID/task/TID/.sim-user-affinity` holds the CPU list a thread asked for with sched_setaffinity
  *    (kernels >= 6.2 keep it across cpuset changes).
  *  - `<root>/.sim-log` gets one line per write/mkdir/rmdir/setaffinity/setscheduler attempt (see readSimLog).
+ *  - `/DIR/.sim-seq-NAME/N`: later contents of `/DIR/NAME` (e.g. /proc/interrupts): this SimFs's read number N
+ *    (0 = the first) of that file, and every later one, gives the newest such version up to N, so counters change
+ *    between a command's reads (see seqFile).
  *  Names starting with `.sim-` are invisible through this Fs (list, read, exists).
  */
 import * as fs from 'node:fs';
@@ -246,10 +249,30 @@ export class SimFs implements Fs {
   read(path: string): string {
     const sys = this.resolve(path, 'read');
     try {
+      const later = this.seqFile(sys);
+      if (later !== undefined) return fs.readFileSync(later, 'utf8');
       return fs.readFileSync(this.hostPath(sys), 'utf8');
     } catch (e) {
       throw err((e as NodeJS.ErrnoException).code ?? 'EIO', 'read', path);
     }
+  }
+
+  private readonly reads = new Map<string, number>();
+
+  /** The host file a read of `sys` gives now when `.sim-seq-NAME` exists beside it (see the header). */
+  private seqFile(sys: string): string | undefined {
+    const slash = sys.lastIndexOf('/');
+    const dir = this.hostPath(`${sys.slice(0, slash)}/.sim-seq-${sys.slice(slash + 1)}`);
+    if (!fs.existsSync(dir)) return undefined;
+    const n = this.reads.get(sys) ?? 0;
+    this.reads.set(sys, n + 1);
+    const have = fs
+      .readdirSync(dir)
+      .filter((f) => /^\d+$/.test(f))
+      .map(Number)
+      .sort((a, b) => a - b);
+    const k = have.filter((x) => x <= n).pop();
+    return k === undefined ? undefined : `${dir}/${k}`;
   }
 
   write(path: string, value: string): void {
@@ -793,6 +816,12 @@ export class SimFs implements Fs {
       if (n === undefined || n < 1 || n > 4) throw err('EINVAL', 'write', path);
       return this.writeSys(sys, `${n}\n`);
     }
+    if (sys === '/proc/sys/vm/stat_interval') {
+      // an integer sysctl (proc_dointvec): read back as the number and a newline
+      const n = parseKernelInt(value);
+      if (n === undefined) throw err('EINVAL', 'write', path);
+      return this.writeSys(sys, `${n}\n`);
+    }
     if (sys === '/proc/sys/vm/compact_memory') {
       if (parseKernelInt(value) !== 1) throw err('EINVAL', 'write', path);
       return this.writeSys(sys, '1\n');
@@ -1052,6 +1081,18 @@ export class SimFs implements Fs {
       if (disable.has('cpuset')) this.removeV2CpusetFiles(ch);
     }
     if (enable.has('cpuset') || disable.has('cpuset')) this.v2Recompute(h);
+    // Disabling the controller moves the subtree's tasks to this cgroup's cpuset (css migration → cpuset_attach):
+    // they get its effective CPUs.
+    if (disable.has('cpuset')) {
+      const eff = this.v2GoverningEffective(h, dir);
+      for (const ch of children)
+        for (const d of this.walk(ch))
+          for (const pid of parseIds(this.readOpt(`${d}/cgroup.procs`) ?? ''))
+            for (const tid of this.threadsOf(pid)) {
+              const t: TaskLoc = { tgid: pid, tid, dir: `/proc/${pid}/task/${tid}` };
+              if (this.existsSys(`${t.dir}/stat`)) this.applyCpuset(t, eff);
+            }
+    }
   }
 
   private createV2CpusetFiles(dir: string): void {

@@ -4,7 +4,8 @@
  * runs this checkout on a fixture tree, so dynamic values (cgroups, governors, CPUs) come from the hidden helper.
  * fish is run for real too (`complete -C`); zsh is checked with `zsh -n` and run with the completion system's
  * primitives (_describe, compadd, ...) replaced by functions that print what would be offered. zsh and fish are
- * skipped with a message when not installed.
+ * skipped with a message when not installed; with VFIO_REQUIRE_SHELLS=1 (set by .ci/run, which installs them) a
+ * missing shell is a failure instead.
  */
 import { testBundle } from '../support/bundle.ts';
 import assert from 'node:assert/strict';
@@ -28,6 +29,12 @@ function has(shell: string): boolean {
 }
 const HAS_ZSH = has('zsh');
 const HAS_FISH = has('fish');
+const REQUIRE_SHELLS = process.env.VFIO_REQUIRE_SHELLS === '1';
+
+it('zsh and fish are installed where VFIO_REQUIRE_SHELLS=1 requires them', { skip: !REQUIRE_SHELLS }, () => {
+  assert.ok(HAS_ZSH, 'zsh is not installed: its completion tests would be skipped');
+  assert.ok(HAS_FISH, 'fish is not installed: its completion tests would be skipped');
+});
 
 const visibleNames = COMMANDS.filter((c) => !c.hidden).map((c) => c.name);
 const lines = (s: string): string[] => s.split('\n').filter(Boolean);
@@ -307,51 +314,44 @@ describe('bash completion, run in bash', () => {
         (got) => assert.deepEqual(got.sort(), ['package-lock.json', 'package.json']),
       ],
     ];
+    // Looked up in the table and asserted, not guarded: a renamed command fails here instead of skipping its case.
     const libvirt = COMMANDS.find((c) => c.name === 'libvirt');
-    if (libvirt?.subcommands) {
-      cases.push([
+    const hook = libvirt?.subcommands?.find((s) => s.name === 'hook');
+    const install = hook?.subcommands?.find((s) => s.name === 'install');
+    assert.ok(libvirt?.subcommands && hook?.subcommands && install, 'libvirt hook install is in the table');
+    cases.push(
+      [
         'vfio-isolate libvirt ',
         (got) =>
           assert.deepEqual(
             got,
             libvirt.subcommands!.map((s) => s.name),
           ),
-      ]);
-      const hook = libvirt.subcommands.find((s) => s.name === 'hook');
-      if (hook?.subcommands) {
-        cases.push([
-          'vfio-isolate libvirt hook ',
-          (got) =>
-            assert.deepEqual(
-              got,
-              hook.subcommands!.map((s) => s.name),
-            ),
-        ]);
-        const install = hook.subcommands.find((s) => s.name === 'install');
-        if (install) {
-          cases.push([
-            'vfio-isolate libvirt hook install --',
-            (got) => assert.deepEqual(got, [...install.options.map((o) => `--${o.long}`), '--help']),
-          ]);
-        }
-      }
-    }
-    const isolate = COMMANDS.find((c) => c.name === 'isolate');
-    if (isolate) {
+      ],
+      [
+        'vfio-isolate libvirt hook ',
+        (got) =>
+          assert.deepEqual(
+            got,
+            hook.subcommands!.map((s) => s.name),
+          ),
+      ],
+      [
+        'vfio-isolate libvirt hook install --',
+        (got) => assert.deepEqual(got, [...install.options.map((o) => `--${o.long}`), '--help']),
+      ],
       // an optional argument: CPU hints, or the next command of the chain
-      cases.push([
+      [
         'vfio-isolate isolate ',
         (got) => assert.ok(got.includes('C8-15,24-31') && got.includes('drop-caches'), String(got)),
-      ]);
-      cases.push([
-        'vfio-isolate isolate --governor p',
-        (got) => assert.deepEqual(got, ['powersave', 'performance']),
-      ]);
-    }
-    const status = COMMANDS.find((c) => c.name === 'status');
-    if (status?.kind === 'report' && status.args.length === 0) {
-      cases.push(['vfio-isolate status ', (got) => assert.deepEqual(got, [])]);
-    }
+      ],
+      ['vfio-isolate isolate --governor p', (got) => assert.deepEqual(got, ['powersave', 'performance'])],
+      // status runs alone: its optional CPUS argument is completed, never a next command
+      [
+        'vfio-isolate status ',
+        (got) => assert.ok(got.includes('L1') && !got.includes('drop-caches'), String(got)),
+      ],
+    );
     const got = bashComplete(
       script,
       root,

@@ -136,16 +136,47 @@ describe('demo leak figures from status --json', () => {
   const root = buildFixture('ryzen-5950x');
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  it('counts what the real status command reports (its JSON shape)', async () => {
+  it('counts each kind exactly (a hand-made status document)', () => {
+    const f = (kind: string, id: number) => ({ kind, id, line: `${kind} ${id}` });
+    const doc = JSON.stringify({
+      leaks: [
+        f('task', 1),
+        f('task', 2),
+        f('kthread', 3),
+        f('irq', 4),
+        f('irq', 5),
+        f('irq', 6),
+        f('default-irq', 0),
+        f('workqueue', 0),
+        f('governor', 7),
+      ],
+      unmovable: [f('pinned-kthread', 8), f('pinned-kthread', 9), f('managed-irq', 40), f('managed-irq', 41)],
+    });
+    const { figures, managedIrqs, leakLines } = figuresFromStatus(doc);
+    assert.deepEqual(figures, {
+      tasks: 2,
+      kthreads: 1,
+      irqs: 3,
+      masks: 2,
+      total: 9,
+      pinnedKthreads: 2,
+      managedIrqs: 2,
+    });
+    assert.deepEqual([...managedIrqs], ['40', '41']);
+    assert.equal(leakLines.length, 9);
+    assert.equal(leakLines[8], 'governor 7');
+    assert.throws(() => figuresFromStatus('{"leaks": 3}'), /no leaks/);
+  });
+
+  it('the real status --json uses the kinds the figures count', async () => {
     const r = await cli(root, ['status', '--json', 'C8-15,24-31']);
     assert.equal(r.code, 1, r.stderr);
-    const { figures, managedIrqs, leakLines } = figuresFromStatus(r.stdout);
-    assert.ok(figures.tasks > 0 && figures.kthreads > 0 && figures.irqs > 0 && figures.masks > 0);
-    assert.equal(figures.total, leakLines.length);
-    assert.ok(figures.total >= figures.tasks + figures.kthreads + figures.irqs + figures.masks);
-    assert.equal(managedIrqs.size, figures.managedIrqs);
-    assert.ok(figures.pinnedKthreads > 0);
-    assert.throws(() => figuresFromStatus('{"leaks": 3}'), /no leaks/);
+    const j = JSON.parse(r.stdout) as { leaks: { kind: string }[]; unmovable: { kind: string }[] };
+    const kinds = new Set(j.leaks.map((x) => x.kind));
+    for (const k of ['task', 'kthread', 'irq', 'default-irq', 'workqueue'])
+      assert.ok(kinds.has(k), `leak kind ${k}`);
+    const fixed = new Set(j.unmovable.map((x) => x.kind));
+    for (const k of ['pinned-kthread', 'managed-irq']) assert.ok(fixed.has(k), `unmovable kind ${k}`);
   });
 });
 

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
+import { fakeSystemd } from '../support/systemd.ts';
 import { diffTrees, simWrites, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
 const CG = 'sys/fs/cgroup';
@@ -25,14 +26,6 @@ function pids(root: string): number[] {
     .filter((d) => /^\d+$/.test(d))
     .map(Number);
 }
-function fakeSystemctl(): { bin: string; log: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-systemctl-'));
-  const bin = path.join(dir, 'systemctl');
-  const log = path.join(dir, 'log');
-  fs.writeFileSync(bin, `#!/bin/sh\necho "$@" >> '${log}'\n`, { mode: 0o755 });
-  return { bin, log };
-}
-
 describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
   it('restricts the slices, moves kthreads, workqueues and IRQs; release restores the tree byte for byte', async () => {
     const root = buildFixture('ryzen-5950x');
@@ -70,27 +63,53 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
     assert.match(again.stderr, /an isolation is already active in .*isolate\.journal/);
     assert.equal(treeHash(root), h);
     const other = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-j-')), 'vm2');
-    assert.equal((await cli(root, ['-u', other, 'isolate', '--no-cgroups', 'C12-15'])).code, 0);
+    // CPUs of another active isolation are refused (exit 2, nothing changed); other CPUs are not
+    const overlap = await cli(root, ['-u', other, 'isolate', '--no-cgroups', 'C12-15']);
+    assert.equal(overlap.code, 2, overlap.stderr);
+    assert.match(overlap.stderr, /CPUs 12-15 are already isolated for the VM of .*isolate\.journal/);
+    assert.equal(treeHash(root), h);
+    const first = treeFiles(root);
+    assert.equal((await cli(root, ['-u', other, 'isolate', '--no-cgroups', 'C4-7'])).code, 0);
+    assert.notDeepEqual(diffTrees(first, treeFiles(root)), [], 'the second isolate changed something');
     assert.equal((await cli(root, ['-u', other, 'release'])).code, 0);
-    assert.equal(treeHash(root), h, 'release undoes only its own journal');
+    assert.deepEqual(diffTrees(first, treeFiles(root)), [], 'release undoes only its own isolation');
   });
 
-  it('--stop-irqbalance stops it through systemd and release starts it; --irqbalance-ban edits its config', async () => {
+  it('--stop-irqbalance stops it through systemd and release starts it; --irqbalance-ban is a drop-in under /run that release and reset remove', async () => {
     const root = buildFixture('ryzen-5950x');
     fs.mkdirSync(path.join(root, 'etc/default'), { recursive: true });
+    // systemd manages this machine: the fake also takes the units' AllowedCPUs (the irqbalance calls are checked)
+    const sd = fakeSystemd(root);
     const before = treeFiles(root);
-    const sc = fakeSystemctl();
-    const env = { VFIO_ISOLATE_SYSTEMCTL: sc.bin };
+    const env = sd.env;
+    const irqb = (): string =>
+      sd
+        .calls()
+        .filter((c) => c.includes('irqbalance'))
+        .join('\n') + '\n';
     assert.equal((await cli(root, ['isolate', '--stop-irqbalance', 'C8-15,24-31'], env)).code, 0);
-    assert.equal(fs.readFileSync(sc.log, 'utf8'), 'stop irqbalance.service\n');
+    assert.equal(irqb(), 'stop irqbalance.service\n');
     assert.equal((await cli(root, ['release'], env)).code, 0);
-    assert.equal(fs.readFileSync(sc.log, 'utf8'), 'stop irqbalance.service\nstart irqbalance.service\n');
+    assert.equal(irqb(), 'stop irqbalance.service\nstart irqbalance.service\n');
     assert.equal((await cli(root, ['isolate', '--irqbalance-ban', 'C8-15,24-31'], env)).code, 0);
-    assert.match(sysRead(root, 'etc/default/irqbalance'), /^IRQBALANCE_BANNED_CPULIST=8-15,24-31$/m);
-    assert.match(fs.readFileSync(sc.log, 'utf8'), /try-restart irqbalance.service\n$/);
+    // runtime only: a drop-in under /run, nothing under /etc
+    assert.equal(sysExists(root, 'etc/default/irqbalance'), false);
+    assert.match(
+      sysRead(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'),
+      /^EnvironmentFile=\/run\/vfio-isolate\/irqbalance.env$/m,
+    );
+    assert.match(sysRead(root, 'run/vfio-isolate/irqbalance.env'), /^IRQBALANCE_BANNED_CPULIST=8-15,24-31$/m);
+    assert.match(sd.calls().join('\n') + '\n', /daemon-reload\ntry-restart irqbalance.service\n$/);
     assert.equal((await cli(root, ['release'], env)).code, 0);
-    assert.equal(sysExists(root, 'etc/default/irqbalance'), false, 'the file did not exist before');
+    assert.equal(sysExists(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'), false);
+    assert.equal(sysExists(root, 'run/vfio-isolate/irqbalance.env'), false);
     assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+    // reset clears a ban left behind (journal lost)
+    assert.equal((await cli(root, ['isolate', '--irqbalance-ban', 'C8-15,24-31'], env)).code, 0);
+    fs.rmSync(path.join(root, 'run/vfio-isolate/isolate.journal'));
+    assert.equal((await cli(root, ['reset'], env)).code, 0);
+    assert.equal(sysExists(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'), false);
+    assert.match(sd.calls().join('\n') + '\n', /daemon-reload\ntry-restart irqbalance.service\n$/);
   });
 
   it('optional steps: governor on the VM CPUs, stat_interval, and --no-irqs leaves IRQs alone', async () => {

@@ -11,6 +11,7 @@ import {
   ResultJson,
   StatusJson,
   TopologyJson,
+  MeasureJson,
 } from '../../src/report/json-schema.ts';
 import { buildFixture, listMachines } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
@@ -157,6 +158,7 @@ describe('docs/json.md', () => {
     PlanJson,
     ResultJson,
     IsolateResultJson,
+    MeasureJson,
   })) {
     it(`documents every field of ${name}`, () => {
       const names = [...fieldNames(schema)];

@@ -4,27 +4,23 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import type { Fs } from '../../src/kernel/fs.ts';
+import { lockFile } from '../../src/kernel/lock.ts';
 import { writeIds } from '../../src/kernel/tasks.ts';
 import { makeLog } from '../../src/report/log.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { simWrites, treeHash } from '../support/tree.ts';
 
-function ownStart(): string {
-  const s = fs.readFileSync('/proc/self/stat', 'utf8');
-  return s.slice(s.lastIndexOf(')') + 2).split(' ')[19]!;
-}
-
 describe('the lock', () => {
   it('a second run waits a bounded time for a live holder, then fails clearly and changes nothing', async () => {
     const root = buildFixture('ryzen-5950x');
-    fs.mkdirSync(path.join(root, 'run/vfio-isolate'), { recursive: true });
-    fs.writeFileSync(path.join(root, 'run/vfio-isolate/lock'), `${process.pid} ${ownStart()}\n`);
+    const held = lockFile(path.join(root, 'run/vfio-isolate/lock'), 0);
     const h = treeHash(root);
     const t0 = Date.now();
     const r = await cli(root, ['cpuset-modify', '--cpus', 'C0-3', '/user.slice'], {
       VFIO_ISOLATE_LOCK_WAIT_MS: '400',
     });
+    held.release();
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`another vfio-isolate run \\(pid ${process.pid}\\) is still running`));
     assert.ok(Date.now() - t0 >= 400, 'it waited');
@@ -32,22 +28,25 @@ describe('the lock', () => {
     assert.deepEqual(simWrites(root), []);
   });
 
-  it('a lock left by a dead run is taken over, and released afterwards', async () => {
+  it('a lock file left by a dead run (flock dropped by the kernel) is taken, and released afterwards', async () => {
     const root = buildFixture('ryzen-5950x');
-    fs.mkdirSync(path.join(root, 'run/vfio-isolate'), { recursive: true });
-    fs.writeFileSync(path.join(root, 'run/vfio-isolate/lock'), `999999999 1\n`);
-    const r = await cli(root, ['cpuset-modify', '--cpus', 'C0-3', '/user.slice']);
+    fs.mkdirSync(path.join(root, 'run/vfio-isolate'), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(root, 'run/vfio-isolate/lock'), `999999999 1\n`, { mode: 0o600 });
+    const r = await cli(root, ['cpuset-modify', '--cpus', 'C0-3', '/user.slice'], {
+      VFIO_ISOLATE_LOCK_WAIT_MS: '0',
+    });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(fs.existsSync(path.join(root, 'run/vfio-isolate/lock')), false);
+    // released: it can be taken at once
+    lockFile(path.join(root, 'run/vfio-isolate/lock'), 0).release();
   });
 
   it('a dry run takes no lock', async () => {
     const root = buildFixture('ryzen-5950x');
-    fs.mkdirSync(path.join(root, 'run/vfio-isolate'), { recursive: true });
-    fs.writeFileSync(path.join(root, 'run/vfio-isolate/lock'), `${process.pid} ${ownStart()}\n`);
+    const held = lockFile(path.join(root, 'run/vfio-isolate/lock'), 0);
     const r = await cli(root, ['-n', 'cpuset-modify', '--cpus', 'C0-3', '/user.slice'], {
       VFIO_ISOLATE_LOCK_WAIT_MS: '100',
     });
+    held.release();
     assert.equal(r.code, 0);
   });
 });

@@ -10,10 +10,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { exampleLines, notationSection, renderMan, roffEscape } from '../../src/cli/man.ts';
+import { exampleLines, notationSection, PROFILE_KEYS, renderMan, roffEscape } from '../../src/cli/man.ts';
 import type { CommandSpec } from '../../src/cli/spec.ts';
 import { COMMANDS } from '../../src/cli/table.ts';
-import { generateMan, MAN_PATH } from '../../scripts/gen-man.ts';
+import { ProfileSchema } from '../../src/profile.ts';
+import { generateMan, generateProfileMan, MAN_PATH, PROFILE_MAN_PATH } from '../../scripts/gen-man.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const HAS_GROFF = spawnSync('groff', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -143,6 +144,101 @@ describe('man page', () => {
   );
 });
 
+describe('man page FILES and ENVIRONMENT', () => {
+  const page = generateMan();
+  /** The body of one .SH section. */
+  const section = (name: string): string => {
+    const start = page.indexOf(`\n.SH ${name}\n`);
+    assert.ok(start >= 0, name);
+    const end = page.indexOf('\n.SH ', start + 1);
+    return page.slice(start, end);
+  };
+
+  it('FILES names the per-domain hook in qemu.d/, the profile directory, the journal and the lock', () => {
+    const files = section('FILES');
+    assert.ok(files.includes('/etc/libvirt/hooks/qemu.d/vfio\\-isolate\\-\\fR\\fIDOMAIN'), files);
+    assert.ok(!/hooks\/qemu\\fR|hooks\/qemu\)/.test(files), 'not the single qemu hook file');
+    assert.ok(files.includes('/etc/vfio\\-isolate/\\fR\\fINAME\\fR\\fB.toml'), files);
+    assert.ok(files.includes('vfio\\-isolate.toml(5)'));
+    assert.ok(files.includes('/run/vfio\\-isolate/isolate.journal'));
+    assert.ok(files.includes('/run/vfio\\-isolate/lock'));
+  });
+
+  it('ENVIRONMENT documents VFIO_ISOLATE_LOCK_WAIT_MS, NO_COLOR, FORCE_COLOR and no testing switch', () => {
+    const env = section('ENVIRONMENT');
+    const names = [...env.matchAll(/^\\fB([A-Z_]+)\\fR$/gm)].map((m) => m[1]);
+    assert.deepEqual(names, ['VFIO_ISOLATE_LOCK_WAIT_MS', 'NO_COLOR', 'FORCE_COLOR']);
+    assert.match(env, /default 10000/);
+    assert.ok(!page.includes('VFIO_ISOLATE_ROOT') && !page.includes('VFIO_ISOLATE_FAULT'));
+  });
+
+  it('SEE ALSO names vfio-isolate.toml(5)', () => {
+    assert.match(section('SEE ALSO'), /vfio\\-isolate\.toml\\fR\(5\)/);
+  });
+});
+
+describe('vfio-isolate.toml(5): the profile format', () => {
+  const page = generateProfileMan();
+
+  it('is up to date (run npm run man)', () => {
+    const checkedIn = fs.existsSync(PROFILE_MAN_PATH) ? fs.readFileSync(PROFILE_MAN_PATH, 'utf8') : '';
+    assert.ok(checkedIn === page, 'man/vfio-isolate.toml.5 differs from a fresh generation; run npm run man');
+  });
+
+  it('documents exactly the keys ProfileSchema accepts, table by table', () => {
+    type Entries = Record<string, unknown>;
+    const top = ProfileSchema.entries as Entries;
+    const tableKeys = (name: string): string[] =>
+      Object.keys((top[name] as { wrapped: { entries: Entries } }).wrapped.entries).sort();
+    const schema: Record<string, string[]> = {
+      '': Object.keys(top)
+        .filter((k) => k !== 'isolate' && k !== 'cputune')
+        .sort(),
+      isolate: tableKeys('isolate'),
+      cputune: tableKeys('cputune'),
+    };
+    const documented = Object.fromEntries(
+      PROFILE_KEYS.map((t) => [t.table, t.keys.map((k) => k.key).sort()]),
+    );
+    assert.deepEqual(documented, schema);
+    for (const t of PROFILE_KEYS)
+      for (const k of t.keys) assert.ok(page.includes(`\\fB${roffEscape(k.key)}\\fR = `), k.key);
+  });
+
+  it('is section 5 with NAME, SYNOPSIS (the profile directory), KEYS, the tables, EXAMPLE and SEE ALSO', () => {
+    assert.match(page, /^\.TH VFIO\\-ISOLATE\.TOML 5 /m);
+    const sections = [...page.matchAll(/^\.SH (.+)$/gm)].map((m) => m[1]);
+    assert.deepEqual(sections, [
+      'NAME',
+      'SYNOPSIS',
+      'DESCRIPTION',
+      'KEYS',
+      '[ISOLATE]',
+      '[CPUTUNE]',
+      'EXAMPLE',
+      'SEE ALSO',
+    ]);
+    assert.ok(page.includes('/etc/vfio\\-isolate/\\fR\\fINAME'));
+  });
+
+  it('the example profile in the page parses', async () => {
+    const { parseProfile } = await import('../../src/profile.ts');
+    const { topologyFromSpec } = await import('../../src/cpus/topology-model.ts');
+    const start = page.indexOf('\n.nf\n', page.indexOf('.SH EXAMPLE'));
+    const body = page
+      .slice(start + 5, page.indexOf('\n.fi', start))
+      .replace(/^\\&$/gm, '')
+      .replace(/\\-/g, '-');
+    const topo = topologyFromSpec({ cpus: 32, l3: ['0-7,16-23', '8-15,24-31'], smtOffset: 16 });
+    const p = parseProfile(body, topo);
+    assert.equal(p.domain, 'win11');
+  });
+
+  it('renders without a single groff warning', { skip: HAS_GROFF ? false : 'groff is not installed' }, () => {
+    assert.equal(groffWarnings(page), '');
+  });
+});
+
 describe('roff escaping', () => {
   it('escapes backslashes, hyphens and non-ASCII', () => {
     assert.equal(roffEscape('a\\b'), 'a\\eb');
@@ -231,7 +327,7 @@ describe('package.json ships the man page', () => {
       scripts: Record<string, string>;
     };
     assert.ok(pkg.files.includes('man/'));
-    assert.deepEqual(pkg.man, ['man/vfio-isolate.1']);
+    assert.deepEqual(pkg.man, ['man/vfio-isolate.1', 'man/vfio-isolate.toml.5']);
     assert.match(pkg.scripts.man ?? '', /gen-man/);
     assert.match(pkg.scripts.build ?? '', /gen-man|npm run man/);
   });

@@ -345,7 +345,7 @@ const ryzenCases: Case[] = [
     argv: ['isolate'],
     code: 2,
     message: 'isolate: which CPUs should the VM get?',
-    hint: 'e.g. vfio-isolate isolate C8-15,24-31 (see vfio-isolate topology for a suggestion)',
+    hint: 'e.g. vfio-isolate isolate C8-15,24-31, the split vfio-isolate topology suggests for this machine',
   },
   {
     what: 'isolate with CPU 0',

@@ -181,9 +181,10 @@ describe('parseCpuSpec: accepted values', () => {
   }
 
   it('C12345678 on a 32-CPU machine is the mask 0x12345678, as in 0.5.2', () => {
-    const want = CpuSet.parseMask('12345678');
-    assert.ok(parseCpuSpec('C12345678', R5950X).cpus.equals(want));
-    assert.ok(parseCpuSpec('0x12345678', R5950X).cpus.equals(want));
+    // 0x12345678 = bits 3-6, 9-10, 12, 14, 18, 20-21, 25, 28 (worked out by hand, not by the parser).
+    const want = '3-6,9-10,12,14,18,20-21,25,28';
+    assert.equal(parseCpuSpec('C12345678', R5950X).cpus.toList(), want);
+    assert.equal(parseCpuSpec('0x12345678', R5950X).cpus.toList(), want);
   });
 
   it('mask groups are most significant first: 00000001,00000000 is CPU 32', () => {
@@ -398,7 +399,7 @@ describe('parseCpuSpec: rejected values', () => {
 
   it('quotes a long value shortened and control characters escaped', () => {
     const long = 'C' + '0,'.repeat(100) + 'x';
-    const err = expectError(() => parseCpuSpec(long, R5950X), ['…"']);
+    const err = expectError(() => parseCpuSpec(long, R5950X), ['..."']);
     assert.ok(err.message.length < 200);
     expectError(() => parseCpuSpec('C0\u0000', R5950X), ['"C0\\u0000"']);
   });
@@ -567,7 +568,7 @@ describe('robustness', () => {
   it('a long list of missing CPUs is cut short', () => {
     const err = expectError(
       () => parseCpuSpec('0x' + '5'.repeat(200), R5950X),
-      ['CPUs 32,34,36,38,40,42,44,46,…'],
+      ['CPUs 32,34,36,38,40,42,44,46,...'],
     );
     assert.ok(err.message.length < 160, err.message);
   });

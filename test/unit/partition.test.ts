@@ -69,7 +69,7 @@ describe('partition on a running VM (fixture, 6.8)', () => {
     const r = await cli(root, ['-n', 'partition', `/${SCOPE}`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /lend CPUs 8-9 exclusively down to \/machine\.slice\/.*\/libvirt/);
-    assert.match(r.stdout, /vcpu1\/cpuset\.cpus\.partition: "member" → "isolated"/);
+    assert.match(r.stdout, /vcpu1\/cpuset\.cpus\.partition: "member" -> "isolated"/);
     assert.equal(treeHash(root), before);
   });
 
@@ -173,7 +173,7 @@ describe('isolate: live per-CPU knobs', () => {
     assert.doesNotMatch(plan.stdout, /watchdog|wake-up/);
     const limited = await cli(root, ['-n', 'isolate', '--wakeup-latency', '5', 'C8-15,24-31']);
     assert.match(limited.stdout, /wake-up latency of CPUs 8-15,24-31 limited to 5 us/);
-    assert.match(limited.stdout, /cpu8\/power\/pm_qos_resume_latency_us: "0" → "5"/);
+    assert.match(limited.stdout, /cpu8\/power\/pm_qos_resume_latency_us: "0" -> "5"/);
     assert.doesNotMatch(limited.stdout, /cpu9\/power/, 'n/a (no wake-up latency at all) is stricter: kept');
     const bad = await cli(root, ['isolate', '--wakeup-latency', 'fast', 'C8-15,24-31']);
     assert.equal(bad.code, 2);

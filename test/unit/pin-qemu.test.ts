@@ -101,11 +101,11 @@ describe('pin-qemu on the 5950X fixture', () => {
       r.stdout,
       [
         'QEMU 2400 (qemu-system-x86): pinned 4 vCPU threads and 4 other threads',
-        '  vCPU 0 (thread 2403) → CPU 8',
-        '  vCPU 1 (thread 2404) → CPU 24',
-        '  vCPU 2 (thread 2405) → CPU 9',
-        '  vCPU 3 (thread 2406) → CPU 25',
-        '  4 other threads (qemu-system-x86, call_rcu, IO mon_iothread, vnc_worker) → CPUs 7,23',
+        '  vCPU 0 (thread 2403) -> CPU 8',
+        '  vCPU 1 (thread 2404) -> CPU 24',
+        '  vCPU 2 (thread 2405) -> CPU 9',
+        '  vCPU 3 (thread 2406) -> CPU 25',
+        '  4 other threads (qemu-system-x86, call_rcu, IO mon_iothread, vnc_worker) -> CPUs 7,23',
         `Undo with: vfio-isolate restore ${j}`,
         '',
       ].join('\n'),
@@ -215,8 +215,8 @@ describe('pin-qemu on the 5950X fixture', () => {
     const before = treeFiles(root);
     const r = await cli(root, ['-n', 'pin-qemu', String(QEMU), '--vm', 'C8-15,24-31', '--emulator', 'C7,23']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /thread 2403 \(CPU 0\/KVM\): "0-31" → "8"/);
-    assert.match(r.stdout, /thread 2407 \(vnc_worker\): "0-31" → "7,23"/);
+    assert.match(r.stdout, /thread 2403 \(CPU 0\/KVM\): "0-31" -> "8"/);
+    assert.match(r.stdout, /thread 2407 \(vnc_worker\): "0-31" -> "7,23"/);
     assert.deepEqual(diffTrees(before, treeFiles(root)), []);
   });
 

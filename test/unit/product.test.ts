@@ -91,6 +91,8 @@ describe('start-up loads only the command table', () => {
     for (const m of loaded) {
       assert.ok(!m.startsWith('src/commands/'), `${m} is loaded at start-up`);
       assert.ok(!m.includes('node_modules'), `${m} is loaded at start-up`);
+      // src/report/log.ts is the output itself (pipe-safe stream writers, colour): help needs it, nothing else of report/
+      if (m === 'src/report/log.ts') continue;
       assert.ok(!/src\/(steps|report|libvirt)\/|src\/profile\.ts|src\/kernel\/kernel\.ts/.test(m), `${m}`);
     }
   });

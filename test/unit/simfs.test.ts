@@ -158,8 +158,10 @@ describe('SimFs plain writes and read-only files', () => {
     assert.equal(fs.existsSync(path.join(root, 'proc/sys/vm/nope')), false);
     assert.throws(() => s.write('/sys/fs/cgroup/user.slice', '1'), code('EISDIR'));
     assert.throws(() => s.openWriter('/proc/sys/vm/nope'), code('ENOENT'));
+    // an integer sysctl reads back as the number and a newline, as the kernel prints it
     s.write('/proc/sys/vm/stat_interval', '10');
-    assert.equal(s.read('/proc/sys/vm/stat_interval'), '10');
+    assert.equal(s.read('/proc/sys/vm/stat_interval'), '10\n');
+    assert.throws(() => s.write('/proc/sys/vm/stat_interval', 'ten'), code('EINVAL'));
     s.write('/proc/sys/kernel/timer_migration', '0\n');
     assert.equal(s.read('/proc/sys/kernel/timer_migration'), '0\n');
   });

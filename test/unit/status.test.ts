@@ -63,8 +63,10 @@ function model(over: Partial<StatusModel> = {}): StatusModel {
     irqs: [],
     workqueues: [],
     governors: new Map(),
+    reservations: [],
     knobs: { wakeupLatency: new Map() },
     notVisible: [],
+    hooks: [],
     ...over,
   };
 }
@@ -354,6 +356,7 @@ const VM_OF: Record<MachineName, string> = {
   'server-2s': '16-31,48-63',
   'hybrid-v1v2': '1-3,5-7',
   'v2-nocpuset': '1-3,5-7',
+  'guest-l3-ids': '4-7',
 };
 
 const LEAKY: ProcDesc = {
@@ -485,7 +488,8 @@ describe('vfio-isolate status on the fixture machines', () => {
           ['workqueue', '/sys/devices/virtual/workqueue/cpumask'],
         ],
       );
-      const v2 = name === 'ryzen-5950x' || name === 'server-2s' || name === 'v2-nocpuset';
+      const v2 =
+        name === 'ryzen-5950x' || name === 'server-2s' || name === 'v2-nocpuset' || name === 'guest-l3-ids';
       const taskFix = v2
         ? `vfio-isolate cpuset-modify --cpus C${h} /user.slice`
         : `vfio-isolate cpuset-create --cpus C${h} /host.slice move-tasks / /host.slice`;
@@ -538,7 +542,7 @@ describe('vfio-isolate status on the fixture machines', () => {
       r.stdout,
       /\(the default: no host cgroup may use them \(\/init\.scope, \/system\.slice, \/user\.slice: 0-7,16-23\)\)/,
     );
-    assert.match(r.stdout, /^├─ init\.scope {5}0-7,16-23 {2}0-7,16-23 /m);
+    assert.match(r.stdout, /^\|- init\.scope {5}0-7,16-23 {2}0-7,16-23 /m);
     const { j } = await statusJson(s.root);
     assert.deepEqual([j.vmCpus.cpus, j.vmCpus.source], ['8-15,24-31', 'cgroups']);
   });
@@ -582,7 +586,7 @@ describe('vfio-isolate status on the fixture machines', () => {
       assert.equal(full.code, 1);
       assert.ok(!full.stdout.includes('more user tasks'), argv.join(' '));
       assert.match(full.stdout, /task 1600 \(firefox\) may run on 8-15,24-31/);
-      assert.match(full.stdout, /│ {2}└─ machine-qemu\\x2d1\\x2dwin10\.scope/);
+      assert.match(full.stdout, /\| {2}`- machine-qemu\\x2d1\\x2dwin10\.scope/);
       assert.match(
         full.stdout,
         /kernel thread \d+ \(ksoftirqd\/8\) may run on 8: only the kernel sets its affinity/,
@@ -614,7 +618,7 @@ describe('vfio-isolate status on the fixture machines', () => {
     const r = await cli(root, ['status', 'L1']);
     assert.match(
       r.stdout,
-      /^├─ machine\.slice {2}8-15,24-31 +0-31 +0 +isolated invalid \(Cpu list in cpuset\.cpus not exclusive\) +0 \(1\)$/m,
+      /^\|- machine\.slice {2}8-15,24-31 +0-31 +0 +isolated invalid \(Cpu list in cpuset\.cpus not exclusive\) +0 \(1\)$/m,
     );
     assert.match(r.stdout, /^ {2}cpuset\.cpus\.isolated \(root\) +none$/m);
     assert.match(r.stdout, /^ {2}cgroup \/machine\.slice: partition isolated invalid/m);

@@ -11,6 +11,7 @@ import {
   wholeCores,
   type SplitInput,
 } from '../../src/report/topology-view.ts';
+import { orderL3Domains } from '../../src/cpus/topology-model.ts';
 import { buildFixture, listMachines, type MachineName } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 
@@ -184,7 +185,7 @@ async function topoJson(root: string): Promise<TopoJson> {
 
 const EXPECT: Record<
   MachineName,
-  { l3: string[]; nodes: string[]; packages: string[]; vm: string; cores: number }
+  { l3: string[]; nodes: string[]; packages: string[]; vm: string; cores: number; threads?: number }
 > = {
   'ryzen-5950x': {
     l3: ['C0-7,16-23', 'C8-15,24-31'],
@@ -210,6 +211,15 @@ const EXPECT: Record<
   },
   'hybrid-v1v2': { l3: ['C0-7'], nodes: ['C0-7'], packages: ['C0-7'], vm: '1-3,5-7', cores: 4 },
   'v2-nocpuset': { l3: ['C0-7'], nodes: ['C0-7'], packages: ['C0-7'], vm: '1-3,5-7', cores: 4 },
+  // index3/id differs per CPU; shared_cpu_list says 0-3 and 4-7: two domains, not eight
+  'guest-l3-ids': {
+    l3: ['C0-3', 'C4-7'],
+    nodes: ['C0-7'],
+    packages: ['C0-7'],
+    vm: '4-7',
+    cores: 8,
+    threads: 1,
+  },
 };
 
 describe('vfio-isolate topology on the fixture machines', () => {
@@ -235,20 +245,41 @@ describe('vfio-isolate topology on the fixture machines', () => {
         want.packages,
       );
       assert.equal(j.cores.length, want.cores);
-      assert.equal(j.threadsPerCore, 2);
+      assert.equal(j.threadsPerCore, want.threads ?? 2);
       assert.equal(j.suggestion.vm, want.vm);
       assert.ok(j.nodes.every((n) => n.memoryKiB > 0));
-      // every core is a sibling pair, and the pairs of an L3 domain cover it exactly
+      // every core is a sibling group (a pair with SMT), and the groups of an L3 domain cover it exactly
       for (const d of j.l3) {
         const union = d.cores.reduce((a, c) => a.union(L(c)), CpuSet.EMPTY);
         assert.equal(`C${union.toList()}`, d.cpuNotation);
-        assert.ok(d.cores.every((c) => L(c).size === 2));
+        assert.ok(d.cores.every((c) => L(c).size === (want.threads ?? 2)));
       }
       // the notation printed parses back to the same CPUs on this machine
       const r = await cli(root, ['status', '--json', `C${j.suggestion.vm}`]);
       assert.equal((JSON.parse(r.stdout) as { vmCpus: { cpus: string } }).vmCpus.cpus, want.vm);
     });
   }
+
+  it('guest-l3-ids: index3/id differs per CPU, shared_cpu_list says 0-3 and 4-7: 2 L3 domains, L1 = CPUs 4-7', async () => {
+    const root = buildFixture('guest-l3-ids');
+    const r = await cli(root, ['topology']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /, 2 L3 cache domains$/m);
+    assert.match(r.stdout, /^L1 +N0 +C4-7 /m);
+    const plan = await cli(root, ['-n', 'cpuset-modify', '--cpus', 'L1', '/system.slice']);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /cpuset\.cpus: "" -> "4-7"/);
+    const bad = await cli(root, ['-n', 'cpuset-modify', '--cpus', 'L2', '/system.slice']);
+    assert.equal(bad.code, 2, 'there is no third domain');
+  });
+
+  it('orderL3Domains: the same domain seen from each CPU counts once; overlapping lists merge', () => {
+    const d = orderL3Domains(['4-7', '0-3', '4-7', '0-3', '', '3,8'].map((l) => CpuSet.parseList(l)));
+    assert.deepEqual(
+      d.map((s) => s.toList()),
+      ['0-3,8', '4-7'],
+    );
+  });
 
   it('ryzen-5950x: one row per CCD with sibling pairs, notations to copy, the split and how to apply it', async () => {
     const r = await cli(buildFixture('ryzen-5950x'), ['topology']);

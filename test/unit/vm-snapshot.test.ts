@@ -7,7 +7,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { diffSnapshots, parseStat, takeSnapshot, type Snapshot, type TaskState } from '../vm/snapshot.ts';
+import {
+  diffSnapshots,
+  parseStat,
+  readUnitProperties,
+  takeSnapshot,
+  type Snapshot,
+  type TaskState,
+} from '../vm/snapshot.ts';
 
 function task(tid: number, extra: Partial<TaskState> = {}): TaskState {
   return {
@@ -162,6 +169,59 @@ describe('diffSnapshots', () => {
       'cgroup mounts: [cgroup2 /sys/fs/cgroup (cpuset)] → []',
       'cpuset hierarchy: /sys/fs/cgroup (v2) → none',
     ]);
+  });
+});
+
+describe('systemd unit properties', () => {
+  const show =
+    (text: string, seen: string[][] = []) =>
+    (args: readonly string[]): string => {
+      seen.push([...args]);
+      return text;
+    };
+
+  test('one systemctl show for all units, parsed per unit in order', () => {
+    const seen: string[][] = [];
+    const props = readUnitProperties(
+      ['system.slice', 'user.slice'],
+      show('AllowedCPUs=0-3\nAllowedMemoryNodes=\n\nAllowedCPUs=\nAllowedMemoryNodes=0\n', seen),
+    );
+    assert.deepEqual(seen, [
+      ['show', '-p', 'AllowedCPUs,AllowedMemoryNodes', '--', 'system.slice', 'user.slice'],
+    ]);
+    assert.deepEqual(props, {
+      'system.slice': { AllowedCPUs: '0-3', AllowedMemoryNodes: '' },
+      'user.slice': { AllowedCPUs: '', AllowedMemoryNodes: '0' },
+    });
+    assert.deepEqual(readUnitProperties([], show('unused')), {});
+  });
+
+  test('a block count that does not match the units is an error, not a silent misattribution', () => {
+    assert.throws(
+      () => readUnitProperties(['a.slice', 'b.slice'], show('AllowedCPUs=\n')),
+      /1 blocks for 2 units/,
+    );
+  });
+
+  test('takeSnapshot records them on request, and the diff names unit and property', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vm-snap-units-'));
+    try {
+      const a = takeSnapshot(root, {
+        units: ['system.slice'],
+        systemctl: show('AllowedCPUs=\nAllowedMemoryNodes=\n'),
+      });
+      assert.deepEqual(a.units, { 'system.slice': { AllowedCPUs: '', AllowedMemoryNodes: '' } });
+      assert.equal(takeSnapshot(root).units, undefined);
+      const b = clone(a);
+      b.units = { 'system.slice': { AllowedCPUs: '0-3', AllowedMemoryNodes: '' }, 'init.scope': {} };
+      assert.deepEqual(diffSnapshots(a, b), [
+        'unit init.scope: recorded after only',
+        'unit system.slice AllowedCPUs: "" → "0-3"',
+      ]);
+      assert.deepEqual(diffSnapshots(a, clone(a)), []);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

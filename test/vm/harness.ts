@@ -33,6 +33,25 @@ export { ensureKernels, type Kernel, type KernelChoice } from './kernels.ts';
 export const INSTALL_COMMAND =
   'apt-get install -y --no-install-recommends qemu-system-x86 busybox-static zstd xz-utils';
 
+/** What mode `systemd` needs besides INSTALL_COMMAND: systemd itself (PID 1 of the guest) and libvirt. */
+export const SYSTEMD_MODE_INSTALL =
+  'apt-get install -y --no-install-recommends libvirt-daemon-system libvirt-clients';
+
+/** Why mode `systemd` cannot run here (systemd or libvirt missing on the host whose / the guest boots), if so. */
+export function systemdModeMissing(): string | undefined {
+  const missing = [
+    ['/lib/systemd/systemd', 'systemd'],
+    ['/usr/sbin/libvirtd', 'libvirtd (libvirt-daemon-system)'],
+    ['/usr/bin/virsh', 'virsh (libvirt-clients)'],
+  ]
+    .filter(([p]) => !existsSync(p!))
+    .map(([, what]) => what);
+  return missing.length ? `missing ${missing.join(', ')}` : undefined;
+}
+
+/** Seconds a guest may take to power off after writing its exit code before the host stops QEMU. */
+export const POWEROFF_GRACE_SEC = 20;
+
 /** Where guest-setup.sh describes what it created (inside the guest). */
 export const GUEST_SETUP_JSON = '/run/vfio-vm/setup.json';
 
@@ -253,10 +272,25 @@ async function bootOnce(
     for (const t of tails) t.poll(opts.onOutput);
   };
   const timer = tails.length ? setInterval(poll, 1000) : undefined;
+  // Guard: a guest that has written its exit code but does not power off (e.g. systemd stuck stopping units) is
+  // stopped POWEROFF_GRACE_SEC later; its result is complete by then.
+  const stop = new AbortController();
+  let rcSeen = 0;
+  const guard = setInterval(() => {
+    if (!rcSeen && existsSync(join(jobDir, 'rc'))) rcSeen = Date.now();
+    if (rcSeen && Date.now() - rcSeen > POWEROFF_GRACE_SEC * 1000) {
+      process.stderr.write(
+        `vm(${opts.mode}): the guest wrote its exit code but did not power off; stopping it\n`,
+      );
+      clearInterval(guard);
+      stop.abort();
+    }
+  }, 1000);
   try {
     const r = await runQemu(
       qemuArgs({ kernel: kernel.vmlinuz, initrd, append, memMiB: opts.memMiB ?? 1024, shares, consoleFile }),
       timeoutSec,
+      stop.signal,
     );
     const startedFile = join(jobDir, 'started');
     const started = existsSync(startedFile);
@@ -269,6 +303,7 @@ async function bootOnce(
       qemuExit: r.timedOut ? 'killed at the timeout' : r.signal ? `signal ${r.signal}` : `exit ${r.exitCode}`,
     };
   } finally {
+    clearInterval(guard);
     if (timer) clearInterval(timer);
     poll();
     stopAll(shares.map((s) => s.proc));

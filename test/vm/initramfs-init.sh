@@ -2,8 +2,9 @@
 # Stage 1 (/init in the initramfs, busybox sh): load the modules for the root share, mount the host's / (read-only,
 # virtiofs tag "hostroot") under a tmpfs overlay, mount the repository (tag "repo") and the harness cache (tag
 # "cache", holding the job folder) read-write at their host paths, mount the API filesystems and the cgroup layout
-# of the mode, then switch_root into stage 2 (test/vm/guest-init.sh). Mounting is done here because an exec from
-# the virtiofs root costs far more under TCG than a busybox applet from the initramfs.
+# of the mode, then switch_root into stage 2 (test/vm/guest-init.sh). In mode systemd it leaves the cgroup mount to
+# systemd, prepares /etc (guest-systemd-prep.sh) and switch_roots into the host's /lib/systemd/systemd instead.
+# Mounting is done here because an exec from the virtiofs root costs far more under TCG than a busybox applet.
 /bin/busybox --install -s /bin
 export PATH=/bin
 
@@ -66,6 +67,9 @@ case "$MODE" in
   v2 | v2-6.1)
     mount -t cgroup2 -o nsdelegate cgroup2 $CG || warn "mount cgroup2 failed"
     ;;
+  systemd)
+    # systemd (PID 1 in stage 2) mounts the cgroup2 hierarchy itself, with its own options.
+    ;;
   v1-hybrid)
     # systemd's hybrid layout: the controller-less cgroup2 "unified" mount comes first, then the v1 cpuset.
     mount -t tmpfs -o mode=755,nosuid,nodev,noexec tmpfs $CG || warn "mount tmpfs on /sys/fs/cgroup failed"
@@ -88,4 +92,9 @@ fi
 
 read -r up _ <$R/proc/uptime
 echo "vfio-vm stage1 [$up]: switching root (mode $MODE)"
+if [ "$MODE" = systemd ]; then
+  # shellcheck source=guest-systemd-prep.sh
+  . "$R$REPO/test/vm/guest-systemd-prep.sh" || fail "guest-systemd-prep.sh"
+  exec switch_root $R /lib/systemd/systemd --log-target=console
+fi
 exec switch_root $R /bin/bash "$REPO/test/vm/guest-init.sh" "$REPO" "$JOB" "$MODE"

@@ -160,10 +160,15 @@ export interface QemuResult {
   stderr: string;
 }
 
-/** Run QEMU until it exits or `timeoutSec` passes (then SIGKILL). */
-export function runQemu(args: readonly string[], timeoutSec: number): Promise<QemuResult> {
+/** Run QEMU until it exits, `timeoutSec` passes or `stop` aborts (then SIGKILL). */
+export function runQemu(
+  args: readonly string[],
+  timeoutSec: number,
+  stop?: AbortSignal,
+): Promise<QemuResult> {
   return new Promise((resolve, reject) => {
     const proc = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    stop?.addEventListener('abort', () => proc.kill('SIGKILL'), { once: true });
     let stderr = '';
     let timedOut = false;
     proc.stderr.setEncoding('utf8');

@@ -6,8 +6,11 @@
  * every cgroup with its cpuset files, cgroup.subtree_control / cgroup.controllers and member pids; every IRQ's
  * smp_affinity_list, default_smp_affinity, the workqueue cpumasks, vm.stat_interval; and every thread's
  * Cpus_allowed_list, scheduling policy and rt priority, keyed by tid with its start time.
+ * On request (`units`), systemd's runtime view of named units: `systemctl show -p AllowedCPUs,AllowedMemoryNodes`
+ * (read-only; only inside the systemd guest).
  * Not captured, because the kernel changes them on its own: interrupt counts, IRQ effective affinities.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -57,6 +60,42 @@ export interface Snapshot {
   statInterval?: string;
   /** Every thread, keyed by tid. */
   tasks: Record<string, TaskState>;
+  /** systemd unit → property → value (UNIT_PROPERTIES), for the units asked for. */
+  units?: Record<string, Record<string, string>>;
+}
+
+/** The unit properties a snapshot records: what vfio-isolate may set through systemd. */
+export const UNIT_PROPERTIES = ['AllowedCPUs', 'AllowedMemoryNodes'] as const;
+
+/** Runs `systemctl ARGS` and returns its stdout (injectable for tests on fake trees). */
+export type Systemctl = (args: readonly string[]) => string;
+
+const realSystemctl: Systemctl = (args) =>
+  execFileSync('systemctl', args, { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+
+/**
+ * `systemctl show -p AllowedCPUs,AllowedMemoryNodes UNIT...` parsed per unit (systemctl prints one block per unit,
+ * in the order given, separated by an empty line). A unit systemd does not know shows empty values.
+ */
+export function readUnitProperties(
+  units: readonly string[],
+  systemctl: Systemctl = realSystemctl,
+): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  if (units.length === 0) return out;
+  const text = systemctl(['show', '-p', UNIT_PROPERTIES.join(','), '--', ...units]);
+  const blocks = text.replace(/\n+$/, '').split(/\n\n/);
+  if (blocks.length !== units.length)
+    throw new Error(`systemctl show: ${blocks.length} blocks for ${units.length} units:\n${text}`);
+  units.forEach((unit, i) => {
+    const props: Record<string, string> = {};
+    for (const line of (blocks[i] ?? '').split('\n')) {
+      const eq = line.indexOf('=');
+      if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    out[unit] = props;
+  });
+  return out;
 }
 
 const V2_FILES = [
@@ -209,6 +248,9 @@ export interface SnapshotOptions {
    * file reads (~0.25 ms natively, ~40× that under TCG); the rest of a snapshot is cheap.
    */
   tasks?: boolean | readonly number[];
+  /** systemd units whose UNIT_PROPERTIES to record (through `systemctl show`, or `systemctl` when given). */
+  units?: readonly string[];
+  systemctl?: Systemctl;
 }
 
 /** Take a snapshot of the system under `root` (default the real one). Read-only. */
@@ -236,6 +278,7 @@ export function takeSnapshot(root = '/', opts: SnapshotOptions = {}): Snapshot {
   assign('workqueueCpumask', '/sys/devices/virtual/workqueue/cpumask');
   assign('writebackCpumask', '/sys/bus/workqueue/devices/writeback/cpumask');
   assign('statInterval', '/proc/sys/vm/stat_interval');
+  if (opts.units) snap.units = readUnitProperties(opts.units, opts.systemctl);
   return snap;
 }
 
@@ -351,6 +394,19 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): string[] {
   ];
   for (const [name, x, y] of scalars) {
     if (x !== y) out.push(`${name}: ${x ?? '(absent)'} → ${y ?? '(absent)'}`);
+  }
+
+  const units = [...new Set([...Object.keys(a.units ?? {}), ...Object.keys(b.units ?? {})])].sort(byPath);
+  for (const unit of units) {
+    const x = a.units?.[unit];
+    const y = b.units?.[unit];
+    if (!x || !y) {
+      out.push(`unit ${unit}: recorded ${x ? 'before only' : 'after only'}`);
+      continue;
+    }
+    for (const p of [...new Set([...Object.keys(x), ...Object.keys(y)])].sort(byPath)) {
+      if (x[p] !== y[p]) out.push(`unit ${unit} ${p}: ${q(x[p])} → ${q(y[p])}`);
+    }
   }
 
   const tids = Object.keys(a.tasks).sort(byNumber);

@@ -1,0 +1,157 @@
+/**
+ * Drift: restrictions an active journal applied through systemd (unit AllowedCPUs= / AllowedMemoryNodes=) that
+ * systemd no longer has (someone lifted them, `systemctl revert`, a unit restarted with other properties).
+ * `status` names each with the journal and time that applied it; `reapply [JOURNAL]` sets them again, journalled
+ * into the same journal (so release still restores the state from before the first isolate), and changes nothing
+ * when nothing drifted.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Ctx, Handler } from '../cli/spec.ts';
+import { RuntimeFailure } from '../errors.ts';
+import { P } from '../kernel/kernel.ts';
+import { showUnits } from '../kernel/systemd.ts';
+import { readJournalFile } from '../steps/journal.ts';
+import type { UnitRecord } from '../steps/records.ts';
+import type { Step } from '../steps/step.ts';
+import { hostJournalPath } from '../kernel/reservations.ts';
+import { defaultJournal } from './isolate.ts';
+import { planUnitLimit, systemdOf } from './restrict.ts';
+
+export interface Applied {
+  unit: string;
+  property: 'AllowedCPUs' | 'AllowedMemoryNodes';
+  value: string;
+  journal: string;
+  at: string;
+}
+
+export interface Drift extends Applied {
+  now: string;
+  fix: string;
+}
+
+/** What the live runs of an active journal (unrestored, this boot) last applied to each unit property. */
+export function appliedBy(ctx: Ctx, file: string): Applied[] {
+  const j = readJournalFile(file);
+  if (j.restored || j.header.bootId !== ctx.k.bootId()) return [];
+  const last = new Map<string, Applied>();
+  for (const run of j.runs) {
+    if (run.rolledBack) continue;
+    for (const rec of run.records) {
+      if (rec.kind !== 'unit') continue;
+      const put = (property: Applied['property'], pair: UnitRecord['allowedCpus']): void => {
+        if (pair)
+          last.set(`${rec.unit} ${property}`, {
+            unit: rec.unit,
+            property,
+            value: pair[1],
+            journal: file,
+            at: run.at,
+          });
+      };
+      put('AllowedCPUs', rec.allowedCpus);
+      put('AllowedMemoryNodes', rec.allowedMemoryNodes);
+    }
+  }
+  return [...last.values()];
+}
+
+/** Journals status looks at: -u FILE, the default one, and every *.journal in /run/vfio-isolate. */
+function journalsToCheck(ctx: Ctx): string[] {
+  const out = new Set<string>();
+  if (ctx.g.undoFile) out.add(ctx.g.undoFile);
+  out.add(defaultJournal(ctx));
+  const dir = ctx.k.hostPath(P.runDir);
+  try {
+    for (const name of fs.readdirSync(dir).sort())
+      if (name.endsWith('.journal')) out.add(path.join(dir, name));
+  } catch {
+    /* no run directory: nothing isolated */
+  }
+  return [...out];
+}
+
+/** Restrictions applied through systemd by active journals and missing now (the newest application wins). */
+export function findDrift(ctx: Ctx): Drift[] {
+  if (ctx.k.cgroups.version !== 2 || systemdOf(ctx).kind !== 'managed') return [];
+  const latest = new Map<string, Applied>();
+  for (const file of journalsToCheck(ctx)) {
+    let applied: Applied[];
+    try {
+      applied = appliedBy(ctx, file);
+    } catch {
+      continue; // missing, unreadable without root, or not a journal: status reads what it can
+    }
+    for (const a of applied) {
+      const key = `${a.unit} ${a.property}`;
+      const prev = latest.get(key);
+      if (!prev || prev.at <= a.at) latest.set(key, a);
+    }
+  }
+  if (latest.size === 0) return [];
+  const units = [...new Set([...latest.values()].map((a) => a.unit))];
+  const now = showUnits(ctx.k, units);
+  const out: Drift[] = [];
+  for (const a of latest.values()) {
+    const info = now.get(a.unit);
+    if (!info || info.loadState !== 'loaded') continue; // a unit that is gone has nothing to keep restricted
+    const value = a.property === 'AllowedCPUs' ? info.allowedCpus : info.allowedMemoryNodes;
+    if (value === a.value) continue;
+    out.push({ ...a, now: value, fix: `vfio-isolate reapply ${a.journal}` });
+  }
+  return out;
+}
+
+export function driftLine(d: Drift): string {
+  return `systemd unit ${d.unit} ${d.property}=${d.value} applied by ${d.journal} at ${d.at}; now missing (${d.property}=${d.now})`;
+}
+
+/** reapply [JOURNAL]: set again, through systemd, what the journal applied and systemd no longer has. */
+function planReapply(ctx: Ctx, command: string, file: string): Step[] {
+  const applied = appliedBy(ctx, file);
+  if (applied.length === 0) {
+    throw new RuntimeFailure(
+      `${command}: ${file} has no active restriction applied through systemd`,
+      'only an unrestored journal of this boot can be re-applied',
+    );
+  }
+  if (systemdOf(ctx).kind !== 'managed')
+    throw new RuntimeFailure(`${command}: systemd does not manage ${ctx.k.cgroups.mount} here`);
+  const units = [...new Set(applied.map((a) => a.unit))];
+  const infos = showUnits(ctx.k, units);
+  const steps: Step[] = [];
+  for (const unit of units) {
+    const info = infos.get(unit)!;
+    if (info.loadState !== 'loaded' || !info.controlGroup.startsWith('/')) {
+      ctx.log.warn(`${command}: systemd unit ${unit} is gone; nothing to re-apply there`);
+      continue;
+    }
+    const mine = applied.filter((a) => a.unit === unit);
+    const step = planUnitLimit(
+      ctx,
+      info,
+      info.controlGroup.split('/').filter(Boolean),
+      {
+        allowedCpus: mine.find((a) => a.property === 'AllowedCPUs')?.value,
+        allowedMemoryNodes: mine.find((a) => a.property === 'AllowedMemoryNodes')?.value,
+      },
+      command,
+    );
+    if (step) steps.push(step);
+  }
+  return steps;
+}
+
+export const handlers: Record<string, Handler> = {
+  reapply: {
+    kind: 'plan',
+    plan(ctx, inv) {
+      // isolate journals its host-wide restrictions (the units among them) in the host journal
+      const file = inv.args.JOURNAL ?? ctx.g.undoFile ?? hostJournalPath(ctx.k);
+      const steps = planReapply(ctx, inv.name, file);
+      // journalled into the same journal; nothing drifted: nothing to journal
+      return { steps, journal: steps.length > 0 ? file : null };
+    },
+  },
+};

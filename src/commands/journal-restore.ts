@@ -1,0 +1,131 @@
+/** Undo a journal, newest change first, after validating every record (restore, release, the last release's host journal). */
+import * as fs from 'node:fs';
+import type { Ctx } from '../cli/spec.ts';
+import { RuntimeFailure } from '../errors.ts';
+import {
+  checkJournalTrust,
+  interruptedCreation,
+  markRestored,
+  pendingRecords,
+  readJournalFile,
+  removeInterrupted,
+  type ParsedJournal,
+} from '../steps/journal.ts';
+import type { Step } from '../steps/step.ts';
+import { describeRecord, undoRecord } from '../steps/undo.ts';
+import { validateRecords } from '../steps/validate.ts';
+
+function isLink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Steps that undo a journal file; shared by restore and release. */
+export function planJournalRestore(
+  ctx: Ctx,
+  command: string,
+  file: string,
+  /** beforeMark: steps that run after the undo and before the journal is marked restored (release's host set). */
+  opts: { force: boolean; beforeMark?: Step[] },
+): Step[] {
+  const beforeMark = opts.beforeMark ?? [];
+  // Read under the run's lock (taken before planning), and only a journal root alone could have written.
+  if (fs.existsSync(file) || isLink(file)) checkJournalTrust(file);
+  if (interruptedCreation(file)) {
+    // A run was killed while creating this file: it holds no change. Removed under the lock, if still so.
+    return [
+      {
+        command,
+        title: `remove ${file}, left empty by an interrupted run (nothing was applied)`,
+        changes: [{ target: file, note: 'remove' }],
+        apply({ log }) {
+          if (removeInterrupted(file))
+            log.warn(`${file} was left unfinished by an interrupted run that applied nothing; removed it`);
+          return { changed: 0 };
+        },
+      },
+      ...beforeMark,
+    ];
+  }
+  const j: ParsedJournal = readJournalFile(file);
+  if (j.restored) {
+    ctx.log.warn(`${file} was already restored; nothing to do`);
+    return beforeMark;
+  }
+  const recs = pendingRecords(j);
+  validateRecords(ctx.k, recs, file);
+  const otherBoot = j.header.bootId !== ctx.k.bootId();
+  const mark: Step = {
+    command,
+    title: `mark ${file} restored`,
+    changes: [{ target: file, note: 'append "restored"' }],
+    apply() {
+      markRestored(file, otherBoot && opts.force, undefined, j.size);
+      return { changed: 0 };
+    },
+  };
+  if (otherBoot && !opts.force) {
+    ctx.log.warn(
+      `${file} is from an earlier boot: a reboot already reset what it changed, so nothing is applied (use --force to apply it anyway)`,
+    );
+    return [...beforeMark, mark];
+  }
+  const failures: string[] = [];
+  const conflicts: string[] = [];
+  const steps: Step[] = recs.map((rec) => ({
+    command,
+    title: describeRecord(rec),
+    changes:
+      rec.kind === 'write'
+        ? rec.files.map(([target, before]) => ({ target, after: before }))
+        : rec.kind === 'unit'
+          ? [{ target: `unit ${rec.unit}`, note: describeRecord(rec) }]
+          : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
+    keptOnFailure: true,
+    apply({ k, log }) {
+      const r = undoRecord(k, rec, log, { force: opts.force });
+      failures.push(...r.failed);
+      conflicts.push(...r.conflicts);
+      return { changed: r.done, skipped: r.failed.map((f) => ({ what: f, why: 'failed' })) };
+    },
+  }));
+  const complete = (): void => {
+    if (conflicts.length > 0) {
+      throw new RuntimeFailure(
+        `restore of ${file}: ${conflicts.length} change(s) left alone because they were changed again since this journal's run: ${conflicts.slice(0, 3).join('; ')}${conflicts.length > 3 ? '; ...' : ''}`,
+        `check them; restore --force ${file} writes the old values anyway (the journal is not marked restored)`,
+      );
+    }
+    if (failures.length > 0) {
+      throw new RuntimeFailure(
+        `restore of ${file} incomplete: ${failures.length} change(s) could not be undone: ${failures.slice(0, 3).join('; ')}`,
+        'fix the cause and run restore again (it is safe to repeat)',
+      );
+    }
+  };
+  if (beforeMark.length > 0) {
+    // an incomplete undo stops before the steps that follow it (release: host set, registry)
+    steps.push({
+      command,
+      title: `check that every change of ${file} was undone`,
+      changes: [],
+      keptOnFailure: true,
+      apply() {
+        complete();
+        return { changed: 0 };
+      },
+    });
+    steps.push(...beforeMark);
+  }
+  steps.push({
+    ...mark,
+    apply(a) {
+      complete();
+      return mark.apply(a);
+    },
+  });
+  return steps;
+}

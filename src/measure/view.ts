@@ -1,0 +1,152 @@
+/** The report of `measure`: a compact human table, and the --json document (schema: MeasureJson). Pure. */
+import { GAP_BUCKETS_US } from '../kernel/probe.ts';
+import type { MeasureJson } from '../report/json-schema.ts';
+import { table } from '../report/table.ts';
+import type { MeasureReport, Verdict } from './analysis.ts';
+
+const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+function fmt(n: number): string {
+  if (n >= 100) return String(Math.round(n));
+  return n.toFixed(1);
+}
+
+/** Bucket labels: "<10us", "<100us", "<1ms", "<10ms", ">=10ms". */
+export function bucketLabels(): string[] {
+  const us = (v: number): string => (v >= 1000 ? `${v / 1000}ms` : `${v}us`);
+  return [...GAP_BUCKETS_US.map((b) => `<${us(b)}`), `>=${us(GAP_BUCKETS_US[GAP_BUCKETS_US.length - 1]!)}`];
+}
+
+const TAG: Record<Verdict, string> = { expected: 'expected', vm: 'VM', leak: 'LEAK' };
+
+function cpusOf(per: Map<number, number>): string {
+  return [...per]
+    .filter(([, n]) => n > 0)
+    .map(([c, n]) => `${c}:${n}`)
+    .join(' ');
+}
+
+export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): string {
+  let out = `measure: CPUs ${r.cpus.toList()} (${r.why}), ${r.mode} mode, ${round(r.seconds, 1)} s`;
+  if (r.interrupted) out += ', interrupted';
+  out += '\n';
+  if (r.vms.length > 0) out += `VM running there: ${r.vms.join(', ')}\n`;
+  const probe = r.mode === 'probe';
+  const header = ['CPU', 'irq/s', 'softirq/s', 'host us/s', 'busy %'];
+  if (probe) header.push('max gap us', 'noise %', `gaps ${bucketLabels().join('/')}`);
+  const rows = r.perCpu.map((l) => {
+    const row = [
+      String(l.cpu),
+      fmt(l.irqsPerSecond),
+      fmt(l.softirqsPerSecond),
+      fmt(l.hostUsPerSecond),
+      l.busyPercent === undefined ? '?' : fmt(l.busyPercent),
+    ];
+    if (probe) {
+      if (l.probe?.error) row.push(`(${l.probe.error})`, '', '');
+      else if (l.probe)
+        row.push(fmt(l.probe.maxUs), l.probe.noisePercent.toFixed(2), l.probe.histogram.join('/'));
+    }
+    return row;
+  });
+  out += '\n' + table(rows, { header, align: header.map((_, i) => (i === 0 || i === 7 ? 'left' : 'right')) });
+  const sources = opts.verbose ? r.sources : r.sources.filter((s, i) => s.verdict === 'leak' || i < 8);
+  if (sources.length > 0) {
+    out += '\nInterrupts and softirqs there (per second; per CPU: count over the window):\n';
+    out += table(
+      sources.map((s) => [
+        s.kind === 'irq' ? (/^\d+$/.test(s.label) ? `IRQ ${s.label}` : s.label) : `softirq ${s.label}`,
+        s.kind === 'irq' && /^\d+$/.test(s.label) ? s.name : '',
+        fmt(s.perSecond),
+        cpusOf(s.perCpu),
+        `${TAG[s.verdict]}: ${s.note}`,
+      ]),
+      { indent: '  ', align: ['left', 'left', 'right', 'left', 'left'] },
+    );
+    if (sources.length < r.sources.length) out += `  ... ${r.sources.length - sources.length} more (-v)\n`;
+  }
+  const shown = opts.verbose ? r.threads : r.threads.filter((t) => t.verdict !== 'vm');
+  const threads = opts.verbose ? shown : shown.slice(0, 10);
+  if (threads.length > 0) {
+    out += '\nThreads that ran there (CPU time over the window):\n';
+    out += table(
+      threads.map((t) => [
+        `${t.tid === t.pid ? `pid ${t.pid}` : `tid ${t.tid} of ${t.pid}`} (${t.comm})`,
+        `${fmt(t.totalNs / 1e6)} ms`,
+        `on ${[...t.perCpuNs.keys()].sort((a, b) => a - b).join(',')}`,
+        `${TAG[t.verdict]}: ${t.note}`,
+      ]),
+      { indent: '  ', align: ['left', 'right', 'left', 'left'] },
+    );
+    if (threads.length < shown.length) out += `  ... ${shown.length - threads.length} more (-v)\n`;
+  } else {
+    out += "\nNo thread but the VM's ran there.\n";
+  }
+  for (const b of r.budgets) {
+    const what = b.worst ? `${fmt(b.worst.value)} on CPU ${b.worst.cpu}` : 'not measured in passive mode';
+    out += `budget ${b.name} ${b.limit}: ${what}: ${b.ok ? 'ok' : 'OVER BUDGET'}\n`;
+  }
+  if (r.budgets.length > 0) out += r.overBudget ? 'verdict: over budget\n' : 'verdict: within budget\n';
+  if (r.notRead.length > 0) out += `could not read: ${r.notRead.join('; ')}\n`;
+  return out;
+}
+
+const perCpuJson = (m: Map<number, number>): Record<string, number> =>
+  Object.fromEntries([...m].map(([c, n]) => [String(c), n]));
+
+export function measureJson(r: MeasureReport): MeasureJson {
+  return {
+    command: 'measure',
+    schemaVersion: 1,
+    mode: r.mode,
+    cpus: r.cpus.toList(),
+    why: r.why,
+    seconds: round(r.seconds, 3),
+    interrupted: r.interrupted,
+    vms: r.vms,
+    perCpu: r.perCpu.map((l) => ({
+      cpu: l.cpu,
+      irqsPerSecond: round(l.irqsPerSecond, 2),
+      softirqsPerSecond: round(l.softirqsPerSecond, 2),
+      hostUsPerSecond: round(l.hostUsPerSecond, 1),
+      busyPercent: l.busyPercent === undefined ? null : round(l.busyPercent, 2),
+      noiseUsPerSecond: round(l.noiseUsPerSecond, 1),
+      probe: l.probe
+        ? {
+            maxGapUs: round(l.probe.maxUs, 1),
+            noisePercent: round(l.probe.noisePercent, 3),
+            histogram: l.probe.histogram,
+            error: l.probe.error ?? null,
+          }
+        : null,
+    })),
+    histogramBuckets: bucketLabels(),
+    sources: r.sources.map((s) => ({
+      kind: s.kind,
+      label: s.label,
+      name: s.name,
+      perSecond: round(s.perSecond, 2),
+      perCpu: perCpuJson(s.perCpu),
+      verdict: s.verdict,
+      note: s.note,
+    })),
+    threads: r.threads.map((t) => ({
+      pid: t.pid,
+      tid: t.tid,
+      comm: t.comm,
+      ms: round(t.totalNs / 1e6, 3),
+      perCpuMs: Object.fromEntries([...t.perCpuNs].map(([c, n]) => [String(c), round(n / 1e6, 3)])),
+      verdict: t.verdict,
+      note: t.note,
+    })),
+    budgets: r.budgets.map((b) => ({
+      name: b.name,
+      limit: b.limit,
+      worstCpu: b.worst?.cpu ?? null,
+      worst: b.worst ? round(b.worst.value, 2) : null,
+      ok: b.ok,
+    })),
+    overBudget: r.overBudget,
+    notRead: r.notRead,
+  };
+}

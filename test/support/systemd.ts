@@ -1,0 +1,82 @@
+/**
+ * A fake systemd for a fixture tree: fakeSystemd(root) records the tree's units (every cgroup below slices named
+ * like a unit) in the fake's state file inside the tree and writes a `systemctl` wrapper (outside the tree) that
+ * runs test/support/fake-systemctl.ts on that tree. Pass `env` to cli() so the tool uses it.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { unitOfCgroup } from '../../src/kernel/systemd.ts';
+import { LOG_FILE, STATE_FILE, type FakeState, type FakeUnit } from './fake-systemctl.ts';
+
+const SCRIPT = fileURLToPath(new URL('./fake-systemctl.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+export interface FakeSystemd {
+  bin: string;
+  env: { VFIO_ISOLATE_SYSTEMCTL: string };
+  /** Every systemctl call so far, one line each. */
+  calls(): string[];
+  state(): FakeState;
+  update(f: (s: FakeState) => void): void;
+  /** Run the fake directly (e.g. daemon-reload, as an administrator or a package upgrade would). */
+  run(...args: string[]): { code: number; stderr: string };
+}
+
+export function fakeSystemd(root: string): FakeSystemd {
+  const mount = path.join(root, 'sys/fs/cgroup');
+  const units: Record<string, FakeUnit> = {};
+  const has = (dir: string, c: string): boolean => {
+    try {
+      return fs.readFileSync(path.join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes(c);
+    } catch {
+      return false;
+    }
+  };
+  const keepCpuset: string[] = [];
+  const walk = (parts: string[]): void => {
+    const dir = path.join(mount, ...parts);
+    if (has(dir, 'cpuset')) keepCpuset.push(parts.join('/'));
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const child = [...parts, e.name];
+      const unit = unitOfCgroup(child);
+      if (unit === undefined) continue;
+      const sub = fs
+        .readdirSync(path.join(dir, e.name), { withFileTypes: true })
+        .some((d) => d.isDirectory());
+      units[unit] = { cgroup: '/' + child.join('/'), cpus: '', mems: '' };
+      if (unit.endsWith('.slice')) walk(child);
+      else if (sub && has(dir, 'cpuset')) units[unit].delegateCpuset = true;
+    }
+  };
+  walk([]);
+  fs.mkdirSync(path.join(root, 'run/systemd'), { recursive: true });
+  const stateFile = path.join(root, STATE_FILE);
+  fs.writeFileSync(stateFile, JSON.stringify({ units, keepCpuset } satisfies FakeState, null, 2));
+  fs.writeFileSync(path.join(root, LOG_FILE), '');
+  const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-fake-systemctl-')), 'systemctl');
+  fs.writeFileSync(
+    bin,
+    `#!/bin/sh\nFAKE_SYSTEMD_ROOT='${root}' exec '${process.execPath}' --import '${TSX}' '${SCRIPT}' "$@"\n`,
+    { mode: 0o755 },
+  );
+  const state = (): FakeState => JSON.parse(fs.readFileSync(stateFile, 'utf8')) as FakeState;
+  return {
+    bin,
+    env: { VFIO_ISOLATE_SYSTEMCTL: bin },
+    calls: () => fs.readFileSync(path.join(root, LOG_FILE), 'utf8').split('\n').filter(Boolean),
+    state,
+    update(f) {
+      const s = state();
+      f(s);
+      fs.writeFileSync(stateFile, JSON.stringify(s, null, 2));
+    },
+    run(...args) {
+      const r = spawnSync(bin, args, { encoding: 'utf8' });
+      return { code: r.status ?? -1, stderr: r.stderr };
+    },
+  };
+}

@@ -1,0 +1,339 @@
+/**
+ * systemd as the owner of the cgroup v2 tree, on fixture machines with a fake systemctl (test/support/
+ * fake-systemctl.ts) that realizes AllowedCPUs= like systemd and drops cpuset files written behind its back on
+ * daemon-reload. isolate and the compatible cpuset commands go through systemd for units, restore/release put the
+ * properties back, failures roll back, and status names drift that `reapply` repairs.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import * as v from 'valibot';
+import { RuntimeFailure } from '../../src/errors.ts';
+import { Kernel } from '../../src/kernel/kernel.ts';
+import { SimFs } from '../support/simfs.ts';
+import { runSystemctl, unitOfCgroup } from '../../src/kernel/systemd.ts';
+import { UnitRecord } from '../../src/steps/records.ts';
+import { buildFixture } from '../fixtures/build.ts';
+import { cli } from '../support/cli.ts';
+import { fakeSystemd, type FakeSystemd } from '../support/systemd.ts';
+import { diffTrees, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
+
+const CG = 'sys/fs/cgroup';
+const sets = (sd: FakeSystemd): string[] => sd.calls().filter((c) => c.startsWith('set-property'));
+const cpusOf = (sd: FakeSystemd): Record<string, string> =>
+  Object.fromEntries(Object.entries(sd.state().units).map(([n, u]) => [n, u.cpus]));
+function journal(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-sd-j-')), 'undo');
+}
+function records(file: string): { kind: string }[] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { t: string; rec?: { kind: string } })
+    .filter((l) => l.t === 'rec')
+    .map((l) => l.rec!);
+}
+
+describe('isolate on a systemd machine (v2, cpuset not enabled at boot)', () => {
+  it('restricts the top-level units through systemd; a daemon-reload keeps it; release restores properties and tree', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const before = treeFiles(root);
+
+    const plan = await cli(root, ['-n', 'isolate', 'C4-7'], sd.env);
+    assert.equal(plan.code, 0, plan.stderr);
+    for (const unit of ['init.scope', 'system.slice', 'user.slice'])
+      assert.match(plan.stdout, new RegExp(`systemctl set-property --runtime -- ${unit} AllowedCPUs=0-3 `));
+    assert.doesNotMatch(plan.stdout, /machine\.slice/);
+    assert.doesNotMatch(plan.stdout, /cgroup\.subtree_control|system\.slice\/cpuset/);
+    assert.deepEqual(sets(sd), [], 'a dry run only asks systemd');
+    assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+
+    // isolations compose: host-wide restrictions are journalled in the host journal the last release restores
+    const j = path.join(root, 'run/vfio-isolate/host.journal');
+    const r = await cli(root, ['isolate', 'C4-7'], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(sets(sd), [
+      'set-property --runtime -- init.scope AllowedCPUs=0-3',
+      'set-property --runtime -- system.slice AllowedCPUs=0-3',
+      'set-property --runtime -- user.slice AllowedCPUs=0-3',
+    ]);
+    const recs = records(j);
+    assert.equal(recs.filter((x) => x.kind === 'unit').length, 3);
+    assert.equal(recs.filter((x) => x.kind === 'controller').length, 0, 'no raw +cpuset');
+    assert.ok(
+      !JSON.stringify(recs).includes('cpuset.cpus'),
+      'no cpuset file of a unit is written by the tool',
+    );
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-3');
+
+    assert.equal(sd.run('daemon-reload').code, 0);
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-3', 'survives daemon-reload');
+    assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus`), '0-3');
+    const st = await cli(root, ['status', 'C4-7'], sd.env);
+    assert.doesNotMatch(st.stdout, /Drift/);
+
+    const rel = await cli(root, ['release'], sd.env);
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+      'every unit has its previous (empty) AllowedCPUs again',
+    );
+    assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+  });
+
+  it('the old direct writes vanish on daemon-reload; the same restriction through systemd does not', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    // Without a systemctl (the kernel layer knows none), cpuset-modify writes cgroupfs as 0.5.2 did.
+    assert.equal((await cli(root, ['cpuset-modify', '--cpus', 'C0-3', '/system.slice'])).code, 0);
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-3');
+    sd.run('daemon-reload');
+    assert.equal(sysExists(root, `${CG}/system.slice/cpuset.cpus`), false, 'systemd dropped it');
+
+    const r = await cli(root, ['cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '', 'quiet like 0.5.2');
+    sd.run('daemon-reload');
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-3', 'kept through systemd');
+  });
+});
+
+describe('compatible cpuset commands on a systemd machine', () => {
+  it('cpuset-modify of units (nested too) goes through systemd; restore puts the exact properties back', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const before = treeFiles(root);
+    const j = journal();
+    const r = await cli(
+      root,
+      [
+        '-u',
+        j,
+        'cpuset-modify',
+        '--cpus',
+        'C0-3',
+        '--mems',
+        'N0',
+        '/system.slice',
+        'cpuset-modify',
+        '--cpus',
+        'C0-1',
+        '/system.slice/cron.service',
+      ],
+      sd.env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(sets(sd), [
+      'set-property --runtime -- system.slice AllowedCPUs=0-3 AllowedMemoryNodes=0',
+      'set-property --runtime -- cron.service AllowedCPUs=0-1',
+    ]);
+    assert.equal(sysRead(root, `${CG}/system.slice/cron.service/cpuset.cpus`), '0-1');
+    assert.equal((await cli(root, ['restore', j], sd.env)).code, 0);
+    const u = sd.state().units;
+    assert.deepEqual(
+      [u['system.slice']!.cpus, u['system.slice']!.mems, u['cron.service']!.cpus],
+      ['', '', ''],
+    );
+    assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+  });
+
+  it('restore puts back a unit property that was set before (not just "empty")', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'user.slice', 'AllowedCPUs=0-5').code, 0);
+    const j = journal();
+    assert.equal(
+      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-1', '/user.slice'], sd.env)).code,
+      0,
+    );
+    assert.equal(cpusOf(sd)['user.slice'], '0-1');
+    assert.equal((await cli(root, ['restore', j], sd.env)).code, 0);
+    assert.equal(cpusOf(sd)['user.slice'], '0-5');
+    assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus`), '0-5');
+  });
+
+  it('a unit systemd does not have: exit 1 before any change; a cgroup that is no unit: direct write', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    fs.mkdirSync(path.join(root, CG, 'system.slice/ghost.service'));
+    const h = treeHash(root);
+    const bad = await cli(root, ['cpuset-modify', '--cpus', 'C0-3', '/system.slice/ghost.service'], sd.env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /systemd has no such unit \(LoadState=not-found\)/);
+    assert.equal(treeHash(root), h);
+    assert.deepEqual(sets(sd), []);
+
+    // A cgroup that maps to no unit (below a scope: a delegated subtree such as libvirt's vCPU cgroups).
+    const vcpu = '/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt/vcpu0';
+    const scope = '/machine.slice/machine-qemu\\x2d1\\x2dvm.scope';
+    const mk = await cli(root, [
+      'cpuset-create',
+      scope,
+      'cpuset-create',
+      `${scope}/libvirt`,
+      'cpuset-create',
+      '--cpus',
+      'C4',
+      vcpu,
+    ]);
+    assert.equal(mk.code, 0, mk.stderr);
+    const r = await cli(root, ['cpuset-modify', '--cpus', 'C5', vcpu], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sysRead(root, `${CG}${vcpu}/cpuset.cpus`), '5');
+    assert.deepEqual(sets(sd), [], 'no systemd call for a delegated cgroup');
+  });
+
+  it('cpuset-delete of a unit is refused; cpuset-create makes a plain cgroup and says systemd may drop it', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const h = treeHash(root);
+    const del = await cli(root, ['cpuset-delete', '/system.slice/cron.service'], sd.env);
+    assert.equal(del.code, 1);
+    assert.match(del.stderr, /cgroup of systemd unit cron\.service; systemd owns it/);
+    assert.equal(treeHash(root), h);
+    const mk = await cli(root, ['cpuset-create', '--cpus', 'C0-1', '/host.slice'], sd.env);
+    assert.equal(mk.code, 0, mk.stderr);
+    assert.match(mk.stderr, /\/host\.slice is a plain cgroup, not a systemd unit/);
+    assert.equal(sysRead(root, `${CG}/host.slice/cpuset.cpus`), '0-1');
+    assert.deepEqual(sets(sd), []);
+  });
+});
+
+describe('systemctl failures, and systemd that does not manage the tree', () => {
+  it('systemctl failing mid-way: one-line error, the units changed so far are put back, exit 1', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    sd.update((s) => (s.fail = 'user.slice'));
+    const before = treeFiles(root);
+    const r = await cli(root, ['isolate', 'C4-7'], sd.env);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^vfio-isolate: isolate: restrict systemd unit user\.slice .*systemctl set-property --runtime -- user\.slice AllowedCPUs=0-3 failed: Failed to set unit properties on user\.slice: Access denied; the changes of this run were undone\n/,
+    );
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+    );
+    assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+  });
+
+  it('systemctl that hangs is killed after the timeout: one-line RuntimeFailure', () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    sd.update((s) => (s.hang = true));
+    const k = new Kernel(new SimFs(root), { systemctl: sd.bin, systemctlTimeoutMs: 1500, euid: 0 });
+    const t0 = Date.now();
+    assert.throws(
+      () => runSystemctl(k, ['set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-3']),
+      (e: unknown) =>
+        e instanceof RuntimeFailure &&
+        e.message ===
+          'systemctl set-property --runtime -- system.slice AllowedCPUs=0-3 timed out after 1.5 s',
+    );
+    assert.ok(Date.now() - t0 < 20000);
+  });
+
+  it('systemd present but not managing the hierarchy (a container): direct writes, one warning', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    fs.writeFileSync(path.join(root, 'proc/1/cgroup'), '0::/\n');
+    const r = await cli(
+      root,
+      ['cpuset-modify', '--cpus', 'C0-3', '/system.slice', 'cpuset-modify', '--cpus', 'C0-3', '/user.slice'],
+      sd.env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+    assert.match(r.stderr, /warning: systemd runs but does not manage \/sys\/fs\/cgroup \(PID 1 is not in/);
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-3');
+    assert.deepEqual(sd.calls(), []);
+  });
+});
+
+describe('drift', () => {
+  it('status names a lifted restriction with its journal and time; reapply sets it again, idempotent and journalled', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const before = treeFiles(root);
+    // isolations compose: host-wide restrictions are journalled in the host journal the last release restores
+    const j = path.join(root, 'run/vfio-isolate/host.journal');
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    // someone lifts it (e.g. systemctl set-property system.slice AllowedCPUs= by hand)
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+    const st = await cli(root, ['status', 'C4-7'], sd.env);
+    assert.equal(st.code, 1);
+    assert.match(
+      st.stdout,
+      new RegExp(
+        `systemd unit system\\.slice AllowedCPUs=0-3 applied by ${j.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at \\d{4}-\\d\\d-\\d\\dT[^;]+; now missing \\(AllowedCPUs=\\)\\n    fix: vfio-isolate reapply ${j.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`,
+      ),
+    );
+    assert.doesNotMatch(st.stdout, /unit (init\.scope|user\.slice) /);
+    const js = await cli(root, ['status', '--json', 'C4-7'], sd.env);
+    const doc = JSON.parse(js.stdout) as { ok: boolean; drift: { unit: string; now: string }[] };
+    assert.equal(doc.ok, false);
+    assert.deepEqual(
+      doc.drift.map((d) => [d.unit, d.now]),
+      [['system.slice', '']],
+    );
+
+    const n = sets(sd).length;
+    const re = await cli(root, ['reapply'], sd.env);
+    assert.equal(re.code, 0, re.stderr);
+    assert.deepEqual(sets(sd).slice(n), ['set-property --runtime -- system.slice AllowedCPUs=0-3']);
+    assert.equal(cpusOf(sd)['system.slice'], '0-3');
+    assert.equal(records(j).filter((x) => x.kind === 'unit').length, 4, 'the re-application is journalled');
+    const text = fs.readFileSync(j, 'utf8');
+    const again = await cli(root, ['reapply'], sd.env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(sets(sd).length, n + 1, 'nothing drifted: nothing set');
+    assert.equal(fs.readFileSync(j, 'utf8'), text, 'and nothing journalled');
+    assert.equal((await cli(root, ['status', 'C4-7'], sd.env)).stdout.includes('Drift'), false);
+
+    assert.equal((await cli(root, ['release'], sd.env)).code, 0);
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+    );
+    assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+  });
+});
+
+describe('unit names and records', () => {
+  it('maps cgroups to units only below slices', () => {
+    assert.equal(unitOfCgroup(['system.slice']), 'system.slice');
+    assert.equal(unitOfCgroup(['user.slice', 'user-1000.slice', 'session-2.scope']), 'session-2.scope');
+    assert.equal(unitOfCgroup(['init.scope']), 'init.scope');
+    assert.equal(
+      unitOfCgroup(['machine.slice', 'machine-qemu\\x2d1\\x2dvm.scope', 'libvirt', 'vcpu0']),
+      undefined,
+    );
+    assert.equal(
+      unitOfCgroup(['user.slice', 'user-1000.slice', 'user@1000.service', 'app.slice']),
+      undefined,
+      "a user manager's delegated subtree",
+    );
+    assert.equal(unitOfCgroup(['host']), undefined);
+    assert.equal(unitOfCgroup([]), undefined);
+  });
+
+  it('a journal record names a plain unit and CPU lists only', () => {
+    const ok = { kind: 'unit', unit: 'system.slice', allowedCpus: ['', '0-3'] };
+    assert.ok(v.safeParse(UnitRecord, ok).success);
+    for (const bad of [
+      { ...ok, unit: '../../etc/x.service' },
+      { ...ok, unit: 'x.service; reboot' },
+      { ...ok, unit: 'x.target' },
+      { ...ok, allowedCpus: ['', '0-3 --now'] },
+      { ...ok, allowedCpus: ['abc', '0-3'] },
+      { ...ok, extra: 1 },
+    ])
+      assert.equal(v.safeParse(UnitRecord, bad).success, false, JSON.stringify(bad));
+  });
+});

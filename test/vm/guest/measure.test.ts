@@ -1,0 +1,118 @@
+/**
+ * measure on a real kernel (v2 guest only): a busy process pinned to CPU 5 with taskset is the deliberate noise.
+ * Both modes must put the noise on CPU 5 and name its source (that process, as a leak with its fix); after
+ * `isolate C4-7` the probe must find CPU 5 cleaner. The guest is TCG: the figures are only compared with each
+ * other. Prints a before/after table (the README's example) on stdout.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as v from 'valibot';
+import { MeasureJson } from '../../../src/report/json-schema.ts';
+import { cli } from './cli.ts';
+import { guestMode, notInGuest } from './guest-env.ts';
+
+const mode = guestMode();
+const skip = notInGuest() || (mode !== 'v2' ? 'measure runs in the v2 guest only' : false);
+const NOISY = 5;
+const SECONDS = '3';
+
+async function measure(argv: string[]): Promise<MeasureJson> {
+  const r = await cli(['--json', 'measure', '--seconds', SECONDS, ...argv]);
+  assert.equal(r.code, 0, `measure ${argv.join(' ')}: exit ${r.code}\n${r.stderr}`);
+  return v.parse(MeasureJson, JSON.parse(r.stdout));
+}
+
+function row(label: string, j: MeasureJson): string {
+  return j.perCpu
+    .map((c) => {
+      const p = c.probe;
+      return `${label.padEnd(7)} CPU ${c.cpu}  irq/s ${c.irqsPerSecond.toFixed(0).padStart(5)}  host us/s ${c.hostUsPerSecond.toFixed(0).padStart(7)}${p ? `  max gap us ${p.maxGapUs.toFixed(0).padStart(7)}  noise % ${p.noisePercent.toFixed(2).padStart(6)}  gaps ${p.histogram.join('/')}` : ''}`;
+    })
+    .join('\n');
+}
+
+describe('measure on a real kernel (v2)', { skip }, () => {
+  let busy: ChildProcess;
+  const journal = join(mkdtempSync(join(tmpdir(), 'vi-measure-')), 'undo');
+
+  before(() => {
+    busy = spawn('taskset', ['-c', String(NOISY), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
+  });
+  after(async () => {
+    busy.kill('SIGKILL');
+    await cli(['-u', journal, 'release']);
+  });
+
+  let probeBefore: MeasureJson;
+
+  test('passive: the busy task is charged to CPU 5 and named as a leak with its fix', async () => {
+    await new Promise((r) => setTimeout(r, 500));
+    const j = await measure(['--mode', 'passive', 'C4-7']);
+    const worst = [...j.perCpu].sort((a, b) => b.hostUsPerSecond - a.hostUsPerSecond)[0]!;
+    assert.equal(worst.cpu, NOISY, row('passive', j));
+    const t = j.threads.find((x) => x.pid === busy.pid);
+    assert.ok(t, `pid ${busy.pid} listed: ${JSON.stringify(j.threads.slice(0, 5))}`);
+    assert.equal(t.verdict, 'leak');
+    assert.match(
+      t.note,
+      new RegExp(`^task ${busy.pid} \\(sh\\) may run on 5: move it with "vfio-isolate isolate"`),
+    );
+    assert.deepEqual(Object.keys(t.perCpuMs), [String(NOISY)]);
+    process.stdout.write(`${row('passive', j)}\n`);
+  });
+
+  test('probe before isolate: CPU 5 loses the most time, and the busy task is named', async () => {
+    const j = await measure(['--mode', 'probe', 'C4-7']);
+    probeBefore = j;
+    const noise = (c: number): number => j.perCpu.find((x) => x.cpu === c)!.probe!.noisePercent;
+    for (const c of [4, 6, 7]) assert.ok(noise(NOISY) > noise(c), `${row('before', j)}`);
+    const t = j.threads.find((x) => x.pid === busy.pid);
+    assert.equal(t?.verdict, 'leak', JSON.stringify(j.threads.slice(0, 5)));
+    process.stdout.write(`${row('before', j)}\n`);
+  });
+
+  test('after isolate C4-7: the probe (default CPUs) finds CPU 5 cleaner', async () => {
+    const r = await cli(['-u', journal, 'isolate', 'C4-7']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = await measure(['--mode', 'probe']);
+    assert.equal(j.cpus, '4-7');
+    assert.equal(j.why, "the active isolation's VM CPUs");
+    const b = probeBefore.perCpu.find((x) => x.cpu === NOISY)!.probe!;
+    const a = j.perCpu.find((x) => x.cpu === NOISY)!.probe!;
+    process.stdout.write(`${row('after', j)}\n`);
+    assert.ok(
+      a.noisePercent < b.noisePercent / 2,
+      `noise on CPU ${NOISY}: before ${b.noisePercent}%, after ${a.noisePercent}%`,
+    );
+    assert.equal(
+      j.threads.find((x) => x.pid === busy.pid),
+      undefined,
+      'the busy task no longer runs there',
+    );
+    const rel = await cli(['-u', journal, 'release']);
+    assert.equal(rel.code, 0, rel.stderr);
+  });
+
+  test('probe is refused (exit 2, naming the VM) where vCPU threads run', async () => {
+    // a stand-in vCPU thread: a process whose comm is "CPU 0/TCG", pinned to CPU 6
+    const fake = spawn(
+      'taskset',
+      ['-c', '6', 'sh', '-c', 'printf "CPU 0/TCG" > /proc/self/comm; while :; do sleep 1; done'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const r = await cli(['measure', '--mode', 'probe', '--seconds', '1', 'C4-7']);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /vCPU threads of QEMU pid \d+/);
+    } finally {
+      fake.kill('SIGKILL');
+    }
+  });
+});
