@@ -511,7 +511,7 @@ export const PROFILE_KEYS: { table: string; intro: string; keys: ProfileKey[] }[
       {
         key: 'partition',
         value: 'boolean',
-        help: 'Accepted; not supported by isolate yet (ignored with a warning).',
+        help: "Make the running VM's pinned vCPU cgroups isolated cpuset partitions (Linux 6.7+): the libvirt hook runs vfio-isolate partition --profile FILE when the VM has started (default false).",
       },
       {
         key: 'stat_interval',

@@ -494,11 +494,20 @@ export const COMMANDS: CommandSpec[] = [
     summary: "make a running VM's pinned vCPUs isolated cpuset partitions (Linux >= 6.7, cgroup v2)",
     description:
       "Live isolation the kernel enforces itself: writes cpuset.cpus.exclusive from the top-level cgroup down to the VM's libvirt cgroup, then makes each pinned vCPU cgroup (vcpuN) an isolated partition on its own CPUs. The kernel takes those CPUs from every other cgroup and from unbound workqueues, and turns off load balancing on them; the emulator cgroup stays a member, so <emulatorpin> keeps working. VM is a libvirt domain name (its machine-qemu-N-NAME.scope in machine.slice) or a cgroup path. Each vCPU must be pinned to CPUs of its own, the emulator elsewhere. Refused, with the reason, on kernels before 6.7 and on cgroup v1; a partition the kernel marks invalid is rolled back. Journalled (-u FILE): release or restore undoes it. Run it at libvirt's 'started' phase, after isolate ran at 'prepare'.",
-    options: [],
+    options: [
+      {
+        key: 'profile',
+        long: 'profile',
+        type: 'string',
+        valueName: 'FILE',
+        help: 'act only if the profile says partition = true (its domain is the VM); what the libvirt hook runs',
+        complete: 'file',
+      },
+    ],
     args: [
       {
         name: 'VM',
-        required: true,
+        required: false,
         help: 'libvirt domain name, or the cgroup (/machine.slice/...)',
         complete: 'domain',
       },

@@ -477,8 +477,6 @@ function profileOptions(ctx: Ctx, file: string): ProfileOptions {
   );
   for (const w of p.warnings) ctx.log.warn(w);
   const s = p.isolate.steps;
-  if (s.partition)
-    ctx.log.warn(`${path.basename(p.path)}: partition = true is not supported by isolate yet; ignored`);
   return {
     ...(p.vmSpec !== undefined ? { vmSpec: p.vmSpec } : {}),
     ...(p.hostSpec !== undefined ? { hostSpec: p.hostSpec } : {}),

@@ -10,6 +10,7 @@ import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
 import { isPinnedKernelThread } from '../kernel/procs.ts';
+import { loadProfile, profileFile } from '../profile.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 
@@ -125,10 +126,27 @@ function rememberRootMasks(command: string): Step {
 
 function planPartition(ctx: Ctx, inv: Invocation): Plan {
   const command = inv.name;
+  let vmArg = inv.args.VM;
+  if (typeof inv.values.profile === 'string') {
+    // the libvirt hook runs this at "started begin" for every VM: the profile says whether it wants partitions
+    const p = loadProfile(
+      profileFile(inv.values.profile, (sys) => ctx.k.hostPath(sys)),
+      ctx.k.machine,
+    );
+    if (!p.isolate.steps.partition) {
+      ctx.log.info(`${command}: the profile ${p.path} does not ask for partitions (partition = false)`);
+      return { steps: [] };
+    }
+    vmArg ??= p.domain;
+  }
+  if (vmArg === undefined)
+    throw new UsageError(
+      `${command}: which VM? give its domain name or cgroup, or --profile FILE with domain = "..."`,
+    );
   const cg = ctx.k.cgroups;
   if (cg.version !== 2)
     throw new RuntimeFailure(`${command}: isolated partitions need cgroup v2 (this machine uses v1 cpusets)`);
-  const parent = vmCgroup(ctx, inv.args.VM!, command);
+  const parent = vmCgroup(ctx, vmArg, command);
   const { vcpus, union } = readLayout(ctx, parent, command);
   const excl = (parts: readonly string[]): string => `${cg.path(parts)}/cpuset.cpus.exclusive`;
   if (ctx.state.read(excl(vcpus[0]!.parts)) === undefined) {

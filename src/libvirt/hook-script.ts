@@ -4,8 +4,9 @@
  *
  * libvirt (>= 6.5) runs every executable in /etc/libvirt/hooks/qemu.d/ with the arguments
  * `DOMAIN OPERATION SUB-OPERATION EXTRA` and the domain XML on stdin, for every domain. Our script acts for one
- * domain only: `prepare begin` (before QEMU starts) runs `isolate`, `release end` (after QEMU has gone) runs
- * `release`. It calls node and the tool by absolute, canonical paths (libvirtd gives hooks a minimal environment),
+ * domain only: `prepare begin` (before QEMU starts) runs `isolate`, `started begin` (the vCPU cgroups exist) runs
+ * `partition --profile FILE` (which does nothing unless the profile says partition = true), `release end` (after
+ * QEMU has gone) runs `release`. It calls node and the tool by absolute, canonical paths (libvirtd gives hooks a minimal environment),
  * keeps the lock wait short (libvirtd waits for its hooks), and logs to syslog because hook output is rarely seen.
  *
  * Before running anything it checks again what `libvirt hook install` checked (src/kernel/hook-targets.ts): node,
@@ -190,7 +191,7 @@ export function renderHookScript(o: HookScriptOptions): string {
     '#',
     '# libvirt (>= 6.5) runs every executable in /etc/libvirt/hooks/qemu.d/ for every domain with the arguments',
     '# DOMAIN OPERATION SUB-OPERATION EXTRA (domain XML on stdin). This one acts for the domain above only:',
-    '# "prepare begin" (before QEMU starts) isolates the VM CPUs, "release end" (after QEMU has gone) undoes it.',
+    '# "prepare begin" (before QEMU starts) isolates the VM CPUs, "started begin" makes its vCPUs isolated partitions if the profile says partition = true, "release end" (after QEMU has gone) undoes it all.',
     '# A failed isolate (rolled back, nothing changed) makes libvirt refuse to start the domain, with the reason.',
     '# Output goes to syslog (journalctl -t vfio-isolate). It must never call back into libvirt (deadlock).',
     '# Before running node it checks that root alone can change node, the tool and the files above (owner root,',
@@ -252,6 +253,9 @@ export function renderHookScript(o: HookScriptOptions): string {
     'case "$2 $3" in',
     '  "prepare begin")',
     '    run "$1" "$2" "$3" isolate',
+    '    ;;',
+    '  "started begin")',
+    '    run "$1" "$2" "$3" partition || :',
     '    ;;',
     '  "release end")',
     '    run "$1" "$2" "$3" release || :',

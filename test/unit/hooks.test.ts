@@ -458,13 +458,29 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
     );
   });
 
+  it('started begin runs partition with the profile (which decides), and never fails the hook', () => {
+    const ok = fakes(0);
+    assert.equal(run(ok.script, ['win11', 'started', 'begin', '-']).status, 0);
+    assert.ok(
+      ok.calls().startsWith(`${ok.tool}|-u|/run/vfio-isolate/win11.journal|partition|--profile|`),
+      ok.calls(),
+    );
+    const failing = fakes(1);
+    assert.equal(
+      run(failing.script, ['win11', 'started', 'begin', '-']).status,
+      0,
+      'a running VM is not stopped',
+    );
+    assert.match(failing.logged(), /win11 started begin: vfio-isolate partition exited with status 1/);
+  });
+
   it('does nothing for other domains or other operations', () => {
     const f = fakes(0);
     for (const args of [
       ['win10', 'prepare', 'begin', '-'],
       ['win11x', 'prepare', 'begin', '-'],
       ['win11', 'start', 'begin', '-'],
-      ['win11', 'started', 'begin', '-'],
+      ['win10', 'started', 'begin', '-'],
       ['win11', 'stopped', 'end', '-'],
       ['win11', 'migrate', 'begin', '-'],
     ]) {

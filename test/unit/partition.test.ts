@@ -187,3 +187,34 @@ describe('isolate: live per-CPU knobs', () => {
     assert.doesNotMatch(plan.stdout, /watchdog|wake-up/);
   });
 });
+
+describe('partition --profile (what the libvirt hook runs when the VM has started)', () => {
+  const profile = (root: string, text: string): string => {
+    const f = path.join(root, 'etc/vfio-isolate/win10.toml');
+    fs.mkdirSync(path.dirname(f), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(f, text, { mode: 0o644 });
+    return f;
+  };
+
+  it('partition = true: the domain of the profile becomes isolated partitions', async () => {
+    const root = vmMachine(['8', '9']);
+    const f = profile(root, 'domain = "win10"\nvm_cpus = "C8-9"\n[isolate]\npartition = true\n');
+    const r = await cli(root, ['-u', journal(), 'partition', '--profile', f]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sysRead(root, `${CG}/cpuset.cpus.isolated`), '8-9');
+  });
+
+  it('partition = false (the default): nothing changes, exit 0, even on a kernel without partitions', async () => {
+    const root = vmMachine(['8', '9'], '7', { kernel: '6.1.0-28-amd64' });
+    const f = profile(root, 'domain = "win10"\nvm_cpus = "C8-9"\n');
+    const before = treeFiles(root);
+    const r = await cli(root, ['partition', '--profile', f]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+  });
+
+  it('no VM and no profile: exit 2', async () => {
+    const root = vmMachine(['8']);
+    assert.equal((await cli(root, ['partition'])).code, 2);
+  });
+});
