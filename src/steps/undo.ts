@@ -88,6 +88,30 @@ function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
   });
 }
 
+/**
+ * Before a restriction is lifted, the unit is widened to what it inherits while its cpuset still exists: lifting
+ * the last restriction makes systemd disable the cpuset controller, and the kernel then leaves the unit's tasks on
+ * the CPUs they had (they stay on the restricted CPUs, seen in the systemd guest). Widening first gives them every
+ * CPU back; lifting then leaves the property empty, as it was.
+ */
+function widenBeforeLift(k: Kernel, unit: string, props: UnitProps): void {
+  if (props.allowedCpus !== '' && props.allowedMemoryNodes !== '') return;
+  const cg = showUnits(k, [unit]).get(unit)?.controlGroup ?? '';
+  if (!cg.startsWith('/') || cg === '/') return;
+  const dir = `${k.cgroups.mount}${cg}`;
+  const parent = dir.slice(0, dir.lastIndexOf('/'));
+  const widen: UnitProps = {};
+  if (props.allowedCpus === '' && (k.readTrim(`${dir}/cpuset.cpus`) ?? '') !== '') {
+    const all = k.readTrim(`${parent}/cpuset.cpus.effective`);
+    if (all) widen.allowedCpus = all;
+  }
+  if (props.allowedMemoryNodes === '' && (k.readTrim(`${dir}/cpuset.mems`) ?? '') !== '') {
+    const all = k.readTrim(`${parent}/cpuset.mems.effective`);
+    if (all) widen.allowedMemoryNodes = all;
+  }
+  if (Object.keys(widen).length > 0) setUnitProperties(k, unit, widen);
+}
+
 /** "AllowedCPUs=0-7 AllowedMemoryNodes=" with the values before (0) or applied (1). */
 export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which: 0 | 1): string {
   return [
@@ -131,7 +155,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           continue;
         }
         // Only where the file still holds what the run wrote: a value changed since by someone else stays.
-        const ours = (v: string): boolean => sameValue(path, now!, v);
+        const ours = (v: string): boolean => sameValue(path, now!, v) || inheritsAlready(k, path, now!, v);
         if (
           wrote !== undefined &&
           now !== undefined &&
@@ -292,7 +316,10 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
         break;
       }
       const p = props;
-      attempt(`${rec.unit} ${unitPropsText(rec, 0)}`, () => setUnitProperties(k, rec.unit, p));
+      attempt(`${rec.unit} ${unitPropsText(rec, 0)}`, () => {
+        widenBeforeLift(k, rec.unit, p);
+        setUnitProperties(k, rec.unit, p);
+      });
       attempt(`${rec.unit}: cpuset files after lifting its restriction`, () => settleLifted(k, rec.unit, p));
       break;
     }
