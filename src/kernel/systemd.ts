@@ -8,6 +8,7 @@
  * protocol to keep right, for a handful of calls per run; systemctl is on every systemd machine, speaks to PID 1
  * over its private socket even when the bus is down, and its failures are one readable line.
  */
+import { CpuSet } from '../cpus/cpuset.ts';
 import { spawnSync } from 'node:child_process';
 import { RuntimeFailure } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
@@ -110,11 +111,17 @@ export function showUnits(k: Kernel, units: readonly string[]): Map<string, Unit
       if (eq > 0) kv.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
     }
     const unit = units[i]!;
+    // systemd prints a CPU set as ranges separated by spaces ("0-3 6-7"): kept as the kernel's list ("0-3,6-7")
     const list = (key: string): string => {
-      const value = kv.get(key) ?? '';
+      const raw = kv.get(key) ?? '';
+      const value = raw
+        .trim()
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .join(',');
       if (!UNIT_LIST_RE.test(value))
-        throw new RuntimeFailure(`systemctl show ${unit}: unexpected ${key}=${value.slice(0, 40)}`);
-      return value;
+        throw new RuntimeFailure(`systemctl show ${unit}: unexpected ${key}=${raw.slice(0, 40)}`);
+      return value === '' ? '' : CpuSet.parseList(value).toList();
     };
     out.set(unit, {
       unit,

@@ -13,7 +13,7 @@ import * as v from 'valibot';
 import { RuntimeFailure } from '../../src/errors.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { SimFs } from '../support/simfs.ts';
-import { runSystemctl, unitOfCgroup } from '../../src/kernel/systemd.ts';
+import { runSystemctl, showUnits, unitOfCgroup } from '../../src/kernel/systemd.ts';
 import { UnitRecord } from '../../src/steps/records.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
@@ -335,5 +335,21 @@ describe('unit names and records', () => {
       { ...ok, extra: 1 },
     ])
       assert.equal(v.safeParse(UnitRecord, bad).success, false, JSON.stringify(bad));
+  });
+});
+
+describe('systemctl show output', () => {
+  it('reads CPU sets the way systemd prints them (ranges separated by spaces) as kernel lists', () => {
+    const root = buildFixture('v2-nocpuset');
+    const bin = path.join(root, 'fake-show');
+    fs.writeFileSync(
+      bin,
+      '#!/bin/sh\nprintf "LoadState=loaded\\nActiveState=active\\nControlGroup=/user.slice\\nAllowedCPUs=0-3 6-7\\nAllowedMemoryNodes=\\n"\n',
+      { mode: 0o755 },
+    );
+    const k = new Kernel(new SimFs(root), { systemctl: bin, euid: 0 });
+    const u = showUnits(k, ['user.slice']).get('user.slice')!;
+    assert.equal(u.allowedCpus, '0-3,6-7');
+    assert.equal(u.allowedMemoryNodes, '');
   });
 });
