@@ -17,7 +17,8 @@ const MARKERS = [
   'VFIO_ISOLATE_FAULT',
   'VFIO_ISOLATE_SYSTEMCTL',
   'injected failure',
-  'SIGKILL',
+  // fault injection kills its own process (a timeout's killSignal for a child, e.g. systemctl, is the product's)
+  'process.kill(process.pid',
   '.sim-log',
 ];
 
@@ -41,11 +42,10 @@ describe('the shipped product', () => {
     }
   });
 
-  it('src/ names none of the test switches (comments about SIGKILL aside)', () => {
+  it('src/ names none of the test switches', () => {
     for (const f of files(path.join(REPO, 'src'), /\.ts$/)) {
       const text = fs.readFileSync(f, 'utf8');
-      for (const m of MARKERS.filter((x) => x !== 'SIGKILL'))
-        assert.ok(!text.includes(m), `${path.relative(REPO, f)} contains "${m}"`);
+      for (const m of MARKERS) assert.ok(!text.includes(m), `${path.relative(REPO, f)} contains "${m}"`);
     }
   });
 });
