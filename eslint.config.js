@@ -2,7 +2,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'test/fixtures/machines/', '.vm-cache/', '.test-tmp/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'test/fixtures/machines/',
+      '.vm-cache/',
+      '.test-tmp/',
+      '.test-build/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
