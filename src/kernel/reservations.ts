@@ -5,6 +5,7 @@
  * believed), replaced atomically (write a temporary file, fsync, rename, fsync the directory), and belongs to one
  * boot: a registry of an earlier boot is ignored (a reboot reset everything it described).
  */
+import { fsyncDir } from './fsync.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
@@ -145,17 +146,4 @@ export function writeRegistry(k: Kernel, reservations: readonly Reservation[]): 
   }
   fs.renameSync(tmp, file);
   fsyncDir(dir);
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* best effort */
-  }
 }

@@ -3,6 +3,7 @@
  * before the step is applied), `rollback` lines for runs that undid themselves, and a final `restored` line.
  * A torn last line (crash mid-write) is ignored. See decisions.md, "The journal".
  */
+import { fsyncDir } from '../kernel/fsync.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
@@ -476,19 +477,6 @@ export function markRestored(
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* best effort */
   }
 }
 

@@ -1,0 +1,15 @@
+/** Make a rename or a new file in DIR durable: fsync the directory (best effort: some file systems refuse). */
+import * as fs from 'node:fs';
+
+export function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* best effort */
+  }
+}
