@@ -11,7 +11,7 @@ import type { Ctx, Handler } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
-import { readJournalFile } from '../steps/journal.ts';
+import { checkJournalTrust, readJournalFile } from '../steps/journal.ts';
 import type { UnitRecord } from '../steps/records.ts';
 import type { Step } from '../steps/step.ts';
 import { hostJournalPath } from '../kernel/reservations.ts';
@@ -109,6 +109,8 @@ export function driftLine(d: Drift): string {
 
 /** reapply [JOURNAL]: set again, through systemd, what the journal applied and systemd no longer has. */
 function planReapply(ctx: Ctx, command: string, file: string): Step[] {
+  // root acts on what the journal says (units and values): only a journal root alone could have written (exit 2)
+  checkJournalTrust(file);
   const applied = appliedBy(ctx, file);
   if (applied.length === 0) {
     throw new RuntimeFailure(

@@ -353,3 +353,19 @@ describe('systemctl show output', () => {
     assert.equal(u.allowedMemoryNodes, '');
   });
 });
+
+describe('reapply trusts only a journal root alone could have written', () => {
+  it('a journal owned by another user: exit 2, nothing asked of systemd', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+    const j = path.join(root, 'run/vfio-isolate/host.journal');
+    fs.chownSync(j, 1000, 1000);
+    const n = sd.calls().length;
+    const r = await cli(root, ['reapply', j], sd.env);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /not trusted: .* is owned by uid 1000/);
+    assert.equal(sd.calls().length, n, 'systemd was not asked anything');
+  });
+});
