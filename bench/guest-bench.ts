@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../src/cli/run.ts';
 import { COMMANDS } from '../src/cli/table.ts';
-import { irqTarget } from '../src/commands/misc.ts';
+import { irqTarget } from '../src/commands/irq-affinity.ts';
 import { CpuSet } from '../src/cpus/cpuset.ts';
 import { Kernel } from '../src/kernel/kernel.ts';
 import { parseStat } from '../src/kernel/procs.ts';

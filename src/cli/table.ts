@@ -356,7 +356,7 @@ export const COMMANDS: CommandSpec[] = [
     compat: true,
     writes: true,
     kind: 'plan',
-    load: () => import('../commands/misc.ts').then((m) => m.handlers['move-tasks']!),
+    load: () => import('../commands/move-tasks.ts').then((m) => m.handlers['move-tasks']!),
   },
   {
     name: 'irq-affinity',
@@ -372,7 +372,7 @@ export const COMMANDS: CommandSpec[] = [
     compat: true,
     writes: true,
     kind: 'plan',
-    load: () => import('../commands/misc.ts').then((m) => m.handlers['irq-affinity']!),
+    load: () => import('../commands/irq-affinity.ts').then((m) => m.handlers['irq-affinity']!),
   },
   {
     name: 'cpu-governor',
@@ -388,7 +388,7 @@ export const COMMANDS: CommandSpec[] = [
     compat: true,
     writes: true,
     kind: 'plan',
-    load: () => import('../commands/misc.ts').then((m) => m.handlers['cpu-governor']!),
+    load: () => import('../commands/governor.ts').then((m) => m.handlers['cpu-governor']!),
   },
   {
     name: 'drop-caches',
@@ -400,7 +400,7 @@ export const COMMANDS: CommandSpec[] = [
     compat: true,
     writes: true,
     kind: 'plan',
-    load: () => import('../commands/misc.ts').then((m) => m.handlers['drop-caches']!),
+    load: () => import('../commands/memory.ts').then((m) => m.handlers['drop-caches']!),
   },
   {
     name: 'compact-memory',
@@ -411,7 +411,7 @@ export const COMMANDS: CommandSpec[] = [
     compat: true,
     writes: true,
     kind: 'plan',
-    load: () => import('../commands/misc.ts').then((m) => m.handlers['compact-memory']!),
+    load: () => import('../commands/memory.ts').then((m) => m.handlers['compact-memory']!),
   },
   {
     name: 'restore',

@@ -25,7 +25,7 @@ import {
 import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { loadProfile, profileFile } from '../profile.ts';
 import { exampleVmCpus } from '../report/topology-view.ts';
-import { readStatusModel } from '../report/status-read.ts';
+import { readStatusModel } from './status-collect.ts';
 import { findingLine, findLeaks } from '../report/status-model.ts';
 import { leakCheckJson } from '../report/status-view.ts';
 import { plural } from '../report/table.ts';
@@ -34,7 +34,9 @@ import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
 import { cpusArg } from './common.ts';
 import { moveAll } from './cpuset.ts';
 import { planWakeupLatency, planWatchdog } from './knobs.ts';
-import { oneWayWrite, planGovernor, planIrqMasks } from './misc.ts';
+import { planGovernor } from './governor.ts';
+import { planIrqMasks } from './irq-affinity.ts';
+import { oneWayWrite } from './memory.ts';
 import { planJournalRestore } from './journal-restore.ts';
 import { planRestrictCgroups } from './restrict.ts';
 

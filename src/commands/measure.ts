@@ -11,7 +11,7 @@ import type { ProbeResult } from '../kernel/probe.ts';
 import { qemuName, readCounters, readTaskRuns, type TaskRuns } from '../kernel/proc-counters.ts';
 import { analyse, isVcpuThread, type Budgets } from '../measure/analysis.ts';
 import { measureJson, renderMeasure } from '../measure/view.ts';
-import { readStatusModel } from '../report/status-read.ts';
+import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type VmCpuChoice } from '../report/status-model.ts';
 import { cpusArg } from './common.ts';
 

@@ -3,7 +3,7 @@
  * kernel threads, IRQs, masks, governors, irqbalance). Exit 1 when something movable leaks.
  */
 import type { Handler } from '../cli/spec.ts';
-import { readStatusModel } from '../report/status-read.ts';
+import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type VmCpuChoice } from '../report/status-model.ts';
 import { renderStatus, statusJson } from '../report/status-view.ts';
 import { suggestSplit } from '../report/topology-view.ts';

@@ -1,6 +1,6 @@
 /**
  * The status report's data and its pure core. `StatusModel` is what the kernel showed us (built by
- * status-read.ts); `findLeaks(model, vmCpus)` decides, without any I/O, what may still run on the VM's CPUs and
+ * src/commands/status-collect.ts); `findLeaks(model, vmCpus)` decides, without any I/O, what may still run on the VM's CPUs and
  * whether it could be moved. `isolate` uses the same function for its leak check.
  */
 import { CpuSet } from '../cpus/cpuset.ts';

@@ -33,7 +33,7 @@ import {
   type IrqEntry,
   type StatusModel,
   type TaskEntry,
-} from './status-model.ts';
+} from '../report/status-model.ts';
 
 /** At most this many cgroups are read (a safety bound for machines with huge trees). */
 const MAX_CGROUPS = 5000;
