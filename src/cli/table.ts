@@ -481,7 +481,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'reset',
     summary: "put isolation-related state back to the kernel's defaults, without a journal",
     description:
-      "For a lost or corrupt journal: top-level cgroups' cpuset.cpus back to inherit (v2) or every task back to the root cpuset (v1), every movable IRQ, default_smp_affinity and the workqueue cpumasks to all CPUs, movable kernel threads and kthreadd to all CPUs. Asks no questions; -n shows the plan first.",
+      "For a lost or corrupt journal: every cpuset partition below the root back to member and every cpuset.cpus.exclusive cleared (v2; the kernel gives their CPUs back to all cgroups), top-level cgroups' cpuset.cpus back to inherit (v2) or every task back to the root cpuset (v1), every movable IRQ, default_smp_affinity and the workqueue cpumasks to all CPUs, movable kernel threads and kthreadd to all CPUs. Asks no questions; -n shows the plan first.",
     options: [],
     args: [],
     examples: ['vfio-isolate -n reset', 'vfio-isolate reset'],

@@ -38,6 +38,7 @@ import { planGovernor } from './governor.ts';
 import { planIrqMasks } from './irq-affinity.ts';
 import { oneWayWrite } from './memory.ts';
 import { planJournalRestore } from './journal-restore.ts';
+import { planPartitionReset } from './partition.ts';
 import { planRestrictCgroups } from './restrict.ts';
 
 export interface IsolateSteps {
@@ -632,10 +633,15 @@ function planReset(ctx: Ctx, command: string): Step[] {
   const all = k.machine.online;
   const steps: Step[] = [];
   if (cg.version === 2) {
+    // Partitions first: while they hold CPUs, the root's effective CPUs lack them.
+    const partitions = planPartitionReset(ctx, command);
+    if (partitions) steps.push(partitions);
     const writes: FileWrite[] = [];
     // "" (inherit) where the kernel allows it; a cgroup with tasks cannot be emptied (ENOSPC), so it gets every
-    // CPU the root has, explicitly: the same CPUs.
-    const rootCpus = ctx.state.read(`${cg.mount}/cpuset.cpus.effective`) ?? all.toList();
+    // CPU the root has, explicitly: the same CPUs (every online CPU once no partition holds some).
+    const rootCpus = partitions
+      ? all.toList()
+      : (ctx.state.read(`${cg.mount}/cpuset.cpus.effective`) ?? all.toList());
     for (const child of cg.children([])) {
       const path = `${cg.path([child])}/cpuset.cpus`;
       const before = ctx.state.read(path);

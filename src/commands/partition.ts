@@ -212,6 +212,74 @@ function planPartition(ctx: Ctx, inv: Invocation): Plan {
   };
 }
 
+/**
+ * reset: every cpuset partition below the root back to `member`, then every `cpuset.cpus.exclusive` below the root
+ * cleared, both deepest first (a child's exclusive CPUs must stay within what its parent lends). The kernel then
+ * gives the partitions' CPUs back to every cgroup, to load balancing and to unbound workqueues. Whoever made the
+ * partition (partition, a lost journal, another tool), reset is "give me my machine back": all of them go. An
+ * invalid partition is journalled as the mode it asked for (`isolated invalid (...)` -> `isolated`), a value
+ * restore may write. Returns undefined on v1 and when there is nothing to clear.
+ */
+export function planPartitionReset(ctx: Ctx, command: string): Step | undefined {
+  const cg = ctx.k.cgroups;
+  if (cg.version !== 2) return undefined;
+  const deepestFirst: string[][] = [];
+  const walk = (parts: string[]): void => {
+    for (const child of cg.children(parts)) walk([...parts, child]);
+    if (parts.length > 0) deepestFirst.push(parts);
+  };
+  walk([]);
+  const members: { path: string; before: string; mode: string }[] = [];
+  const cleared: FileWrite[] = [];
+  for (const parts of deepestFirst) {
+    const partition = `${cg.path(parts)}/cpuset.cpus.partition`;
+    const text = ctx.state.read(partition)?.trim() ?? '';
+    const mode = /^(root|isolated)\b/.exec(text)?.[1];
+    if (mode) members.push({ path: partition, before: text, mode });
+    const exclusive = `${cg.path(parts)}/cpuset.cpus.exclusive`;
+    const excl = ctx.state.read(exclusive)?.trim() ?? '';
+    if (excl !== '') cleared.push({ path: exclusive, value: '', before: excl });
+  }
+  if (members.length === 0 && cleared.length === 0) return undefined;
+  for (const m of members) ctx.state.set(m.path, 'member');
+  for (const c of cleared) ctx.state.set(c.path, '');
+  const writes: FileWrite[] = [
+    ...members.map((m) => ({ path: m.path, value: 'member', before: m.before })),
+    ...cleared,
+  ];
+  return {
+    command,
+    title:
+      `make ${members.length} cpuset partition(s) members again and clear cpuset.cpus.exclusive of ` +
+      `${cleared.length} cgroup(s) (their CPUs go back to every cgroup)`,
+    changes: writes.map((w) => ({ target: w.path, before: w.before, after: w.value })),
+    apply({ k, record, log }) {
+      const files: [string, string, string][] = [];
+      for (const w of writes) {
+        let old: string;
+        try {
+          old = k.read(w.path).trim();
+        } catch {
+          continue; // the cgroup has gone meanwhile
+        }
+        // "isolated invalid (reason)": what was asked, not the kernel's verdict
+        if (w.path.endsWith('/cpuset.cpus.partition'))
+          old = /^(member|root|isolated)/.exec(old)?.[1] ?? 'member';
+        files.push([w.path, old, w.value]);
+      }
+      if (files.length === 0) return { changed: 0 };
+      record({ kind: 'write', files });
+      let changed = 0;
+      for (const [path, , value] of files) {
+        k.write(path, value);
+        changed++;
+        log.debugLine(`${path} <- ${JSON.stringify(value)}`);
+      }
+      return { changed };
+    },
+  };
+}
+
 /** The handlers of this file's commands, by full name (the command table loads this module on demand). */
 export const handlers: Record<string, Handler> = {
   partition: { kind: 'plan', plan: planPartition },

@@ -136,6 +136,70 @@ describe('partition on a running VM (fixture, 6.8)', () => {
   });
 });
 
+describe('reset clears partitions (journal lost)', () => {
+  it('every partition back to member, every cpuset.cpus.exclusive cleared; the host has the CPUs again', async () => {
+    const root = vmMachine(['8', '9']);
+    const s = new SimFs(root);
+    // a partition whose layout the kernel calls invalid is cleared too
+    const other = 'machine.slice/other.scope';
+    s.mkdir(`${CG}/${other}`);
+    s.write(`${CG}/${other}/cpuset.cpus`, '9');
+    s.write(`${CG}/${other}/cpuset.cpus.partition`, 'isolated');
+    assert.match(sysRead(root, `${CG}/${other}/cpuset.cpus.partition`), /^isolated invalid/);
+    const beforeFiles = treeFiles(root);
+    const j = journal();
+    assert.equal((await cli(root, ['-u', j, 'partition', 'win10'])).code, 0);
+    assert.equal(sysRead(root, `${CG}/cpuset.cpus.isolated`), '8-9');
+    fs.rmSync(j); // the journal is lost
+    const plan = await cli(root, ['-n', 'reset']);
+    assert.match(
+      plan.stdout,
+      /make 3 cpuset partition\(s\) members again and clear cpuset.cpus.exclusive of 5/,
+    );
+    assert.match(plan.stdout, /vcpu1\/cpuset\.cpus\.partition: "isolated" -> "member"/);
+    const undo = journal();
+    const r = await cli(root, ['-u', undo, 'reset']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sysRead(root, `${CG}/cpuset.cpus.isolated`), '');
+    for (const d of [`${lv}/vcpu0`, `${lv}/vcpu1`, `${CG}/${other}`])
+      assert.equal(sysRead(root, `${d}/cpuset.cpus.partition`), 'member', d);
+    for (const d of ['machine.slice', SCOPE, `${SCOPE}/libvirt`, `${SCOPE}/libvirt/vcpu0`])
+      assert.equal(sysRead(root, `${CG}/${d}/cpuset.cpus.exclusive`), '', d);
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus.effective`), '0-31');
+    assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus.effective`), '0-31');
+    // the cgroup tree is as before partition (reset also widens the fixture's IRQs; the invalid partition is gone)
+    const left = diffTrees(beforeFiles, treeFiles(root)).filter(
+      (l) => l.includes('sys/fs/cgroup/') && !l.includes(other),
+    );
+    assert.deepEqual(left, []);
+    // the reset journal restores (the invalid partition is journalled as what it asked for: isolated)
+    const back = await cli(root, ['restore', undo]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(sysRead(root, `${lv}/vcpu0/cpuset.cpus.partition`), 'isolated');
+    assert.equal(sysRead(root, `${CG}/cpuset.cpus.isolated`), '8-9');
+  });
+
+  it('after isolate and partition: top-level cgroups get every CPU, the partitioned ones included', async () => {
+    const root = vmMachine(['8', '9']);
+    assert.equal((await cli(root, ['isolate', 'C8-15,24-31'])).code, 0);
+    assert.equal((await cli(root, ['partition', 'win10'])).code, 0);
+    assert.equal(sysRead(root, `${CG}/cpuset.cpus.effective`), '0-7,10-31', 'the root lacks the partitions');
+    const r = await cli(root, ['reset']);
+    assert.equal(r.code, 0, r.stderr);
+    // user.slice has tasks: every CPU explicitly (ENOSPC for ""), 8 and 9 included
+    assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus`), '0-31');
+    assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus.effective`), '0-31');
+    assert.equal(sysRead(root, `${CG}/cpuset.cpus.isolated`), '');
+  });
+
+  it('nothing to clear: no partition step', async () => {
+    const root = vmMachine(['8', '9']);
+    const plan = await cli(root, ['-n', 'reset']);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.doesNotMatch(plan.stdout, /partition/);
+  });
+});
+
 describe('isolate: live per-CPU knobs', () => {
   it('the watchdog leaves the VM CPUs and they get a wake-up latency limit; release puts both back', async () => {
     const root = buildFixture('ryzen-5950x', { knobs: true });
