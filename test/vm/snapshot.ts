@@ -4,7 +4,8 @@
  *
  * Captured: the cgroup mounts (from /proc/self/mountinfo) and, in the hierarchy that has the cpuset controller,
  * every cgroup with its cpuset files, cgroup.subtree_control / cgroup.controllers and member pids; every IRQ's
- * smp_affinity_list, default_smp_affinity, the workqueue cpumasks, vm.stat_interval; and every thread's
+ * smp_affinity_list, default_smp_affinity, the workqueue cpumasks, vm.stat_interval, watchdog_cpumask, every CPU's
+ * power/pm_qos_resume_latency_us; and every thread's
  * Cpus_allowed_list, scheduling policy and rt priority, keyed by tid with its start time.
  * On request (`units`), systemd's runtime view of named units: `systemctl show -p AllowedCPUs,AllowedMemoryNodes`
  * (read-only; only inside the systemd guest).
@@ -58,6 +59,10 @@ export interface Snapshot {
   workqueueCpumask?: string;
   writebackCpumask?: string;
   statInterval?: string;
+  /** /proc/sys/kernel/watchdog_cpumask. */
+  watchdogCpumask?: string;
+  /** Every CPU's power/pm_qos_resume_latency_us, as `cpu0=0 cpu1=0 ...` (CPUs without the file left out). */
+  wakeupLatency?: string;
   /** Every thread, keyed by tid. */
   tasks: Record<string, TaskState>;
   /** systemd unit → property → value (UNIT_PROPERTIES), for the units asked for. */
@@ -267,7 +272,10 @@ export function takeSnapshot(root = '/', opts: SnapshotOptions = {}): Snapshot {
     snap.cpuset = { mountPoint: cs.mountPoint, version };
     snap.cgroups = readCgroups(root, cs.mountPoint, version);
   }
-  const assign = <K extends 'defaultSmpAffinity' | 'workqueueCpumask' | 'writebackCpumask' | 'statInterval'>(
+  const assign = <
+    K extends
+      'defaultSmpAffinity' | 'workqueueCpumask' | 'writebackCpumask' | 'statInterval' | 'watchdogCpumask',
+  >(
     key: K,
     path: string,
   ): void => {
@@ -278,8 +286,25 @@ export function takeSnapshot(root = '/', opts: SnapshotOptions = {}): Snapshot {
   assign('workqueueCpumask', '/sys/devices/virtual/workqueue/cpumask');
   assign('writebackCpumask', '/sys/bus/workqueue/devices/writeback/cpumask');
   assign('statInterval', '/proc/sys/vm/stat_interval');
+  assign('watchdogCpumask', '/proc/sys/kernel/watchdog_cpumask');
+  const latencies = cpuDirs(root).flatMap((cpu) => {
+    const v = read(root, `/sys/devices/system/cpu/${cpu}/power/pm_qos_resume_latency_us`);
+    return v === undefined ? [] : [`${cpu}=${v}`];
+  });
+  if (latencies.length) snap.wakeupLatency = latencies.join(' ');
   if (opts.units) snap.units = readUnitProperties(opts.units, opts.systemctl);
   return snap;
+}
+
+/** cpu0, cpu1, ... under /sys/devices/system/cpu, in CPU order. */
+function cpuDirs(root: string): string[] {
+  try {
+    return readdirSync(join(root, '/sys/devices/system/cpu'))
+      .filter((n) => /^cpu\d+$/.test(n))
+      .sort((x, y) => Number(x.slice(3)) - Number(y.slice(3)));
+  } catch {
+    return [];
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -391,6 +416,8 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): string[] {
     ['workqueue cpumask', a.workqueueCpumask, b.workqueueCpumask],
     ['workqueue writeback cpumask', a.writebackCpumask, b.writebackCpumask],
     ['vm.stat_interval', a.statInterval, b.statInterval],
+    ['watchdog_cpumask', a.watchdogCpumask, b.watchdogCpumask],
+    ['pm_qos_resume_latency_us', a.wakeupLatency, b.wakeupLatency],
   ];
   for (const [name, x, y] of scalars) {
     if (x !== y) out.push(`${name}: ${x ?? '(absent)'} → ${y ?? '(absent)'}`);

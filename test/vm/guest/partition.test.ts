@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -113,6 +113,33 @@ describe(`partition on a real kernel (${mode ?? 'host'})`, { skip }, () => {
   );
 
   test(
+    '6.12: reset (the journal lost) makes the partitions members again and clears cpuset.cpus.exclusive',
+    { skip: mode === 'v2-6.1' ? 'needs 6.7+' : false },
+    async () => {
+      const cgroupsOnly = (lines: string[]): string[] => lines.filter((l) => l.startsWith('cgroup '));
+      const beforeSnap = takeSnapshot();
+      const j = journal();
+      const r = await cli(['-u', j, 'partition', '/machine.slice/vm.scope']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(read(`${CG}/cpuset.cpus.isolated`), '4-5');
+      rmSync(j); // lost
+      const reset = await cli(['reset']);
+      assert.equal(reset.code, 0, reset.stderr);
+      console.log(
+        `FIGURE reset after partition: cpuset.cpus.isolated=${read(`${CG}/cpuset.cpus.isolated`) || '(none)'}` +
+          ` vcpu0=${read(`${LV}/vcpu0/cpuset.cpus.partition`)} machine.slice exclusive=` +
+          `${read(`${CG}/machine.slice/cpuset.cpus.exclusive`) || '(none)'}`,
+      );
+      assert.equal(read(`${CG}/cpuset.cpus.isolated`), '');
+      for (const d of ['vcpu0', 'vcpu1']) assert.equal(read(`${LV}/${d}/cpuset.cpus.partition`), 'member', d);
+      for (const d of [`${CG}/machine.slice`, VM, LV, `${LV}/vcpu0`, `${LV}/vcpu1`])
+        assert.equal(read(`${d}/cpuset.cpus.exclusive`), '', d);
+      // reset also widens kernel threads and IRQs to every CPU (its job); the cgroup tree is as before partition
+      assert.deepEqual(cgroupsOnly(diffSnapshots(beforeSnap, takeSnapshot())), []);
+    },
+  );
+
+  test(
     '6.12: CPUs another cgroup holds exclusively are refused by the kernel; nothing is left changed',
     {
       skip: mode === 'v2-6.1' ? 'needs 6.7+' : false,
@@ -144,4 +171,65 @@ describe(`partition on a real kernel (${mode ?? 'host'})`, { skip }, () => {
       assert.deepEqual(diffSnapshots(beforeSnap, takeSnapshot()), []);
     },
   );
+});
+
+describe(`isolate: live per-CPU knobs on a real kernel (${mode ?? 'host'})`, { skip: notInGuest() }, () => {
+  const WATCHDOG = '/proc/sys/kernel/watchdog_cpumask';
+  const latency = (cpu: number): string => `/sys/devices/system/cpu/cpu${cpu}/power/pm_qos_resume_latency_us`;
+  const knobs = (): { watchdog?: string; latency: (string | undefined)[] } => ({
+    ...(existsSync(WATCHDOG) ? { watchdog: read(WATCHDOG) } : {}),
+    latency: [0, 1, 2, 3, 4, 5, 6, 7].map((c) => (existsSync(latency(c)) ? read(latency(c)) : undefined)),
+  });
+
+  test('isolate C4-7: watchdog_cpumask loses 4-7, CPUs 4-7 wake within 20 us; status shows both; release restores them', async () => {
+    const before = knobs();
+    console.log(
+      `FIGURE knobs before: watchdog_cpumask=${before.watchdog ?? '(missing)'} pm_qos=${before.latency.join(',')}`,
+    );
+    assert.ok(before.watchdog !== undefined, `this guest kernel has no ${WATCHDOG}`);
+    assert.ok(
+      before.latency.every((v) => v !== undefined),
+      'every CPU of this guest kernel has power/pm_qos_resume_latency_us',
+    );
+    const beforeSnap = takeSnapshot();
+    const j = journal();
+    const r = await cli(['-u', j, 'isolate', 'C4-7']);
+    assert.equal(r.code, 0, r.stderr);
+    const during = knobs();
+    const status = await cli(['status', 'C4-7']);
+    const json = JSON.parse((await cli(['status', '--json', 'C4-7'])).stdout) as {
+      knobs: { watchdogCpumask: string | null; wakeupLatencyUs: Record<string, string> };
+    };
+    console.log(
+      `FIGURE knobs during: watchdog_cpumask=${during.watchdog} pm_qos=${during.latency.join(',')}`,
+    );
+    console.log(
+      `FIGURE knobs status: ${status.stdout
+        .split('\n')
+        .filter((l) => /watchdog|wake-up/.test(l))
+        .join(' | ')}`,
+    );
+    const rel = await cli(['release', j]);
+    const after = knobs();
+    console.log(
+      `FIGURE knobs after release: watchdog_cpumask=${after.watchdog} pm_qos=${after.latency.join(',')}`,
+    );
+    assert.equal(during.watchdog, CpuSet.parseList(before.watchdog).minus(CpuSet.parseList('4-7')).toList());
+    assert.deepEqual(during.latency.slice(4), ['20', '20', '20', '20']);
+    assert.deepEqual(during.latency.slice(0, 4), before.latency.slice(0, 4), 'host CPUs untouched');
+    assert.match(status.stdout, new RegExp(`watchdog_cpumask\\s+${during.watchdog}\\b`));
+    assert.match(status.stdout, /wake-up latency limit\s+20 us on 4-7/);
+    assert.equal(json.knobs.watchdogCpumask, during.watchdog);
+    assert.deepEqual(
+      [4, 5, 6, 7].map((c) => json.knobs.wakeupLatencyUs[String(c)]),
+      ['20', '20', '20', '20'],
+    );
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.deepEqual(after, before, 'release puts back the exact values');
+    assert.deepEqual(
+      diffSnapshots(beforeSnap, takeSnapshot()),
+      [],
+      'state after release equals state before',
+    );
+  });
 });
