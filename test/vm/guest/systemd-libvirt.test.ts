@@ -12,20 +12,24 @@
  */
 import { distrust } from '../../../src/kernel/trust.ts';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CpuSet } from '../../../src/cpus/cpuset.ts';
 import { REPO_ROOT } from '../cache.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from '../snapshot.ts';
-import { cli } from './cli.ts';
 import {
-  allowedOf,
+  checkThreads,
+  defineDomain,
+  hookLines,
+  virsh,
+  waitRunning,
+  waitShutOff,
+  type Pinning,
+} from './libvirt-domain.ts';
+import {
   figure,
   leaks,
   notInSystemdGuest,
-  readOr,
   run,
   step,
   systemctl,
@@ -44,88 +48,7 @@ const skip =
 const DOMAIN = 'vfio-t';
 const VM = 'C4-5';
 const PROFILE = `/etc/vfio-isolate/${DOMAIN}.toml`;
-const PID_FILE = `/run/libvirt/qemu/${DOMAIN}.pid`;
 const CLI = join(REPO_ROOT, 'dist', 'vfio-isolate.mjs');
-
-const virsh = (...args: string[]): string => run('virsh', ['-c', 'qemu:///system', ...args], 180_000);
-
-interface Pinning {
-  vcpus: Map<number, CpuSet>;
-  emulator: CpuSet;
-}
-
-function parsePinning(xml: string): Pinning {
-  const vcpus = new Map<number, CpuSet>();
-  for (const m of xml.matchAll(/<vcpupin vcpu='(\d+)' cpuset='([^']+)'\/>/g))
-    vcpus.set(Number(m[1]), CpuSet.parseList(m[2]!));
-  const emu = /<emulatorpin cpuset='([^']+)'\/>/.exec(xml)?.[1];
-  assert.ok(emu && vcpus.size > 0, `cputune XML without pins:\n${xml}`);
-  return { vcpus, emulator: CpuSet.parseList(emu) };
-}
-
-function domainXml(cputune: string): string {
-  // host-passthrough needs KVM: under TCG a plain <cpu> with the same topology.
-  const tune = cputune.replace(/<cpu mode='host-passthrough'>/, '<cpu>');
-  return `<domain type='qemu'>
-  <name>${DOMAIN}</name>
-  <memory unit='MiB'>64</memory>
-${tune
-  .trim()
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-`;
-}
-
-/** Every thread of the running QEMU with its allowed CPUs; fails when a thread is not where the XML pins it. */
-function checkThreads(pin: Pinning): { vcpu: number; emulator: number; wrong: string[] } {
-  const pid = Number(readOr(PID_FILE));
-  assert.ok(pid > 0, `no pid in ${PID_FILE}`);
-  const wrong: string[] = [];
-  let vcpu = 0;
-  let emulator = 0;
-  for (const tid of run('ls', [`/proc/${pid}/task`])
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(Number)) {
-    const comm = readOr(`/proc/${pid}/task/${tid}/comm`);
-    const allowed = allowedOf(pid, tid);
-    if (!allowed) continue; // exited meanwhile
-    const m = /^CPU (\d+)\/TCG$/.exec(comm);
-    const want = m ? pin.vcpus.get(Number(m[1])) : pin.emulator;
-    if (m) vcpu++;
-    else emulator++;
-    if (!want || !allowed.equals(want))
-      wrong.push(`${tid} (${comm}) may run on ${allowed.toList()}, pinned to ${want?.toList() ?? 'nothing'}`);
-  }
-  return { vcpu, emulator, wrong };
-}
-
-function hookLines(): string[] {
-  return run('journalctl', ['-t', 'vfio-isolate', '-o', 'cat', '--no-pager']).split('\n').filter(Boolean);
-}
-
-async function waitRunning(): Promise<void> {
-  await waitFor('the domain to run', () =>
-    virsh('domstate', DOMAIN).trim() === 'running' && existsSync(PID_FILE) ? true : undefined,
-  );
-}
-
-async function waitShutOff(): Promise<void> {
-  await waitFor('the domain to shut off', () =>
-    virsh('domstate', DOMAIN).trim() === 'shut off' ? true : undefined,
-  );
-}
 
 /** Wait (bounded) until the state equals `before`; returns the remaining differences. */
 async function settled(before: Snapshot, units: string[]): Promise<string[]> {
@@ -152,19 +75,8 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
 
   before(async () => {
     assert.ok(existsSync(CLI), `${CLI} missing: build it (node scripts/build.mjs) before the guest suite`);
-    step('libvirt: starting libvirtd');
-    systemctl('start', 'libvirtd');
-    // libvirtd starts virtlogd for a domain's log on first use: up before the baseline snapshots, as on a host
-    systemctl('start', 'virtlogd');
-    mkdirSync('/etc/vfio-isolate', { recursive: true, mode: 0o755 });
-    writeFileSync(PROFILE, `domain = "${DOMAIN}"\nvm_cpus = "${VM}"\n`, { mode: 0o644 });
-    const tune = await cli(['libvirt', 'cputune', '--profile', PROFILE, '--iothreads', '0']);
-    assert.equal(tune.code, 0, tune.stderr);
-    pin = parsePinning(tune.stdout);
-    const xmlFile = join(mkdtempSync(join(tmpdir(), 'vi-libvirt-')), `${DOMAIN}.xml`);
-    writeFileSync(xmlFile, domainXml(tune.stdout));
-    step('libvirt: defining the domain');
-    virsh('define', xmlFile);
+    step('libvirt: starting libvirtd, defining the domain');
+    ({ pin } = await defineDomain(DOMAIN, VM));
     step('libvirt: installing the hook');
     // As a user installs it: the built CLI by absolute path (the hook calls node and this file).
     const out = run(process.execPath, [CLI, 'libvirt', 'hook', 'install', DOMAIN, '--profile', PROFILE]);
@@ -191,15 +103,15 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
       const t0 = Date.now();
       step(`libvirt: virsh start (${stop})`);
       virsh('start', DOMAIN);
-      await waitRunning();
+      await waitRunning(DOMAIN);
       const startSec = (Date.now() - t0) / 1000;
       step('libvirt: running, checking');
       const fired = hookLines().slice(hooksBefore);
       const started = await leaks(VM);
-      const threads = checkThreads(pin);
+      const threads = checkThreads(DOMAIN, pin);
       systemctl('daemon-reload');
       const reloaded = await leaks(VM);
-      const threadsAfterReload = checkThreads(pin);
+      const threadsAfterReload = checkThreads(DOMAIN, pin);
       const t1 = Date.now();
       if (stop === 'virsh destroy') {
         virsh('destroy', DOMAIN);
@@ -212,7 +124,7 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
         }
       }
       step('libvirt: stopped, waiting for release');
-      await waitShutOff();
+      await waitShutOff(DOMAIN);
       const diff = await settled(snapBefore, units);
       const stopSec = (Date.now() - t1) / 1000;
       const released = hookLines().slice(hooksBefore);
