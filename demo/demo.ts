@@ -7,6 +7,7 @@
  *
  *   npm run demo                  cgroup v2 guest (Linux 6.12)
  *   npm run demo -- --cgroup v1   cgroup v1 cpuset + controller-less cgroup2 (systemd's hybrid layout, Linux 6.1)
+ *   npm run demo -- --systemd     this machine's systemd as PID 1 and libvirt (systemd.ts, guest-systemd.ts)
  *   npm run demo -- --json        the whole transcript as JSON on stdout
  */
 import { readFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { ensureKernels, runInGuest, vmAvailable, type GuestResult } from '../tes
 import { decodeEvent, LineSplitter, type DemoEvent } from './events.ts';
 import { parseOptions, USAGE } from './options.ts';
 import { formatSeconds, TextRenderer } from './render.ts';
+import { buildCliForHook, SYSTEMD_GUEST_ENTRY, SYSTEMD_LABEL, systemdDemoMissing } from './systemd.ts';
 
 function useColour(): boolean {
   const env = process.env;
@@ -28,11 +30,11 @@ function useColour(): boolean {
  * minutes, a plain .mjs seconds. It lives in the harness cache inside the repository (the guest sees the
  * repository, and node finds koffi from there).
  */
-async function bundleGuest(): Promise<string> {
-  const outfile = join(cacheSubdir('demo'), 'guest-demo.mjs');
+async function bundleGuest(entry: string): Promise<string> {
+  const outfile = join(cacheSubdir('demo'), entry.replace(/\.ts$/, '.mjs'));
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
   await build({
-    entryPoints: [join(REPO_ROOT, 'demo', 'guest-demo.ts')],
+    entryPoints: [join(REPO_ROOT, 'demo', entry)],
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -90,6 +92,9 @@ async function main(): Promise<number> {
     }
     return fail(`cannot boot the demo guest: ${why}`, avail.install);
   }
+  const systemd = opts.mode === 'systemd';
+  const missing = systemd ? systemdDemoMissing() : undefined;
+  if (missing) return fail(`cannot run the systemd demo: ${missing.why}`, missing.install);
 
   let kernel: string;
   try {
@@ -107,17 +112,25 @@ async function main(): Promise<number> {
     );
   }
 
+  const entry = systemd ? SYSTEMD_GUEST_ENTRY : 'guest-demo.ts';
+  if (systemd) {
+    try {
+      buildCliForHook();
+    } catch (e) {
+      return fail(`cannot build dist/ for the libvirt hook in the guest: ${(e as Error).message}`);
+    }
+  }
   let command: string;
   try {
-    command = `exec node ${relative(REPO_ROOT, await bundleGuest())}`;
+    command = `exec node ${relative(REPO_ROOT, await bundleGuest(entry))}`;
   } catch (e) {
     process.stderr.write(
       `demo: could not bundle the guest script (${(e as Error).message}); using tsx (slow)\n`,
     );
-    command = 'exec node --import tsx demo/guest-demo.ts';
+    command = `exec node --import tsx demo/${entry}`;
   }
 
-  const cg = opts.mode === 'v2' ? 'cgroup v2' : 'cgroup v1 (hybrid)';
+  const cg = systemd ? SYSTEMD_LABEL : opts.mode === 'v2' ? 'cgroup v2' : 'cgroup v1 (hybrid)';
   r.line(
     colour
       ? `\x1b[1mvfio-isolate demo\x1b[0m: ${cg}, guest kernel ${kernel}`

@@ -47,7 +47,9 @@ export type DemoEvent =
   | { type: 'say'; text: string }
   | {
       type: 'command';
-      /** The argv given to vfio-isolate. */
+      /** The program run, when it is not vfio-isolate (systemctl, virsh, ...). */
+      program?: string;
+      /** The argv given to vfio-isolate (or to `program`). */
       argv: string[];
       /** argv split where each chained command starts, for display. */
       chunks: string[][];

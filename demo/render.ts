@@ -127,13 +127,14 @@ export class TextRenderer {
   private command(e: Extract<DemoEvent, { type: 'command' }>): void {
     const p = this.p;
     const words = e.chunks.map((c) => c.map(shellWord).join(' '));
-    const oneLine = `$ vfio-isolate ${words.join(' ')}`;
+    const program = e.program ?? 'vfio-isolate';
+    const oneLine = `$ ${program} ${words.join(' ')}`;
     const status = `exit ${e.code} · ${formatSeconds(e.seconds)}`;
     const lines =
       visibleWidth(oneLine) + 2 + status.length <= this.opts.width || words.length < 2
         ? [oneLine]
         : [
-            `$ vfio-isolate ${words[0]} \\`,
+            `$ ${program} ${words[0]} \\`,
             ...words.slice(1).map((w, i, a) => `    ${w}${i < a.length - 1 ? ' \\' : ''}`),
           ];
     this.line();

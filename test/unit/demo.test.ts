@@ -122,6 +122,14 @@ describe('demo helpers', () => {
       timeoutSec: 60,
     });
     assert.ok('error' in parseOptions(['--cgroup', 'v3']));
+    assert.deepEqual(parseOptions(['--systemd']), {
+      mode: 'systemd',
+      json: false,
+      keep: false,
+      timeoutSec: 600,
+    });
+    assert.equal((parseOptions(['--systemd', '--timeout', '900']) as { timeoutSec: number }).timeoutSec, 900);
+    assert.ok('error' in parseOptions(['--systemd', '--cgroup', 'v1']));
     assert.ok('error' in parseOptions(['--bogus']));
     assert.ok('help' in parseOptions(['-h']));
   });
