@@ -368,6 +368,8 @@ function parseListLoose(s: string): number[] {
 function sameValue(path: string, now: string, v: string): boolean {
   const b = v.trim();
   if (now === b || normalisedEqual(path, now, b)) return true;
+  // "isolated invalid (reason)" is the kernel's verdict on "isolated": the file holds what was written
+  if (/\/cpuset\.cpus\.partition$/.test(path)) return /^(member|root|isolated)\b/.exec(now)?.[1] === b;
   if (/\/(cpuset\.(cpus|mems|cpus\.exclusive)|smp_affinity_list)$/.test(path)) {
     const set = (s: string): string | undefined =>
       /^[0-9,-]*$/.test(s) && s.length <= 4096 ? parseListLoose(s).join(',') : undefined;

@@ -106,6 +106,21 @@ describe('partition on a running VM (fixture, 6.8)', () => {
     assert.equal(treeHash(root), h);
   });
 
+  it('a partition the kernel has since made "isolated invalid (...)" is still ours: release makes it a member', async () => {
+    const root = vmMachine(['8', '9']);
+    const beforeFiles = treeFiles(root);
+    const j = journal();
+    assert.equal((await cli(root, ['-u', j, 'partition', 'win10'])).code, 0);
+    // someone takes machine.slice's exclusive CPUs away: the kernel now calls both partitions invalid
+    new SimFs(root).write(`${CG}/machine.slice/cpuset.cpus.exclusive`, '\n');
+    assert.match(sysRead(root, `${lv}/vcpu0/cpuset.cpus.partition`), /^isolated invalid/);
+    const back = await cli(root, ['release', j]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.doesNotMatch(back.stderr, /changed since|conflict/);
+    assert.equal(sysRead(root, `${lv}/vcpu0/cpuset.cpus.partition`), 'member');
+    assert.deepEqual(diffTrees(beforeFiles, treeFiles(root)), []);
+  });
+
   it('a second VM on CPUs already isolated for the first: refused by the kernel, rolled back', async () => {
     const root = vmMachine(['8', '9']);
     const s = new SimFs(root);
