@@ -25,7 +25,7 @@ import {
   waitShutOff,
 } from '../test/vm/guest/libvirt-domain.ts';
 import { readOr, topLevelUnits, unrestrictedCgroups, waitFor } from '../test/vm/guest/systemd-env.ts';
-import { diffSnapshots, parseStat, takeSnapshot, type Snapshot } from '../test/vm/snapshot.ts';
+import { diffSnapshots, takeSnapshot, type Snapshot } from '../test/vm/snapshot.ts';
 import { encodeEvent, type DemoEvent } from './events.ts';
 import { chunkArgv, figuresFromStatus, summariseChanges } from './summary.ts';
 
@@ -33,7 +33,6 @@ const VM = '4-5';
 const VM_CPUS = CpuSet.parseList(VM);
 const DOMAIN = 'demo-vm';
 const UNITS = ['init.scope', 'system.slice', 'user.slice'];
-const PF_NO_SETAFFINITY = 0x04000000;
 const t0 = Date.now();
 let failures = 0;
 
@@ -320,23 +319,7 @@ async function main(): Promise<number> {
     released.some((l) => /release end: vfio-isolate release/.test(l)),
     released.slice(-2).join('; '),
   );
-  // A workqueue rescuer (kworker/R-*) re-pins itself to the workqueue cpumask of the moment it last rescued work;
-  // only the kernel can set its affinity (PF_NO_SETAFFINITY), so a difference there is the kernel's, not a change
-  // the tool left behind. Shown, not counted.
-  const kernelOnly = diff.filter((l) => {
-    const tid = /^task (\d+) \(.*\) Cpus_allowed_list: /.exec(l)?.[1];
-    const st = tid ? parseStat(readOr(`/proc/${tid}/stat`)) : undefined;
-    return st !== undefined && (st.field(9) & PF_NO_SETAFFINITY) !== 0;
-  });
-  if (kernelOnly.length)
-    say(
-      `Changed by the kernel itself (threads whose affinity only the kernel sets): ${kernelOnly.join('; ')}`,
-    );
-  checkEqual(
-    'after the stop',
-    snapC,
-    diff.filter((l) => !kernelOnly.includes(l)),
-  );
+  checkEqual('after the stop', snapC, diff);
   virsh('undefine', DOMAIN);
 
   const ok = failures === 0;

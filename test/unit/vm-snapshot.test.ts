@@ -101,6 +101,16 @@ describe('diffSnapshots', () => {
     ]);
   });
 
+  test("a workqueue rescuer's mask is the kernel's and not compared; any other thread's is", () => {
+    const a = base();
+    a.tasks['2'] = task(2, { comm: 'kworker/R-rcu_gp', rescuer: true });
+    a.tasks['3'] = task(3, { comm: 'kswapd0' });
+    const b = clone(a);
+    b.tasks['2']!.cpusAllowedList = '0-3';
+    b.tasks['3']!.cpusAllowedList = '0-3';
+    assert.deepEqual(diffSnapshots(a, b), ['task 3 (kswapd0) Cpus_allowed_list: 0-7 → 0-3']);
+  });
+
   test('v1 hierarchies name the tasks file', () => {
     const a = base();
     a.cpuset = { mountPoint: '/sys/fs/cgroup/cpuset', version: 1 };

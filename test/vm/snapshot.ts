@@ -9,11 +9,16 @@
  * Cpus_allowed_list, scheduling policy and rt priority, keyed by tid with its start time.
  * On request (`units`), systemd's runtime view of named units: `systemctl show -p AllowedCPUs,AllowedMemoryNodes`
  * (read-only; only inside the systemd guest).
- * Not captured, because the kernel changes them on its own: interrupt counts, IRQ effective affinities.
+ * Not captured, because the kernel changes them on its own: interrupt counts, IRQ effective affinities; not compared:
+ * the affinity of workqueue rescuers (kworker/R-*), which only the kernel sets, to the workqueue cpumask of the
+ * moment each last rescued work (after an isolate and release it may keep the host CPUs until its next rescue).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+/** Task flag (stat field 9): only the kernel may set the thread's affinity. */
+const PF_NO_SETAFFINITY = 0x04000000;
 
 export interface CgroupMount {
   mountPoint: string;
@@ -43,6 +48,11 @@ export interface TaskState {
   policy: number;
   /** Field 40 of stat. */
   rtPriority: number;
+  /**
+   * A workqueue rescuer (kworker/R-*, PF_NO_SETAFFINITY): only the kernel sets its affinity, and it re-derives it
+   * from the workqueue cpumask of the moment it last rescued work, at moments of its own choosing.
+   */
+  rescuer?: boolean;
 }
 
 export interface Snapshot {
@@ -241,6 +251,9 @@ function readTasks(root: string, only?: ReadonlySet<number>): Record<string, Tas
         cpusAllowedList: cpus.trim(),
         policy: parsed.field(41),
         rtPriority: parsed.field(40),
+        ...(/^kworker\/R-/.test(parsed.comm) && (parsed.field(9) & PF_NO_SETAFFINITY) !== 0
+          ? { rescuer: true }
+          : {}),
       };
     }
   }
@@ -442,7 +455,8 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): string[] {
     const x = a.tasks[tid];
     if (!x || !y) continue;
     const who = `task ${tid} (${y.comm})`;
-    if (x.cpusAllowedList !== y.cpusAllowedList) {
+    // a rescuer's mask is the kernel's (see TaskState.rescuer): a tool can neither set nor restore it
+    if (x.cpusAllowedList !== y.cpusAllowedList && !(x.rescuer && y.rescuer)) {
       out.push(`${who} Cpus_allowed_list: ${x.cpusAllowedList} → ${y.cpusAllowedList}`);
     }
     if (x.policy !== y.policy || x.rtPriority !== y.rtPriority) {
