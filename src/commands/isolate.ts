@@ -547,7 +547,7 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
  * summary of what is expected to stay. With --json: one object { command, ok, strict, leakCheck } on stdout.
  */
 function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): AfterReport {
-  const report = findLeaks(readStatusModel(ctx.k), vm);
+  const report = findLeaks(readStatusModel(ctx.k, { leaksOn: vm }), vm);
   const failed = strict && report.leaks.length > 0;
   const code = failed ? 1 : 0;
   // with --json, run.ts prints one document: the applied steps plus these fields

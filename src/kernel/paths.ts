@@ -24,6 +24,8 @@ export const P = {
   proc: '/proc',
   pid: (pid: number) => `/proc/${pid}`,
   task: (pid: number, tid: number) => `/proc/${pid}/task/${tid}`,
+  /** kthreadd's children: every kernel thread but kthreadd (pid 2) itself. */
+  kthreaddChildren: '/proc/2/task/2/children',
   dropCaches: '/proc/sys/vm/drop_caches',
   compactMemory: '/proc/sys/vm/compact_memory',
   statInterval: '/proc/sys/vm/stat_interval',

@@ -147,7 +147,7 @@ export class RealFs implements Fs {
   }
 
   realpath(path: string): string {
-    return wrap('realpath', path, () => fs.realpathSync(path));
+    return wrap('realpath', path, () => fs.realpathSync.native(path));
   }
 
   getAffinity(tid: number): number[] {
