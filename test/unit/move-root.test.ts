@@ -241,3 +241,15 @@ describe('move-tasks / DST: per-task work is the write', () => {
     assert.deepEqual([mask(kswapd1), mask(kcompactd1)], before);
   });
 });
+
+describe('sched_getaffinity through koffi (the reader masksToKeep uses from AFFINITY_SYSCALL_AT threads)', () => {
+  it('reads this process’s own mask as /proc/self/status prints it (read only)', async () => {
+    const { loadSched } = await import('../../src/kernel/sched.ts');
+    const got = CpuSet.of(loadSched().getAffinity(process.pid));
+    const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    const online = CpuSet.parseList(fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim());
+    // sched_getaffinity leaves CPUs that are not active out (status does not)
+    assert.equal(got.toList(), CpuSet.parseList(m![1]!.trim()).intersect(online).toList());
+    assert.equal(loadSched().getAffinity(process.pid).length, got.size);
+  });
+});
