@@ -124,30 +124,37 @@ export function masksToKeep(
     if (start === undefined || (opts.listedAt !== undefined && start > opts.listedAt)) return;
     out.push([tid, start, cpus.toList()]);
   };
-  if (list.length >= (opts.syscallAt ?? AFFINITY_SYSCALL_AT) && k.machine.online.equals(k.machine.possible)) {
-    const homeArr = home.toArray();
-    for (const tid of list) {
-      let cpus: number[];
-      try {
-        cpus = k.fs.getAffinity(tid);
-      } catch {
-        continue; // gone
-      }
-      if (cpus.length === homeArr.length && cpus.every((c, i) => c === homeArr[i])) continue;
-      keep(tid, CpuSet.of(cpus));
-    }
-    return out;
-  }
-  for (const tid of list) {
+  const fromStatus = (tid: number): void => {
     const text = k.procs.allowedText(tid);
-    if (text === undefined || text === want) continue; // gone, or what attaching back gives anyway
+    if (text === undefined || text === want) return; // gone, or what attaching back gives anyway
     let cpus: CpuSet;
     try {
       cpus = CpuSet.parseList(text);
     } catch {
-      continue; // not a CPU list: nothing the kernel would print
+      return; // not a CPU list: nothing the kernel would print
     }
     if (!cpus.equals(home)) keep(tid, cpus);
+  };
+  let syscall =
+    list.length >= (opts.syscallAt ?? AFFINITY_SYSCALL_AT) && k.machine.online.equals(k.machine.possible);
+  const homeArr = syscall ? home.toArray() : [];
+  for (const tid of list) {
+    if (!syscall) {
+      fromStatus(tid);
+      continue;
+    }
+    let cpus: number[];
+    try {
+      cpus = k.fs.getAffinity(tid);
+    } catch (e) {
+      if (errnoOf(e) === 'ESRCH') continue; // gone
+      // anything else (koffi cannot load, a refusal): the status reads, for this thread and the rest
+      syscall = false;
+      fromStatus(tid);
+      continue;
+    }
+    if (cpus.length === homeArr.length && cpus.every((c, i) => c === homeArr[i])) continue;
+    keep(tid, CpuSet.of(cpus));
   }
   return out;
 }

@@ -201,6 +201,14 @@ describe('move-tasks / DST: per-task work is the write', () => {
     const byStatus = masksToKeep(k, tids, home, { listedAt: 8640042 });
     const bySyscall = masksToKeep(k, tids, home, { listedAt: 8640042, syscallAt: 0 });
     assert.deepEqual(bySyscall, byStatus);
+    // without koffi (the syscall cannot be made) the status reads take over: the journal is the same
+    class NoFfi extends SimFs {
+      override getAffinity(): number[] {
+        throw new Error('koffi cannot be loaded');
+      }
+    }
+    const k2 = new Kernel(new NoFfi(root), { systemctl: '', euid: 0 });
+    assert.deepEqual(masksToKeep(k2, tids, home, { listedAt: 8640042, syscallAt: 0 }), byStatus);
     const users = byStatus.filter(([tid]) => tid >= USER).map(([tid, , list]) => [tid, list]);
     assert.deepEqual(users, [
       [USER + 1, '2-3'],
