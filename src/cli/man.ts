@@ -6,6 +6,7 @@ import { NOTATION_HELP } from '../cpus/notation.ts';
 import { P } from '../kernel/paths.ts';
 import { GLOBAL_OPTIONS } from './parse.ts';
 import type { ArgSpec, CommandSpec, OptionSpec } from './spec.ts';
+import { usageLine } from './usage.ts';
 
 // --------------------------------------------------------------------------------------------------------------
 // roff escaping
@@ -72,13 +73,9 @@ function argHelp(a: ArgSpec): string {
   );
 }
 
+/** The usage line of src/cli/usage.ts, names in bold and placeholders in italics. */
 function usage(spec: CommandSpec, full: string): string {
-  const words = [B('vfio\\-isolate'), `[${I('GLOBAL\\-OPTIONS')}]`, B(roffEscape(full))];
-  const subs = spec.subcommands?.filter((s) => !s.hidden) ?? [];
-  if (subs.length) words.push(`{${subs.map((s) => B(roffEscape(s.name))).join('|')}}`);
-  if (spec.options.length) words.push(`[${I('OPTIONS')}]`);
-  for (const a of spec.args) words.push(a.required ? I(roffEscape(a.name)) : `[${I(roffEscape(a.name))}]`);
-  return words.join(' ');
+  return usageLine(spec, full, { name: (s) => B(roffEscape(s)), meta: (s) => I(roffEscape(s)) });
 }
 
 /**
