@@ -52,6 +52,17 @@ describe('references stay inside the repository', () => {
     assert.ok(seen >= 2, 'notation.ts and journal.ts refer to README sections');
   });
 
+  test("README's layout names every file of src/commands/ and src/cli/usage.ts", () => {
+    const how = README.slice(README.indexOf('## How it works'), README.indexOf('## Guarantees and limits'));
+    assert.ok(how.length > 0);
+    for (const f of files('src/commands', /\.ts$/))
+      assert.ok(
+        how.includes(`\`${f.slice('src/commands/'.length)}\``),
+        `${f} is not in README's "How it works"`,
+      );
+    assert.ok(how.includes('`src/cli/usage.ts`'));
+  });
+
   for (const f of DOCS) {
     test(`${f}: relative links name existing files`, () => {
       const text = readFileSync(join(REPO, f), 'utf8');
