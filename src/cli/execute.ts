@@ -16,6 +16,7 @@ import {
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { VERSION } from '../version.ts';
+import { runReport } from './report-run.ts';
 import type { Marks, RunOptions } from './run.ts';
 import type { Ctx, Globals, Handler, Invocation, Plan } from './spec.ts';
 
@@ -37,14 +38,11 @@ export async function execute(
       `run it on its own: vfio-isolate ${reports[0]!.name} ...`,
     );
   }
-  const k = opts.kernel ? opts.kernel() : Kernel.real();
-  const ctx: Ctx = { k, state: new PlanState(k), log, g, streams, env, colour, argv, chain: commands };
   const first = commands[0]!;
   if (!first.spec.kind) throw new UsageError(`${first.name} needs a subcommand`);
-  if (first.spec.kind === 'report') {
-    const h = await loadHandler(first);
-    if (h.kind === 'report') return await h.run(ctx, first);
-  }
+  if (first.spec.kind === 'report') return runReport(first, g, argv, env, streams, opts);
+  const k = opts.kernel ? opts.kernel() : Kernel.real();
+  const ctx: Ctx = { k, state: new PlanState(k), log, g, streams, env, colour, argv, chain: commands };
 
   const writes = commands.some((c) => c.spec.writes);
   if (writes && !g.dryRun && k.euid !== 0) {

@@ -1,5 +1,4 @@
 /** Help text generated from the command table (the man page and completions use the same table). */
-import { NOTATION_HELP } from '../cpus/notation.ts';
 import { GLOBAL_OPTIONS } from './parse.ts';
 import type { CommandSpec, OptionSpec } from './spec.ts';
 import { usageLine } from './usage.ts';
@@ -68,10 +67,6 @@ export function commandHelp(spec: CommandSpec, full: string): string {
   if (spec.examples?.length) parts.push('', 'Examples:', ...spec.examples.map((e) => `  ${e}`));
   parts.push('');
   return parts.join('\n');
-}
-
-export function notationHelp(): string {
-  return NOTATION_HELP + '\n';
 }
 
 export function wrap(text: string, width: number, indent = ''): string {

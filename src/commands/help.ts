@@ -1,4 +1,5 @@
-import { commandHelp, mainHelp, notationHelp } from '../cli/help.ts';
+import { commandHelp, mainHelp } from '../cli/help.ts';
+import { NOTATION_HELP } from '../cpus/notation.ts';
 import { suggest } from '../cli/parse.ts';
 import type { Handler } from '../cli/spec.ts';
 import { UsageError } from '../errors.ts';
@@ -35,3 +36,8 @@ export const handlers: Record<string, Handler> = {
     },
   },
 };
+
+/** `help cpus`: the CPU notation (kept out of src/cli/help.ts, which start-up loads). */
+export function notationHelp(): string {
+  return NOTATION_HELP + '\n';
+}
