@@ -91,6 +91,8 @@ export interface PlanHandler {
 /** A command that only reads or prints (status, topology, help): runs alone, returns an exit code. */
 export interface ReportHandler {
   kind: 'report';
+  /** false: reads nothing of the machine (help, completion scripts), so the kernel layer is not loaded for it. */
+  machine?: false;
   run(ctx: Ctx, inv: Invocation): number | Promise<number>;
 }
 

@@ -66,6 +66,7 @@ export function dynamicCandidates(k: Kernel, kind: DynamicKind, prefix: string):
 export const handlers: Record<string, Handler> = {
   completion: {
     kind: 'report',
+    machine: false,
     async run(ctx, inv) {
       const shell = inv.args.SHELL!.toLowerCase() as Shell;
       ctx.streams.out(completionScript(shell, COMMANDS, VERSION));

@@ -10,6 +10,7 @@ import { COMMANDS } from '../cli/table.ts';
 export const handlers: Record<string, Handler> = {
   help: {
     kind: 'report',
+    machine: false,
     run(ctx, inv) {
       const topic = inv.args.TOPIC;
       if (!topic) {
