@@ -16,7 +16,6 @@ import {
 import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { VERSION } from '../version.ts';
-import { runReport } from './report-run.ts';
 import type { Marks, RunOptions } from './run.ts';
 import type { Ctx, Globals, Handler, Invocation, Plan } from './spec.ts';
 
@@ -40,7 +39,8 @@ export async function execute(
   }
   const first = commands[0]!;
   if (!first.spec.kind) throw new UsageError(`${first.name} needs a subcommand`);
-  if (first.spec.kind === 'report') return runReport(first, g, argv, env, streams, opts);
+  // run.ts sends a report command on its own to report-run.ts; here it could only be part of a chain (refused above)
+  if (first.spec.kind === 'report') throw new Error(`${first.name} runs through src/cli/report-run.ts`);
   const k = opts.kernel ? opts.kernel() : Kernel.real();
   const ctx: Ctx = { k, state: new PlanState(k), log, g, streams, env, colour, argv, chain: commands };
 
