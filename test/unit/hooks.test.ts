@@ -399,7 +399,7 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
    * A fake node that records its arguments and environment; a fake logger that records messages. In a root-owned
    * directory: the hook runs nothing from a place others can change.
    */
-  function fakes(rc: number) {
+  function fakes(rc: number, measureSeconds = 0) {
     const dir = tempTree(base, 'run-');
     const tool = path.join(dir, 'opt/vfio-isolate/dist/vfio-isolate.mjs');
     fs.mkdirSync(path.dirname(tool), { recursive: true });
@@ -409,7 +409,7 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
     const node = path.join(dir, 'fake node');
     fs.writeFileSync(
       node,
-      `#!/bin/sh\nprintf '%s|' "$@" >>'${calls}'\necho "lock=$VFIO_ISOLATE_LOCK_WAIT_MS" >>'${calls}'\necho "vfio-isolate: line one"\necho "second line" >&2\nexit ${rc}\n`,
+      `#!/bin/sh\nif [ "$2" = measure ]; then sleep ${measureSeconds}; echo "measure CPUs 8-15, passive, ${measureSeconds} s; no leaks"; fi\nprintf '%s|' "$@" >>'${calls}'\necho "lock=$VFIO_ISOLATE_LOCK_WAIT_MS" >>'${calls}'\necho "vfio-isolate: line one"\necho "second line" >&2\nexit ${rc}\n`,
       {
         mode: 0o755,
       },
@@ -472,6 +472,36 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
       'a running VM is not stopped',
     );
     assert.match(failing.logged(), /win11 started begin: vfio-isolate partition exited with status 1/);
+  });
+
+  it('started begin also starts measure --after-start in the background: the hook returns at once, the line is logged', async () => {
+    const f = fakes(0, 3);
+    const t0 = performance.now();
+    // spawnSync returns when the hook has exited and its stdout and stderr are closed, as libvirt waits for it
+    const r = run(f.script, ['win11', 'started', 'begin', '-']);
+    const took = performance.now() - t0;
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(took < 2500, `the hook waited ${Math.round(took)} ms for the 3 s measurement`);
+    assert.doesNotMatch(f.calls(), /\|measure\|/, 'still measuring');
+    const deadline = Date.now() + 15000;
+    while (!/measure CPUs/.test(f.logged()) && Date.now() < deadline)
+      await new Promise((res) => setTimeout(res, 200));
+    assert.match(
+      f.calls(),
+      new RegExp(
+        `${f.tool}\\|measure\\|--profile\\|/etc/vfio isolate/win11's\\.toml\\|--after-start\\|lock=5000\n`,
+      ),
+    );
+    assert.match(f.logged(), /^win11: measure CPUs 8-15, passive, 3 s; no leaks$/m);
+    assert.doesNotMatch(f.logged(), /vfio-isolate measure exited/);
+  });
+
+  it('prepare begin and release end start no measurement', async () => {
+    const f = fakes(0);
+    run(f.script, ['win11', 'prepare', 'begin', '-']);
+    run(f.script, ['win11', 'release', 'end', '-']);
+    await new Promise((res) => setTimeout(res, 500));
+    assert.doesNotMatch(f.calls(), /\|measure\|/);
   });
 
   it('does nothing for other domains or other operations', () => {
