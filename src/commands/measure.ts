@@ -9,7 +9,13 @@ import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { ProbeResult } from '../kernel/probe.ts';
-import { qemuName, readCounters, readTaskRuns, type TaskRuns } from '../kernel/proc-counters.ts';
+import {
+  qemuName,
+  readCounters,
+  readTaskRuns,
+  type Counters,
+  type TaskRuns,
+} from '../kernel/proc-counters.ts';
 import { analyse, isVcpuThread, type Budgets, type MeasureReport } from '../measure/analysis.ts';
 import { measureJson, renderMeasure, summaryLine } from '../measure/view.ts';
 import { readStatusModel } from './status-collect.ts';
@@ -108,7 +114,7 @@ export async function measureCpus(ctx: Ctx, req: MeasureRequest): Promise<Measur
   const runs: TaskRuns[] = [first];
   let probe: ProbeResult | undefined;
   let probeFailed: string | undefined;
-  let before;
+  let before: Counters;
   let after;
   try {
     before = readCounters(ctx.k.fs);
@@ -119,6 +125,11 @@ export async function measureCpus(ctx: Ctx, req: MeasureRequest): Promise<Measur
         seconds,
         thresholdNs: PROBE_THRESHOLD_NS,
         signal: abort.signal,
+        // the window starts when the workers do: read the counters and the threads again
+        onStart: () => {
+          before = readCounters(ctx.k.fs);
+          runs[0] = readTaskRuns(ctx.k.fs);
+        },
       });
       if (probe.interrupted) abort.abort();
       const failed = probe.cpus.filter((c) => c.error);

@@ -463,6 +463,25 @@ describe('measure: the command on a fake machine', () => {
 });
 
 describe('measure: the real probe (own worker threads only, on CPU 0 of this machine)', () => {
+  it('the window starts once every worker is pinned: onStart once, then the full window', async () => {
+    let starts = 0;
+    let at = 0;
+    const r = await runProbe({
+      cpus: [0],
+      seconds: 1,
+      thresholdNs: 5000,
+      onStart: () => {
+        starts++;
+        at = performance.now();
+      },
+    });
+    const after = performance.now() - at;
+    assert.equal(starts, 1);
+    assert.equal(r.cpus[0]!.error, undefined);
+    assert.ok(after >= 995, `the window ran ${Math.round(after)} ms after onStart`);
+    assert.ok(r.cpus[0]!.windowNs >= 1e9 && r.cpus[0]!.windowNs < 1.5e9, String(r.cpus[0]!.windowNs));
+  });
+
   it('SIGINT stops every worker at once, with the figures so far, and leaves no thread behind', async () => {
     const threads = (): number => readdirSync('/proc/thread-self/..').length;
     const n0 = threads();
