@@ -454,7 +454,7 @@ async function main(): Promise<number> {
   check('release succeeds', rel.code === 0, exitDetail(rel));
   checkRestored('release', snapB);
 
-  await measureDemo({ section, say, check, tool }, { vm: VM, noisy: 5, seconds: 2, colour });
+  await measureDemo({ section, say, check, tool }, { vm: VM, noisy: 5, seconds: 1, colour });
 
   cleanup();
   const ok = failures === 0;
