@@ -609,6 +609,55 @@ describe('the hook script with the real tool, end to end on a fixture tree', () 
   );
 });
 
+describe('the hook measures after started with the real tool, on a fixture tree', () => {
+  it(
+    'after_start: a passive measurement of the profile CPUs in the background, its one line in syslog',
+    {
+      skip: cloneProblem
+        ? `the hook refuses to run this clone as root: ${cloneProblem.path} is ${cloneProblem.why}`
+        : false,
+    },
+    async () => {
+      const root = buildFixture('ryzen-5950x', { irqbalance: false });
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-hook-measure-'));
+      const bin = path.join(dir, 'bin');
+      fs.mkdirSync(bin);
+      const logged = path.join(dir, 'logged');
+      fs.writeFileSync(path.join(bin, 'logger'), `#!/bin/sh\nshift 3\necho "$*" >>'${logged}'\n`, {
+        mode: 0o755,
+      });
+      const prof = profileFile(
+        'domain = "win11"\nvm_cpus = "L1"\n[measure]\nafter_start = 0.5\nmax_irqs_per_s = 1000000\n',
+      );
+      const text = renderHookScript({
+        domain: 'win11',
+        profile: prof,
+        node: saved.execPath,
+        nodeArgs: ['--import', import.meta.resolve('tsx')],
+        tool: MAIN,
+        journal: `${root}/run/vfio-isolate/win11.journal`,
+      });
+      const script = path.join(dir, 'vfio-isolate-win11');
+      fs.writeFileSync(script, text.replace(/^PATH=/m, `PATH=${bin}:`), { mode: 0o755 });
+      const r = spawnSync(script, ['win11', 'started', 'begin', '-'], {
+        input: '<domain/>',
+        encoding: 'utf8',
+        env: { PATH: '/usr/bin:/bin', VFIO_ISOLATE_ROOT: root },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const read = (): string => (fs.existsSync(logged) ? fs.readFileSync(logged, 'utf8') : '');
+      const deadline = Date.now() + 60000;
+      while (!/measure CPUs/.test(read()) && Date.now() < deadline)
+        await new Promise((res) => setTimeout(res, 250));
+      assert.match(
+        read(),
+        /^win11: measure CPUs 8-15,24-31, passive, 0\.5 s; worst CPU \d+: .*; within budget$/m,
+      );
+      assert.doesNotMatch(read(), /exited with status/);
+    },
+  );
+});
+
 describe('hook-script helpers', () => {
   it('isOurHook needs the marker near the top of a script', () => {
     assert.equal(isOurHook('#!/bin/sh\n# x\n'), false);
