@@ -78,7 +78,10 @@ export async function execute(
       printPlan(streams, g, steps);
       return 0;
     }
-    // 2. apply, journalled, under the lock
+    // 2. what a command does before any change (isolate --measure's "before" probe), in order; it may still refuse
+    // (a usage error, exit 2): the journal is not opened yet and nothing has changed
+    for (const p of planned) if (p.before) await p.before(ctx);
+    // 3. apply, journalled, under the lock
     const jopts = {
       tool: `vfio-isolate ${VERSION}`,
       bootId: k.bootId(),
@@ -106,8 +109,9 @@ export async function execute(
     summariseSkips(log, outcome.applied);
     let code = 0;
     let json: Record<string, unknown> = {};
+    // 4. the reports of the applied chain (isolate's leak check and "after" probe), in order, still under the lock
     for (const p of planned) {
-      const r = p.after?.(ctx);
+      const r = p.after ? await p.after(ctx) : undefined;
       if (r) {
         code = Math.max(code, r.code);
         json = { ...json, ...r.json };
