@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, each printing ratios measured side by side in the same run.
  *
  *   npm run bench                    start-up on the host, then the guest benchmarks (v1-hybrid, v2)
- *   npm run bench -- --quick         start-up and the 1,000-task move-tasks only (also BENCH_QUICK=1)
+ *   npm run bench -- --quick         start-up, move-tasks at 2,000 (v1) / 1,000 (v2), IRQs, hook cycle (BENCH_QUICK=1)
  *   npm run bench -- --no-guest      start-up only
  *   npm run bench -- --modes v2      guest modes to boot (default v1-hybrid,v2)
  *   npm run bench -- --json FILE     also write every raw figure as JSON
