@@ -10,7 +10,8 @@ import { ensureKernels, runInGuest, vmAvailable, type VmMode } from '../test/vm/
 import type { GuestBenchResult, Spec, ToolRun } from './guest-bench.ts';
 import { fmtMs, fmtRatio, linearity, pairedRatio, summarize, table, verdict, type Summary } from './stats.ts';
 
-export const MOVE_TARGET = 1.5;
+/** Issue 17: move-tasks marginal cost (start-up subtracted) at most 1.3× a bare loop of one write per task. */
+export const MOVE_TARGET = 1.3;
 
 export interface GuestRun {
   mode: VmMode;
@@ -268,7 +269,10 @@ export function formatGuest(run: GuestRun): string {
       out.push(
         `  linearity: marginal µs/task of the tool ${lin.slopes.map((v) => v.toFixed(0)).join(' → ')} ` +
           `(bare ${bare.slopes.map((v) => v.toFixed(0)).join(' → ')}) over ${measured.map((x) => x.tasks).join(', ')} tasks: ` +
-          lin.verdict,
+          lin.verdict +
+          `; marginal ratio (fixed costs left out) ${lin.slopes
+            .map((v, i) => `${(v / (bare.slopes[i] ?? Number.NaN)).toFixed(2)}×`)
+            .join(' → ')}`,
       );
     }
     const big = r.move.filter((m) => m.ours.length && (m.source ?? 'cgroup') === source).at(-1);
@@ -291,6 +295,13 @@ export function formatGuest(run: GuestRun): string {
       `    bare ${fmtMs(summarize(q.bare).median)}, ours ${fmtMs(summarize(ms(q.ours)).median)}: ratio ${fmtRatio(ratio)}`,
       `    phases (median): ${fmtPhases(phaseMedians(q.ours))}`,
     );
+    if (q.restore?.length && q.restoreBare?.length) {
+      out.push(
+        `  restore of it (restore F) vs a bare loop reading the saved old values and writing each back:`,
+        `    bare ${fmtMs(summarize(q.restoreBare).median)}, ours ${fmtMs(summarize(ms(q.restore)).median)}: ratio ${fmtRatio(pairedRatio(ms(q.restore), q.restoreBare))}`,
+        `    phases (median): ${fmtPhases(phaseMedians(q.restore))}`,
+      );
+    }
   }
   if (r.cycle) {
     const c = r.cycle;

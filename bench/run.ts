@@ -2,12 +2,15 @@
  * `npm run bench`: every benchmark, each printing ratios measured side by side in the same run.
  *
  *   npm run bench                    start-up on the host, then the guest benchmarks (v1-hybrid, v2)
- *   npm run bench -- --quick         start-up and the 1,000-task move-tasks only (also BENCH_QUICK=1)
+ *   npm run bench -- --quick         start-up, move-tasks at 2,000 (v1) / 1,000 (v2), IRQs, hook cycle (BENCH_QUICK=1)
  *   npm run bench -- --no-guest      start-up only
  *   npm run bench -- --modes v2      guest modes to boot (default v1-hybrid,v2)
  *   npm run bench -- --json FILE     also write every raw figure as JSON
  *   npm run bench -- --check         exit 1 when a ratio misses its target (default: report only)
  *   npm run bench -- --no-hyperfine  time start-up with the in-script spawn harness even when hyperfine exists
+ *   npm run bench -- --sizes 2000,10000   move-tasks task counts (default: v1 2,000 and 10,000, v2 1,000)
+ *   npm run bench -- --parts move,irq     guest parts to run (move, diag, irq, cycle)
+ *   npm run bench -- --no-startup    skip the host start-up benchmark
  *
  * Env: BENCH_PROFILE=1 writes CPU profiles of one run of the tool per benchmark to .vm-cache/bench/;
  * BENCH_REQUIRE_VM=1 makes a missing QEMU a failure instead of a skip.
@@ -32,6 +35,9 @@ const { values } = parseArgs({
     check: { type: 'boolean', default: false },
     runs: { type: 'string', default: '30' },
     'no-hyperfine': { type: 'boolean', default: false },
+    sizes: { type: 'string' },
+    parts: { type: 'string' },
+    'no-startup': { type: 'boolean', default: false },
   },
 });
 
@@ -42,16 +48,32 @@ const note = (s: string): void => void process.stderr.write(s + '\n');
 function specFor(mode: VmMode, quick: boolean): { spec: Spec; memMiB: number; timeoutSec: number } {
   const v1 = mode === 'v1-hybrid';
   const spec: Spec = {
-    sizes: quick ? [1000] : v1 ? [1000, 5000, 10000] : [1000],
+    sizes: values.sizes
+      ? values.sizes.split(',').map(Number)
+      : quick
+        ? v1
+          ? [2000]
+          : [1000]
+        : v1
+          ? [2000, 10000]
+          : [1000],
     reps: quick ? 3 : 5,
-    parts: quick ? ['move'] : ['move', 'diag', 'irq', 'cycle'],
+    parts: values.parts
+      ? (values.parts.split(',') as Spec['parts'])
+      : quick
+        ? ['move', 'irq', 'cycle']
+        : ['move', 'diag', 'irq', 'cycle'],
     budgetSec: 60,
-    irqReps: 15,
-    cycleReps: 5,
+    irqReps: quick ? 7 : 15,
+    cycleReps: quick ? 3 : 5,
   };
   // 10,000 threads need more than the default 1 GiB (kernel stacks, threads-max scales with memory).
   // Each size is measured from a cgroup and from the root (the seed's path), hence the longer timeouts.
-  return { spec, memMiB: v1 && !quick ? 2048 : 1024, timeoutSec: quick ? 600 : 900 };
+  return {
+    spec,
+    memMiB: v1 && spec.sizes.some((n) => n > 5000) ? 2048 : 1024,
+    timeoutSec: quick ? 600 : 900,
+  };
 }
 
 async function main(): Promise<number> {
@@ -66,14 +88,18 @@ async function main(): Promise<number> {
   );
   out('');
 
-  const startup: StartupResult = runStartup(REPO_ROOT, {
-    runs: Number(values.runs),
-    warmup: 3,
-    forceSpawn: values['no-hyperfine']!,
-    log: note,
-  });
-  out(formatStartup(startup));
-  out('');
+  const startup: StartupResult = values['no-startup']
+    ? ({ ratios: [] } as unknown as StartupResult)
+    : runStartup(REPO_ROOT, {
+        runs: Number(values.runs),
+        warmup: 3,
+        forceSpawn: values['no-hyperfine']!,
+        log: note,
+      });
+  if (!values['no-startup']) {
+    out(formatStartup(startup));
+    out('');
+  }
 
   const guests: GuestRun[] = [];
   let guestSkipped: string | undefined;

@@ -15,6 +15,7 @@ import { guestMode, guestSetup } from '../test/vm/guest/guest-env.ts';
 import { diffSnapshots, parseStat, takeSnapshot, type Snapshot } from '../test/vm/snapshot.ts';
 import { chunkArgv, figuresFromStatus, summariseChanges, type StatusFigures } from './summary.ts';
 import { encodeEvent, type DemoEvent, type LeakFigures, type ProcessPlacement } from './events.ts';
+import { measureDemo } from './guest-measure.ts';
 
 const VM = '4-7';
 const HOST = '0-3';
@@ -452,6 +453,8 @@ async function main(): Promise<number> {
   const rel = await tool(['release'], colour);
   check('release succeeds', rel.code === 0, exitDetail(rel));
   checkRestored('release', snapB);
+
+  await measureDemo({ section, say, check, tool }, { vm: VM, noisy: 5, seconds: 1, colour });
 
   cleanup();
   const ok = failures === 0;

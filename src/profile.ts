@@ -19,6 +19,14 @@
  *   stat_interval = 10
  *   vm_cgroup = "/machine.slice"
  *
+ *   [measure]                   # for `measure --profile` and the libvirt hook; every key optional
+ *   seconds = 10                # window of `measure --profile` (default 5)
+ *   mode = "passive"            # or "probe"
+ *   max_noise_us = 100          # budgets: exit 1 when over
+ *   max_irqs_per_s = 50
+ *   max_gap_us = 50
+ *   after_start = 30            # the libvirt hook measures (passive) this long after "started", logs one line
+ *
  *   [cputune]                   # for `libvirt cputune --profile`
  *   iothreads = 1
  *   sched = "rr"                # vCPU threads: fifo or rr
@@ -115,6 +123,30 @@ const CputuneTable = v.strictObject({
   iothread_priority: Priority,
 });
 
+const Budget = v.optional(
+  v.pipe(
+    v.number('must be a number >= 0'),
+    v.minValue(0, 'must be at least 0'),
+    v.maxValue(1e9, 'must be at most 1000000000'),
+  ),
+);
+const Window = v.optional(
+  v.pipe(
+    v.number('must be a number of seconds'),
+    v.gtValue(0, 'must be more than 0'),
+    v.maxValue(3600, 'must be at most 3600'),
+  ),
+);
+
+const MeasureTable = v.strictObject({
+  seconds: Window,
+  mode: v.optional(v.picklist(['passive', 'probe'], 'must be "passive" or "probe"')),
+  max_noise_us: Budget,
+  max_irqs_per_s: Budget,
+  max_gap_us: Budget,
+  after_start: Window,
+});
+
 export const ProfileSchema = v.strictObject({
   domain: v.optional(
     v.pipe(
@@ -130,6 +162,7 @@ export const ProfileSchema = v.strictObject({
   emulator_cpus: v.optional(CpuString),
   isolate: v.optional(IsolateTable),
   cputune: v.optional(CputuneTable),
+  measure: v.optional(MeasureTable),
 });
 export type ProfileData = v.InferOutput<typeof ProfileSchema>;
 
@@ -146,6 +179,17 @@ export interface ProfileSteps {
   stopIrqbalance: boolean;
   partition: boolean;
   statInterval?: number;
+}
+
+/** A profile's [measure] table: defaults of `measure --profile`, and the libvirt hook's measurement. */
+export interface ProfileMeasure {
+  seconds?: number;
+  mode?: 'passive' | 'probe';
+  maxNoiseUs?: number;
+  maxIrqsPerS?: number;
+  maxGapUs?: number;
+  /** Seconds of passive measurement the libvirt hook starts, in the background, after "started". */
+  afterStart?: number;
 }
 
 /** The isolate options a profile stands for. */
@@ -170,6 +214,8 @@ export interface Profile {
   emulatorCpus?: CpuSet;
   isolate: ProfileIsolateOptions;
   cputune: { iothreads?: number; vcpuSched?: SchedSpec; iothreadSched?: SchedSpec };
+  /** The [measure] table, when the profile has one. */
+  measure?: ProfileMeasure;
   /** Things worth telling the user (offline CPUs). */
   warnings: string[];
 }
@@ -178,6 +224,7 @@ const KNOWN: Record<string, readonly string[]> = {
   '': Object.keys(ProfileSchema.entries),
   isolate: Object.keys(IsolateTable.entries),
   cputune: Object.keys(CputuneTable.entries),
+  measure: Object.keys(MeasureTable.entries),
 };
 
 function issueMessage(name: string, issue: v.BaseIssue<unknown>): { message: string; hint?: string } {
@@ -290,6 +337,17 @@ export function parseProfile(text: string, topo: CpuTopology, file = '<text>'): 
   if (d.vm_cpus !== undefined) p.vmSpec = d.vm_cpus;
   if (d.host_cpus !== undefined) p.hostSpec = d.host_cpus;
   if (emulatorCpus) p.emulatorCpus = emulatorCpus;
+  if (d.measure) {
+    const m = d.measure;
+    const measure: ProfileMeasure = {};
+    if (m.seconds !== undefined) measure.seconds = m.seconds;
+    if (m.mode !== undefined) measure.mode = m.mode;
+    if (m.max_noise_us !== undefined) measure.maxNoiseUs = m.max_noise_us;
+    if (m.max_irqs_per_s !== undefined) measure.maxIrqsPerS = m.max_irqs_per_s;
+    if (m.max_gap_us !== undefined) measure.maxGapUs = m.max_gap_us;
+    if (m.after_start !== undefined) measure.afterStart = m.after_start;
+    p.measure = measure;
+  }
   return p;
 }
 

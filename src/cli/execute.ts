@@ -37,14 +37,12 @@ export async function execute(
       `run it on its own: vfio-isolate ${reports[0]!.name} ...`,
     );
   }
-  const k = opts.kernel ? opts.kernel() : Kernel.real();
-  const ctx: Ctx = { k, state: new PlanState(k), log, g, streams, env, colour, argv, chain: commands };
   const first = commands[0]!;
   if (!first.spec.kind) throw new UsageError(`${first.name} needs a subcommand`);
-  if (first.spec.kind === 'report') {
-    const h = await loadHandler(first);
-    if (h.kind === 'report') return await h.run(ctx, first);
-  }
+  // run.ts sends a report command on its own to report-run.ts; here it could only be part of a chain (refused above)
+  if (first.spec.kind === 'report') throw new Error(`${first.name} runs through src/cli/report-run.ts`);
+  const k = opts.kernel ? opts.kernel() : Kernel.real();
+  const ctx: Ctx = { k, state: new PlanState(k), log, g, streams, env, colour, argv, chain: commands };
 
   const writes = commands.some((c) => c.spec.writes);
   if (writes && !g.dryRun && k.euid !== 0) {
@@ -80,7 +78,10 @@ export async function execute(
       printPlan(streams, g, steps);
       return 0;
     }
-    // 2. apply, journalled, under the lock
+    // 2. what a command does before any change (isolate --measure's "before" probe), in order; it may still refuse
+    // (a usage error, exit 2): the journal is not opened yet and nothing has changed
+    for (const p of planned) if (p.before) await p.before(ctx);
+    // 3. apply, journalled, under the lock
     const jopts = {
       tool: `vfio-isolate ${VERSION}`,
       bootId: k.bootId(),
@@ -108,8 +109,9 @@ export async function execute(
     summariseSkips(log, outcome.applied);
     let code = 0;
     let json: Record<string, unknown> = {};
+    // 4. the reports of the applied chain (isolate's leak check and "after" probe), in order, still under the lock
     for (const p of planned) {
-      const r = p.after?.(ctx);
+      const r = p.after ? await p.after(ctx) : undefined;
       if (r) {
         code = Math.max(code, r.code);
         json = { ...json, ...r.json };

@@ -1,7 +1,7 @@
 /** Help text generated from the command table (the man page and completions use the same table). */
-import { NOTATION_HELP } from '../cpus/notation.ts';
 import { GLOBAL_OPTIONS } from './parse.ts';
 import type { CommandSpec, OptionSpec } from './spec.ts';
+import { usageLine } from './usage.ts';
 
 export function optionLabel(o: OptionSpec): string {
   const names = [...(o.short ?? []), `--${o.long}`].join(', ');
@@ -16,13 +16,6 @@ function table(rows: [string, string][], indent = 2): string {
         `${' '.repeat(indent)}${a.length >= w ? `${a}\n${' '.repeat(indent + w)}` : a.padEnd(w)}${b}`,
     )
     .join('\n');
-}
-
-export function usageLine(spec: CommandSpec, full: string): string {
-  const opts = spec.options.length ? ' [OPTIONS]' : '';
-  const sub = spec.subcommands ? ' SUBCOMMAND' : '';
-  const args = spec.args.map((a) => (a.required ? ` ${a.name}` : ` [${a.name}]`)).join('');
-  return `vfio-isolate [GLOBAL-OPTIONS] ${full}${sub}${opts}${args}`;
 }
 
 export function mainHelp(cmds: readonly CommandSpec[], version: string): string {
@@ -74,10 +67,6 @@ export function commandHelp(spec: CommandSpec, full: string): string {
   if (spec.examples?.length) parts.push('', 'Examples:', ...spec.examples.map((e) => `  ${e}`));
   parts.push('');
   return parts.join('\n');
-}
-
-export function notationHelp(): string {
-  return NOTATION_HELP + '\n';
 }
 
 export function wrap(text: string, width: number, indent = ''): string {

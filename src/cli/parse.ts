@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import type { CommandSpec, Globals, Invocation, OptionSpec, Values } from './spec.ts';
+import { usageLine } from './usage.ts';
 
 export const GLOBAL_OPTIONS: OptionSpec[] = [
   { key: 'verbose', long: 'verbose', short: ['-v'], type: 'boolean', help: 'say what each step does' },
@@ -90,10 +91,9 @@ export function suggest(word: string, candidates: readonly string[]): string | u
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
+/** The hint of a usage error about a command: its usage line. */
 function usageOf(spec: CommandSpec, full: string): string {
-  const opts = spec.options.length ? ' [OPTIONS]' : '';
-  const args = spec.args.map((a) => (a.required ? ` ${a.name}` : ` [${a.name}]`)).join('');
-  return `usage: vfio-isolate ${full}${opts}${args}`;
+  return `usage: ${usageLine(spec, full)}`;
 }
 
 /** `-ce` together with `-nce`: name both as the user may have typed them. */
@@ -233,7 +233,7 @@ export function parseArgv(argv: readonly string[], table: readonly CommandSpec[]
           sub === undefined
             ? `${full} needs a subcommand (${list})`
             : `unknown subcommand "${sub}" of ${full}`,
-          near ? `did you mean ${full} ${near}?` : `one of: ${list}`,
+          near ? `did you mean ${full} ${near}?` : usageOf(spec, full),
         );
       }
       spec = next;

@@ -1,6 +1,5 @@
 /** One invocation: parse, plan the chain against a simulated state, then apply (or print the plan). */
 import { VfioError } from '../errors.ts';
-import { explainErrno } from '../kernel/errors.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { pipeSafeWriter, type Streams } from '../report/log.ts';
 import type { StepObserver } from '../steps/executor.ts';
@@ -73,18 +72,26 @@ export async function runCli(argv: readonly string[], opts: RunOptions): Promise
       streams.out(spec && full ? commandHelp(spec, full) : mainHelp(opts.table, VERSION));
       return 0;
     }
-    // the code that plans and applies commands (and everything it needs) loads only when there is something to run
+    // A report command on its own (status, completion, help cpus, ...) loads its module and the kernel layer only;
+    // the code that plans and applies commands (journal, lock, executor) loads only when there is something to run.
+    const only = parsed.commands.length === 1 ? parsed.commands[0]! : undefined;
+    if (only?.spec.kind === 'report') {
+      const { runReport } = await import('./report-run.ts');
+      return await runReport(only, g, [...argv], env, streams, opts);
+    }
     const { execute } = await import('./execute.ts');
     return await execute(parsed.commands, g, [...argv], env, streams, opts, marks);
   } catch (e) {
-    return reportError(e, streams, debug);
+    // An error that is not the tool's own (an errno from a handler) is explained by the kernel layer, loaded then.
+    const err = e instanceof VfioError ? e : (await import('../kernel/errors.ts')).explainErrno(e);
+    return reportError(err, e, streams, debug);
   } finally {
     if (marks) streams.err(timingLine([...marks, ['finish', performance.now()]]));
   }
 }
 
-export function reportError(e: unknown, streams: Streams, debug: boolean): number {
-  const err = e instanceof VfioError ? e : explainErrno(e);
+/** The one or two lines of an error (`vfio-isolate: message`, `hint: ...`), with -d the stack of the original. */
+export function reportError(err: VfioError, e: unknown, streams: Streams, debug: boolean): number {
   streams.err(`vfio-isolate: ${err.message}\n`);
   if (err.hint) streams.err(`hint: ${err.hint}\n`);
   if (debug && e instanceof Error && e.stack) streams.err(`${e.stack}\n`);

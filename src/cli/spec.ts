@@ -78,8 +78,16 @@ export interface Plan {
    * null for release, which undoes the journal -u names and records nothing new. Undefined: -u FILE, if given.
    */
   journal?: string | null;
-  /** Printed after the whole chain was applied (isolate's leak check, pin-qemu's summary). */
-  after?: (ctx: Ctx) => AfterReport;
+  /**
+   * Run after the whole chain was planned, before the journal is opened and before any change (isolate --measure's
+   * "before" probe); awaited in chain order. Not run by a dry run. May throw a UsageError (exit 2, nothing changed).
+   */
+  before?: (ctx: Ctx) => Promise<void>;
+  /**
+   * Run after the whole chain was applied and journalled (isolate's leak check and "after" probe, pin-qemu's
+   * summary); awaited in chain order, under the lock. Must not throw: the changes stand.
+   */
+  after?: (ctx: Ctx) => AfterReport | Promise<AfterReport>;
 }
 
 /** A command that changes the machine: plans steps (against the simulated state), applied later in order. */
@@ -91,6 +99,8 @@ export interface PlanHandler {
 /** A command that only reads or prints (status, topology, help): runs alone, returns an exit code. */
 export interface ReportHandler {
   kind: 'report';
+  /** false: reads nothing of the machine (help, completion scripts), so the kernel layer is not loaded for it. */
+  machine?: false;
   run(ctx: Ctx, inv: Invocation): number | Promise<number>;
 }
 

@@ -129,6 +129,13 @@ export const ISOLATE_OPTIONS: OptionSpec[] = [
     help: 'limit how long a VM CPU may take to wake up, in microseconds (default 20; off: leave it)',
   },
   { key: 'strict', long: 'strict', type: 'boolean', help: 'exit 1 when movable leaks remain' },
+  {
+    key: 'measure',
+    long: 'measure',
+    type: 'string',
+    valueName: 'SECONDS',
+    help: 'probe the VM CPUs for SECONDS before and after the isolation, and print both (refused while a VM runs there)',
+  },
 ];
 
 export const SCHED_OPTIONS: OptionSpec[] = [
@@ -430,7 +437,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'isolate',
     summary: 'give CPUs to the VM: cgroups, kernel threads, workqueues and IRQs off them, in one step',
     description:
-      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Several VMs may be isolated at once, each with its own -u FILE: the host gets every online CPU minus all their VM CPUs, and CPUs another active isolation holds are refused unless --force (status lists the active isolations). Prints the leak check at the end.',
+      'Keep everything movable of the host off VMCPUS: restrict the top-level cgroups (v2; the VM cgroup, /machine.slice, keeps all CPUs) or move every task into /host.slice (v1); move kernel threads and kthreadd; set the workqueue cpumasks, every movable IRQ and default_smp_affinity to the host CPUs. Journalled (default /run/vfio-isolate/isolate.journal, or -u FILE); `release` undoes it exactly. Several VMs may be isolated at once, each with its own -u FILE: the host gets every online CPU minus all their VM CPUs, and CPUs another active isolation holds are refused unless --force (status lists the active isolations). Prints the leak check at the end. --measure N runs the probe of measure on the VM CPUs for N seconds before any change (refused with exit 2, nothing changed, while vCPU threads run there) and again after the changes are applied and journalled, and prints both side by side (with --json: measureBefore and measureAfter, as measure --json); where the cgroup of vfio-isolate itself may no longer use the VM CPUs after the isolation, the after figures are those of the counters only (passive); a dry run measures nothing.',
     options: ISOLATE_OPTIONS,
     args: [
       { name: 'VMCPUS', required: false, help: 'CPUs for the VM (e.g. C8-15,24-31 or L1)', complete: 'cpus' },
@@ -439,6 +446,7 @@ export const COMMANDS: CommandSpec[] = [
       'vfio-isolate isolate C8-15,24-31',
       'vfio-isolate isolate --host C0-7,16-23 --stop-irqbalance --governor performance',
       'vfio-isolate -n isolate L1',
+      'vfio-isolate isolate --measure 5 C4-7',
     ],
     writes: true,
     kind: 'plan',
@@ -562,7 +570,7 @@ export const COMMANDS: CommandSpec[] = [
     summary:
       'measure what actually runs on the VM CPUs: interrupts, softirqs, threads, and (probe) the noise',
     description:
-      "Over a window (--seconds, default 5) reports per CPU the interrupts (/proc/interrupts: LOC, RES, CAL, TLB, ... and device IRQs by name), softirqs and CPU time, and every thread that ran there: each line says whether it is expected (per-CPU kernel work), the VM's own, or a leak with its fix (the wording of status). passive mode only reads counters and is safe while a VM runs; it is the default when vCPU threads (CPU n/KVM, CPU n/TCG) are on the CPUs. probe mode runs one pinned clock-reading thread per CPU and reports the largest interruption, the time lost per second (noise %) and a histogram of gap sizes; it is refused (exit 2) while a VM runs there. Budgets (--max-noise-us: time lost per second, --max-irqs-per-s, --max-gap-us: largest interruption) make it exit 1 when exceeded. Without CPUS it measures the VM CPUs status uses. In an emulated guest (TCG) the figures are only relative. Reads only; without root it says what it could not read.",
+      "Over a window (--seconds, default 5) reports per CPU the interrupts (/proc/interrupts: LOC, RES, CAL, TLB, ... and device IRQs by name), softirqs and CPU time, and every thread that ran there: each line says whether it is expected (per-CPU kernel work), the VM's own, or a leak with its fix (the wording of status). passive mode only reads counters and is safe while a VM runs; it is the default when vCPU threads (CPU n/KVM, CPU n/TCG) are on the CPUs. probe mode runs one pinned clock-reading thread per CPU and reports the largest interruption, the time lost per second (noise %) and a histogram of gap sizes; it is refused (exit 2) while a VM runs there. Budgets (--max-noise-us: time lost per second, --max-irqs-per-s, --max-gap-us: largest interruption) make it exit 1 when exceeded. Without CPUS it measures the VM CPUs status uses (with --profile: the profile's vm_cpus). A profile's [measure] table sets the window, mode and budgets, and after_start makes the libvirt hook measure the running VM in the background and log one line to syslog. isolate --measure N measures before and after isolating. In an emulated guest (TCG) the figures are only relative. Reads only; without root it says what it could not read.",
     options: [
       {
         key: 'seconds',
@@ -613,6 +621,26 @@ export const COMMANDS: CommandSpec[] = [
         type: 'boolean',
         help: "list every source and the VM's own threads",
       },
+      {
+        key: 'profile',
+        long: 'profile',
+        type: 'string',
+        valueName: 'FILE',
+        help: 'a TOML profile: its vm_cpus (unless CPUS is given) and its [measure] window, mode and budgets (options given here win); NAME means /etc/vfio-isolate/NAME.toml',
+        complete: 'file',
+      },
+      {
+        key: 'summary',
+        long: 'summary',
+        type: 'boolean',
+        help: 'print one line: the worst CPU, the leaks that ran there, the verdict',
+      },
+      {
+        key: 'afterStart',
+        long: 'after-start',
+        type: 'boolean',
+        help: "what the libvirt hook runs after the VM started: passive, for the profile's [measure] after_start seconds, one line (nothing when the profile does not set it); needs --profile",
+      },
     ],
     args: [
       {
@@ -627,6 +655,7 @@ export const COMMANDS: CommandSpec[] = [
       'vfio-isolate measure --mode probe --seconds 10 C4-7',
       'vfio-isolate measure --seconds 30 --max-irqs-per-s 50 --max-noise-us 100',
       'vfio-isolate measure --json L1',
+      'vfio-isolate measure --profile win11',
     ],
     kind: 'report',
     load: () => import('../commands/measure.ts').then((m) => m.handlers['measure']!),

@@ -3,8 +3,8 @@ import { V1_FLAG_OPTIONS } from '../cli/table.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
-import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
-import { attachCpus, attachKeepsUserMask, masksToKeep, threadIds, writeIds } from '../kernel/tasks.ts';
+import { attachCpus, masksLostByMove, writeIds } from '../kernel/tasks.ts';
+import { readIds } from '../kernel/task-list.ts';
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
@@ -217,11 +217,12 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
 
 /**
  * Move every task listed in `fromDir` to `toDir`, one id per write. Passes repeat (at most 3) for tasks that were
- * forked meanwhile. Each pass is journalled before it moves anything: the tasks (ids + start times, or pids + the
- * list time), and first the thread masks the move would lose (see attachKeepsUserMask): on kernels before 6.2
- * every thread whose mask differs from what attaching back to `fromDir` gives (one status read per thread);
- * on 6.2 and later only kernel threads of the root (their node masks are the kernel's, not a user mask).
- * Restore undoes the tasks record first, then the affinity record.
+ * forked meanwhile. Each pass is journalled before it moves anything: first the thread masks the move would lose
+ * (masksLostByMove: kernel threads' on every kernel, every thread's before 6.2), then the tasks as their ids and
+ * the uptime when the list was read (`pids`, `listedAt`: restore moves back only a task that started no later,
+ * so a reused pid is never touched). Nothing else of a task is read before its write; why a task did not move is
+ * told by the write itself (ESRCH: it exited; EINVAL: a kernel thread bound to a CPU), and only those are read
+ * again for their names. Restore undoes the tasks record first, then the affinity record.
  */
 export function moveAll(
   a: Parameters<Step['apply']>[0],
@@ -235,75 +236,34 @@ export function moveAll(
   let moved = 0;
   let gone = 0;
   const skipped: { what: string; why: string }[] = [];
-  const keepsUserMask = attachKeepsUserMask(k);
   let home: CpuSet | undefined;
   const homeCpus = (): CpuSet => (home ??= attachCpus(k, fromDir));
-  const comms = new Map<number, string>();
   for (let pass = 0; pass < 3; pass++) {
-    const ids = k
-      .read(listFile)
-      .split('\n')
-      .map((l) => Number.parseInt(l, 10))
-      .filter((n) => Number.isFinite(n) && !tried.has(n));
+    const ids = readIds(k.fs, listFile).filter((n) => !tried.has(n));
     if (ids.length === 0) break;
-    // Fast path: a source other than the root holds no kernel threads, so nothing of a task needs reading before
-    // it moves (on 6.2 and later); the record's time stamp identifies the tasks on restore (see TasksRecord).
-    const listedAt = fromDir !== k.cgroups.mount ? k.uptimeTicks() : undefined;
+    for (const id of ids) tried.add(id);
+    const listedAt = k.uptimeTicks();
+    const lost = masksLostByMove(k, ids, file, fromDir === k.cgroups.mount, homeCpus, listedAt);
+    if (lost.kept.length > 0) record({ kind: 'affinity', tasks: lost.kept });
     if (listedAt !== undefined) {
-      for (const id of ids) tried.add(id);
-      if (!keepsUserMask) {
-        const kept = masksToKeep(k, threadIds(k, ids, file), homeCpus(), { listedAt });
-        if (kept.length > 0) record({ kind: 'affinity', tasks: kept });
-      }
       record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: [], pids: ids, listedAt });
-      const res = writeIds(k.fs, `${toDir}/${file}`, ids, (done) =>
-        log.progress(`moving tasks to ${toDir}`, done, ids.length),
-      );
-      if (ids.length >= 500) log.progress('', ids.length, ids.length);
-      moved += res.moved.length;
-      gone += res.gone.length;
-      for (const u of res.unmovable)
-        skipped.push({
-          what: `task ${u.id}`,
-          why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code,
-        });
-      continue;
-    }
-    const withStart: [number, number][] = [];
-    const starts = new Map<number, number>();
-    // Whose mask may be lost: every movable task before 6.2; only the root's kernel threads (node-bound ones such
-    // as kcompactd0 have a mask the kernel set, not a user mask) on 6.2 and later.
-    const candidates: number[] = [];
-    for (const id of ids) {
-      tried.add(id);
-      const st = k.procs.statOf(id);
-      if (st === undefined) {
-        gone++;
-        continue;
+    } else {
+      // No clock to stamp the list with: each task's start time, read before the move (one stat read each).
+      const withStart: [number, number][] = [];
+      for (const id of ids) {
+        const start = lost.starts.get(id) ?? k.procs.startOf(id);
+        if (start !== undefined) withStart.push([id, start]);
       }
-      withStart.push([id, st.start]);
-      starts.set(id, st.start);
-      comms.set(id, st.comm);
-      if (isPinnedKernelThread(st)) continue;
-      if (!keepsUserMask || isKernelThread(st)) candidates.push(id);
+      record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
     }
-    const kept = masksToKeep(k, keepsUserMask ? candidates : threadIds(k, candidates, file), homeCpus(), {
-      startOf: (tid) => starts.get(tid) ?? k.procs.startOf(tid),
-    });
-    if (kept.length > 0) record({ kind: 'affinity', tasks: kept });
-    record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
-    const total = withStart.length;
-    const res = writeIds(
-      k.fs,
-      `${toDir}/${file}`,
-      withStart.map(([id]) => id),
-      (done) => log.progress(`moving tasks to ${toDir}`, done, total),
+    const res = writeIds(k.fs, `${toDir}/${file}`, ids, (done) =>
+      log.progress(`moving tasks to ${toDir}`, done, ids.length),
     );
-    if (total >= 500) log.progress('', total, total);
+    if (ids.length >= 500) log.progress('', ids.length, ids.length);
     moved += res.moved.length;
     gone += res.gone.length;
     for (const u of res.unmovable) {
-      const comm = comms.get(u.id);
+      const comm = lost.comms.get(u.id) ?? k.procs.statOf(u.id)?.comm;
       skipped.push({
         what: `task ${u.id}${comm ? ` (${comm})` : ''}`,
         why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code,

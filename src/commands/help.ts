@@ -1,4 +1,5 @@
-import { commandHelp, mainHelp, notationHelp } from '../cli/help.ts';
+import { commandHelp, mainHelp } from '../cli/help.ts';
+import { NOTATION_HELP } from '../cpus/notation.ts';
 import { suggest } from '../cli/parse.ts';
 import type { Handler } from '../cli/spec.ts';
 import { UsageError } from '../errors.ts';
@@ -9,6 +10,7 @@ import { COMMANDS } from '../cli/table.ts';
 export const handlers: Record<string, Handler> = {
   help: {
     kind: 'report',
+    machine: false,
     run(ctx, inv) {
       const topic = inv.args.TOPIC;
       if (!topic) {
@@ -35,3 +37,8 @@ export const handlers: Record<string, Handler> = {
     },
   },
 };
+
+/** `help cpus`: the CPU notation (kept out of src/cli/help.ts, which start-up loads). */
+export function notationHelp(): string {
+  return NOTATION_HELP + '\n';
+}

@@ -45,7 +45,7 @@ export function planIrqMasks(
     const base = baseOf?.(path);
     const target = irqTarget(op, base !== undefined ? CpuSet.parseList(base) : current, cpus, online);
     if (target.equals(current)) continue;
-    writes.push({ path, value: target.toList(), before, label: `IRQ ${irq}` });
+    writes.push({ path, value: target.toList(), before, label: `IRQ ${irq}`, canonical: true });
     ctx.state.set(path, target.toList());
   }
   if (writes.length === 0) return undefined;

@@ -40,6 +40,9 @@ import { oneWayWrite } from './memory.ts';
 import { planJournalRestore } from './journal-restore.ts';
 import { planPartitionReset } from './partition.ts';
 import { planRestrictCgroups } from './restrict.ts';
+import { checkWindow, measureCpus, probeRefusal } from './measure.ts';
+import type { MeasureReport } from '../measure/analysis.ts';
+import { measureJson, renderBeforeAfter } from '../measure/view.ts';
 
 export interface IsolateSteps {
   cgroups: boolean;
@@ -548,7 +551,7 @@ function isolateOptions(ctx: Ctx, inv: Invocation): IsolateOptions {
  * summary of what is expected to stay. With --json: one object { command, ok, strict, leakCheck } on stdout.
  */
 function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): AfterReport {
-  const report = findLeaks(readStatusModel(ctx.k), vm);
+  const report = findLeaks(readStatusModel(ctx.k, { leaksOn: vm }), vm);
   const failed = strict && report.leaks.length > 0;
   const code = failed ? 1 : 0;
   // with --json, run.ts prints one document: the applied steps plus these fields
@@ -564,6 +567,62 @@ function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): AfterReport {
       `expected to stay: ${plural(pinned, 'kernel-pinned thread')}, ${plural(managed, 'managed IRQ')}.\n`,
   );
   return { code };
+}
+
+/**
+ * isolate --measure N: the probe on the VM CPUs for N seconds before any change (refused, exit 2, where vCPU threads
+ * run: checked while planning, so a dry run refuses too) and again once the changes are applied and journalled.
+ * The "after" measurement never fails the isolation: a VM started meanwhile makes it passive, and so does a probe
+ * that can no longer pin itself there (the tool's own cgroup lost the VM CPUs); an error is a warning.
+ * Returns undefined without --measure, and in a dry run (which says it measures nothing).
+ */
+function measureAround(
+  ctx: Ctx,
+  inv: Invocation,
+  vm: CpuSet,
+): { before: (c: Ctx) => Promise<void>; after: (c: Ctx) => Promise<Record<string, unknown>> } | undefined {
+  const raw = inv.values.measure;
+  if (typeof raw !== 'string') return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n))
+    throw new UsageError(`${inv.name}: --measure takes a number of seconds, not "${raw}"`);
+  const seconds = checkWindow(n, `${inv.name} --measure`);
+  const cpus = vm.intersect(ctx.k.machine.online);
+  const refused = probeRefusal(ctx, cpus, `${inv.name} --measure`);
+  if (refused) throw refused;
+  if (ctx.g.dryRun) {
+    ctx.streams.err(`vfio-isolate: dry run: --measure ${raw} measures nothing (no probe before or after)\n`);
+    return undefined;
+  }
+  const why = 'the VM CPUs';
+  let first: MeasureReport | undefined;
+  return {
+    async before(c) {
+      if (!c.g.json)
+        c.streams.out(`Probing CPUs ${cpus.toList()} for ${seconds} s before the isolation...\n`);
+      first = await measureCpus(c, { cpus, why, seconds, mode: 'probe', budgets: {} });
+      if (first.interrupted)
+        throw new RuntimeFailure(
+          `${inv.name}: interrupted while measuring before the isolation: nothing was changed`,
+        );
+    },
+    async after(c) {
+      if (!first) return {};
+      try {
+        if (!c.g.json)
+          c.streams.out(`Measuring CPUs ${cpus.toList()} for ${seconds} s after the isolation...\n`);
+        const then = await measureCpus(c, { cpus, why, seconds, budgets: {}, probeMayFail: true });
+        if (c.g.json) return { measureBefore: measureJson(first), measureAfter: measureJson(then) };
+        c.streams.out(renderBeforeAfter(first, then));
+        const lost = then.notRead.find((w) => w.startsWith('the probe ('));
+        if (lost) c.log.warn(`after the isolation, ${lost} (this process may no longer run there)`);
+        return {};
+      } catch (e) {
+        c.log.warn(`the measurement after the isolation failed: ${(e as Error).message}`);
+        return {};
+      }
+    },
+  };
 }
 
 /** A step that changes the registry of reservations, read again when applied (under the lock). */
@@ -783,7 +842,9 @@ export const handlers: Record<string, Handler> = {
       const me = reservationOf(o, file, new Date().toISOString());
       const gone = new Set(reg.reservations.filter((r) => !others.includes(r)).map((r) => r.journal));
       const strict = Boolean(inv.values.strict);
+      const m = measureAround(ctx, inv, o.vm);
       return {
+        ...(m ? { before: m.before } : {}),
         steps: [
           ...planHostSet(ctx, [...others, me], baseline, inv.name, reg.reservations),
           ...planVmSteps(ctx, o, inv.name),
@@ -793,7 +854,12 @@ export const handlers: Record<string, Handler> = {
           ]),
         ],
         journal: given,
-        after: (c) => isolateLeakCheck(c, o.vm, strict),
+        after: async (c) => {
+          const r = isolateLeakCheck(c, o.vm, strict);
+          if (!m) return r;
+          const json = await m.after(c);
+          return { code: r.code, ...(r.json ? { json: { ...r.json, ...json } } : {}) };
+        },
       };
     },
   },

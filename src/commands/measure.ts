@@ -4,16 +4,24 @@
  * CPUs) also runs one pinned clock-reading worker per CPU (src/kernel/probe.ts). Reads only; pins only its own
  * worker threads. Exit 1 when over a budget, 2 for bad input, 130 when interrupted.
  */
+import * as path from 'node:path';
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { ProbeResult } from '../kernel/probe.ts';
-import { qemuName, readCounters, readTaskRuns, type TaskRuns } from '../kernel/proc-counters.ts';
-import { analyse, isVcpuThread, type Budgets } from '../measure/analysis.ts';
-import { measureJson, renderMeasure } from '../measure/view.ts';
+import {
+  qemuName,
+  readCounters,
+  readTaskRuns,
+  type Counters,
+  type TaskRuns,
+} from '../kernel/proc-counters.ts';
+import { analyse, isVcpuThread, type Budgets, type MeasureReport } from '../measure/analysis.ts';
+import { measureJson, renderMeasure, summaryLine } from '../measure/view.ts';
 import { readStatusModel } from './status-collect.ts';
-import { defaultVmCpus, findLeaks, type VmCpuChoice } from '../report/status-model.ts';
+import { defaultVmCpus, findLeaks, type StatusModel, type VmCpuChoice } from '../report/status-model.ts';
 import { cpusArg } from './common.ts';
+import { loadProfile, profileFile, type ProfileMeasure } from '../profile.ts';
 
 /** Gaps longer than this count as interruptions in probe mode. */
 export const PROBE_THRESHOLD_NS = 5000;
@@ -56,39 +64,44 @@ function vmsOn(ctx: Ctx, runs: TaskRuns, cpus: CpuSet, model: ReturnType<typeof 
   });
 }
 
-async function run(ctx: Ctx, inv: Invocation): Promise<number> {
-  const seconds = numberOption(inv, 'seconds', 'seconds') ?? 5;
-  if (seconds <= 0 || seconds > 3600)
-    throw new UsageError(`measure: the window must be more than 0 s and at most 3600 s, not ${seconds} s`);
-  const budgets: Budgets = {
-    maxNoiseUs: numberOption(inv, 'maxNoiseUs', 'max-noise-us'),
-    maxIrqsPerS: numberOption(inv, 'maxIrqsPerS', 'max-irqs-per-s'),
-    maxGapUs: numberOption(inv, 'maxGapUs', 'max-gap-us'),
-  };
-  const wanted = inv.values.mode as string | undefined;
-  if (wanted !== undefined && wanted !== 'passive' && wanted !== 'probe')
-    throw new UsageError(`measure: --mode is passive or probe, not "${wanted}"`);
+/** What one measurement is asked to do (the CPUs already resolved and online). */
+export interface MeasureRequest {
+  cpus: CpuSet;
+  /** Why these CPUs (shown in the report). */
+  why: string;
+  seconds: number;
+  /** undefined: passive while vCPU threads are there, else probe. */
+  mode?: 'passive' | 'probe';
+  budgets: Budgets;
+  /** A probe that could pin none of its workers gives the counters' figures instead of failing. */
+  probeMayFail?: boolean;
+  /** The status model read just before (else read here). */
+  model?: StatusModel;
+}
 
-  const given = inv.args.CPUS !== undefined ? cpusArg(ctx, inv.args.CPUS, 'measure') : undefined;
-  const model = readStatusModel(ctx.k);
-  const choice: VmCpuChoice = given
-    ? { cpus: given, source: 'argument', why: 'as given' }
-    : defaultVmCpus(model);
-  if (choice.cpus.isEmpty)
-    throw new UsageError(
-      'measure: no VM CPUs to measure: nothing is isolated yet',
-      'name the CPUs: vfio-isolate measure C4-7 (see vfio-isolate topology)',
-    );
-  const cpus = choice.cpus.intersect(model.online);
-  const offline = choice.cpus.minus(model.online);
-  if (!offline.isEmpty) ctx.log.warn(`CPUs ${offline.toList()} are offline: not measured`);
-  if (cpus.isEmpty) throw new UsageError(`measure: CPUs ${choice.cpus.toList()} are all offline`);
-  const why = choice.source === 'argument' ? 'as given' : "the active isolation's VM CPUs";
+/** A probe asked for on CPUs where vCPU threads run: the usage error that refuses it (exit 2), else undefined. */
+export function probeRefusal(ctx: Ctx, cpus: CpuSet, command = 'measure'): UsageError | undefined {
+  const vms = vmsOn(ctx, readTaskRuns(ctx.k.fs), cpus, readStatusModel(ctx.k));
+  if (vms.length === 0) return undefined;
+  return new UsageError(
+    `${command}: CPUs ${cpus.toList()} run the vCPU threads of ${vms.join(', ')}: the probe would compete with the VM`,
+    command === 'measure'
+      ? 'measure a running VM with --mode passive, or probe once it has stopped'
+      : 'run it before the VM starts, or measure the running VM with vfio-isolate measure --mode passive',
+  );
+}
 
+/**
+ * One measurement of CPUS over the window: reads the counters and the threads (and runs the probe), then analyses.
+ * Refuses a probe where vCPU threads run (UsageError). SIGINT ends the window early (report.interrupted).
+ */
+export async function measureCpus(ctx: Ctx, req: MeasureRequest): Promise<MeasureReport> {
+  const { cpus, seconds, budgets } = req;
+  const model = req.model ?? readStatusModel(ctx.k);
   const leaks = findLeaks(model, cpus);
   const first = readTaskRuns(ctx.k.fs);
   const vms = vmsOn(ctx, first, cpus, model);
-  const mode = (wanted ?? (vms.length > 0 ? 'passive' : 'probe')) as 'passive' | 'probe';
+  const mode = req.mode ?? (vms.length > 0 ? 'passive' : 'probe');
   if (mode === 'probe' && vms.length > 0)
     throw new UsageError(
       `measure: CPUs ${cpus.toList()} run the vCPU threads of ${vms.join(', ')}: the probe would compete with the VM`,
@@ -100,7 +113,8 @@ async function run(ctx: Ctx, inv: Invocation): Promise<number> {
   process.on('SIGINT', onSigint);
   const runs: TaskRuns[] = [first];
   let probe: ProbeResult | undefined;
-  let before;
+  let probeFailed: string | undefined;
+  let before: Counters;
   let after;
   try {
     before = readCounters(ctx.k.fs);
@@ -111,14 +125,24 @@ async function run(ctx: Ctx, inv: Invocation): Promise<number> {
         seconds,
         thresholdNs: PROBE_THRESHOLD_NS,
         signal: abort.signal,
+        // the window starts when the workers do: read the counters and the threads again
+        onStart: () => {
+          before = readCounters(ctx.k.fs);
+          runs[0] = readTaskRuns(ctx.k.fs);
+        },
       });
       if (probe.interrupted) abort.abort();
       const failed = probe.cpus.filter((c) => c.error);
-      if (failed.length === probe.cpus.length)
-        throw new RuntimeFailure(
-          `measure: the probe could not run on CPUs ${cpus.toList()}: ${failed[0]?.error ?? 'no result'}`,
-          'measure them with --mode passive',
-        );
+      if (failed.length === probe.cpus.length && !probe.interrupted) {
+        if (!req.probeMayFail)
+          throw new RuntimeFailure(
+            `measure: the probe could not run on CPUs ${cpus.toList()}: ${failed[0]?.error ?? 'no result'}`,
+            'measure them with --mode passive',
+          );
+        // the counters read around the window still say what ran there: a passive measurement
+        probeFailed = `the probe (${failed[0]?.error ?? 'no result'}): counters only`;
+        probe = undefined;
+      }
     } else {
       const end = before.at + seconds * 1000;
       while (!abort.signal.aborted) {
@@ -137,10 +161,11 @@ async function run(ctx: Ctx, inv: Invocation): Promise<number> {
   if (first.noSchedstat > 0)
     notRead.push(`schedstat of ${first.noSchedstat} threads (their time is counted in 10 ms ticks)`);
   if (first.threads.size === 0) notRead.push('the threads in /proc');
-  const report = analyse({
-    mode,
+  if (probeFailed) notRead.push(probeFailed);
+  return analyse({
+    mode: probeFailed ? 'passive' : mode,
     cpus,
-    why,
+    why: req.why,
     before,
     after,
     runs,
@@ -153,13 +178,89 @@ async function run(ctx: Ctx, inv: Invocation): Promise<number> {
     self: process.pid,
     notRead,
   });
+}
+
+/** A window length in seconds: more than 0, at most an hour (else a usage error naming `what`). */
+export function checkWindow(seconds: number, what: string): number {
+  if (!(seconds > 0) || seconds > 3600)
+    throw new UsageError(`${what}: the window must be more than 0 s and at most 3600 s, not ${seconds} s`);
+  return seconds;
+}
+
+async function run(ctx: Ctx, inv: Invocation): Promise<number> {
+  const prof =
+    typeof inv.values.profile === 'string' ? loadMeasureProfile(ctx, inv.values.profile) : undefined;
+  const pm = prof?.measure;
+  if (inv.values.afterStart === true) {
+    if (!prof)
+      throw new UsageError('measure: --after-start needs --profile (it reads [measure] after_start)');
+    // what the libvirt hook runs at "started": nothing unless the profile asks for it
+    if (pm?.afterStart === undefined) return 0;
+  }
+  const seconds = checkWindow(
+    inv.values.afterStart === true
+      ? pm!.afterStart!
+      : (numberOption(inv, 'seconds', 'seconds') ?? pm?.seconds ?? 5),
+    'measure',
+  );
+  const budgets: Budgets = {
+    maxNoiseUs: numberOption(inv, 'maxNoiseUs', 'max-noise-us') ?? pm?.maxNoiseUs,
+    maxIrqsPerS: numberOption(inv, 'maxIrqsPerS', 'max-irqs-per-s') ?? pm?.maxIrqsPerS,
+    maxGapUs: numberOption(inv, 'maxGapUs', 'max-gap-us') ?? pm?.maxGapUs,
+  };
+  const wanted =
+    inv.values.afterStart === true ? 'passive' : ((inv.values.mode as string | undefined) ?? pm?.mode);
+  if (wanted !== undefined && wanted !== 'passive' && wanted !== 'probe')
+    throw new UsageError(`measure: --mode is passive or probe, not "${wanted}"`);
+
+  const given = inv.args.CPUS !== undefined ? cpusArg(ctx, inv.args.CPUS, 'measure') : undefined;
+  const model = readStatusModel(ctx.k);
+  const choice: VmCpuChoice = given
+    ? { cpus: given, source: 'argument', why: 'as given' }
+    : prof
+      ? { cpus: prof.vmCpus, source: 'argument', why: `vm_cpus of ${prof.name}` }
+      : defaultVmCpus(model);
+  if (choice.cpus.isEmpty)
+    throw new UsageError(
+      'measure: no VM CPUs to measure: nothing is isolated yet',
+      'name the CPUs: vfio-isolate measure C4-7 (see vfio-isolate topology)',
+    );
+  const cpus = choice.cpus.intersect(model.online);
+  const offline = choice.cpus.minus(model.online);
+  if (!offline.isEmpty) ctx.log.warn(`CPUs ${offline.toList()} are offline: not measured`);
+  if (cpus.isEmpty) throw new UsageError(`measure: CPUs ${choice.cpus.toList()} are all offline`);
+  const why = choice.source !== 'argument' ? "the active isolation's VM CPUs" : choice.why;
+
+  const report = await measureCpus(ctx, {
+    cpus,
+    why,
+    seconds,
+    mode: wanted as 'passive' | 'probe' | undefined,
+    budgets,
+    model,
+  });
   if (ctx.g.json || inv.values.json === true) {
     ctx.streams.out(JSON.stringify(measureJson(report), null, 2) + '\n');
+  } else if (inv.values.afterStart === true || inv.values.summary === true) {
+    ctx.streams.out(summaryLine(report) + '\n');
   } else {
     ctx.streams.out(renderMeasure(report, { verbose: ctx.g.verbose || inv.values.verbose === true }));
   }
   if (report.interrupted) return 130;
   return report.overBudget ? 1 : 0;
+}
+
+/** The profile of `measure --profile`: its VM CPUs and [measure] table. */
+function loadMeasureProfile(
+  ctx: Ctx,
+  name: string,
+): { name: string; vmCpus: CpuSet; measure?: ProfileMeasure } {
+  const p = loadProfile(
+    profileFile(name, (sys) => ctx.k.hostPath(sys)),
+    ctx.k.machine,
+  );
+  for (const w of p.warnings) ctx.log.warn(w);
+  return { name: path.basename(p.path), vmCpus: p.vmCpus, ...(p.measure ? { measure: p.measure } : {}) };
 }
 
 /** The handlers of this file's commands, by full name (the command table loads this module on demand). */

@@ -130,26 +130,36 @@ const QEMU = /^qemu(-system-.*|-kvm)?$/;
 /** Kernel threads that work for one VM and carry its pid: vhost-PID, kvm-nx-lpage-recovery-PID, kvm-pit/PID. */
 const VM_KTHREAD = /^(?:vhost|kvm-nx-lpage-re\w*|kvm-pit)[-/](\d+)$/;
 
+/**
+ * Every process with its threads' masks. With `only` (isolate's leak check): one pass over /proc reading each
+ * thread's mask first, and the rest (stat, cgroup) only for processes with a thread that may run on `only`: the
+ * others cannot change the verdict. A VM's kernel thread (vhost-PID) then looks up its VM process on demand.
+ */
 function readTasks(
   k: Kernel,
   version: 1 | 2 | undefined,
   notVisible: ReturnType<typeof counter>,
+  only?: CpuSet,
 ): TaskEntry[] {
   const out: TaskEntry[] = [];
   const pids = k.procs.pids();
   if (pids.length === 0) notVisible.add('the process list', 'ENOENT');
   const vmPids = new Set<number>();
-  for (const pid of pids) {
-    const st = k.procs.stat(pid);
-    if (!st) continue; // exited while we looked
+  const isVm = (
+    pid: number,
+    st: { comm: string },
+    kind: TaskEntry['kind'],
+  ): { vm: boolean; lines: ProcCgroup[] } => {
     const cgs = procCgroups(k.fs, pid);
     const lines = cgs.ok ? cgs.value : [];
     if (!cgs.ok && cgs.code !== 'ENOENT') notVisible.add('the cgroups of # process{es}', cgs.code);
-    const kind = isPinnedKernelThread(st) ? 'pinned' : isKernelThread(st) ? 'kthread' : 'user';
-    const vm = lines.some((l) => isVmCgroup(l.path)) || (kind === 'user' && QEMU.test(st.comm));
-    if (vm) vmPids.add(pid);
+    return { vm: lines.some((l) => isVmCgroup(l.path)) || (kind === 'user' && QEMU.test(st.comm)), lines };
+  };
+  const kindOf = (st: NonNullable<ReturnType<Kernel['procs']['stat']>>): TaskEntry['kind'] =>
+    isPinnedKernelThread(st) ? 'pinned' : isKernelThread(st) ? 'kthread' : 'user';
+  const threadsOf = (pid: number): TaskEntry['threads'] => {
     const tids = k.procs.threads(pid);
-    const threads = (tids.length > 0 ? tids : [pid]).map((tid) => {
+    return (tids.length > 0 ? tids : [pid]).map((tid) => {
       const a = threadAllowed(k.fs, pid, tid);
       if (!a.ok) {
         if (a.code !== 'ENOENT') notVisible.add('the affinity of # thread{s}', a.code);
@@ -157,6 +167,19 @@ function readTasks(
       }
       return { tid, allowed: a.value };
     });
+  };
+  for (const pid of pids) {
+    let threads: TaskEntry['threads'] | undefined;
+    if (only) {
+      threads = threadsOf(pid);
+      if (!threads.some((th) => th.allowed?.overlaps(only))) continue;
+    }
+    const st = k.procs.stat(pid);
+    if (!st) continue; // exited while we looked
+    const kind = kindOf(st);
+    const { vm, lines } = isVm(pid, st, kind);
+    if (vm) vmPids.add(pid);
+    threads ??= threadsOf(pid);
     out.push({
       pid,
       comm: st.comm,
@@ -166,9 +189,14 @@ function readTasks(
       vm,
     });
   }
+  const vmPid = (pid: number): boolean => {
+    if (vmPids.has(pid) || !only) return vmPids.has(pid);
+    const st = k.procs.stat(pid);
+    return st !== undefined && isVm(pid, st, kindOf(st)).vm;
+  };
   for (const t of out) {
     const m = VM_KTHREAD.exec(t.comm);
-    if (m && t.kind !== 'user' && vmPids.has(Number(m[1]))) t.vm = true;
+    if (m && t.kind !== 'user' && vmPid(Number(m[1]))) t.vm = true;
   }
   return out;
 }
@@ -196,8 +224,12 @@ function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>): IrqEntry[]
   return out;
 }
 
-/** Read everything status shows. Never throws for an unreadable file. */
-export function readStatusModel(k: Kernel): StatusModel {
+/**
+ * Read everything status shows. Never throws for an unreadable file. With `leaksOn` (isolate's closing leak check,
+ * which needs only findLeaks' verdict for those CPUs): tasks are read as readTasks' `only` says, and what the
+ * verdict does not use (governors, per-CPU knobs, the registry, installed hooks) is left out.
+ */
+export function readStatusModel(k: Kernel, opts: { leaksOn?: CpuSet } = {}): StatusModel {
   const notVisible = counter();
   const notes: string[] = [];
   const m = k.machine;
@@ -220,7 +252,8 @@ export function readStatusModel(k: Kernel): StatusModel {
     const t = k.cgroups.readText([], 'cpuset.cpus.isolated');
     if (t !== undefined) cpusetIsolated = CpuSet.parseList(t);
   }
-  const tasks = readTasks(k, cgroups?.version, notVisible);
+  const leaksOn = opts.leaksOn;
+  const tasks = readTasks(k, cgroups?.version, notVisible, leaksOn);
   const irqs = readIrqs(k, notVisible);
   let defaultSmpAffinity: CpuSet | undefined;
   try {
@@ -252,19 +285,20 @@ export function readStatusModel(k: Kernel): StatusModel {
     } else if (env.code !== 'ENOENT') notVisible.add("irqbalance's environment (its banned CPUs)", env.code);
   }
   const reservations: StatusModel['reservations'] = [];
-  try {
-    const bootId = k.bootId();
-    for (const r of readRegistry(k).reservations)
-      reservations.push({
-        journal: r.journal,
-        vm: CpuSet.parseList(r.vm),
-        vmCgroup: r.vmCgroup,
-        at: r.at,
-        journalState: journalState(r.journal, bootId),
-      });
-  } catch (e) {
-    notes.push(`the active isolations: ${(e as Error).message}`);
-  }
+  if (!leaksOn)
+    try {
+      const bootId = k.bootId();
+      for (const r of readRegistry(k).reservations)
+        reservations.push({
+          journal: r.journal,
+          vm: CpuSet.parseList(r.vm),
+          vmCgroup: r.vmCgroup,
+          at: r.at,
+          journalState: journalState(r.journal, bootId),
+        });
+    } catch (e) {
+      notes.push(`the active isolations: ${(e as Error).message}`);
+    }
   return {
     kernel: k.readTrim(P.osrelease) ?? '',
     possible: m.possible,
@@ -282,12 +316,12 @@ export function readStatusModel(k: Kernel): StatusModel {
     irqs,
     defaultSmpAffinity,
     workqueues,
-    governors: governorsOf(k.fs, m.online),
-    knobs: readKnobs(k, m.online),
+    governors: leaksOn ? new Map() : governorsOf(k.fs, m.online),
+    knobs: leaksOn ? { wakeupLatency: new Map() } : readKnobs(k, m.online),
     irqbalance,
     reservations,
     notVisible: [...notes, ...notVisible.phrases()],
-    hooks: readInstalledHooks(k),
+    hooks: leaksOn ? [] : readInstalledHooks(k),
   };
 }
 

@@ -5,7 +5,7 @@
  * 0.5.2 forms, with their exact meaning: `C<list>`, `N<list>`, and `C`/`N` + mask groups of exactly 8 lowercase hex
  * digits, most significant group first (at the start of the value any 8 lowercase hex digits are a mask group, so
  * `C12345678` is the mask 0x12345678). Extensions, each with its own prefix: `0x<hex>`, `L<list>`, `P<list>`,
- * `S<list>`, and `+` between selectors. See /work/shared/decisions.md, "CPU notation".
+ * `S<list>`, and `+` between selectors. See README.md, "CPU notation".
  */
 import { CpuSet } from './cpuset.ts';
 import type { CpuTopology } from './topology-model.ts';

@@ -6,6 +6,7 @@ import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { Fs } from './fs.ts';
 import { P } from './paths.ts';
+import { readIds } from './task-list.ts';
 
 export interface MountEntry {
   mountpoint: string;
@@ -116,13 +117,7 @@ export class Cgroups {
   }
 
   readTasks(parts: readonly string[]): number[] {
-    const text = this.fs.read(this.file(parts, this.taskFile));
-    const out: number[] = [];
-    for (const line of text.split('\n')) {
-      const n = Number.parseInt(line, 10);
-      if (Number.isFinite(n)) out.push(n);
-    }
-    return out;
+    return readIds(this.fs, this.file(parts, this.taskFile));
   }
 
   children(parts: readonly string[]): string[] {

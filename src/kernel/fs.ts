@@ -1,5 +1,9 @@
 /**
- * The one door to the kernel's files. Every read and write the tool makes goes through an `Fs`.
+ * The door to the kernel's control files: the values the tool reads and writes in /sys, /proc and the cgroup tree
+ * go through an `Fs`, so a test can run the tool over a fake tree. Not through it (node:fs in src/kernel/, mostly at
+ * `Kernel.hostPath()` where a test may move them): the files the tool keeps or installs itself (the lock, the
+ * reservations registry, libvirt hooks, irqbalance drop-ins), file metadata (modes and owners for the trust checks,
+ * whether an IRQ's affinity file is writable); journals (src/steps/journal.ts) and profiles (src/profile.ts) too.
  * Paths given to an Fs are *system paths* as the system sees them (`/sys/fs/cgroup/x/cpuset.cpus`);
  * the Fs resolves them under its root directory.
  *

@@ -2,6 +2,7 @@
 import { CpuSet } from '../cpus/cpuset.ts';
 import type { Fs } from './fs.ts';
 import { P } from './paths.ts';
+import { listIds } from './task-list.ts';
 
 export interface IrqInfo {
   irq: number;
@@ -13,15 +14,7 @@ export class Irqs {
   constructor(readonly fs: Fs) {}
 
   list(): number[] {
-    try {
-      return this.fs
-        .list(P.irqDir)
-        .filter((e) => e.isDir && /^\d+$/.test(e.name))
-        .map((e) => Number(e.name))
-        .sort((a, b) => a - b);
-    } catch {
-      return [];
-    }
+    return listIds(this.fs, P.irqDir, true);
   }
 
   affinityPath(irq: number): string {

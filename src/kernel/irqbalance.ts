@@ -24,7 +24,14 @@ const EXES = new Set(['/usr/sbin/irqbalance', '/sbin/irqbalance']);
 /** The pid of the real irqbalance daemon, if it runs. */
 export function findIrqbalance(k: Kernel): number | undefined {
   for (const pid of k.procs.pids()) {
-    if (k.procs.stat(pid)?.comm !== 'irqbalance') continue;
+    // comm alone (a trivial file), not stat (which the kernel sums over every thread of the process)
+    let comm: string;
+    try {
+      comm = k.fs.read(`/proc/${pid}/comm`);
+    } catch {
+      continue;
+    }
+    if (comm.trimEnd() !== 'irqbalance') continue;
     let exe: string;
     try {
       exe = k.fs.realpath(`/proc/${pid}/exe`);

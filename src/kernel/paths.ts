@@ -1,4 +1,8 @@
-/** Every system path the tool knows. Only src/kernel/ may name these. */
+/**
+ * Every system path the tool acts on, spelled out once, here. Code outside src/kernel/ refers to them only through
+ * `P` (a planner reading through the plan state, the man page, a report naming a file); texts for the user (help,
+ * hints) may mention them in words.
+ */
 export const P = {
   cpuDir: '/sys/devices/system/cpu',
   cpu: (n: number) => `/sys/devices/system/cpu/cpu${n}`,
@@ -24,6 +28,8 @@ export const P = {
   proc: '/proc',
   pid: (pid: number) => `/proc/${pid}`,
   task: (pid: number, tid: number) => `/proc/${pid}/task/${tid}`,
+  /** kthreadd's children: every kernel thread but kthreadd (pid 2) itself. */
+  kthreaddChildren: '/proc/2/task/2/children',
   dropCaches: '/proc/sys/vm/drop_caches',
   compactMemory: '/proc/sys/vm/compact_memory',
   statInterval: '/proc/sys/vm/stat_interval',

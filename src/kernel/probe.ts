@@ -3,7 +3,9 @@
  * sched_setaffinity(0, ...) on itself (koffi, loaded in the worker), reading the clock in a tight loop the way
  * sysjitter and osnoise do. A gap between two consecutive reads longer than the threshold is an interruption:
  * something else ran on that CPU (an IRQ, a softirq, another task). Only threads this process started are pinned.
- * SIGINT (or the abort signal) terminates every worker at once; the promise then resolves with `interrupted`.
+ * The workers start reading together, once every one has pinned itself (they sleep at a shared gate until then), and
+ * `onStart` marks that moment for the caller's counters. SIGINT (or the abort signal) terminates every worker at
+ * once; the promise then resolves with `interrupted`.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -40,6 +42,11 @@ export interface ProbeOptions {
   /** Gaps longer than this (ns) count as interruptions. */
   thresholdNs: number;
   signal?: AbortSignal;
+  /**
+   * Called once every worker has pinned itself (or failed to), right before they all start reading the clock:
+   * the window starts here (the caller reads its counters), not while the workers were still starting.
+   */
+  onStart?: () => void;
 }
 
 /** Runs the probe; the function a Kernel uses unless a test gives it another. */
@@ -48,7 +55,7 @@ export type ProbeRunner = (opts: ProbeOptions) => Promise<ProbeResult>;
 // The worker, as CommonJS source (evaluated by worker_threads, so the bundle needs no separate worker file).
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { cpu, seconds, thresholdNs, koffi: koffiPath, buckets } = workerData;
+const { cpu, seconds, thresholdNs, koffi: koffiPath, buckets, gate } = workerData;
 let error;
 try {
   const koffi = require(koffiPath);
@@ -61,6 +68,10 @@ try {
 } catch (e) {
   error = String(e && e.message || e);
 }
+// pinned (or not): tell the parent, then sleep until every worker is ready, so that no worker's loop slows
+// down the start of the others and every window starts together
+parentPort.postMessage({ ready: true, cpu });
+Atomics.wait(new Int32Array(gate), 0, 0);
 const histogram = buckets.map(() => 0).concat([0]);
 let loops = 0, maxNs = 0, lostNs = 0, loopNs = Infinity;
 const t0 = performance.now();
@@ -102,12 +113,22 @@ export const runProbe: ProbeRunner = (opts) => {
   const koffi = require.resolve('koffi');
   const latest = new Map<number, ProbeCpuResult>();
   const workers: Worker[] = [];
+  // 0 while the workers start; 1: go (every worker is ready, or the run is over)
+  const gate = new SharedArrayBuffer(4);
+  const go = (): void => {
+    const g = new Int32Array(gate);
+    if (Atomics.load(g, 0) === 1) return;
+    Atomics.store(g, 0, 1);
+    Atomics.notify(g, 0);
+  };
+  let ready = 0;
   return new Promise<ProbeResult>((resolve, reject) => {
     let pending = opts.cpus.length;
     let done = false;
     const finish = (interrupted: boolean, error?: Error): void => {
       if (done) return;
       done = true;
+      go(); // no worker stays asleep at the gate
       process.off('SIGINT', onSigint);
       opts.signal?.removeEventListener('abort', onAbort);
       void Promise.all(workers.map((w) => w.terminate())).then(() => {
@@ -143,10 +164,18 @@ export const runProbe: ProbeRunner = (opts) => {
           thresholdNs: opts.thresholdNs,
           koffi,
           buckets: [...GAP_BUCKETS_US],
+          gate,
         },
       });
       workers.push(w);
-      w.on('message', (m: ProbeCpuResult & { partial?: boolean }) => {
+      w.on('message', (m: ProbeCpuResult & { partial?: boolean; ready?: boolean }) => {
+        if (m.ready) {
+          if (++ready === opts.cpus.length && !done) {
+            opts.onStart?.();
+            go();
+          }
+          return;
+        }
         const { partial, ...r } = m;
         latest.set(cpu, r.error ? { ...r, error: r.error } : r);
         if (!partial && --pending === 0) finish(false);

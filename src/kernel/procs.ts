@@ -2,6 +2,7 @@
 import { CpuSet } from '../cpus/cpuset.ts';
 import type { Fs } from './fs.ts';
 import { P } from './paths.ts';
+import { listIds, readIds } from './task-list.ts';
 
 export const PF_KTHREAD = 0x00200000;
 export const PF_NO_SETAFFINITY = 0x04000000;
@@ -55,26 +56,26 @@ export class Procs {
   constructor(readonly fs: Fs) {}
 
   pids(): number[] {
-    try {
-      return this.fs
-        .list(P.proc)
-        .filter((e) => /^\d+$/.test(e.name))
-        .map((e) => Number(e.name))
-        .sort((a, b) => a - b);
-    } catch {
-      return [];
-    }
+    return listIds(this.fs, P.proc);
   }
 
   threads(pid: number): number[] {
+    return listIds(this.fs, `${P.pid(pid)}/task`);
+  }
+
+  /**
+   * The kernel threads (kthreadd's children, plus kthreadd itself), from one read of
+   * /proc/2/task/2/children; undefined when that file cannot be read (CONFIG_PROC_CHILDREN off). Every kernel
+   * thread but kthreadd is created by kthreadd and never reparented, so the list is complete for the threads
+   * that existed when it was read.
+   */
+  kernelThreads(): Set<number> | undefined {
     try {
-      return this.fs
-        .list(`${P.pid(pid)}/task`)
-        .filter((e) => /^\d+$/.test(e.name))
-        .map((e) => Number(e.name))
-        .sort((a, b) => a - b);
+      const ids = readIds(this.fs, P.kthreaddChildren);
+      ids.push(2);
+      return new Set(ids);
     } catch {
-      return [];
+      return undefined;
     }
   }
 

@@ -12,6 +12,34 @@ function wrap<T>(op: string, path: string, f: () => T): T {
   }
 }
 
+/** One buffer for every read: kernel files are small, and most fit in one read(2). */
+let readBuf = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * A whole file as UTF-8 text: open, read(2) until end of file into a shared buffer (grown when a file does not
+ * fit), close. What readFileSync does without its fstat and per-call option handling, which under emulation cost
+ * about a third of a /proc/ID/task/ID/status read (move-tasks reads one per thread on kernels before 6.2).
+ */
+function readWhole(path: string): string {
+  const fd = fs.openSync(path, 'r');
+  try {
+    let total = 0;
+    for (;;) {
+      if (total === readBuf.length) {
+        const bigger = Buffer.allocUnsafe(readBuf.length * 2);
+        readBuf.copy(bigger, 0, 0, total);
+        readBuf = bigger;
+      }
+      const n = fs.readSync(fd, readBuf, total, readBuf.length - total, null);
+      if (n === 0) break;
+      total += n;
+    }
+    return readBuf.toString('utf8', 0, total);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** File system types whose files are kernel control files: writing them never truncates anything. */
 const KERNEL_FSTYPES = new Set(['sysfs', 'proc', 'cgroup', 'cgroup2']);
 
@@ -51,8 +79,11 @@ export class RealFs implements Fs {
   /** `kdevs`: the devices that count as kernel file systems (tests pass a temp dir's; default: from mountinfo). */
   constructor(private kdevs?: Set<number>) {}
 
+  /** /proc/self/mountinfo, read once per run: cgroup discovery and the write check both need it. */
+  private mountinfo?: string;
+
   private kernelDevs(): Set<number> {
-    this.kdevs ??= kernelDevices(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+    this.kdevs ??= kernelDevices(this.read('/proc/self/mountinfo'));
     return this.kdevs;
   }
 
@@ -89,7 +120,9 @@ export class RealFs implements Fs {
   }
 
   read(path: string): string {
-    return wrap('read', path, () => fs.readFileSync(path, 'utf8'));
+    if (path === '/proc/self/mountinfo')
+      return (this.mountinfo ??= wrap('read', path, () => readWhole(path)));
+    return wrap('read', path, () => readWhole(path));
   }
 
   write(path: string, value: string): void {
@@ -147,7 +180,7 @@ export class RealFs implements Fs {
   }
 
   realpath(path: string): string {
-    return wrap('realpath', path, () => fs.realpathSync(path));
+    return wrap('realpath', path, () => fs.realpathSync.native(path));
   }
 
   getAffinity(tid: number): number[] {

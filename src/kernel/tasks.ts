@@ -2,6 +2,7 @@
 import { CpuSet } from '../cpus/cpuset.ts';
 import { errnoOf, type Fs } from './fs.ts';
 import type { Kernel } from './kernel.ts';
+import { isKernelThread, isPinnedKernelThread } from './procs.ts';
 
 export interface MoveResult {
   moved: number[];
@@ -94,36 +95,125 @@ export function threadIds(k: Kernel, ids: readonly number[], file: 'tasks' | 'cg
 export type KeptMask = [number, number, string];
 
 /**
+ * From how many threads masksToKeep reads masks with sched_getaffinity(2) (through koffi) rather than from
+ * /proc/ID/task/ID/status. Measured in the 6.1 guest (TCG): a status read ~140-300 µs, a sched_getaffinity call
+ * ~5 µs, but loading koffi ~0.5-0.9 s once per process; the syscall pays from about 3,000 threads.
+ */
+export const AFFINITY_SYSCALL_AT = 3000;
+
+/**
  * The masks of `tids` that attaching them elsewhere would lose for good: those that differ from `home`, the CPUs
- * attaching back to where they are gives. Costs one read of /proc/ID/task/ID/status per thread (its
- * Cpus_allowed_list compared as the kernel prints it) and, for the few whose mask differs, their start time
- * (`startOf`, default /proc/ID/task/ID/stat). Measured in the 6.1 guest (TCG): ~80-150 µs per thread against
- * ~22 µs for the write; sched_getaffinity through koffi is no cheaper for one run (loading koffi alone takes
- * ~0.7 s there, and its first thousand calls ~1.2 s). A thread that started after `listedAt` is not the one that
- * was listed (its pid was reused) and is left out; gone threads too.
+ * attaching back to where they are gives, and, for the few whose mask differs, their start time (`startOf`,
+ * default /proc/ID/task/ID/stat). A thread that started after `listedAt` is not the one that was listed (its pid
+ * was reused) and is left out; gone threads too.
+ * Each mask is read from /proc/ID/task/ID/status (Cpus_allowed_list, compared as the kernel prints it), or, from
+ * `syscallAt` threads on (default AFFINITY_SYSCALL_AT) when every possible CPU is online, with sched_getaffinity
+ * (which leaves offline CPUs out of the mask it returns, hence the condition).
  */
 export function masksToKeep(
   k: Kernel,
   tids: Iterable<number>,
   home: CpuSet,
-  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined } = {},
+  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined; syscallAt?: number } = {},
 ): KeptMask[] {
+  const list = Array.isArray(tids) ? (tids as number[]) : [...tids];
   const want = home.toList();
   const out: KeptMask[] = [];
-  for (const tid of tids) {
-    const text = k.procs.allowedText(tid);
-    if (text === undefined || text === want) continue; // gone, or what attaching back gives anyway
-    let list: string;
-    try {
-      const cpus = CpuSet.parseList(text);
-      if (cpus.equals(home)) continue;
-      list = cpus.toList();
-    } catch {
-      continue; // not a CPU list: nothing the kernel would print
-    }
+  const keep = (tid: number, cpus: CpuSet): void => {
     const start = (opts.startOf ?? ((id: number) => k.procs.startOf(id)))(tid);
-    if (start === undefined || (opts.listedAt !== undefined && start > opts.listedAt)) continue;
-    out.push([tid, start, list]);
+    if (start === undefined || (opts.listedAt !== undefined && start > opts.listedAt)) return;
+    out.push([tid, start, cpus.toList()]);
+  };
+  const fromStatus = (tid: number): void => {
+    const text = k.procs.allowedText(tid);
+    if (text === undefined || text === want) return; // gone, or what attaching back gives anyway
+    let cpus: CpuSet;
+    try {
+      cpus = CpuSet.parseList(text);
+    } catch {
+      return; // not a CPU list: nothing the kernel would print
+    }
+    if (!cpus.equals(home)) keep(tid, cpus);
+  };
+  let syscall =
+    list.length >= (opts.syscallAt ?? AFFINITY_SYSCALL_AT) && k.machine.online.equals(k.machine.possible);
+  const homeArr = syscall ? home.toArray() : [];
+  for (const tid of list) {
+    if (!syscall) {
+      fromStatus(tid);
+      continue;
+    }
+    let cpus: number[];
+    try {
+      cpus = k.fs.getAffinity(tid);
+    } catch (e) {
+      if (errnoOf(e) === 'ESRCH') continue; // gone
+      // anything else (koffi cannot load, a refusal): the status reads, for this thread and the rest
+      syscall = false;
+      fromStatus(tid);
+      continue;
+    }
+    if (cpus.length === homeArr.length && cpus.every((c, i) => c === homeArr[i])) continue;
+    keep(tid, CpuSet.of(cpus));
+  }
+  return out;
+}
+
+/** What moving a list of tasks would lose, read before the move (see masksLostByMove). */
+export interface LostMasks {
+  /** The masks to journal. */
+  kept: KeptMask[];
+  /** Names of the kernel threads read (to report those that refuse to move). */
+  comms: Map<number, string>;
+  /** Start times read on the way (kernel threads). */
+  starts: Map<number, number>;
+}
+
+/**
+ * The thread masks moving `ids` (listed in a cgroup's `file`) out of a cpuset would lose for good, and what was
+ * read to find them:
+ * - kernel threads, on every kernel: their masks are the kernel's (node-bound kswapd0, kcompactd0), not a user
+ *   mask, and attaching replaces them. They are found with one read of kthreadd's children (Procs.kernelThreads)
+ *   and one stat read each (flags and start time; those bound to a CPU refuse to move and are left out). Where
+ *   that file cannot be read, every task of the root is read instead (its stat), and other cgroups are taken to
+ *   hold no kernel thread.
+ * - on kernels before 6.2 (attachKeepsUserMask), every other thread too: one status read each (masksToKeep), and
+ *   only those whose mask differs from `home()` are journalled, identified by their start time (a thread that
+ *   started after `listedAt` is not one that was listed).
+ * Cost: O(kernel threads) reads on 6.2 and later; one more read per thread before 6.2.
+ */
+export function masksLostByMove(
+  k: Kernel,
+  ids: readonly number[],
+  file: 'tasks' | 'cgroup.procs',
+  fromRoot: boolean,
+  home: () => CpuSet,
+  listedAt: number | undefined,
+): LostMasks {
+  const out: LostMasks = { kept: [], comms: new Map(), starts: new Map() };
+  const all = k.procs.kernelThreads();
+  const kernelIds = all ? ids.filter((id) => all.has(id)) : fromRoot ? ids : [];
+  const kernel = new Set<number>();
+  const movable: number[] = [];
+  for (const id of kernelIds) {
+    const st = k.procs.statOf(id);
+    if (st === undefined) continue;
+    out.starts.set(id, st.start);
+    if (!isKernelThread(st)) continue;
+    kernel.add(id);
+    out.comms.set(id, st.comm);
+    if (!isPinnedKernelThread(st)) movable.push(id);
+  }
+  if (movable.length > 0)
+    out.kept.push(...masksToKeep(k, movable, home(), { startOf: (tid) => out.starts.get(tid) }));
+  if (!attachKeepsUserMask(k)) {
+    const users = kernel.size > 0 ? ids.filter((id) => !kernel.has(id)) : ids;
+    if (users.length > 0)
+      out.kept.push(
+        ...masksToKeep(k, threadIds(k, users, file), home(), {
+          ...(listedAt !== undefined ? { listedAt } : {}),
+        }),
+      );
   }
   return out;
 }

@@ -5,7 +5,8 @@
  * libvirt (>= 6.5) runs every executable in /etc/libvirt/hooks/qemu.d/ with the arguments
  * `DOMAIN OPERATION SUB-OPERATION EXTRA` and the domain XML on stdin, for every domain. Our script acts for one
  * domain only: `prepare begin` (before QEMU starts) runs `isolate`, `started begin` (the vCPU cgroups exist) runs
- * `partition --profile FILE` (which does nothing unless the profile says partition = true), `release end` (after
+ * `partition --profile FILE` (which does nothing unless the profile says partition = true) and, in the background,
+ * `measure --profile FILE --after-start` (which does nothing unless the profile sets [measure] after_start), `release end` (after
  * QEMU has gone) runs `release`. It calls node and the tool by absolute, canonical paths (libvirtd gives hooks a minimal environment),
  * keeps the lock wait short (libvirtd waits for its hooks), and logs to syslog because hook output is rarely seen.
  *
@@ -21,6 +22,8 @@
 export const HOOK_MARKER = '# vfio-isolate-hook: 1';
 /** Our files in qemu.d are named PREFIX + domain. */
 export const HOOK_PREFIX = 'vfio-isolate-';
+/** The bound of the measurement the hook starts after "started" (s): the longest window, 3600 s, and a margin. */
+export const MEASURE_TIMEOUT_S = 3700;
 /** Lock wait for runs started by the hook (ms). */
 export const HOOK_LOCK_WAIT_MS = 5000;
 
@@ -191,7 +194,7 @@ export function renderHookScript(o: HookScriptOptions): string {
     '#',
     '# libvirt (>= 6.5) runs every executable in /etc/libvirt/hooks/qemu.d/ for every domain with the arguments',
     '# DOMAIN OPERATION SUB-OPERATION EXTRA (domain XML on stdin). This one acts for the domain above only:',
-    '# "prepare begin" (before QEMU starts) isolates the VM CPUs, "started begin" makes its vCPUs isolated partitions if the profile says partition = true, "release end" (after QEMU has gone) undoes it all.',
+    '# "prepare begin" (before QEMU starts) isolates the VM CPUs, "started begin" makes its vCPUs isolated partitions if the profile says partition = true (and measures them in the background if it sets [measure] after_start), "release end" (after QEMU has gone) undoes it all.',
     '# A failed isolate (rolled back, nothing changed) makes libvirt refuse to start the domain, with the reason.',
     '# Output goes to syslog (journalctl -t vfio-isolate). It must never call back into libvirt (deadlock).',
     '# Before running node it checks that root alone can change node, the tool and the files above (owner root,',
@@ -250,12 +253,34 @@ export function renderHookScript(o: HookScriptOptions): string {
     '  return "$rc"',
     '}',
     '',
+    '# [measure] after_start = N in the profile: measure the VM CPUs passively for N seconds after "started" and log',
+    '# the one-line summary. In the background with every descriptor closed, so the hook returns at once and libvirt',
+    '# does not wait; bounded by timeout(1); the tool exits at once when the profile does not ask for it.',
+    'measure_later() {',
+    '  [ -e "$NODE" ] || return 0',
+    '  (',
+    '    if ! targets_ok; then',
+    '      say "$1 $2 $3: not running vfio-isolate measure as root: $why"',
+    '      exit 0',
+    '    fi',
+    '    bound=',
+    `    command -v timeout >/dev/null 2>&1 && bound='timeout -k 10 ${MEASURE_TIMEOUT_S}'`,
+    `    out=$($bound ${node} "$TOOL" measure --profile "$PROFILE" --after-start </dev/null 2>&1)`,
+    '    rc=$?',
+    '    printf \'%s\\n\' "$out" | while IFS= read -r line; do',
+    '      [ -n "$line" ] && say "$1: $line"',
+    '    done',
+    '    [ "$rc" -le 1 ] || say "$1 $2 $3: vfio-isolate measure exited with status $rc"',
+    '  ) </dev/null >/dev/null 2>&1 &',
+    '}',
+    '',
     'case "$2 $3" in',
     '  "prepare begin")',
     '    run "$1" "$2" "$3" isolate',
     '    ;;',
     '  "started begin")',
     '    run "$1" "$2" "$3" partition || :',
+    '    measure_later "$1" "$2" "$3"',
     '    ;;',
     '  "release end")',
     '    run "$1" "$2" "$3" release || :',

@@ -150,3 +150,89 @@ export function measureJson(r: MeasureReport): MeasureJson {
     notRead: r.notRead,
   };
 }
+
+/**
+ * One line for syslog (the libvirt hook's measurement after "started"): the mode, CPUs and window, the worst CPU's
+ * figures, the leaks that ran there, and the budgets' verdict.
+ *   measure CPUs 4-7, passive, 30 s: worst CPU 5: 812 irq/s, 1200 host us/s; leaks: pid 812 (stress-ng) 2900 ms; within budget
+ */
+export function summaryLine(r: MeasureReport): string {
+  const worst = [...r.perCpu].sort((a, b) => b.noiseUsPerSecond - a.noiseUsPerSecond)[0];
+  const parts = [`measure CPUs ${r.cpus.toList()}, ${r.mode}, ${round(r.seconds, 1)} s`];
+  if (worst) {
+    let w = `worst CPU ${worst.cpu}: ${fmt(worst.irqsPerSecond)} irq/s, ${fmt(worst.hostUsPerSecond)} host us/s`;
+    if (worst.probe && !worst.probe.error)
+      w += `, max gap ${fmt(worst.probe.maxUs)} us, noise ${worst.probe.noisePercent.toFixed(2)} %`;
+    parts.push(w);
+  }
+  const leaks = [
+    ...r.threads
+      .filter((t) => t.verdict === 'leak')
+      .slice(0, 3)
+      .map((t) => `${t.tid === t.pid ? 'pid' : 'tid'} ${t.tid} (${t.comm}) ${fmt(t.totalNs / 1e6)} ms`),
+    ...r.sources
+      .filter((s) => s.verdict === 'leak')
+      .slice(0, 3)
+      .map((s) => `IRQ ${s.label}${s.name ? ` (${s.name})` : ''} ${fmt(s.perSecond)}/s`),
+  ];
+  parts.push(leaks.length > 0 ? `leaks: ${leaks.join(', ')}` : 'no leaks');
+  if (r.budgets.length > 0)
+    parts.push(
+      r.overBudget
+        ? `OVER BUDGET: ${r.budgets
+            .filter((b) => !b.ok)
+            .map(
+              (b) =>
+                `${b.name} ${b.limit} (${b.worst ? fmt(b.worst.value) : '?'} on CPU ${b.worst?.cpu ?? '?'})`,
+            )
+            .join(', ')}`
+        : 'within budget',
+    );
+  if (r.interrupted) parts.push('interrupted');
+  return parts.join('; ');
+}
+
+/**
+ * isolate --measure: the two measurements side by side, per CPU "before -> after" (the probe's columns only
+ * where both probed), then the leaks each found there.
+ */
+export function renderBeforeAfter(b: MeasureReport, a: MeasureReport): string {
+  const probe = b.mode === 'probe' && a.mode === 'probe';
+  const header = ['CPU', 'irq/s', 'host us/s'];
+  if (probe) header.push('max gap us', 'noise %');
+  const pair = (x: string, y: string): string => `${x} -> ${y}`;
+  const rows = b.perCpu.map((lb) => {
+    const la = a.perCpu.find((l) => l.cpu === lb.cpu);
+    const row = [
+      String(lb.cpu),
+      pair(fmt(lb.irqsPerSecond), la ? fmt(la.irqsPerSecond) : '?'),
+      pair(fmt(lb.hostUsPerSecond), la ? fmt(la.hostUsPerSecond) : '?'),
+    ];
+    if (probe) {
+      const pb = lb.probe;
+      const pa = la?.probe;
+      const gap = (p: typeof pb): string => (!p || p.error ? '?' : fmt(p.maxUs));
+      const noise = (p: typeof pb): string => (!p || p.error ? '?' : p.noisePercent.toFixed(2));
+      row.push(pair(gap(pb), gap(pa)), pair(noise(pb), noise(pa)));
+    }
+    return row;
+  });
+  const modes = b.mode === a.mode ? b.mode : `${b.mode} before, ${a.mode} after`;
+  let out = `\nMeasured CPUs ${b.cpus.toList()} before and after (${modes}, ${round(b.seconds, 1)} s and ${round(a.seconds, 1)} s):\n`;
+  out += table(rows, { header, align: header.map((_, i) => (i === 0 ? 'left' : 'right')) });
+  for (const [when, r] of [
+    ['before', b],
+    ['after', a],
+  ] as const) {
+    const leaks = r.threads.filter((t) => t.verdict === 'leak').slice(0, 5);
+    if (leaks.length > 0)
+      out += `${when}, ran there: ${leaks
+        .map(
+          (t) =>
+            `${t.tid === t.pid ? 'pid' : 'tid'} ${t.tid} (${t.comm}) ${fmt(t.totalNs / 1e6)} ms on ${[...t.perCpuNs.keys()].sort((x, y) => x - y).join(',')}`,
+        )
+        .join(', ')}\n`;
+    else out += `${when}: no host thread ran there\n`;
+  }
+  return out;
+}

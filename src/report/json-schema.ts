@@ -306,15 +306,6 @@ export const ResultJson = v.strictObject({
 });
 export type ResultJson = v.InferOutput<typeof ResultJson>;
 
-/** isolate --json: the applied steps (as ResultJson) plus its leak check, when every step was applied. */
-export const IsolateResultJson = v.strictObject({
-  ...ResultJson.entries,
-  command: v.literal('isolate'),
-  strict: v.boolean(),
-  leakCheck: LeakCheckJson,
-});
-export type IsolateResultJson = v.InferOutput<typeof IsolateResultJson>;
-
 // ---------------------------------------------------------------------------------------------------------------
 // measure --json
 
@@ -385,3 +376,18 @@ export const MeasureJson = v.strictObject({
   notRead: v.array(v.string()),
 });
 export type MeasureJson = v.InferOutput<typeof MeasureJson>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// isolate --json
+
+/** isolate --json: the applied steps (as ResultJson) plus its leak check (and with --measure the two measurements), when every step was applied. */
+export const IsolateResultJson = v.strictObject({
+  ...ResultJson.entries,
+  command: v.literal('isolate'),
+  strict: v.boolean(),
+  leakCheck: LeakCheckJson,
+  /** isolate --measure N: the measurement of the VM CPUs before any change and after the changes (as measure --json). */
+  measureBefore: v.optional(MeasureJson),
+  measureAfter: v.optional(MeasureJson),
+});
+export type IsolateResultJson = v.InferOutput<typeof IsolateResultJson>;

@@ -1,7 +1,7 @@
 /**
  * The undo journal: JSON Lines. Line 1 is a header; then `run` lines, one `rec` line per step (written and fsynced
  * before the step is applied), `rollback` lines for runs that undid themselves, and a final `restored` line.
- * A torn last line (crash mid-write) is ignored. See decisions.md, "The journal".
+ * A torn last line (crash mid-write) is ignored. README.md, "Guarantees and limits", describes it for users.
  */
 import { fsyncDir } from '../kernel/fsync.ts';
 import * as fs from 'node:fs';
@@ -19,11 +19,12 @@ const TRUST_HINT =
   'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine); /run/vfio-isolate/ is the usual place';
 
 /**
- * The trust boundary of journals (decisions.md, "Trust"): root acts on what a journal says, so it must be a regular
- * file owned by root (the effective uid), not writable by group or others, in directories only root can change (a
- * root-owned sticky directory may hold a root-owned journal). A journal that does not exist yet is judged by the
- * directory it will be created in (the nearest existing one), which may be a root-owned sticky directory: the file
- * is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. Anything else: exit 2.
+ * The trust boundary of journals (README.md, "Guarantees and limits", "Trust"): root acts on what a journal says,
+ * so it must be a regular file owned by root (the effective uid), not writable by group or others, in directories
+ * only root can change (a root-owned sticky directory may hold a root-owned journal). A journal that does not exist
+ * yet is judged by the directory it will be created in (the nearest existing one), which may be a root-owned sticky
+ * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. Anything else:
+ * exit 2.
  */
 export function checkJournalTrust(file: string): void {
   const abs = path.resolve(file);

@@ -3,6 +3,7 @@ import { errnoOf } from '../kernel/fs.ts';
 import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { moveBackKeepingMasks } from '../kernel/tasks.ts';
+import { readIds } from '../kernel/task-list.ts';
 import { readBan, setBan } from '../kernel/irqbalance.ts';
 import { stopOrStartIrqbalance } from '../kernel/services.ts';
 import { setUnitProperties, showUnits, type UnitProps } from '../kernel/systemd.ts';
@@ -183,11 +184,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
       // Tasks born inside the cgroup after we created it go to the parent first.
       const file = k.fs.exists(`${rec.path}/tasks`) ? 'tasks' : 'cgroup.procs';
       try {
-        const left = k
-          .read(`${rec.path}/${file}`)
-          .split('\n')
-          .map((l) => Number.parseInt(l, 10))
-          .filter(Number.isFinite);
+        const left = readIds(k.fs, `${rec.path}/${file}`);
         if (left.length > 0) moveBackKeepingMasks(k, rec.path, `${parentOf(rec.path)}/${file}`, left, file);
       } catch {
         /* reported by rmdir below */
@@ -210,21 +207,20 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
     case 'tasks': {
       let inTo: Set<number>;
       try {
-        inTo = new Set(
-          k
-            .read(`${rec.to}/${rec.file}`)
-            .split('\n')
-            .map((l) => Number.parseInt(l, 10))
-            .filter(Number.isFinite),
-        );
+        inTo = new Set(readIds(k.fs, `${rec.to}/${rec.file}`));
       } catch {
         inTo = new Set();
       }
       const back: number[] = [];
       for (const id of rec.pids ?? []) {
-        // Listed without start times: the same task started no later than the list was read.
+        // Listed without start times: the same task started no later than the list was read (a reused pid
+        // started after its predecessor exited, so after that). Only tasks still where we put them are read.
+        if (!inTo.has(id) || rec.listedAt === undefined) {
+          r.skipped++;
+          continue;
+        }
         const start = k.procs.startOf(id);
-        if (!inTo.has(id) || rec.listedAt === undefined || start === undefined || start > rec.listedAt) {
+        if (start === undefined || start > rec.listedAt) {
           r.skipped++;
           continue;
         }

@@ -9,6 +9,11 @@ export interface FileWrite {
   before?: string;
   /** Human name of the item, for skip reports ("IRQ 24"). */
   label?: string;
+  /**
+   * The path is canonical by construction (/proc/irq/N/smp_affinity_list: no symlink on the way), so it is not
+   * resolved again before it is journalled; the write itself still refuses a path that needs resolving.
+   */
+  canonical?: boolean;
 }
 
 export function writeFilesStep(
@@ -31,10 +36,12 @@ export function writeFilesStep(
       const paths: string[] = [];
       for (const w of writes) {
         let real = w.path;
-        try {
-          real = k.fs.realpath(w.path);
-        } catch {
-          /* a missing file fails at the write below */
+        if (!w.canonical) {
+          try {
+            real = k.fs.realpath(w.path);
+          } catch {
+            /* a missing file fails at the write below */
+          }
         }
         let old = '';
         try {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { decodeEvent, encodeEvent, LineSplitter, type DemoEvent } from '../../demo/events.ts';
+import { hostUsBeforeAfter } from '../../demo/guest-measure.ts';
 import { parseOptions } from '../../demo/options.ts';
 import { cpuRanges, TextRenderer } from '../../demo/render.ts';
 import { chunkArgv, figuresFromStatus, nameList, summariseChanges } from '../../demo/summary.ts';
@@ -263,5 +264,17 @@ describe('demo text rendering', () => {
     );
     assert.match(out, /✗ FAILED: it works \(it did not\)/);
     assert.match(out, /1 of 2 checks FAILED:\n {2}✗ it works\n/);
+  });
+});
+
+describe('demo measure section', () => {
+  it("reads host us/s before and after from isolate --measure's own table", async () => {
+    const root = buildFixture('intel-6c12t');
+    const r = await cli(root, ['isolate', '--measure', '0.2', 'C4-5'], { VFIO_ISOLATE_PROBE: 'quiet' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(hostUsBeforeAfter(r.stdout, 5), { before: 0, after: 0 });
+    assert.equal(hostUsBeforeAfter(r.stdout, 6), undefined);
+    const coloured = '\x1b[1mCPU\x1b[0m  irq/s  host us/s\n5    812 -> 3.0  \x1b[33m998000 -> 12.5\x1b[0m\n';
+    assert.deepEqual(hostUsBeforeAfter(coloured, 5), { before: 998000, after: 12.5 });
   });
 });

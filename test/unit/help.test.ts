@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { commandHelp, mainHelp, notationHelp } from '../../src/cli/help.ts';
+import { commandHelp, mainHelp } from '../../src/cli/help.ts';
+import { notationHelp } from '../../src/commands/help.ts';
 import type { CommandSpec } from '../../src/cli/spec.ts';
 import { COMMANDS } from '../../src/cli/table.ts';
 import { VERSION } from '../../src/version.ts';

@@ -399,7 +399,7 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
    * A fake node that records its arguments and environment; a fake logger that records messages. In a root-owned
    * directory: the hook runs nothing from a place others can change.
    */
-  function fakes(rc: number) {
+  function fakes(rc: number, measureSeconds = 0) {
     const dir = tempTree(base, 'run-');
     const tool = path.join(dir, 'opt/vfio-isolate/dist/vfio-isolate.mjs');
     fs.mkdirSync(path.dirname(tool), { recursive: true });
@@ -409,7 +409,7 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
     const node = path.join(dir, 'fake node');
     fs.writeFileSync(
       node,
-      `#!/bin/sh\nprintf '%s|' "$@" >>'${calls}'\necho "lock=$VFIO_ISOLATE_LOCK_WAIT_MS" >>'${calls}'\necho "vfio-isolate: line one"\necho "second line" >&2\nexit ${rc}\n`,
+      `#!/bin/sh\nif [ "$2" = measure ]; then sleep ${measureSeconds}; echo "measure CPUs 8-15, passive, ${measureSeconds} s; no leaks"; fi\nprintf '%s|' "$@" >>'${calls}'\necho "lock=$VFIO_ISOLATE_LOCK_WAIT_MS" >>'${calls}'\necho "vfio-isolate: line one"\necho "second line" >&2\nexit ${rc}\n`,
       {
         mode: 0o755,
       },
@@ -472,6 +472,36 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
       'a running VM is not stopped',
     );
     assert.match(failing.logged(), /win11 started begin: vfio-isolate partition exited with status 1/);
+  });
+
+  it('started begin also starts measure --after-start in the background: the hook returns at once, the line is logged', async () => {
+    const f = fakes(0, 3);
+    const t0 = performance.now();
+    // spawnSync returns when the hook has exited and its stdout and stderr are closed, as libvirt waits for it
+    const r = run(f.script, ['win11', 'started', 'begin', '-']);
+    const took = performance.now() - t0;
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(took < 2500, `the hook waited ${Math.round(took)} ms for the 3 s measurement`);
+    assert.doesNotMatch(f.calls(), /\|measure\|/, 'still measuring');
+    const deadline = Date.now() + 15000;
+    while (!/measure CPUs/.test(f.logged()) && Date.now() < deadline)
+      await new Promise((res) => setTimeout(res, 200));
+    assert.match(
+      f.calls(),
+      new RegExp(
+        `${f.tool}\\|measure\\|--profile\\|/etc/vfio isolate/win11's\\.toml\\|--after-start\\|lock=5000\n`,
+      ),
+    );
+    assert.match(f.logged(), /^win11: measure CPUs 8-15, passive, 3 s; no leaks$/m);
+    assert.doesNotMatch(f.logged(), /vfio-isolate measure exited/);
+  });
+
+  it('prepare begin and release end start no measurement', async () => {
+    const f = fakes(0);
+    run(f.script, ['win11', 'prepare', 'begin', '-']);
+    run(f.script, ['win11', 'release', 'end', '-']);
+    await new Promise((res) => setTimeout(res, 500));
+    assert.doesNotMatch(f.calls(), /\|measure\|/);
   });
 
   it('does nothing for other domains or other operations', () => {
@@ -575,6 +605,55 @@ describe('the hook script with the real tool, end to end on a fixture tree', () 
         [],
         'release end restores the tree',
       );
+    },
+  );
+});
+
+describe('the hook measures after started with the real tool, on a fixture tree', () => {
+  it(
+    'after_start: a passive measurement of the profile CPUs in the background, its one line in syslog',
+    {
+      skip: cloneProblem
+        ? `the hook refuses to run this clone as root: ${cloneProblem.path} is ${cloneProblem.why}`
+        : false,
+    },
+    async () => {
+      const root = buildFixture('ryzen-5950x', { irqbalance: false });
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-hook-measure-'));
+      const bin = path.join(dir, 'bin');
+      fs.mkdirSync(bin);
+      const logged = path.join(dir, 'logged');
+      fs.writeFileSync(path.join(bin, 'logger'), `#!/bin/sh\nshift 3\necho "$*" >>'${logged}'\n`, {
+        mode: 0o755,
+      });
+      const prof = profileFile(
+        'domain = "win11"\nvm_cpus = "L1"\n[measure]\nafter_start = 0.5\nmax_irqs_per_s = 1000000\n',
+      );
+      const text = renderHookScript({
+        domain: 'win11',
+        profile: prof,
+        node: saved.execPath,
+        nodeArgs: ['--import', import.meta.resolve('tsx')],
+        tool: MAIN,
+        journal: `${root}/run/vfio-isolate/win11.journal`,
+      });
+      const script = path.join(dir, 'vfio-isolate-win11');
+      fs.writeFileSync(script, text.replace(/^PATH=/m, `PATH=${bin}:`), { mode: 0o755 });
+      const r = spawnSync(script, ['win11', 'started', 'begin', '-'], {
+        input: '<domain/>',
+        encoding: 'utf8',
+        env: { PATH: '/usr/bin:/bin', VFIO_ISOLATE_ROOT: root },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const read = (): string => (fs.existsSync(logged) ? fs.readFileSync(logged, 'utf8') : '');
+      const deadline = Date.now() + 60000;
+      while (!/measure CPUs/.test(read()) && Date.now() < deadline)
+        await new Promise((res) => setTimeout(res, 250));
+      assert.match(
+        read(),
+        /^win11: measure CPUs 8-15,24-31, passive, 0\.5 s; worst CPU \d+: .*; within budget$/m,
+      );
+      assert.doesNotMatch(read(), /exited with status/);
     },
   );
 });

@@ -192,10 +192,11 @@ describe('vfio-isolate.toml(5): the profile format', () => {
       Object.keys((top[name] as { wrapped: { entries: Entries } }).wrapped.entries).sort();
     const schema: Record<string, string[]> = {
       '': Object.keys(top)
-        .filter((k) => k !== 'isolate' && k !== 'cputune')
+        .filter((k) => k !== 'isolate' && k !== 'cputune' && k !== 'measure')
         .sort(),
       isolate: tableKeys('isolate'),
       cputune: tableKeys('cputune'),
+      measure: tableKeys('measure'),
     };
     const documented = Object.fromEntries(
       PROFILE_KEYS.map((t) => [t.table, t.keys.map((k) => k.key).sort()]),
@@ -215,6 +216,7 @@ describe('vfio-isolate.toml(5): the profile format', () => {
       'KEYS',
       '[ISOLATE]',
       '[CPUTUNE]',
+      '[MEASURE]',
       'EXAMPLE',
       'SEE ALSO',
     ]);
@@ -232,6 +234,7 @@ describe('vfio-isolate.toml(5): the profile format', () => {
     const topo = topologyFromSpec({ cpus: 32, l3: ['0-7,16-23', '8-15,24-31'], smtOffset: 16 });
     const p = parseProfile(body, topo);
     assert.equal(p.domain, 'win11');
+    assert.equal(p.measure?.afterStart, 30);
   });
 
   it('renders without a single groff warning', { skip: HAS_GROFF ? false : 'groff is not installed' }, () => {

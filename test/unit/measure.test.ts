@@ -3,7 +3,8 @@
  * whose counters change between reads (SimFs .sim-seq-*), and the real probe's clean stop on SIGINT.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -18,12 +19,17 @@ import {
   type Counters,
   type TaskRuns,
 } from '../../src/kernel/proc-counters.ts';
-import { runProbe } from '../../src/kernel/probe.ts';
+import { runProbe, type ProbeRunner } from '../../src/kernel/probe.ts';
+import { Kernel } from '../../src/kernel/kernel.ts';
+import { runCli } from '../../src/cli/run.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
 import { analyse } from '../../src/measure/analysis.ts';
-import { MeasureJson } from '../../src/report/json-schema.ts';
+import { IsolateResultJson, MeasureJson } from '../../src/report/json-schema.ts';
 import { findLeaks, type StatusModel } from '../../src/report/status-model.ts';
 import { buildFixture } from '../fixtures/build.ts';
-import { cli } from '../support/cli.ts';
+import { cli, type CliResult } from '../support/cli.ts';
+import { simKernel, simProbe } from '../support/sim.ts';
+import { treeHash } from '../support/tree.ts';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/proc');
 const fx = (name: string): string => readFileSync(join(FIX, name), 'utf8');
@@ -457,6 +463,25 @@ describe('measure: the command on a fake machine', () => {
 });
 
 describe('measure: the real probe (own worker threads only, on CPU 0 of this machine)', () => {
+  it('the window starts once every worker is pinned: onStart once, then the full window', async () => {
+    let starts = 0;
+    let at = 0;
+    const r = await runProbe({
+      cpus: [0],
+      seconds: 1,
+      thresholdNs: 5000,
+      onStart: () => {
+        starts++;
+        at = performance.now();
+      },
+    });
+    const after = performance.now() - at;
+    assert.equal(starts, 1);
+    assert.equal(r.cpus[0]!.error, undefined);
+    assert.ok(after >= 995, `the window ran ${Math.round(after)} ms after onStart`);
+    assert.ok(r.cpus[0]!.windowNs >= 1e9 && r.cpus[0]!.windowNs < 1.5e9, String(r.cpus[0]!.windowNs));
+  });
+
   it('SIGINT stops every worker at once, with the figures so far, and leaves no thread behind', async () => {
     const threads = (): number => readdirSync('/proc/thread-self/..').length;
     const n0 = threads();
@@ -473,5 +498,169 @@ describe('measure: the real probe (own worker threads only, on CPU 0 of this mac
     await new Promise((res) => setTimeout(res, 200));
     assert.equal(threads(), n0, 'no worker thread left');
     assert.equal(process.listenerCount('SIGINT'), 0, 'its SIGINT handler removed');
+  });
+});
+
+/** The host cpuset isolate creates on this v1 fixture: its CPUs, "(none)" before it exists. */
+function hostSlice(root: string): string {
+  const f = join(root, 'sys/fs/cgroup/cpuset/host.slice/cpuset.cpus');
+  return existsSync(f) ? readFileSync(f, 'utf8').trim() : '(none)';
+}
+
+/** A probe that records, at each call, what the tree looked like then, and answers like `simProbe(specs[i])`. */
+function recordingProbe(
+  root: string,
+  specs: (string | undefined)[],
+): { probe: ProbeRunner; calls: { journal: boolean; hostSlice: string }[] } {
+  const calls: { journal: boolean; hostSlice: string }[] = [];
+  const probe: ProbeRunner = (opts) => {
+    calls.push({
+      journal: existsSync(join(root, 'run/vfio-isolate/isolate.journal')),
+      hostSlice: hostSlice(root),
+    });
+    return simProbe(specs[Math.min(calls.length - 1, specs.length - 1)])(opts);
+  };
+  return { probe, calls };
+}
+
+async function isolateWith(root: string, probe: ProbeRunner, argv: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const sim = simKernel(root);
+  const code = await runCli(argv, {
+    table: COMMANDS,
+    env: { VFIO_ISOLATE_ROOT: root, VFIO_ISOLATE_LOCK_WAIT_MS: '2000' },
+    kernel: () =>
+      new Kernel(sim.fs, {
+        systemctl: '',
+        irqbalance: '/nonexistent/irqbalance',
+        euid: 0,
+        probe,
+      }),
+    streams: { out: (s) => void (stdout += s), err: (s) => void (stderr += s), isTTY: false },
+  });
+  return { code, stdout, stderr };
+}
+
+describe('isolate --measure N: a probe before any change and after the changes are journalled', () => {
+  it('the "before" probe sees the tree unchanged and no journal, the "after" one the isolation applied', async () => {
+    const { root } = noisyTree();
+    const rec = recordingProbe(root, ['noisy:5', 'quiet']);
+    const r = await isolateWith(root, rec.probe, ['isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(rec.calls, [
+      { journal: false, hostSlice: '(none)' },
+      { journal: true, hostSlice: '0-3,6-11' },
+    ]);
+    assert.match(r.stdout, /^Probing CPUs 4-5 for 0\.3 s before the isolation\.\.\.\n/);
+    assert.match(r.stdout, /Isolated CPUs 4-5 for the VM/);
+    assert.match(r.stdout, /Measured CPUs 4-5 before and after \(probe,/);
+    assert.match(r.stdout, /\n5\s+.*5000 -> 8\.0\s+20\.00 -> 0\.00\n/);
+    assert.match(r.stdout, /\nafter: no host thread ran there\n$/);
+  });
+
+  it('--json: measureBefore and measureAfter, each a measure document, in the one isolate document', async () => {
+    const { root } = noisyTree();
+    const rec = recordingProbe(root, ['noisy:5', 'quiet']);
+    const r = await isolateWith(root, rec.probe, ['--json', 'isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = v.parse(IsolateResultJson, JSON.parse(r.stdout));
+    const noise = (m: MeasureJson | undefined): number | undefined =>
+      m?.perCpu.find((c) => c.cpu === 5)?.probe?.noisePercent;
+    assert.equal(j.measureBefore?.mode, 'probe');
+    assert.equal(noise(j.measureBefore), 20);
+    assert.ok(noise(j.measureAfter)! < 0.01, JSON.stringify(j.measureAfter?.perCpu));
+  });
+
+  it('refused (exit 2, naming the VM) where vCPU threads run: no probe, no journal, nothing changed', async () => {
+    const { root } = noisyTree({ vcpu: true });
+    const hash = treeHash(root);
+    const rec = recordingProbe(root, ['quiet']);
+    const r = await isolateWith(root, rec.probe, ['isolate', '--measure', '1', 'C4-5']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /isolate --measure: CPUs 4-5 run the vCPU threads of win11 \(QEMU pid 3100\)/);
+    assert.equal(rec.calls.length, 0);
+    assert.equal(treeHash(root), hash);
+  });
+
+  it('a dry run probes nothing and says so; bad windows are usage errors', async () => {
+    const { root } = noisyTree();
+    const rec = recordingProbe(root, ['quiet']);
+    const r = await isolateWith(root, rec.probe, ['-n', 'isolate', '--measure', '2', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /dry run: --measure 2 measures nothing/);
+    assert.equal(rec.calls.length, 0);
+    for (const bad of ['0', '3601', 'x', '']) {
+      const b = await isolateWith(root, rec.probe, ['isolate', '--measure', bad, 'C4-5']);
+      assert.equal(b.code, 2, `--measure "${bad}": ${b.stderr}`);
+    }
+    assert.equal(rec.calls.length, 0);
+  });
+
+  it('a probe that can no longer pin itself after the isolation gives the counters, a warning, and exit 0', async () => {
+    const { root } = noisyTree();
+    // the second call answers like a fake tree without a probe: every worker failed to pin itself
+    const rec = recordingProbe(root, ['noisy:5', undefined]);
+    const r = await isolateWith(root, rec.probe, ['--json', 'isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = v.parse(IsolateResultJson, JSON.parse(r.stdout));
+    assert.equal(j.ok, true);
+    assert.equal(j.measureAfter?.mode, 'passive');
+    assert.ok(j.measureAfter?.notRead.some((n) => n.startsWith('the probe (no probe on a fake tree)')));
+  });
+});
+
+/** A profile file for the fake 6-core machine: VM CPUs 4-5 and the given [measure] table. */
+function measureProfile(table: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vi-measure-profile-'));
+  const f = join(dir, 'win11.toml');
+  writeFileSync(f, `domain = "win11"\nvm_cpus = "C4-5"\n\n[measure]\n${table}`);
+  return f;
+}
+
+describe('measure --profile: the profile CPUs and its [measure] table', () => {
+  it("measures the profile's vm_cpus with its window, mode and budgets; an option given wins", async () => {
+    const { root } = noisyTree();
+    const prof = measureProfile('seconds = 0.3\nmode = "passive"\nmax_irqs_per_s = 10\n');
+    const r = await cli(root, ['--json', 'measure', '--profile', prof]);
+    assert.equal(r.code, 1, r.stderr);
+    const j = v.parse(MeasureJson, JSON.parse(r.stdout));
+    assert.equal(j.cpus, '4-5');
+    assert.equal(j.why, 'vm_cpus of win11.toml');
+    assert.equal(j.mode, 'passive');
+    assert.deepEqual(
+      j.budgets.map((b) => [b.name, b.limit, b.ok]),
+      [['max-irqs-per-s', 10, false]],
+    );
+    const over = await cli(root, ['--json', 'measure', '--profile', prof, '--max-irqs-per-s', '1000000']);
+    assert.equal(over.code, 0, over.stderr);
+    assert.equal(v.parse(MeasureJson, JSON.parse(over.stdout)).budgets[0]!.limit, 1000000);
+  });
+
+  it('--after-start (the libvirt hook): nothing without after_start; with it, passive and one summary line', async () => {
+    const { root, pid } = noisyTree();
+    const none = await cli(root, [
+      'measure',
+      '--profile',
+      measureProfile('max_irqs_per_s = 10\n'),
+      '--after-start',
+    ]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.equal(none.stdout + none.stderr, '');
+    const prof = measureProfile('after_start = 0.3\nmode = "probe"\nmax_irqs_per_s = 10\n');
+    const r = await cli(root, ['measure', '--profile', prof, '--after-start'], {
+      VFIO_ISOLATE_PROBE: 'quiet',
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout.split('\n').length, 2, r.stdout);
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^measure CPUs 4-5, passive, 0\\.\\d s; worst CPU 5: [\\d.]+ irq/s, [\\d.]+ host us/s; leaks: pid ${pid} \\(stress-ng\\) 400 ms, IRQ \\d+ .*; OVER BUDGET: max-irqs-per-s 10 \\([\\d.]+ on CPU 5\\)\\n$`,
+      ),
+    );
+    const alone = await cli(root, ['measure', '--after-start', 'C4-5']);
+    assert.equal(alone.code, 2);
+    assert.match(alone.stderr, /--after-start needs --profile/);
   });
 });

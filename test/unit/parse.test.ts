@@ -69,7 +69,7 @@ describe('argv splitter', () => {
     usage(['cpuset-modfy', '/x'], /unknown command "cpuset-modfy".*did you mean cpuset-modify/);
   });
   it('missing argument names it and shows the usage line', () => {
-    usage(['move-tasks', '/'], /missing TO.*usage: vfio-isolate move-tasks FROM TO/);
+    usage(['move-tasks', '/'], /missing TO.*usage: vfio-isolate \[GLOBAL-OPTIONS\] move-tasks FROM TO/);
   });
   it('the seed README bug: cpu-governor without CPUs before another command', () => {
     usage(

@@ -107,6 +107,27 @@ describe('start-up loads only the command table', () => {
     }
   });
 
+  it('the entry loads neither the CPU notation nor the errno explanations (help cpus and errors load them)', () => {
+    const loaded = [...staticClosure(outputs, outputOf('src/main.ts'))];
+    for (const m of ['src/cpus/notation.ts', 'src/cpus/cpuset.ts', 'src/kernel/errors.ts'])
+      assert.ok(!loaded.includes(m), `${m} is loaded at start-up`);
+  });
+
+  it('a report command alone (completion, help cpus, status) loads no journal, lock, executor or valibot', () => {
+    const loaded = [...staticClosure(outputs, outputOf('src/cli/report-run.ts'))];
+    assert.ok(loaded.includes('src/cli/report-run.ts'));
+    for (const m of loaded) {
+      // the kernel layer and the plan state load on demand, for handlers that read the machine
+      assert.ok(!/src\/steps\/|src\/kernel\/|valibot|src\/commands\//.test(m), m);
+    }
+  });
+
+  it('a completion script loads no kernel code (only __complete does, on demand)', () => {
+    const loaded = [...staticClosure(outputs, outputOf('src/commands/completion.ts'))];
+    assert.ok(loaded.includes('src/cli/completion.ts'));
+    for (const m of loaded) assert.ok(!m.startsWith('src/kernel/'), `completion loads ${m}`);
+  });
+
   it('every command of the table loads its handler, of the kind the table says', async () => {
     const { COMMANDS } = await import('../../src/cli/table.ts');
     const all = (list: typeof COMMANDS, prefix = ''): [string, (typeof COMMANDS)[number]][] =>

@@ -230,3 +230,50 @@ describe('isolate --profile', () => {
     );
   });
 });
+
+describe('profile [measure] table', () => {
+  it('reads the window, mode, budgets and after_start; absent table: no measure options', () => {
+    const p = parseProfile(
+      `${FULL}\n[measure]\nseconds = 2.5\nmode = "probe"\nmax_noise_us = 100\nmax_irqs_per_s = 50\nmax_gap_us = 20\nafter_start = 30\n`,
+      R5950X,
+    );
+    assert.deepEqual(p.measure, {
+      seconds: 2.5,
+      mode: 'probe',
+      maxNoiseUs: 100,
+      maxIrqsPerS: 50,
+      maxGapUs: 20,
+      afterStart: 30,
+    });
+    assert.equal(parseProfile(FULL, R5950X).measure, undefined);
+    assert.deepEqual(parseProfile(`${FULL}\n[measure]\n`, R5950X).measure, {});
+  });
+
+  it('refuses bad values and unknown keys, naming them', () => {
+    usage(
+      () => parseProfile(`${FULL}\n[measure]\nafter_start = 0\n`, R5950X),
+      /measure\.after_start must be more than 0/,
+    );
+    usage(
+      () => parseProfile(`${FULL}\n[measure]\nseconds = 3601\n`, R5950X),
+      /measure\.seconds must be at most 3600/,
+    );
+    usage(
+      () => parseProfile(`${FULL}\n[measure]\nmode = "active"\n`, R5950X),
+      /measure\.mode must be "passive" or "probe"/,
+    );
+    usage(
+      () => parseProfile(`${FULL}\n[measure]\nmax_noise_us = -1\n`, R5950X),
+      /measure\.max_noise_us must be at least 0/,
+    );
+    usage(
+      () => parseProfile(`${FULL}\n[measure]\nmax_irqs_per_s = "5"\n`, R5950X),
+      /measure\.max_irqs_per_s must be a number/,
+    );
+    assert.throws(
+      () => parseProfile(`${FULL}\n[measure]\nmax-noise-us = 5\n`, R5950X),
+      (e: UsageError) =>
+        /unknown key "max-noise-us" in \[measure\]/.test(e.message) && /max_noise_us/.test(e.hint ?? ''),
+    );
+  });
+});

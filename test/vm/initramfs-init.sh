@@ -1,9 +1,10 @@
 #!/bin/busybox sh
 # Stage 1 (/init in the initramfs, busybox sh): load the modules for the root share, mount the host's / (read-only,
-# virtiofs tag "hostroot") under a tmpfs overlay, mount the repository (tag "repo") and the harness cache (tag
-# "cache", holding the job folder) read-write at their host paths, mount the API filesystems and the cgroup layout
-# of the mode, then switch_root into stage 2 (test/vm/guest-init.sh). In mode systemd it leaves the cgroup mount to
-# systemd, prepares /etc (guest-systemd-prep.sh) and switch_roots into the host's /lib/systemd/systemd instead.
+# virtiofs tag "hostroot") under a tmpfs overlay, mount the API filesystems and the guest's own /run and /tmp, then
+# the repository (tag "repo") and the harness cache (tag "cache", holding the job folder) read-write at their host
+# paths on top (so a checkout under /tmp stays visible), mount the cgroup layout of the mode, then switch_root into
+# stage 2 (test/vm/guest-init.sh). In mode systemd it leaves the cgroup mount to systemd, prepares /etc
+# (guest-systemd-prep.sh) and switch_roots into the host's /lib/systemd/systemd instead.
 # Mounting is done here because an exec from the virtiofs root costs far more under TCG than a busybox applet.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -46,10 +47,6 @@ mount -t virtiofs -o ro hostroot /lower || fail "mount virtiofs hostroot"
 mount -t tmpfs -o mode=755 tmpfs /rw || fail "mount tmpfs /rw"
 mkdir -p /rw/upper /rw/work
 mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay $R || fail "mount overlay"
-mkdir -p "$R$REPO" "$R$CACHE"
-mount -t virtiofs repo "$R$REPO" || fail "mount virtiofs repo"
-mount -t virtiofs cache "$R$CACHE" || fail "mount virtiofs cache"
-
 for d in proc sys dev; do
   mkdir -p "$R/$d"
   mount --move "/$d" "$R/$d" || fail "move /$d"
@@ -61,6 +58,13 @@ mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o mode=620,ptmxmode=666 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/dev/shm
 hostname vfio-vm
+
+# The repository and the cache go on top of the guest's own /tmp and /run, so that a checkout (or a cache) under
+# /tmp stays visible at its host path. The cache may lie inside the repository (.vm-cache): it is mounted second.
+mkdir -p "$R$REPO" || fail "mkdir $REPO"
+mount -t virtiofs repo "$R$REPO" || fail "mount virtiofs repo"
+mkdir -p "$R$CACHE" || fail "mkdir $CACHE"
+mount -t virtiofs cache "$R$CACHE" || fail "mount virtiofs cache"
 
 CG=$R/sys/fs/cgroup
 case "$MODE" in

@@ -4,7 +4,8 @@
  * CPUs on the guest's real kernel and undoes it. Then a directory of the install made group-writable: the hook runs
  * nothing at prepare begin (exit 1, the reason on stderr) and status reports the hook as unsafe.
  * The install is made on the host before the guest boots (test/vm/tarball-install.ts: npm pack, npm install -g of
- * the .tgz into a prefix under the repository). cgroup v2 modes only.
+ * the .tgz into a prefix under the repository; copied into the guest's /opt when the checkout lies where others can
+ * write, such as /tmp). cgroup v2 modes only.
  */
 import { distrust } from '../../../src/kernel/trust.ts';
 import assert from 'node:assert/strict';
@@ -19,7 +20,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { CpuSet } from '../../../src/cpus/cpuset.ts';
 import { parseHookScript } from '../../../src/libvirt/hook-script.ts';
 import { diffSnapshots, takeSnapshot } from '../snapshot.ts';
@@ -28,19 +29,33 @@ import { cli } from './cli.ts';
 import { guestMode, notInGuest } from './guest-env.ts';
 
 const mode = guestMode();
-const BIN = `${TARBALL_PREFIX}/bin/vfio-isolate`;
-const PKG = `${TARBALL_PREFIX}/lib/node_modules/vfio-isolate`;
+const HOST_BIN = `${TARBALL_PREFIX}/bin/vfio-isolate`;
 const skip =
   notInGuest() ||
   (mode === 'v1-hybrid' ? 'cgroup v2 modes only' : false) ||
-  (existsSync(BIN) ? false : `no tarball install at ${TARBALL_PREFIX} (the suite makes it on the host)`) ||
-  untrustedPrefix();
+  (existsSync(HOST_BIN) ? false : `no tarball install at ${TARBALL_PREFIX} (the suite makes it on the host)`);
 
-/** A checkout under a directory others can write (e.g. /tmp): hook install refuses the install inside it, rightly. */
-function untrustedPrefix(): string | false {
-  const bad = existsSync(BIN) ? distrust(PKG, { kind: 'dir' }) : undefined;
-  return bad ? `the install is not root's alone (${bad.path} is ${bad.why}): no hook from it` : false;
+/**
+ * The install the hook runs from. The suite installs into the checkout; a checkout under a directory others can write
+ * (e.g. /tmp) cannot hold code that root runs, and hook install rightly refuses it. Then the install is copied, as
+ * root would install it, into a root-owned directory of the guest's own root (its overlay; the host is untouched).
+ */
+const GUEST_PREFIX = '/opt/vfio-isolate-guest-install';
+function trustedPrefix(): string {
+  if (!distrust(`${TARBALL_PREFIX}/lib/node_modules/vfio-isolate`, { kind: 'dir' })) return TARBALL_PREFIX;
+  rmSync(GUEST_PREFIX, { recursive: true, force: true });
+  mkdirSync(GUEST_PREFIX, { recursive: true, mode: 0o755 });
+  made.push(GUEST_PREFIX);
+  for (const d of ['bin', 'lib']) {
+    const cp = spawnSync('cp', ['-a', `${TARBALL_PREFIX}/${d}`, `${GUEST_PREFIX}/${d}`], {
+      encoding: 'utf8',
+    });
+    assert.equal(cp.status, 0, cp.stderr);
+  }
+  return GUEST_PREFIX;
 }
+let BIN = '';
+let PKG = '';
 
 const HOOK = '/etc/libvirt/hooks/qemu.d/vfio-isolate-vmtest';
 const PROFILE = '/etc/vfio-isolate/vmtest.toml';
@@ -59,6 +74,11 @@ const affinity = (pid: number): CpuSet =>
   CpuSet.parseList(/^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!);
 
 describe(`libvirt hook from a root-owned tarball install (${mode ?? 'host'})`, { skip }, () => {
+  before(() => {
+    const prefix = trustedPrefix();
+    BIN = `${prefix}/bin/vfio-isolate`;
+    PKG = `${prefix}/lib/node_modules/vfio-isolate`;
+  });
   after(async () => {
     if (existsSync(HOOK)) await cli(['libvirt', 'hook', 'uninstall', 'vmtest']);
     for (const d of made.reverse()) rmSync(d, { recursive: true, force: true });

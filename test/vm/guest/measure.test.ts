@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as v from 'valibot';
-import { MeasureJson } from '../../../src/report/json-schema.ts';
+import { IsolateResultJson, MeasureJson } from '../../../src/report/json-schema.ts';
 import { cli } from './cli.ts';
 import { guestMode, notInGuest } from './guest-env.ts';
 
@@ -108,6 +108,54 @@ describe('measure on a real kernel (v2)', { skip }, () => {
     );
     const rel = await cli(['-u', journal, 'release']);
     assert.equal(rel.code, 0, rel.stderr);
+  });
+
+  test('isolate --measure: the before probe names the busy task on CPU 5; after, CPU 5 is clean of it', async () => {
+    const r = await cli(['--json', '-u', journal, 'isolate', '--measure', SECONDS, 'C4-7']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = v.parse(IsolateResultJson, JSON.parse(r.stdout));
+    const b = j.measureBefore!;
+    const a = j.measureAfter!;
+    process.stdout.write(`${row('before', b)}\n${row('after', a)}\n`);
+    assert.equal(b.mode, 'probe');
+    const t = b.threads.find((x) => x.pid === busy.pid);
+    assert.equal(t?.verdict, 'leak', JSON.stringify(b.threads.slice(0, 5)));
+    assert.deepEqual(Object.keys(t.perCpuMs), [String(NOISY)]);
+    const host = (m: MeasureJson): number => m.perCpu.find((x) => x.cpu === NOISY)!.hostUsPerSecond;
+    assert.ok(
+      host(a) < host(b) / 10,
+      `host run time on CPU ${NOISY}: before ${host(b)} us/s, after ${host(a)} us/s`,
+    );
+    assert.equal(
+      a.threads.find((x) => x.pid === busy.pid),
+      undefined,
+      'the busy task no longer runs there',
+    );
+    const pb = b.perCpu.find((x) => x.cpu === NOISY)!.probe;
+    const pa = a.perCpu.find((x) => x.cpu === NOISY)!.probe;
+    process.stdout.write(
+      `FIGURE isolate --measure ${SECONDS} on CPU ${NOISY}: host us/s ${host(b)} -> ${host(a)}, probe noise ${pb?.noisePercent ?? '?'}% -> ${pa?.noisePercent ?? '?'}% (${a.mode} after)\n`,
+    );
+    const rel = await cli(['-u', journal, 'release']);
+    assert.equal(rel.code, 0, rel.stderr);
+  });
+
+  test('isolate --measure is refused (exit 2, nothing changed) where vCPU threads run', async () => {
+    const fake = spawn(
+      'taskset',
+      ['-c', '6', 'sh', '-c', 'printf "CPU 1/TCG" > /proc/self/comm; while :; do sleep 1; done'],
+      { stdio: 'ignore' },
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const r = await cli(['-u', journal, 'isolate', '--measure', '1', 'C4-7']);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /isolate --measure: CPUs 4-7 run the vCPU threads of QEMU pid \d+/);
+      const s = await cli(['--json', 'status']);
+      assert.equal(JSON.parse(s.stdout).reservations?.length ?? 0, 0, 'nothing isolated');
+    } finally {
+      fake.kill('SIGKILL');
+    }
   });
 
   test('probe is refused (exit 2, naming the VM) where vCPU threads run', async () => {

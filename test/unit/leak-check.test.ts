@@ -1,0 +1,63 @@
+/**
+ * Issue 17: isolate's closing leak check reads only what its verdict needs (readStatusModel with `leaksOn`): the
+ * verdict is the same as from the full status model, on every fixture and with a VM's kernel thread whose VM
+ * process itself is not on the VM CPUs.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { readStatusModel } from '../../src/commands/status-collect.ts';
+import { CpuSet } from '../../src/cpus/cpuset.ts';
+import type { Fs } from '../../src/kernel/fs.ts';
+import { Kernel } from '../../src/kernel/kernel.ts';
+import { findLeaks } from '../../src/report/status-model.ts';
+import { buildFixture, type FixtureOptions } from '../fixtures/build.ts';
+import { SimFs } from '../support/simfs.ts';
+
+class CountingFs extends SimFs {
+  procReads = 0;
+  override read(p: string): string {
+    if (/^\/proc\/\d+\//.test(p)) this.procReads++;
+    return super.read(p);
+  }
+}
+
+function both(name: Parameters<typeof buildFixture>[0], vm: string, opts: FixtureOptions = {}) {
+  const root = buildFixture(name, opts);
+  const cpus = CpuSet.parseList(vm);
+  const fa = new CountingFs(root);
+  const fb = new CountingFs(root);
+  const full = findLeaks(readStatusModel(new Kernel(fa as Fs, { systemctl: '', euid: 0 })), cpus);
+  const quick = findLeaks(
+    readStatusModel(new Kernel(fb as Fs, { systemctl: '', euid: 0 }), { leaksOn: cpus }),
+    cpus,
+  );
+  return { full, quick, fullReads: fa.procReads, quickReads: fb.procReads };
+}
+
+describe('isolate leak check: the verdict of the full status model from fewer reads', () => {
+  for (const [name, vm] of [
+    ['ryzen-5950x', '8-15,24-31'],
+    ['intel-6c12t', '4-5,10-11'],
+    ['tr-1920x', '6-11,18-23'],
+    ['server-2s', '2-3'],
+  ] as const) {
+    it(`${name}, VM CPUs ${vm}`, () => {
+      const r = both(name, vm);
+      assert.deepEqual(r.quick, r.full);
+      assert.ok(r.full.leaks.length > 0, 'a fixture with leaks');
+      assert.ok(r.quickReads < r.fullReads, `${r.quickReads} reads vs ${r.fullReads}`);
+    });
+  }
+
+  it("a VM's vhost thread on the VM CPUs is the VM's even when its qemu process runs only on host CPUs", () => {
+    const r = both('intel-6c12t', '4-5,10-11', {
+      extraProcs: [
+        { pid: 4400, comm: 'qemu-system-x86', cmdline: ['qemu-system-x86_64'], cgroup: '/', affinity: '0-3' },
+        { pid: 4500, comm: 'vhost-4400', cmdline: [], cgroup: '/', ppid: 2 },
+      ],
+    });
+    assert.deepEqual(r.quick, r.full);
+    assert.ok(!r.full.leaks.some((l) => l.id === 4500), 'vhost-4400 is part of the VM, not a leak');
+    assert.ok(r.full.leaks.some((l) => l.kind === 'task'));
+  });
+});

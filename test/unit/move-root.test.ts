@@ -1,0 +1,263 @@
+/**
+ * Issue 17: `move-tasks / DST` (the seed's path) reads nothing per task before its write. Identities are journalled
+ * as pids + the list time, kernel threads are found through kthreadd's children, and why a task did not move is
+ * told by the write (ESRCH: exited; EINVAL: a kernel thread bound to a CPU). Restore never touches a reused pid.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli } from '../../src/cli/run.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
+import { Kernel } from '../../src/kernel/kernel.ts';
+import type { Writer } from '../../src/kernel/fs.ts';
+import { parseIds } from '../../src/kernel/task-list.ts';
+import { masksToKeep } from '../../src/kernel/tasks.ts';
+import { CpuSet } from '../../src/cpus/cpuset.ts';
+import { buildFixture, exitProcess } from '../fixtures/build.ts';
+import { cli } from '../support/cli.ts';
+import { SimFs, readSimLog } from '../support/simfs.ts';
+import { sysRead } from '../support/tree.ts';
+
+const undoPath = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+const CG1 = 'sys/fs/cgroup/cpuset';
+const USER = 4300;
+
+/** A fake kernel that counts per-task reads and can make a task exit right before its id is written. */
+class WatchedFs extends SimFs {
+  perTaskReads: string[] = [];
+  exitBeforeWrite = new Set<number>();
+  override read(p: string): string {
+    if (/^\/proc\/\d+\/(task\/\d+\/)?(stat|status)$/.test(p)) this.perTaskReads.push(p);
+    return super.read(p);
+  }
+  override openWriter(p: string): Writer {
+    const w = super.openWriter(p);
+    return {
+      write: (v: string) => {
+        const id = Number(v);
+        if (this.exitBeforeWrite.has(id)) exitProcess(this.root, id);
+        w.write(v);
+      },
+      close: () => w.close(),
+    };
+  }
+}
+
+async function run(fsx: SimFs, argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, {
+    table: COMMANDS,
+    env: { VFIO_ISOLATE_LOCK_WAIT_MS: '2000' },
+    kernel: () => new Kernel(fsx, { systemctl: '', irqbalance: '/nonexistent/irqbalance', euid: 0 }),
+    streams: { out: (s) => void (stdout += s), err: (s) => void (stderr += s), isTTY: false },
+  });
+  return { code, stdout, stderr };
+}
+
+function records(undo: string): Record<string, unknown>[] {
+  return fs
+    .readFileSync(undo, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { rec?: Record<string, unknown> })
+    .flatMap((l) => (l.rec ? [l.rec] : []));
+}
+
+function kthreadComm(root: string, pid: number): string {
+  const t = sysRead(root, `proc/${pid}/stat`);
+  return t.slice(t.indexOf('(') + 1, t.lastIndexOf(')'));
+}
+
+/** intel-6c12t (cgroup v1) with /host.slice on CPUs 0-5 and a user process of three threads in the root. */
+async function setup(kernel: string): Promise<{ root: string; fsx: WatchedFs }> {
+  const root = buildFixture('intel-6c12t', {
+    kernel,
+    extraProcs: [{ pid: USER, comm: 'worker', cmdline: ['worker'], cgroup: '/', threads: ['a', 'b'] }],
+  });
+  const r = await cli(root, ['cpuset-create', '--cpus', 'C0-5', '/host.slice']);
+  assert.equal(r.code, 0, r.stderr);
+  return { root, fsx: new WatchedFs(root) };
+}
+
+describe('move-tasks / DST: per-task work is the write', () => {
+  it('6.12: journals pids + list time and the movable kernel threads’ masks; reads only kernel threads', async () => {
+    const { root, fsx } = await setup('6.12.12-amd64');
+    const listed = parseIds(sysRead(root, `${CG1}/tasks`));
+    const kthreads = new Set([2, ...parseIds(sysRead(root, 'proc/2/task/2/children'))]);
+    const undo = undoPath();
+    const r = await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = records(undo);
+    const tasks = recs.find((x) => x.kind === 'tasks')!;
+    assert.deepEqual(tasks.ids, []);
+    assert.deepEqual(tasks.pids, listed);
+    assert.equal(tasks.listedAt, 8640042);
+    // kcompactd0/kswapd0 of a 1-node machine have every CPU (= what the root gives): nothing to journal for them;
+    // per-task reads are kernel threads' stat only (flags, start time), never a user task's
+    const users = listed.filter((id) => !kthreads.has(id));
+    assert.ok(users.includes(USER) && users.includes(USER + 2));
+    const readIds = new Set(fsx.perTaskReads.map((p) => Number(/^\/proc\/(\d+)/.exec(p)![1])));
+    for (const id of users)
+      assert.ok(!readIds.has(id), `user task ${id} was read: ${fsx.perTaskReads.join(' ')}`);
+    assert.ok(fsx.perTaskReads.length <= kthreads.size * 2, `${fsx.perTaskReads.length} per-task reads`);
+  });
+
+  it('classifies after the write: a task that exits first is counted as exited, CPU-bound kernel threads cannot move', async () => {
+    const { root, fsx } = await setup('6.12.12-amd64');
+    fsx.exitBeforeWrite.add(USER);
+    const r = await run(fsx, ['-d', 'move-tasks', '/', '/host.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    // the process exits with its three threads: each write of theirs fails with ESRCH
+    assert.match(r.stderr, /, 3 exited\n/);
+    // the per-CPU kernel threads refuse (EINVAL) and are named as before: "task ID (comm)"
+    const cpuBound = [...r.stderr.matchAll(/skipped task (\d+) \(([^)]*)\): kernel thread bound to a CPU/g)];
+    assert.ok(cpuBound.length >= 12, r.stderr);
+    for (const [, id, comm] of cpuBound) assert.equal(comm, kthreadComm(root, Number(id)));
+    assert.ok(
+      !cpuBound.some(([, id]) => Number(id) === USER),
+      'the exited task is not reported as unmovable',
+    );
+    assert.doesNotMatch(r.stderr, new RegExp(`task ${USER}\\b`));
+  });
+
+  it('restore moves back the listed tasks but never a reused pid', async () => {
+    const { root, fsx } = await setup('6.12.12-amd64');
+    const undo = undoPath();
+    assert.equal((await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
+    assert.ok(parseIds(sysRead(root, `${CG1}/host.slice/tasks`)).includes(USER + 1));
+    // thread USER+1 exits and its id is reused by a task started after the list was read, still in /host.slice
+    for (const f of [`proc/${USER}/task/${USER + 1}/stat`]) {
+      const text = fs.readFileSync(path.join(root, f), 'utf8');
+      const close = text.lastIndexOf(')');
+      const fields = text.slice(close + 2).split(' ');
+      fields[19] = '9000000';
+      fs.writeFileSync(path.join(root, f), text.slice(0, close + 2) + fields.join(' '));
+    }
+    const before = readSimLog(root).length;
+    // restore reads the start time of the listed tasks that are still in /host.slice, and of no other
+    const inDst = parseIds(sysRead(root, `${CG1}/host.slice/tasks`));
+    fsx.perTaskReads = [];
+    assert.equal((await run(fsx, ['restore', undo])).code, 0);
+    const readBack = [...new Set(fsx.perTaskReads.map((p) => Number(/^\/proc\/(\d+)/.exec(p)![1])))];
+    assert.deepEqual(
+      readBack.sort((x, y) => x - y),
+      inDst.sort((x, y) => x - y),
+    );
+    const touched = readSimLog(root)
+      .slice(before)
+      .filter((e) => (e.value ?? '').trim() === String(USER + 1));
+    assert.deepEqual(touched, []);
+    assert.deepEqual(parseIds(sysRead(root, `${CG1}/host.slice/tasks`)), [USER + 1]);
+    assert.ok(parseIds(sysRead(root, `${CG1}/tasks`)).includes(USER));
+  });
+
+  it('5.10 (attach resets): a pinned thread of the root is journalled and restored, the others are not read twice', async () => {
+    const { root, fsx } = await setup('5.10.0-30-amd64');
+    new SimFs(root).setAffinity(USER + 2, [0, 1]);
+    const undo = undoPath();
+    assert.equal((await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
+    const aff = records(undo).filter((x) => x.kind === 'affinity');
+    const entries = aff.flatMap((x) => x.tasks as [number, number, string][]);
+    assert.deepEqual(
+      entries.filter(([tid]) => tid >= USER).map(([tid, , list]) => [tid, list]),
+      [[USER + 2, '0-1']],
+    );
+    assert.equal((await cli(root, ['restore', undo])).code, 0);
+    const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(sysRead(root, `proc/${USER}/task/${USER + 2}/status`));
+    assert.equal(m![1]!.trim(), '0-1');
+  });
+
+  it('without kthreadd’s children file (CONFIG_PROC_CHILDREN off): the same journal and report', async () => {
+    const a = await setup('6.12.12-amd64');
+    const b = await setup('6.12.12-amd64');
+    fs.rmSync(path.join(b.root, 'proc/2/task/2/children'));
+    const ua = undoPath();
+    const ub = undoPath();
+    const ra = await run(a.fsx, ['-d', '-u', ua, 'move-tasks', '/', '/host.slice']);
+    const rb = await run(b.fsx, ['-d', '-u', ub, 'move-tasks', '/', '/host.slice']);
+    assert.equal(ra.code, 0);
+    assert.equal(rb.code, 0);
+    const strip = (s: string) =>
+      s
+        .replaceAll(ua, 'U')
+        .replaceAll(ub, 'U')
+        .replace(/\d+(\.\d+)? ?ms/g, '');
+    assert.deepEqual(records(ua), records(ub));
+    assert.equal(strip(ra.stderr), strip(rb.stderr));
+    assert.ok(b.fsx.perTaskReads.length > a.fsx.perTaskReads.length, 'the fallback reads every task');
+  });
+
+  it('masksToKeep: sched_getaffinity (many threads) and status reads find the same masks', async () => {
+    const { root } = await setup('5.10.0-30-amd64');
+    const sim = new SimFs(root);
+    sim.setAffinity(USER + 1, [2, 3]);
+    sim.setAffinity(USER + 2, [0, 1, 4]);
+    const k = new Kernel(sim, { systemctl: '', euid: 0 });
+    const tids = parseIds(sysRead(root, `${CG1}/tasks`));
+    const home = CpuSet.parseList('0-11');
+    const byStatus = masksToKeep(k, tids, home, { listedAt: 8640042 });
+    const bySyscall = masksToKeep(k, tids, home, { listedAt: 8640042, syscallAt: 0 });
+    assert.deepEqual(bySyscall, byStatus);
+    // without koffi (the syscall cannot be made) the status reads take over: the journal is the same
+    class NoFfi extends SimFs {
+      override getAffinity(): number[] {
+        throw new Error('koffi cannot be loaded');
+      }
+    }
+    const k2 = new Kernel(new NoFfi(root), { systemctl: '', euid: 0 });
+    assert.deepEqual(masksToKeep(k2, tids, home, { listedAt: 8640042, syscallAt: 0 }), byStatus);
+    const users = byStatus.filter(([tid]) => tid >= USER).map(([tid, , list]) => [tid, list]);
+    assert.deepEqual(users, [
+      [USER + 1, '2-3'],
+      [USER + 2, '0-1,4'],
+    ]);
+  });
+
+  it('tr-1920x, 6.12: the node masks of kswapd/kcompactd (found through kthreadd) are journalled and restored', async () => {
+    const root = buildFixture('tr-1920x', { kernel: '6.12.12-amd64' });
+    const cg = fs.existsSync(path.join(root, CG1)) ? CG1 : 'sys/fs/cgroup';
+    assert.equal((await cli(root, ['cpuset-create', '--cpus', 'C0-5', '/host.slice'])).code, 0);
+    const fsx = new WatchedFs(root);
+    const node = (comm: string): number =>
+      parseIds(sysRead(root, 'proc/2/task/2/children')).find((id) => kthreadComm(root, id) === comm)!;
+    const mask = (id: number): string =>
+      /^Cpus_allowed_list:\s*(.*)$/m.exec(sysRead(root, `proc/${id}/task/${id}/status`))![1]!.trim();
+    const kswapd1 = node('kswapd1');
+    const kcompactd1 = node('kcompactd1');
+    const before = [mask(kswapd1), mask(kcompactd1)];
+    assert.equal(before[0], '6-11,18-23');
+    const undo = undoPath();
+    const r = await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(
+      parseIds(sysRead(root, `${cg}/host.slice/${cg === CG1 ? 'tasks' : 'cgroup.procs'}`)).includes(kswapd1),
+    );
+    const kept = records(undo)
+      .filter((x) => x.kind === 'affinity')
+      .flatMap((x) => x.tasks as [number, number, string][]);
+    assert.deepEqual(
+      kept.filter(([tid]) => tid === kswapd1 || tid === kcompactd1).map(([tid, , list]) => [tid, list]),
+      [
+        [kcompactd1, before[1]],
+        [kswapd1, before[0]],
+      ].sort((a, b) => (a[0] as number) - (b[0] as number)),
+    );
+    assert.equal((await cli(root, ['restore', undo])).code, 0);
+    assert.deepEqual([mask(kswapd1), mask(kcompactd1)], before);
+  });
+});
+
+describe('sched_getaffinity through koffi (the reader masksToKeep uses from AFFINITY_SYSCALL_AT threads)', () => {
+  it('reads this process’s own mask as /proc/self/status prints it (read only)', async () => {
+    const { loadSched } = await import('../../src/kernel/sched.ts');
+    const got = CpuSet.of(loadSched().getAffinity(process.pid));
+    const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    const online = CpuSet.parseList(fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim());
+    // sched_getaffinity leaves CPUs that are not active out (status does not)
+    assert.equal(got.toList(), CpuSet.parseList(m![1]!.trim()).intersect(online).toList());
+    assert.equal(loadSched().getAffinity(process.pid).length, got.size);
+  });
+});
