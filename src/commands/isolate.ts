@@ -39,7 +39,7 @@ import { planIrqMasks } from './irq-affinity.ts';
 import { oneWayWrite } from './memory.ts';
 import { planJournalRestore } from './journal-restore.ts';
 import { planPartitionReset } from './partition.ts';
-import { planRestrictCgroups } from './restrict.ts';
+import { planRestrictCgroups, planUnitLift, unitsOf } from './restrict.ts';
 import { checkWindow, measureCpus, probeRefusal } from './measure.ts';
 import type { MeasureReport } from '../measure/analysis.ts';
 import { measureJson, renderBeforeAfter } from '../measure/view.ts';
@@ -701,13 +701,22 @@ function planReset(ctx: Ctx, command: string): Step[] {
     const rootCpus = partitions
       ? all.toList()
       : (ctx.state.read(`${cg.mount}/cpuset.cpus.effective`) ?? all.toList());
-    for (const child of cg.children([])) {
-      const path = `${cg.path([child])}/cpuset.cpus`;
+    // systemd's units get their restriction lifted through systemd (never their cpuset files); the rest by file.
+    const tops = cg.children([]).map((child) => [child]);
+    const units = unitsOf(ctx, tops, command, 'raw');
+    tops.forEach((parts, i) => {
+      const unit = units[i];
+      if (unit) {
+        const s = planUnitLift(ctx, unit, parts, rootCpus, command);
+        if (s) steps.push(s);
+        return;
+      }
+      const path = `${cg.path(parts)}/cpuset.cpus`;
       const before = ctx.state.read(path);
-      if (before === undefined || before === '') continue;
-      const value = cg.populated([child]) ? rootCpus : '';
+      if (before === undefined || before === '') return;
+      const value = cg.populated(parts) ? rootCpus : '';
       if (before !== value) writes.push({ path, value, before });
-    }
+    });
     if (writes.length)
       steps.push(
         writeFilesStep(command, `let ${writes.length} top-level cgroups use all CPUs again`, writes),

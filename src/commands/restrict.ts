@@ -39,9 +39,16 @@ export function systemdOf(ctx: Ctx): SystemdMode {
  * The systemd unit of each cgroup (by parts), or undefined where the cgroup is no active unit's: no systemd
  * managing the tree, a name that is no unit's, a cgroup below a service or scope (delegated), a cgroup created
  * earlier in this chain, an inactive slice whose cgroup someone else created. One `systemctl show` for all.
- * A cgroup named like a unit that systemd does not have at all: exit 1 before any change.
+ * A cgroup named like a unit that systemd does not have at all: exit 1 before any change (or, with `unknown`
+ * 'raw', no unit's).
  */
-export function unitsOf(ctx: Ctx, cgroups: readonly string[][], command: string): (UnitInfo | undefined)[] {
+export function unitsOf(
+  ctx: Ctx,
+  cgroups: readonly string[][],
+  command: string,
+  /** 'raw': such a cgroup is treated as no unit's (reset gives every cgroup back, whatever its name). */
+  unknown: 'refuse' | 'raw' = 'refuse',
+): (UnitInfo | undefined)[] {
   if (ctx.k.cgroups.version !== 2) return cgroups.map(() => undefined);
   if (systemdOf(ctx).kind !== 'managed') return cgroups.map(() => undefined);
   const names = cgroups.map((parts) =>
@@ -54,6 +61,7 @@ export function unitsOf(ctx: Ctx, cgroups: readonly string[][], command: string)
     if (name === undefined) return undefined;
     const info = infos.get(name)!;
     if (info.loadState !== 'loaded') {
+      if (unknown === 'raw') return undefined;
       throw new RuntimeFailure(
         `${command}: cgroup ${cgroupName(parts)} is named like systemd unit ${name}, but systemd has no such unit (LoadState=${info.loadState || 'unknown'})`,
         'systemd would not keep a restriction there; check the name with: systemctl status ' + name,
@@ -114,6 +122,52 @@ export function planUnitLimit(
       record(rec);
       setUnitProperties(k, unit.unit, props);
       log.debugLine(`systemctl ${args.join(' ')}`);
+      return { changed: 1 };
+    },
+  };
+}
+
+/**
+ * One step that lifts a unit's CPU restriction through systemd (reset): AllowedCPUs= set to `all` first, then
+ * emptied. Widening first gives the unit's tasks every CPU back before systemd may disable the cpuset controller
+ * (which leaves tasks on the CPUs they had); emptying leaves the property as systemd's default. The value before is
+ * journalled. Undefined when the property is empty and the unit's cpuset file already inherits.
+ */
+export function planUnitLift(
+  ctx: Ctx,
+  unit: UnitInfo,
+  parts: readonly string[],
+  all: string,
+  command: string,
+): Step | undefined {
+  const dir = ctx.k.cgroups.path(parts);
+  const now = ctx.state.units.get(unit.unit)?.cpus ?? unit.allowedCpus;
+  const file = ctx.state.read(`${dir}/cpuset.cpus`) ?? '';
+  if (now === '' && file === '') return undefined;
+  const rec: UnitRecord = { kind: 'unit', unit: unit.unit, allowedCpus: [now, ''] };
+  ctx.state.units.set(unit.unit, {
+    cpus: '',
+    mems: ctx.state.units.get(unit.unit)?.mems ?? unit.allowedMemoryNodes,
+  });
+  ctx.state.set(`${dir}/cpuset.cpus`, '');
+  const widen = setPropertyArgs(unit.unit, { allowedCpus: all });
+  const lift = setPropertyArgs(unit.unit, { allowedCpus: '' });
+  return {
+    command,
+    title: `let systemd unit ${unit.unit} use all CPUs again through systemd (runtime only)`,
+    changes: [
+      {
+        target: `systemctl ${widen.join(' ')}`,
+        note: `was AllowedCPUs=${now}${file ? ` (cpuset.cpus ${file})` : ''}`,
+      },
+      { target: `systemctl ${lift.join(' ')}` },
+    ],
+    apply({ k, record, log }) {
+      record(rec);
+      setUnitProperties(k, unit.unit, { allowedCpus: all });
+      log.debugLine(`systemctl ${widen.join(' ')}`);
+      setUnitProperties(k, unit.unit, { allowedCpus: '' });
+      log.debugLine(`systemctl ${lift.join(' ')}`);
       return { changed: 1 };
     },
   };

@@ -103,6 +103,51 @@ describe('isolate on a systemd machine (v2, cpuset not enabled at boot)', () => 
   });
 });
 
+describe('reset on a systemd machine', () => {
+  it("lifts the units' AllowedCPUs through systemd (widened, then emptied), writes no unit cpuset file, and the tree is as before", async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const before = treeFiles(root);
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    // The journals are lost (e.g. /run wiped by hand): reset must still give the machine back.
+    fs.rmSync(path.join(root, 'run/vfio-isolate'), { recursive: true, force: true });
+    const calls = sd.calls().length;
+    const j = journal();
+    const plan = await cli(root, ['-n', 'reset'], sd.env);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /systemctl set-property --runtime -- system\.slice AllowedCPUs=0-7/);
+    const r = await cli(root, ['-u', j, 'reset'], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    const after = sd
+      .calls()
+      .slice(calls)
+      .filter((c) => c.startsWith('set-property'));
+    for (const unit of ['init.scope', 'system.slice', 'user.slice']) {
+      const mine = after.filter((c) => c.includes(` ${unit} `));
+      assert.deepEqual(mine, [
+        `set-property --runtime -- ${unit} AllowedCPUs=0-7`,
+        `set-property --runtime -- ${unit} AllowedCPUs=`,
+      ]);
+    }
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+      'every AllowedCPUs= empty',
+    );
+    assert.ok(
+      !fs.readFileSync(j, 'utf8').includes('cpuset.cpus"'),
+      'no cpuset file of a unit is written by reset',
+    );
+    assert.deepEqual(
+      diffTrees(before, treeFiles(root)).filter((d) => d.includes(CG)),
+      [],
+      'the cgroup tree is as before',
+    );
+    sd.run('daemon-reload');
+    assert.equal(sysExists(root, `${CG}/system.slice/cpuset.cpus`), false, 'systemd keeps it lifted');
+  });
+});
+
 describe('compatible cpuset commands on a systemd machine', () => {
   it('cpuset-modify of units (nested too) goes through systemd; restore puts the exact properties back', async () => {
     const root = buildFixture('v2-nocpuset');
