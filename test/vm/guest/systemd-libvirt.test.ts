@@ -12,7 +12,8 @@
  */
 import { distrust } from '../../../src/kernel/trust.ts';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT } from '../cache.ts';
@@ -37,18 +38,33 @@ import {
   waitFor,
 } from './systemd-env.ts';
 
-// libvirt hook install refuses (rightly) to make root run files that others could change: a checkout under a
-// directory writable by others (e.g. /tmp) cannot be the hook's target, so the scenario is skipped there.
-const untrusted = distrust(join(REPO_ROOT, 'dist'), { kind: 'dir' });
-const skip =
-  notInSystemdGuest() ||
-  (untrusted
-    ? `the checkout is not root's alone (${untrusted.path} is ${untrusted.why}): no hook from it`
-    : false);
+const skip = notInSystemdGuest();
 const DOMAIN = 'vfio-t';
 const VM = 'C4-5';
 const PROFILE = `/etc/vfio-isolate/${DOMAIN}.toml`;
-const CLI = join(REPO_ROOT, 'dist', 'vfio-isolate.mjs');
+const BUILT = join(REPO_ROOT, 'dist', 'vfio-isolate.mjs');
+
+/**
+ * The CLI the hook runs. libvirt hook install refuses (rightly) to make root run files that others could change, so
+ * a checkout under a directory others can write (e.g. /tmp) cannot be the hook's target: then dist/ and koffi are
+ * copied, as root would install them, into a root-owned directory of the guest's own root (the host is untouched).
+ */
+const GUEST_COPY = '/opt/vfio-isolate-guest-checkout';
+function trustedCli(): string {
+  if (!distrust(join(REPO_ROOT, 'dist'), { kind: 'dir' })) return BUILT;
+  rmSync(GUEST_COPY, { recursive: true, force: true });
+  mkdirSync(join(GUEST_COPY, 'node_modules'), { recursive: true, mode: 0o755 });
+  for (const [from, to] of [
+    ['dist', 'dist'],
+    ['node_modules/koffi', 'node_modules/koffi'],
+  ] as const) {
+    const cp = spawnSync('cp', ['-a', join(REPO_ROOT, from), join(GUEST_COPY, to)], { encoding: 'utf8' });
+    assert.equal(cp.status, 0, cp.stderr);
+  }
+  const why = distrust(join(GUEST_COPY, 'dist'), { kind: 'dir' });
+  assert.equal(why, undefined, `the copy in ${GUEST_COPY} must be root's alone`);
+  return join(GUEST_COPY, 'dist', 'vfio-isolate.mjs');
+}
 
 /** Wait (bounded) until the state equals `before`; returns the remaining differences. */
 async function settled(before: Snapshot, units: string[]): Promise<string[]> {
@@ -74,7 +90,11 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
   let units: string[];
 
   before(async () => {
-    assert.ok(existsSync(CLI), `${CLI} missing: build it (node scripts/build.mjs) before the guest suite`);
+    assert.ok(
+      existsSync(BUILT),
+      `${BUILT} missing: build it (node scripts/build.mjs) before the guest suite`,
+    );
+    const CLI = trustedCli();
     step('libvirt: starting libvirtd, defining the domain');
     ({ pin } = await defineDomain(DOMAIN, VM));
     step('libvirt: installing the hook');
@@ -94,6 +114,7 @@ describe('libvirt in the systemd guest: the installed hook isolates and releases
     } catch {
       // not running
     }
+    rmSync(GUEST_COPY, { recursive: true, force: true });
   });
 
   for (const stop of ['virsh destroy', 'QEMU quits by itself (QMP quit)'] as const) {
