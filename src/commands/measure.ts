@@ -77,6 +77,8 @@ export interface MeasureRequest {
   probeMayFail?: boolean;
   /** The status model read just before (else read here). */
   model?: StatusModel;
+  /** The command named in errors ("measure" unless given). */
+  command?: string;
 }
 
 /** A probe asked for on CPUs where vCPU threads run: the usage error that refuses it (exit 2), else undefined. */
@@ -130,6 +132,12 @@ export async function measureCpus(ctx: Ctx, req: MeasureRequest): Promise<Measur
           before = readCounters(ctx.k.fs);
           runs[0] = readTaskRuns(ctx.k.fs);
         },
+      }).catch((e: unknown) => {
+        // a worker that died (not an errno of a kernel file): say so, not "I/O error from the kernel"
+        if (e instanceof UsageError || e instanceof RuntimeFailure) throw e;
+        throw new RuntimeFailure(
+          `${req.command ?? 'measure'}: the probe failed: ${(e as Error)?.message ?? String(e)}`,
+        );
       });
       if (probe.interrupted) abort.abort();
       const failed = probe.cpus.filter((c) => c.error);

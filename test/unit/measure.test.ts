@@ -610,6 +610,40 @@ describe('isolate --measure N: a probe before any change and after the changes a
   });
 });
 
+describe('isolate --measure N: when a probe itself fails', () => {
+  it('a "before" probe that throws: a clear one-line error naming the probe, nothing changed, no journal, lock free', async () => {
+    const { root } = noisyTree();
+    const hash = treeHash(root);
+    const r = await isolateWith(root, () => Promise.reject(new Error('worker died')), [
+      'isolate',
+      '--measure',
+      '0.3',
+      'C4-5',
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^vfio-isolate: isolate --measure: the probe failed: worker died\n/);
+    assert.equal(treeHash(root), hash);
+    assert.equal(existsSync(join(root, 'run/vfio-isolate/isolate.journal')), false);
+    const again = await isolateWith(root, simProbe('quiet'), ['isolate', 'C4-5']);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  it('an "after" probe that throws: --json still has measureBefore, the isolation stays, exit 0 with a warning', async () => {
+    const { root } = noisyTree();
+    let n = 0;
+    const probe: ProbeRunner = (o) =>
+      ++n === 1 ? simProbe('noisy:5')(o) : Promise.reject(new Error('worker died'));
+    const r = await isolateWith(root, probe, ['--json', 'isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: the measurement after the isolation failed: .*worker died/);
+    const j = v.parse(IsolateResultJson, JSON.parse(r.stdout));
+    assert.equal(j.ok, true);
+    assert.equal(j.measureBefore?.mode, 'probe');
+    assert.equal(j.measureAfter, undefined);
+    assert.equal(hostSlice(root), '0-3,6-11');
+  });
+});
+
 /** A profile file for the fake 6-core machine: VM CPUs 4-5 and the given [measure] table. */
 function measureProfile(table: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'vi-measure-profile-'));
