@@ -144,8 +144,10 @@ export async function measureCpus(ctx: Ctx, req: MeasureRequest): Promise<Measur
       if (failed.length === probe.cpus.length && !probe.interrupted) {
         if (!req.probeMayFail)
           throw new RuntimeFailure(
-            `measure: the probe could not run on CPUs ${cpus.toList()}: ${failed[0]?.error ?? 'no result'}`,
-            'measure them with --mode passive',
+            `${req.command ?? 'measure'}: the probe could not run on CPUs ${cpus.toList()}: ${failed[0]?.error ?? 'no result'}`,
+            req.command === undefined
+              ? 'measure them with --mode passive'
+              : 'measure them with vfio-isolate measure --mode passive, or run it without --measure',
           );
         // the counters read around the window still say what ran there: a passive measurement
         probeFailed = `the probe (${failed[0]?.error ?? 'no result'}): counters only`;

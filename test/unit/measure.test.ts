@@ -628,6 +628,40 @@ describe('isolate --measure N: when a probe itself fails', () => {
     assert.equal(again.code, 0, again.stderr);
   });
 
+  it('a "before" probe that can pin no worker: exit 1 naming isolate --measure, a hint that fits isolate, nothing changed', async () => {
+    const { root } = noisyTree();
+    const hash = treeHash(root);
+    const r = await isolateWith(root, simProbe(undefined), ['isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^vfio-isolate: isolate --measure: the probe could not run on CPUs 4-5: /);
+    assert.doesNotMatch(r.stderr, /--mode passive/, 'isolate has no --mode');
+    assert.equal(treeHash(root), hash);
+  });
+
+  it('SIGINT during the real "before" probe: exit 1, nothing changed, no journal, no worker or handler left', async () => {
+    const { root } = noisyTree();
+    const hash = treeHash(root);
+    const threads = (): number => readdirSync('/proc/thread-self/..').length;
+    const n0 = threads();
+    // the real probe, on CPU 0 of this machine (the fixture's CPUs 4-5 need not exist here), relabelled
+    const probe: ProbeRunner = async (o) => {
+      const r = await runProbe({ ...o, cpus: [0] });
+      return { ...r, cpus: o.cpus.map((cpu) => ({ ...r.cpus[0]!, cpu })) };
+    };
+    const p = isolateWith(root, probe, ['isolate', '--measure', '30', 'C4-5']);
+    await new Promise((res) => setTimeout(res, 2500));
+    assert.ok(threads() > n0, 'a worker thread runs');
+    process.emit('SIGINT', 'SIGINT');
+    const r = await p;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /interrupted while measuring before the isolation: nothing was changed/);
+    assert.equal(treeHash(root), hash);
+    assert.equal(existsSync(join(root, 'run/vfio-isolate/isolate.journal')), false);
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(threads(), n0, 'no worker thread left');
+    assert.equal(process.listenerCount('SIGINT'), 0, 'no SIGINT handler left');
+  });
+
   it('an "after" probe that throws: --json still has measureBefore, the isolation stays, exit 0 with a warning', async () => {
     const { root } = noisyTree();
     let n = 0;
