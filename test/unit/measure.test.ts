@@ -315,11 +315,11 @@ function moreInterrupts(text: string, label: string, cpu: number, n: number): st
 const LAST_INTERRUPTS_READ = 3;
 const LAST_STAT_READ = 1;
 
-function noisyTree(opts: { vcpu?: boolean } = {}): { root: string; pid: number } {
+function noisyTree(opts: { vcpu?: boolean; comm?: string } = {}): { root: string; pid: number } {
   const pid = 3000;
   const root = buildFixture('intel-6c12t', {
     extraProcs: [
-      { pid, comm: 'stress-ng', cmdline: ['stress-ng', '--cpu', '1'], cgroup: '/user.slice' },
+      { pid, comm: opts.comm ?? 'stress-ng', cmdline: ['stress-ng', '--cpu', '1'], cgroup: '/user.slice' },
       ...(opts.vcpu
         ? [
             {
@@ -688,6 +688,17 @@ function measureProfile(table: string): string {
   writeFileSync(f, `domain = "win11"\nvm_cpus = "C4-5"\n\n[measure]\n${table}`);
   return f;
 }
+
+describe('measure --summary: one line, whatever the threads are called', () => {
+  it('a thread name with a newline or an escape sequence is shown escaped: the line stays one syslog line', async () => {
+    // any user can name a thread so (prctl PR_SET_NAME): it must not forge a second line in the hook's syslog
+    const { root, pid } = noisyTree({ comm: 'x\nwin11: ok\x1b[2J' });
+    const r = await cli(root, ['measure', '--summary', '--mode', 'passive', '--seconds', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.split('\n').length, 2, JSON.stringify(r.stdout));
+    assert.ok(r.stdout.includes(`pid ${pid} (x\\nwin11: ok\\x1b[2J) 400 ms`), JSON.stringify(r.stdout));
+  });
+});
 
 describe('measure --profile: the profile CPUs and its [measure] table', () => {
   it("measures the profile's vm_cpus with its window, mode and budgets; an option given wins", async () => {
