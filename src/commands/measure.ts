@@ -17,7 +17,7 @@ import {
   type TaskRuns,
 } from '../kernel/proc-counters.ts';
 import { analyse, isVcpuThread, type Budgets, type MeasureReport } from '../measure/analysis.ts';
-import { measureJson, renderMeasure, summaryLine } from '../measure/view.ts';
+import { measureJson, printable, renderMeasure, summaryLine } from '../measure/view.ts';
 import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type StatusModel, type VmCpuChoice } from '../report/status-model.ts';
 import { cpusArg } from './common.ts';
@@ -60,7 +60,7 @@ function vmsOn(ctx: Ctx, runs: TaskRuns, cpus: CpuSet, model: ReturnType<typeof 
   }
   return [...pids].map((pid) => {
     const name = qemuName(ctx.k.fs, pid);
-    return name ? `${name} (QEMU pid ${pid})` : `QEMU pid ${pid}`;
+    return name ? `${printable(name)} (QEMU pid ${pid})` : `QEMU pid ${pid}`;
   });
 }
 

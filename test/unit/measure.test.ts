@@ -315,7 +315,10 @@ function moreInterrupts(text: string, label: string, cpu: number, n: number): st
 const LAST_INTERRUPTS_READ = 3;
 const LAST_STAT_READ = 1;
 
-function noisyTree(opts: { vcpu?: boolean; comm?: string } = {}): { root: string; pid: number } {
+function noisyTree(opts: { vcpu?: boolean; comm?: string; vmName?: string } = {}): {
+  root: string;
+  pid: number;
+} {
   const pid = 3000;
   const root = buildFixture('intel-6c12t', {
     extraProcs: [
@@ -325,7 +328,7 @@ function noisyTree(opts: { vcpu?: boolean; comm?: string } = {}): { root: string
             {
               pid: 3100,
               comm: 'qemu-system-x86',
-              cmdline: ['qemu-system-x86_64', '-name', 'guest=win11,debug-threads=on'],
+              cmdline: ['qemu-system-x86_64', '-name', `guest=${opts.vmName ?? 'win11'},debug-threads=on`],
               cgroup: '/machine.slice/machine-qemu.scope',
               uid: 0,
               threads: ['qemu-system-x86', 'CPU 0/KVM'],
@@ -697,6 +700,17 @@ describe('measure --summary: one line, whatever the threads are called', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.split('\n').length, 2, JSON.stringify(r.stdout));
     assert.ok(r.stdout.includes(`pid ${pid} (x\\nwin11: ok\\x1b[2J) 400 ms`), JSON.stringify(r.stdout));
+  });
+
+  it('a VM named with a newline: the refusal stays one line (the name escaped)', async () => {
+    const { root } = noisyTree({ vcpu: true, vmName: 'evil\nvfio-isolate: fine' });
+    const r = await cli(root, ['measure', '--mode', 'probe', '--seconds', '0.3', 'C4-5']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^vfio-isolate: measure: CPUs 4-5 run the vCPU threads of evil\\nvfio-isolate: fine \(QEMU pid 3100\)/,
+    );
+    assert.equal(r.stderr.split('\n').length, 3, JSON.stringify(r.stderr));
   });
 });
 
