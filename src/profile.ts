@@ -230,6 +230,9 @@ const KNOWN: Record<string, readonly string[]> = {
 function issueMessage(name: string, issue: v.BaseIssue<unknown>): { message: string; hint?: string } {
   const keys = (issue.path ?? []).map((p) => String(p.key));
   const key = keys.join('.');
+  // a table's name given a plain value (`measure = 1`): the table itself has the wrong type
+  if (issue.type === 'strict_object' && keys.length > 0 && issue.expected !== 'never')
+    return { message: `${name}: ${key} must be a table ([${key}])` };
   if (issue.type === 'strict_object' && keys.length > 0) {
     const table = keys.slice(0, -1).join('.');
     const where = table ? ` in [${table}]` : '';

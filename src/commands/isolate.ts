@@ -600,7 +600,14 @@ function measureAround(
     async before(c) {
       if (!c.g.json)
         c.streams.out(`Probing CPUs ${cpus.toList()} for ${seconds} s before the isolation...\n`);
-      first = await measureCpus(c, { cpus, why, seconds, mode: 'probe', budgets: {} });
+      first = await measureCpus(c, {
+        cpus,
+        why,
+        seconds,
+        mode: 'probe',
+        budgets: {},
+        command: `${inv.name} --measure`,
+      });
       if (first.interrupted)
         throw new RuntimeFailure(
           `${inv.name}: interrupted while measuring before the isolation: nothing was changed`,
@@ -619,7 +626,8 @@ function measureAround(
         return {};
       } catch (e) {
         c.log.warn(`the measurement after the isolation failed: ${(e as Error).message}`);
-        return {};
+        // --json: the "before" figures were measured, so the document keeps them
+        return c.g.json ? { measureBefore: measureJson(first) } : {};
       }
     },
   };

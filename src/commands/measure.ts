@@ -17,7 +17,7 @@ import {
   type TaskRuns,
 } from '../kernel/proc-counters.ts';
 import { analyse, isVcpuThread, type Budgets, type MeasureReport } from '../measure/analysis.ts';
-import { measureJson, renderMeasure, summaryLine } from '../measure/view.ts';
+import { measureJson, printable, renderMeasure, summaryLine } from '../measure/view.ts';
 import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type StatusModel, type VmCpuChoice } from '../report/status-model.ts';
 import { cpusArg } from './common.ts';
@@ -60,7 +60,7 @@ function vmsOn(ctx: Ctx, runs: TaskRuns, cpus: CpuSet, model: ReturnType<typeof 
   }
   return [...pids].map((pid) => {
     const name = qemuName(ctx.k.fs, pid);
-    return name ? `${name} (QEMU pid ${pid})` : `QEMU pid ${pid}`;
+    return name ? `${printable(name)} (QEMU pid ${pid})` : `QEMU pid ${pid}`;
   });
 }
 
@@ -77,6 +77,8 @@ export interface MeasureRequest {
   probeMayFail?: boolean;
   /** The status model read just before (else read here). */
   model?: StatusModel;
+  /** The command named in errors ("measure" unless given). */
+  command?: string;
 }
 
 /** A probe asked for on CPUs where vCPU threads run: the usage error that refuses it (exit 2), else undefined. */
@@ -130,14 +132,22 @@ export async function measureCpus(ctx: Ctx, req: MeasureRequest): Promise<Measur
           before = readCounters(ctx.k.fs);
           runs[0] = readTaskRuns(ctx.k.fs);
         },
+      }).catch((e: unknown) => {
+        // a worker that died (not an errno of a kernel file): say so, not "I/O error from the kernel"
+        if (e instanceof UsageError || e instanceof RuntimeFailure) throw e;
+        throw new RuntimeFailure(
+          `${req.command ?? 'measure'}: the probe failed: ${(e as Error)?.message ?? String(e)}`,
+        );
       });
       if (probe.interrupted) abort.abort();
       const failed = probe.cpus.filter((c) => c.error);
       if (failed.length === probe.cpus.length && !probe.interrupted) {
         if (!req.probeMayFail)
           throw new RuntimeFailure(
-            `measure: the probe could not run on CPUs ${cpus.toList()}: ${failed[0]?.error ?? 'no result'}`,
-            'measure them with --mode passive',
+            `${req.command ?? 'measure'}: the probe could not run on CPUs ${cpus.toList()}: ${failed[0]?.error ?? 'no result'}`,
+            req.command === undefined
+              ? 'measure them with --mode passive'
+              : 'measure them with vfio-isolate measure --mode passive, or run it without --measure',
           );
         // the counters read around the window still say what ran there: a passive measurement
         probeFailed = `the probe (${failed[0]?.error ?? 'no result'}): counters only`;

@@ -4,6 +4,17 @@ import type { MeasureJson } from '../report/json-schema.ts';
 import { table } from '../report/table.ts';
 import type { MeasureReport, Verdict } from './analysis.ts';
 
+/**
+ * A name from /proc (thread comm, IRQ handler, VM name) as text: control characters escaped (`\n`, `\xHH`), since
+ * any user can name a thread "a\nb" or put an escape sequence in it; the summary line stays one (syslog) line.
+ */
+export function printable(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\x00-\x1f\x7f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
 const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
 function fmt(n: number): string {
@@ -30,7 +41,7 @@ export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): str
   let out = `measure: CPUs ${r.cpus.toList()} (${r.why}), ${r.mode} mode, ${round(r.seconds, 1)} s`;
   if (r.interrupted) out += ', interrupted';
   out += '\n';
-  if (r.vms.length > 0) out += `VM running there: ${r.vms.join(', ')}\n`;
+  if (r.vms.length > 0) out += `VM running there: ${r.vms.map(printable).join(', ')}\n`;
   const probe = r.mode === 'probe';
   const header = ['CPU', 'irq/s', 'softirq/s', 'host us/s', 'busy %'];
   if (probe) header.push('max gap us', 'noise %', `gaps ${bucketLabels().join('/')}`);
@@ -56,7 +67,7 @@ export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): str
     out += table(
       sources.map((s) => [
         s.kind === 'irq' ? (/^\d+$/.test(s.label) ? `IRQ ${s.label}` : s.label) : `softirq ${s.label}`,
-        s.kind === 'irq' && /^\d+$/.test(s.label) ? s.name : '',
+        s.kind === 'irq' && /^\d+$/.test(s.label) ? printable(s.name) : '',
         fmt(s.perSecond),
         cpusOf(s.perCpu),
         `${TAG[s.verdict]}: ${s.note}`,
@@ -71,7 +82,7 @@ export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): str
     out += '\nThreads that ran there (CPU time over the window):\n';
     out += table(
       threads.map((t) => [
-        `${t.tid === t.pid ? `pid ${t.pid}` : `tid ${t.tid} of ${t.pid}`} (${t.comm})`,
+        `${t.tid === t.pid ? `pid ${t.pid}` : `tid ${t.tid} of ${t.pid}`} (${printable(t.comm)})`,
         `${fmt(t.totalNs / 1e6)} ms`,
         `on ${[...t.perCpuNs.keys()].sort((a, b) => a - b).join(',')}`,
         `${TAG[t.verdict]}: ${t.note}`,
@@ -169,11 +180,14 @@ export function summaryLine(r: MeasureReport): string {
     ...r.threads
       .filter((t) => t.verdict === 'leak')
       .slice(0, 3)
-      .map((t) => `${t.tid === t.pid ? 'pid' : 'tid'} ${t.tid} (${t.comm}) ${fmt(t.totalNs / 1e6)} ms`),
+      .map(
+        (t) =>
+          `${t.tid === t.pid ? 'pid' : 'tid'} ${t.tid} (${printable(t.comm)}) ${fmt(t.totalNs / 1e6)} ms`,
+      ),
     ...r.sources
       .filter((s) => s.verdict === 'leak')
       .slice(0, 3)
-      .map((s) => `IRQ ${s.label}${s.name ? ` (${s.name})` : ''} ${fmt(s.perSecond)}/s`),
+      .map((s) => `IRQ ${s.label}${s.name ? ` (${printable(s.name)})` : ''} ${fmt(s.perSecond)}/s`),
   ];
   parts.push(leaks.length > 0 ? `leaks: ${leaks.join(', ')}` : 'no leaks');
   if (r.budgets.length > 0)
@@ -229,7 +243,7 @@ export function renderBeforeAfter(b: MeasureReport, a: MeasureReport): string {
       out += `${when}, ran there: ${leaks
         .map(
           (t) =>
-            `${t.tid === t.pid ? 'pid' : 'tid'} ${t.tid} (${t.comm}) ${fmt(t.totalNs / 1e6)} ms on ${[...t.perCpuNs.keys()].sort((x, y) => x - y).join(',')}`,
+            `${t.tid === t.pid ? 'pid' : 'tid'} ${t.tid} (${printable(t.comm)}) ${fmt(t.totalNs / 1e6)} ms on ${[...t.perCpuNs.keys()].sort((x, y) => x - y).join(',')}`,
         )
         .join(', ')}\n`;
     else out += `${when}: no host thread ran there\n`;

@@ -496,6 +496,54 @@ describe('the hook script, run as libvirt runs it', { skip: SKIP }, () => {
     assert.doesNotMatch(f.logged(), /vfio-isolate measure exited/);
   });
 
+  /** Wait until the fake logger has logged a line matching `re` (the background measurement), or 15 s. */
+  async function logged(f: { logged: () => string }, re: RegExp): Promise<string> {
+    const deadline = Date.now() + 15000;
+    while (!re.test(f.logged()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    return f.logged();
+  }
+
+  it('the background measurement runs under timeout -k 10 3700, and without timeout(1) still runs', async () => {
+    const f = fakes(0);
+    const bin = path.join(path.dirname(f.script), 'bin');
+    const seen = path.join(path.dirname(f.script), 'timeout-args');
+    fs.writeFileSync(
+      path.join(bin, 'timeout'),
+      `#!/bin/sh\nprintf '%s|' "$@" >'${seen}'\nshift 3\nexec "$@"\n`,
+      { mode: 0o755 },
+    );
+    assert.equal(run(f.script, ['win11', 'started', 'begin', '-']).status, 0);
+    assert.match(await logged(f, /measure CPUs/), /^win11: measure CPUs/m);
+    assert.ok(fs.readFileSync(seen, 'utf8').startsWith(`-k|10|3700|`), fs.readFileSync(seen, 'utf8'));
+
+    // a PATH without timeout(1): the tools the hook needs, and the fake logger
+    const g = fakes(0);
+    const only = path.join(path.dirname(g.script), 'bin');
+    for (const t of ['stat', 'find', 'head', 'sleep'])
+      fs.symlinkSync(
+        spawnSync('sh', ['-c', `command -v ${t}`], { encoding: 'utf8' }).stdout.trim(),
+        path.join(only, t),
+      );
+    const text = fs.readFileSync(g.script, 'utf8').replace(/^PATH=.*$/m, `PATH=${only}`);
+    fs.writeFileSync(g.script, text);
+    assert.equal(run(g.script, ['win11', 'started', 'begin', '-']).status, 0);
+    assert.match(await logged(g, /measure CPUs/), /^win11: measure CPUs/m);
+  });
+
+  it('started begin with a tool others can write: neither partition nor measure runs, both say why', async () => {
+    const f = fakes(0);
+    fs.chmodSync(f.tool, 0o666);
+    assert.equal(run(f.script, ['win11', 'started', 'begin', '-']).status, 0);
+    const text = await logged(f, /not running vfio-isolate measure/);
+    assert.match(
+      text,
+      /win11 started begin: not running vfio-isolate measure as root: .*vfio-isolate\.mjs is writable by others/,
+    );
+    assert.match(text, /not running vfio-isolate partition as root/);
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(f.calls(), '', 'nothing ran');
+  });
+
   it('prepare begin and release end start no measurement', async () => {
     const f = fakes(0);
     run(f.script, ['win11', 'prepare', 'begin', '-']);

@@ -748,6 +748,8 @@ describe('profiles: root reads only a profile root alone could have written', ()
     for (const argv of [
       ['libvirt', 'hook', 'install', 'win11', '--profile', 'P'],
       ['-u', 'J', 'isolate', '--profile', 'P'],
+      // what the libvirt hook runs as root at "started"
+      ['measure', '--profile', 'P', '--after-start'],
     ]) {
       it(`${argv.filter((a) => !['P', 'J', '-u'].includes(a)).join(' ')}: a profile ${what} is refused (exit 2)`, async () => {
         const root = buildFixture('ryzen-5950x');

@@ -315,17 +315,20 @@ function moreInterrupts(text: string, label: string, cpu: number, n: number): st
 const LAST_INTERRUPTS_READ = 3;
 const LAST_STAT_READ = 1;
 
-function noisyTree(opts: { vcpu?: boolean } = {}): { root: string; pid: number } {
+function noisyTree(opts: { vcpu?: boolean; comm?: string; vmName?: string } = {}): {
+  root: string;
+  pid: number;
+} {
   const pid = 3000;
   const root = buildFixture('intel-6c12t', {
     extraProcs: [
-      { pid, comm: 'stress-ng', cmdline: ['stress-ng', '--cpu', '1'], cgroup: '/user.slice' },
+      { pid, comm: opts.comm ?? 'stress-ng', cmdline: ['stress-ng', '--cpu', '1'], cgroup: '/user.slice' },
       ...(opts.vcpu
         ? [
             {
               pid: 3100,
               comm: 'qemu-system-x86',
-              cmdline: ['qemu-system-x86_64', '-name', 'guest=win11,debug-threads=on'],
+              cmdline: ['qemu-system-x86_64', '-name', `guest=${opts.vmName ?? 'win11'},debug-threads=on`],
               cgroup: '/machine.slice/machine-qemu.scope',
               uid: 0,
               threads: ['qemu-system-x86', 'CPU 0/KVM'],
@@ -610,6 +613,77 @@ describe('isolate --measure N: a probe before any change and after the changes a
   });
 });
 
+describe('isolate --measure N: when a probe itself fails', () => {
+  it('a "before" probe that throws: a clear one-line error naming the probe, nothing changed, no journal, lock free', async () => {
+    const { root } = noisyTree();
+    const hash = treeHash(root);
+    const r = await isolateWith(root, () => Promise.reject(new Error('worker died')), [
+      'isolate',
+      '--measure',
+      '0.3',
+      'C4-5',
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^vfio-isolate: isolate --measure: the probe failed: worker died\n/);
+    assert.equal(treeHash(root), hash);
+    assert.equal(existsSync(join(root, 'run/vfio-isolate/isolate.journal')), false);
+    const again = await isolateWith(root, simProbe('quiet'), ['isolate', 'C4-5']);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  it('a "before" probe that can pin no worker: exit 1 naming isolate --measure, a hint that fits isolate, nothing changed', async () => {
+    const { root } = noisyTree();
+    const hash = treeHash(root);
+    const r = await isolateWith(root, simProbe(undefined), ['isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^vfio-isolate: isolate --measure: the probe could not run on CPUs 4-5: /);
+    assert.match(
+      r.stderr,
+      /\nhint: measure them with vfio-isolate measure --mode passive, or run it without --measure\n$/,
+    );
+    assert.equal(treeHash(root), hash);
+  });
+
+  it('SIGINT during the real "before" probe: exit 1, nothing changed, no journal, no worker or handler left', async () => {
+    const { root } = noisyTree();
+    const hash = treeHash(root);
+    const threads = (): number => readdirSync('/proc/thread-self/..').length;
+    const n0 = threads();
+    // the real probe, on CPU 0 of this machine (the fixture's CPUs 4-5 need not exist here), relabelled
+    const probe: ProbeRunner = async (o) => {
+      const r = await runProbe({ ...o, cpus: [0] });
+      return { ...r, cpus: o.cpus.map((cpu) => ({ ...r.cpus[0]!, cpu })) };
+    };
+    const p = isolateWith(root, probe, ['isolate', '--measure', '30', 'C4-5']);
+    await new Promise((res) => setTimeout(res, 2500));
+    assert.ok(threads() > n0, 'a worker thread runs');
+    process.emit('SIGINT', 'SIGINT');
+    const r = await p;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /interrupted while measuring before the isolation: nothing was changed/);
+    assert.equal(treeHash(root), hash);
+    assert.equal(existsSync(join(root, 'run/vfio-isolate/isolate.journal')), false);
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(threads(), n0, 'no worker thread left');
+    assert.equal(process.listenerCount('SIGINT'), 0, 'no SIGINT handler left');
+  });
+
+  it('an "after" probe that throws: --json still has measureBefore, the isolation stays, exit 0 with a warning', async () => {
+    const { root } = noisyTree();
+    let n = 0;
+    const probe: ProbeRunner = (o) =>
+      ++n === 1 ? simProbe('noisy:5')(o) : Promise.reject(new Error('worker died'));
+    const r = await isolateWith(root, probe, ['--json', 'isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: the measurement after the isolation failed: .*worker died/);
+    const j = v.parse(IsolateResultJson, JSON.parse(r.stdout));
+    assert.equal(j.ok, true);
+    assert.equal(j.measureBefore?.mode, 'probe');
+    assert.equal(j.measureAfter, undefined);
+    assert.equal(hostSlice(root), '0-3,6-11');
+  });
+});
+
 /** A profile file for the fake 6-core machine: VM CPUs 4-5 and the given [measure] table. */
 function measureProfile(table: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'vi-measure-profile-'));
@@ -617,6 +691,28 @@ function measureProfile(table: string): string {
   writeFileSync(f, `domain = "win11"\nvm_cpus = "C4-5"\n\n[measure]\n${table}`);
   return f;
 }
+
+describe('measure --summary: one line, whatever the threads are called', () => {
+  it('a thread name with a newline or an escape sequence is shown escaped: the line stays one syslog line', async () => {
+    // any user can name a thread so (prctl PR_SET_NAME): it must not forge a second line in the hook's syslog
+    const { root, pid } = noisyTree({ comm: 'x\nwin11: ok\x1b[2J' });
+    const r = await cli(root, ['measure', '--summary', '--mode', 'passive', '--seconds', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.split('\n').length, 2, JSON.stringify(r.stdout));
+    assert.ok(r.stdout.includes(`pid ${pid} (x\\nwin11: ok\\x1b[2J) 400 ms`), JSON.stringify(r.stdout));
+  });
+
+  it('a VM named with a newline: the refusal stays one line (the name escaped)', async () => {
+    const { root } = noisyTree({ vcpu: true, vmName: 'evil\nvfio-isolate: fine' });
+    const r = await cli(root, ['measure', '--mode', 'probe', '--seconds', '0.3', 'C4-5']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^vfio-isolate: measure: CPUs 4-5 run the vCPU threads of evil\\nvfio-isolate: fine \(QEMU pid 3100\)/,
+    );
+    assert.equal(r.stderr.split('\n').length, 3, JSON.stringify(r.stderr));
+  });
+});
 
 describe('measure --profile: the profile CPUs and its [measure] table', () => {
   it("measures the profile's vm_cpus with its window, mode and budgets; an option given wins", async () => {

@@ -276,4 +276,17 @@ describe('profile [measure] table', () => {
         /unknown key "max-noise-us" in \[measure\]/.test(e.message) && /max_noise_us/.test(e.hint ?? ''),
     );
   });
+
+  it('a table name given a plain value is a key of the wrong type, not an unknown key', () => {
+    for (const table of ['measure', 'isolate', 'cputune']) {
+      assert.throws(
+        () => parseProfile(`vm_cpus = "L1"\n${table} = 1\n`, R5950X, '/x/win11.toml'),
+        (e: UsageError) =>
+          e instanceof UsageError &&
+          e.message === `win11.toml: ${table} must be a table ([${table}])` &&
+          e.hint === undefined,
+        table,
+      );
+    }
+  });
 });
