@@ -58,16 +58,24 @@ export async function execute(
   let lock: Lock | undefined;
   let journal: JournalSink | undefined;
   try {
+    // 0. read-only preparations that take time (isolate --measure's "before" probe), before the lock; against a
+    // state of their own, so planning reads the machine afresh under the lock
+    const prepared: unknown[] = [];
+    for (const inv of commands) {
+      const h = await loadHandler(inv);
+      const pre = h.kind === 'plan' && !g.dryRun ? h.prepare : undefined;
+      prepared.push(pre ? await pre({ ...ctx, state: new PlanState(k) }, inv) : undefined);
+    }
     if (writes && !g.dryRun) {
       lock = acquireLock(k, Number(env.VFIO_ISOLATE_LOCK_WAIT_MS ?? 10000));
       marks?.push(['lock', performance.now()]);
     }
     // 1. plan every command of the chain against the simulated state
     const planned: Plan[] = [];
-    for (const inv of commands) {
+    for (const [i, inv] of commands.entries()) {
       const h = await loadHandler(inv);
       if (h.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
-      const p = await h.plan(ctx, inv);
+      const p = await h.plan(ctx, inv, prepared[i]);
       planned.push(Array.isArray(p) ? { steps: p } : p);
     }
     const steps = planned.flatMap((p) => p.steps);
@@ -78,10 +86,7 @@ export async function execute(
       printPlan(streams, g, steps);
       return 0;
     }
-    // 2. what a command does before any change (isolate --measure's "before" probe), in order; it may still refuse
-    // (a usage error, exit 2): the journal is not opened yet and nothing has changed
-    for (const p of planned) if (p.before) await p.before(ctx);
-    // 3. apply, journalled, under the lock
+    // 2. apply, journalled, under the lock
     const jopts = {
       tool: `vfio-isolate ${VERSION}`,
       bootId: k.bootId(),
@@ -109,7 +114,7 @@ export async function execute(
     summariseSkips(log, outcome.applied);
     let code = 0;
     let json: Record<string, unknown> = {};
-    // 4. the reports of the applied chain (isolate's leak check and "after" probe), in order, still under the lock
+    // 3. the reports of the applied chain (isolate's leak check), in order, still under the lock
     for (const p of planned) {
       const r = p.after ? await p.after(ctx) : undefined;
       if (r) {
@@ -117,6 +122,13 @@ export async function execute(
         json = { ...json, ...r.json };
       }
     }
+    // 4. read-only work that takes time (isolate --measure's "after" probe), with the journal closed and the lock
+    // released
+    journal.close();
+    journal = undefined;
+    lock?.release();
+    lock = undefined;
+    for (const p of planned) if (p.unlocked) json = { ...json, ...(await p.unlocked(ctx)) };
     if (g.json) printResult(streams, steps, outcome.applied, { ok: code === 0, ...json });
     return code;
   } finally {

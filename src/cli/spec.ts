@@ -79,21 +79,28 @@ export interface Plan {
    */
   journal?: string | null;
   /**
-   * Run after the whole chain was planned, before the journal is opened and before any change (isolate --measure's
-   * "before" probe); awaited in chain order. Not run by a dry run. May throw a UsageError (exit 2, nothing changed).
-   */
-  before?: (ctx: Ctx) => Promise<void>;
-  /**
-   * Run after the whole chain was applied and journalled (isolate's leak check and "after" probe, pin-qemu's
-   * summary); awaited in chain order, under the lock. Must not throw: the changes stand.
+   * Run after the whole chain was applied and journalled (isolate's leak check, pin-qemu's summary); awaited in
+   * chain order, under the lock. Must not throw: the changes stand.
    */
   after?: (ctx: Ctx) => AfterReport | Promise<AfterReport>;
+  /**
+   * Read-only work that takes time (isolate --measure's "after" probe): run once the journal is closed and the lock
+   * released, so other runs (a libvirt hook of another VM) are not kept waiting; its fields join the --json
+   * document. Must not throw: the changes stand.
+   */
+  unlocked?: (ctx: Ctx) => Promise<Record<string, unknown>>;
 }
 
 /** A command that changes the machine: plans steps (against the simulated state), applied later in order. */
 export interface PlanHandler {
   kind: 'plan';
-  plan(ctx: Ctx, inv: Invocation): Step[] | Plan | Promise<Step[] | Plan>;
+  /**
+   * Read-only work before the lock is taken and before planning (isolate --measure's "before" probe, which takes
+   * seconds): its result is handed to `plan`. Not run by a dry run. May throw (nothing has changed).
+   */
+  prepare?(ctx: Ctx, inv: Invocation): Promise<unknown>;
+  /** `prepared`: what `prepare` returned (undefined without one, and in a dry run). */
+  plan(ctx: Ctx, inv: Invocation, prepared?: unknown): Step[] | Plan | Promise<Step[] | Plan>;
 }
 
 /** A command that only reads or prints (status, topology, help): runs alone, returns an exit code. */

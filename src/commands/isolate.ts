@@ -569,68 +569,75 @@ function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): AfterReport {
   return { code };
 }
 
-/**
- * isolate --measure N: the probe on the VM CPUs for N seconds before any change (refused, exit 2, where vCPU threads
- * run: checked while planning, so a dry run refuses too) and again once the changes are applied and journalled.
- * The "after" measurement never fails the isolation: a VM started meanwhile makes it passive, and so does a probe
- * that can no longer pin itself there (the tool's own cgroup lost the VM CPUs); an error is a warning.
- * Returns undefined without --measure, and in a dry run (which says it measures nothing).
- */
-function measureAround(
+/** isolate --measure N: the window and the CPUs, checked (exit 2: a bad N, vCPU threads running there). */
+function measureRequest(
   ctx: Ctx,
   inv: Invocation,
-  vm: CpuSet,
-): { before: (c: Ctx) => Promise<void>; after: (c: Ctx) => Promise<Record<string, unknown>> } | undefined {
+): { seconds: number; cpus: CpuSet; raw: string } | undefined {
   const raw = inv.values.measure;
   if (typeof raw !== 'string') return undefined;
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n))
     throw new UsageError(`${inv.name}: --measure takes a number of seconds, not "${raw}"`);
   const seconds = checkWindow(n, `${inv.name} --measure`);
-  const cpus = vm.intersect(ctx.k.machine.online);
+  const cpus = isolateOptions(ctx, inv).vm.intersect(ctx.k.machine.online);
   const refused = probeRefusal(ctx, cpus, `${inv.name} --measure`);
   if (refused) throw refused;
-  if (ctx.g.dryRun) {
-    ctx.streams.err(`vfio-isolate: dry run: --measure ${raw} measures nothing (no probe before or after)\n`);
-    return undefined;
+  return { seconds, cpus, raw };
+}
+
+/** What isolate --measure measured before the isolation (prepare's result, handed to plan). */
+interface MeasuredBefore {
+  cpus: CpuSet;
+  seconds: number;
+  first: MeasureReport;
+}
+
+/**
+ * isolate --measure N, before the lock is taken and before planning (so other runs, e.g. another VM's libvirt hook,
+ * are not kept waiting): the probe on the VM CPUs for N seconds, refused (exit 2) where vCPU threads run.
+ */
+async function measureBefore(ctx: Ctx, inv: Invocation): Promise<MeasuredBefore | undefined> {
+  const req = measureRequest(ctx, inv);
+  if (!req) return undefined;
+  const { cpus, seconds } = req;
+  if (!ctx.g.json)
+    ctx.streams.out(`Probing CPUs ${cpus.toList()} for ${seconds} s before the isolation...\n`);
+  const first = await measureCpus(ctx, {
+    cpus,
+    why: 'the VM CPUs',
+    seconds,
+    mode: 'probe',
+    budgets: {},
+    command: `${inv.name} --measure`,
+  });
+  if (first.interrupted)
+    throw new RuntimeFailure(
+      `${inv.name}: interrupted while measuring before the isolation: nothing was changed`,
+    );
+  return { cpus, seconds, first };
+}
+
+/**
+ * isolate --measure N, once the changes are applied and journalled and the lock is released: the same CPUs again.
+ * It never fails the isolation: a VM started meanwhile makes it passive, and so does a probe that can no longer pin
+ * itself there (the tool's own cgroup lost the VM CPUs); an error is a warning.
+ */
+async function measureAfter(c: Ctx, m: MeasuredBefore): Promise<Record<string, unknown>> {
+  const { cpus, seconds, first } = m;
+  try {
+    if (!c.g.json) c.streams.out(`Measuring CPUs ${cpus.toList()} for ${seconds} s after the isolation...\n`);
+    const then = await measureCpus(c, { cpus, why: 'the VM CPUs', seconds, budgets: {}, probeMayFail: true });
+    if (c.g.json) return { measureBefore: measureJson(first), measureAfter: measureJson(then) };
+    c.streams.out(renderBeforeAfter(first, then));
+    const lost = then.notRead.find((w) => w.startsWith('the probe ('));
+    if (lost) c.log.warn(`after the isolation, ${lost} (this process may no longer run there)`);
+    return {};
+  } catch (e) {
+    c.log.warn(`the measurement after the isolation failed: ${(e as Error).message}`);
+    // --json: the "before" figures were measured, so the document keeps them
+    return c.g.json ? { measureBefore: measureJson(first) } : {};
   }
-  const why = 'the VM CPUs';
-  let first: MeasureReport | undefined;
-  return {
-    async before(c) {
-      if (!c.g.json)
-        c.streams.out(`Probing CPUs ${cpus.toList()} for ${seconds} s before the isolation...\n`);
-      first = await measureCpus(c, {
-        cpus,
-        why,
-        seconds,
-        mode: 'probe',
-        budgets: {},
-        command: `${inv.name} --measure`,
-      });
-      if (first.interrupted)
-        throw new RuntimeFailure(
-          `${inv.name}: interrupted while measuring before the isolation: nothing was changed`,
-        );
-    },
-    async after(c) {
-      if (!first) return {};
-      try {
-        if (!c.g.json)
-          c.streams.out(`Measuring CPUs ${cpus.toList()} for ${seconds} s after the isolation...\n`);
-        const then = await measureCpus(c, { cpus, why, seconds, budgets: {}, probeMayFail: true });
-        if (c.g.json) return { measureBefore: measureJson(first), measureAfter: measureJson(then) };
-        c.streams.out(renderBeforeAfter(first, then));
-        const lost = then.notRead.find((w) => w.startsWith('the probe ('));
-        if (lost) c.log.warn(`after the isolation, ${lost} (this process may no longer run there)`);
-        return {};
-      } catch (e) {
-        c.log.warn(`the measurement after the isolation failed: ${(e as Error).message}`);
-        // --json: the "before" figures were measured, so the document keeps them
-        return c.g.json ? { measureBefore: measureJson(first) } : {};
-      }
-    },
-  };
 }
 
 /** A step that changes the registry of reservations, read again when applied (under the lock). */
@@ -821,7 +828,8 @@ function planReset(ctx: Ctx, command: string): Step[] {
 export const handlers: Record<string, Handler> = {
   isolate: {
     kind: 'plan',
-    plan(ctx, inv) {
+    prepare: measureBefore,
+    plan(ctx, inv, prepared) {
       const o = isolateOptions(ctx, inv);
       const given = ctx.g.undoFile ?? defaultJournal(ctx);
       const file = path.resolve(given);
@@ -859,9 +867,14 @@ export const handlers: Record<string, Handler> = {
       const me = reservationOf(o, file, new Date().toISOString());
       const gone = new Set(reg.reservations.filter((r) => !others.includes(r)).map((r) => r.journal));
       const strict = Boolean(inv.values.strict);
-      const m = measureAround(ctx, inv, o.vm);
+      // --measure: checked again under the lock (a VM may have started since the probe); a dry run measures nothing
+      const req = measureRequest(ctx, inv);
+      if (req && ctx.g.dryRun)
+        ctx.streams.err(
+          `vfio-isolate: dry run: --measure ${req.raw} measures nothing (no probe before or after)\n`,
+        );
+      const m = prepared as MeasuredBefore | undefined;
       return {
-        ...(m ? { before: m.before } : {}),
         steps: [
           ...planHostSet(ctx, [...others, me], baseline, inv.name, reg.reservations),
           ...planVmSteps(ctx, o, inv.name),
@@ -871,12 +884,8 @@ export const handlers: Record<string, Handler> = {
           ]),
         ],
         journal: given,
-        after: async (c) => {
-          const r = isolateLeakCheck(c, o.vm, strict);
-          if (!m) return r;
-          const json = await m.after(c);
-          return { code: r.code, ...(r.json ? { json: { ...r.json, ...json } } : {}) };
-        },
+        after: (c) => isolateLeakCheck(c, o.vm, strict),
+        ...(m ? { unlocked: (c: Ctx) => measureAfter(c, m) } : {}),
       };
     },
   },

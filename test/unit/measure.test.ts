@@ -21,6 +21,7 @@ import {
 } from '../../src/kernel/proc-counters.ts';
 import { runProbe, type ProbeRunner } from '../../src/kernel/probe.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
+import { acquireLock } from '../../src/kernel/lock.ts';
 import { runCli } from '../../src/cli/run.ts';
 import { COMMANDS } from '../../src/cli/table.ts';
 import { analyse } from '../../src/measure/analysis.ts';
@@ -610,6 +611,27 @@ describe('isolate --measure N: a probe before any change and after the changes a
     assert.equal(j.ok, true);
     assert.equal(j.measureAfter?.mode, 'passive');
     assert.ok(j.measureAfter?.notRead.some((n) => n.startsWith('the probe (no probe on a fake tree)')));
+  });
+});
+
+describe('isolate --measure N holds no lock while it probes', () => {
+  it('another run (a libvirt hook of another VM) can take the lock during the "before" and the "after" probe', async () => {
+    const { root } = noisyTree();
+    const free: boolean[] = [];
+    const sim = simKernel(root);
+    const probe: ProbeRunner = (opts) => {
+      try {
+        acquireLock(new Kernel(sim.fs, { systemctl: '', euid: 0 }), 0).release();
+        free.push(true);
+      } catch {
+        free.push(false);
+      }
+      return simProbe('quiet')(opts);
+    };
+    const r = await isolateWith(root, probe, ['isolate', '--measure', '0.3', 'C4-5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(free, [true, true], 'the lock was free during both probes');
+    assert.match(r.stdout, /Measured CPUs 4-5 before and after/);
   });
 });
 
