@@ -218,7 +218,11 @@ function memory(kb: number): string {
 }
 
 /** The human picture of the machine. */
-export function renderTopology(v: TopologyView, colour: boolean): string {
+/**
+ * `partitionsUnavailable`: why a running VM's vCPUs cannot become isolated partitions here (undefined: they can),
+ * for the closing advice on isolate, partition, or both.
+ */
+export function renderTopology(v: TopologyView, colour: boolean, partitionsUnavailable?: string): string {
   const p = paint(colour);
   const topo = notationTopology(v);
   let out = '';
@@ -288,8 +292,14 @@ export function renderTopology(v: TopologyView, colour: boolean): string {
   };
   out += table([row('host', s.host), row('vm', s.vm)], { indent: '  ' });
   out += `  ${wrapWords(s.reason.split(' '), 100).replace(/\n/g, '\n  ')}\n`;
-  if (!s.vm.isEmpty)
+  if (!s.vm.isEmpty) {
     out += `  To apply it: vfio-isolate isolate ${shortNotation(s.vm, topo) ?? formatNotation(s.vm)}\n`;
+    const advice =
+      partitionsUnavailable === undefined
+        ? 'isolate keeps the host off the VM CPUs. While the VM runs, its pinned vCPUs can also become isolated partitions (vfio-isolate partition DOMAIN, or partition = true in the profile): the kernel then stops load balancing there and keeps more housekeeping off them. Use both for the least jitter.'
+        : `isolate keeps the host off the VM CPUs. Isolated partitions (vfio-isolate partition) need Linux 6.7 or newer on cgroup v2: ${partitionsUnavailable}.`;
+    out += `  ${wrapWords(advice.split(' '), 100).replace(/\n/g, '\n  ')}\n`;
+  }
   return out;
 }
 

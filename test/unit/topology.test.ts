@@ -281,6 +281,21 @@ describe('vfio-isolate topology on the fixture machines', () => {
     );
   });
 
+  it('says when to use isolate, a partition, or both, from the kernel and cgroup version of the machine', async () => {
+    const text = async (m: MachineName): Promise<string> =>
+      (await cli(buildFixture(m), ['topology'])).stdout.replace(/\n +/g, ' ');
+    // 6.12, cgroup v2: both
+    assert.match(await text('ryzen-5950x'), /vfio-isolate partition DOMAIN.*Use both for the least jitter\./);
+    // 6.1, cgroup v2: no cpuset.cpus.exclusive yet
+    assert.match(await text('v2-nocpuset'), /need Linux 6\.7 or newer on cgroup v2: this kernel is 6\.1\./);
+    // cgroup v1 cpusets
+    assert.match(
+      await text('tr-1920x'),
+      /need Linux 6\.7 or newer on cgroup v2: this machine has no cgroup v2/,
+    );
+    assert.doesNotMatch(await text('tr-1920x'), /Use both/);
+  });
+
   it('ryzen-5950x: one row per CCD with sibling pairs, notations to copy, the split and how to apply it', async () => {
     const r = await cli(buildFixture('ryzen-5950x'), ['topology']);
     assert.equal(r.code, 0);
