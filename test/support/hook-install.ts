@@ -140,3 +140,19 @@ export async function asInvokedBy<T>(execPath: string, tool: string, fn: () => P
     process.argv[1] = saved.argv1!;
   }
 }
+
+/**
+ * Run `fn` as a root-owned fixture install runs the tool, when one can be made (root): libvirt hook install refuses
+ * a tool that others could change, such as this test file in a checkout under /tmp. Without root, `fn` runs as is.
+ */
+export async function asInstalled<T>(fn: () => Promise<T>): Promise<T> {
+  const base = trustedBase();
+  if (!base) return fn();
+  const dir = tempTree(base);
+  try {
+    const inst = fakeInstall(dir);
+    return await asInvokedBy(inst.node, inst.bin, fn);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

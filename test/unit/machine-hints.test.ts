@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { profileFile } from '../../src/profile.ts';
 import { buildFixture, removeFixture, type MachineName } from '../fixtures/build.ts';
+import { asInstalled } from '../support/hook-install.ts';
 import { cli } from '../support/cli.ts';
 
 /** The VM side of each machine's suggested split: the last NUMA node, else L1..., else all but core 0. */
@@ -113,7 +114,10 @@ describe('--profile NAME: /etc/vfio-isolate/NAME.toml', () => {
     const root = machine('ryzen-5950x');
     fs.mkdirSync(path.join(root, 'etc/vfio-isolate'), { recursive: true });
     fs.writeFileSync(path.join(root, 'etc/vfio-isolate/win11.toml'), 'domain = "win11"\nvm_cpus = "L1"\n');
-    const r = await cli(root, ['-n', 'libvirt', 'hook', 'install', 'win11', '--profile', 'win11']);
+    // as a root-owned install runs it (hook install refuses a tool others could change, e.g. a checkout under /tmp)
+    const r = await asInstalled(() =>
+      cli(root, ['-n', 'libvirt', 'hook', 'install', 'win11', '--profile', 'win11']),
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.ok(
       r.stdout.includes(`# vfio-isolate-hook-profile: ${path.join(root, 'etc/vfio-isolate/win11.toml')}\n`),
