@@ -40,7 +40,7 @@ import { oneWayWrite } from './memory.ts';
 import { planJournalRestore } from './journal-restore.ts';
 import { planPartitionReset } from './partition.ts';
 import { planRestrictCgroups, planUnitLift, unitsOf } from './restrict.ts';
-import { checkWindow, measureCpus, probeRefusal } from './measure.ts';
+import { DECIMAL, checkWindow, measureCpus, probeRefusal } from './measure.ts';
 import type { MeasureReport } from '../measure/analysis.ts';
 import { measureJson, renderBeforeAfter } from '../measure/view.ts';
 
@@ -576,10 +576,9 @@ function measureRequest(
 ): { seconds: number; cpus: CpuSet; raw: string } | undefined {
   const raw = inv.values.measure;
   if (typeof raw !== 'string') return undefined;
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n))
+  if (!DECIMAL.test(raw))
     throw new UsageError(`${inv.name}: --measure takes a number of seconds, not "${raw}"`);
-  const seconds = checkWindow(n, `${inv.name} --measure`);
+  const seconds = checkWindow(Number(raw), `${inv.name} --measure`);
   const cpus = isolateOptions(ctx, inv).vm.intersect(ctx.k.machine.online);
   const refused = probeRefusal(ctx, cpus, `${inv.name} --measure`);
   if (refused) throw refused;

@@ -28,13 +28,15 @@ export const PROBE_THRESHOLD_NS = 5000;
 /** Passive mode samples the threads this often, so a thread's time goes to the CPU it ran on at that moment. */
 const SAMPLE_MS = 1000;
 
+/** A decimal number >= 0 as a person writes it: digits, an optional fraction. */
+export const DECIMAL = /^\d{1,9}(\.\d{1,6})?$/;
+
 function numberOption(inv: Invocation, key: string, long: string): number | undefined {
   const raw = inv.values[key];
   if (typeof raw !== 'string') return undefined;
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0)
-    throw new UsageError(`measure: --${long} must be a number >= 0, not "${raw}"`);
-  return n;
+  // decimal only: Number() would also take "0x10", "1e3" and " 5 "
+  if (!DECIMAL.test(raw)) throw new UsageError(`measure: --${long} must be a number >= 0, not "${raw}"`);
+  return Number(raw);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -204,6 +206,11 @@ async function run(ctx: Ctx, inv: Invocation): Promise<number> {
   if (inv.values.afterStart === true) {
     if (!prof)
       throw new UsageError('measure: --after-start needs --profile (it reads [measure] after_start)');
+    const ignored = ['seconds', 'mode'].filter((o) => inv.values[o] !== undefined);
+    if (ignored.length)
+      throw new UsageError(
+        `measure: --after-start takes its window from the profile's [measure] after_start (passive), not --${ignored.join(' or --')}`,
+      );
     // what the libvirt hook runs at "started": nothing unless the profile asks for it
     if (pm?.afterStart === undefined) return 0;
   }

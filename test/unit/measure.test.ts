@@ -443,6 +443,8 @@ describe('measure: the command on a fake machine', () => {
 
   it('bad input: CPUs outside the machine, a window of 0 s or over an hour, a bad budget → exit 2', async () => {
     const root = buildFixture('intel-6c12t');
+    const prof = join(mkdtempSync(join(tmpdir(), 'vi-mprof-')), 'vm.toml');
+    writeFileSync(prof, 'domain = "vm"\nvm_cpus = "C4-5"\n[measure]\nafter_start = 1\n', { mode: 0o644 });
     for (const argv of [
       ['measure', 'C12'],
       ['measure', '--seconds', '0', 'C4'],
@@ -451,8 +453,19 @@ describe('measure: the command on a fake machine', () => {
       ['measure', '--max-noise-us', '-3', 'C4'],
       ['measure', '--mode', 'active', 'C4'],
       ['measure'],
+      // decimal numbers only (Number() would take these)
+      ['measure', '--seconds', '0x10', 'C4'],
+      ['measure', '--seconds', '1e1', 'C4'],
+      ['measure', '--max-gap-us', ' 5', 'C4'],
+      ['-n', 'isolate', '--measure', '0x2', 'C4-5'],
+      // --after-start takes its window and mode from the profile; other ones are refused, not ignored
+      ['measure', '--profile', 'P', '--after-start', '--seconds', '2'],
+      ['measure', '--profile', 'P', '--after-start', '--mode', 'probe'],
     ]) {
-      const r = await cli(root, argv);
+      const r = await cli(
+        root,
+        argv.map((a) => (a === 'P' ? prof : a)),
+      );
       assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /^vfio-isolate: /m);
     }
