@@ -142,8 +142,20 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
               `irqbalance ban ${JSON.stringify(list.slice(0, 40))} is not a list of possible CPUs (0-${maxCpu})`,
             );
         break;
-      case 'service':
       case 'unit':
+        // the unit name is fully described by its schema; the lists must be lists of possible CPUs / nodes
+        for (const [prop, pair, max] of [
+          ['AllowedCPUs', rec.allowedCpus, maxCpu],
+          ['AllowedMemoryNodes', rec.allowedMemoryNodes, MAX_NODES - 1],
+        ] as const)
+          for (const list of pair ?? [])
+            if (!listWithin(list, max, true))
+              fail(
+                i,
+                `${rec.unit} ${prop}=${JSON.stringify(list.slice(0, 40))} is not a list within 0-${max}`,
+              );
+        break;
+      case 'service':
         break; // fully described by its schema (a fixed name)
     }
   });

@@ -414,3 +414,31 @@ describe('reapply trusts only a journal root alone could have written', () => {
     assert.equal(sd.calls().length, n, 'systemd was not asked anything');
   });
 });
+
+describe('a unit record whose list is no list of possible CPUs / nodes is refused', () => {
+  for (const bad of ['3-0', '0-3,,5', '-', '0-99999']) {
+    it(`restore and reapply of a journal with AllowedCPUs=${bad}: exit 2, systemd is asked to set nothing`, async () => {
+      const root = buildFixture('v2-nocpuset');
+      const sd = fakeSystemd(root);
+      const j = journal();
+      assert.equal(
+        (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
+        0,
+      );
+      // a root-owned journal (trusted), its unit record edited: what was set is now garbage
+      fs.writeFileSync(
+        j,
+        fs.readFileSync(j, 'utf8').replace('"allowedCpus":["","0-3"]', `"allowedCpus":["${bad}","${bad}"]`),
+      );
+      assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+      const n = sets(sd).length;
+      const re = await cli(root, ['reapply', j], sd.env);
+      assert.equal(re.code, 2, re.stdout + re.stderr);
+      assert.match(re.stderr, /refusing the whole journal: record 1: .*AllowedCPUs/);
+      const rs = await cli(root, ['restore', j], sd.env);
+      assert.equal(rs.code, 2, rs.stdout + rs.stderr);
+      assert.match(rs.stderr, /refusing the whole journal: record 1: .*AllowedCPUs/);
+      assert.equal(sets(sd).length, n, 'no set-property call');
+    });
+  }
+});
