@@ -442,3 +442,33 @@ describe('a unit record whose list is no list of possible CPUs / nodes is refuse
     });
   }
 });
+
+describe('a plain top-level cgroup beside the units', () => {
+  it('isolate leaves the root\'s cpuset controller to systemd (enabled for the units first): no controller record, release writes no "-cpuset" under the units', async () => {
+    const root = buildFixture('v2-nocpuset');
+    new SimFs(root).mkdir(`/${CG}/foo`); // a cgroup someone made by hand, no unit's
+    const sd = fakeSystemd(root);
+    const before = treeFiles(root);
+    const j = path.join(root, 'run/vfio-isolate/a.journal');
+    const r = await cli(root, ['-u', j, 'isolate', 'C4-7'], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sysRead(root, `${CG}/foo/cpuset.cpus`), '0-3', 'the plain cgroup is restricted by its file');
+    const recs = records(path.join(root, 'run/vfio-isolate/host.journal'));
+    assert.equal(recs.filter((x) => x.kind === 'unit').length, 3);
+    assert.deepEqual(
+      recs.filter((x) => x.kind === 'controller'),
+      [],
+      "systemd enabled cpuset in the root for its units: the root's subtree_control is not the tool's to undo",
+    );
+    const rel = await cli(root, ['release', j], sd.env);
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+    );
+    assert.deepEqual(
+      diffTrees(before, treeFiles(root)).filter((d) => d.includes(CG)),
+      [],
+    );
+  });
+});
