@@ -416,6 +416,19 @@ describe('reapply trusts only a journal root alone could have written', () => {
 });
 
 describe('a unit record whose list is no list of possible CPUs / nodes is refused', () => {
+  it('a value before that names CPUs this machine lacks (an administrator gave systemd 0-63) restores', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'user.slice', 'AllowedCPUs=0-63').code, 0);
+    const j = journal();
+    assert.equal(
+      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-1', '/user.slice'], sd.env)).code,
+      0,
+    );
+    const r = await cli(root, ['restore', j], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(cpusOf(sd)['user.slice'], '0-63');
+  });
   for (const bad of ['3-0', '0-3,,5', '-', '0-99999']) {
     it(`restore and reapply of a journal with AllowedCPUs=${bad}: exit 2, systemd is asked to set nothing`, async () => {
       const root = buildFixture('v2-nocpuset');
