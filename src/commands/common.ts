@@ -85,6 +85,11 @@ export function planEnableCpuset(ctx: Ctx, parts: readonly string[], command: st
       title: `enable the cpuset controller for the children of ${cgroupName(anc)}`,
       changes: [{ target: `${dir}/cgroup.subtree_control`, before: control, after: '+cpuset' }],
       apply({ k, record }) {
+        // Enabled meanwhile (systemd realizing the units an earlier step of this run restricted, e.g. isolate on a
+        // tree systemd manages): not ours to enable, so not ours to disable at release (a "-cpuset" there would
+        // drop the cpuset files of the units systemd still restricts).
+        if ((k.readTrim(`${dir}/cgroup.subtree_control`) ?? '').split(/\s+/).includes('cpuset'))
+          return { changed: 0 };
         record({ kind: 'controller', path: dir, controller: 'cpuset' });
         k.write(`${dir}/cgroup.subtree_control`, '+cpuset');
         return { changed: 1 };

@@ -14,6 +14,7 @@ import { showUnits } from '../kernel/systemd.ts';
 import { checkJournalTrust, readJournalFile } from '../steps/journal.ts';
 import type { UnitRecord } from '../steps/records.ts';
 import type { Step } from '../steps/step.ts';
+import { validateRecords } from '../steps/validate.ts';
 import { hostJournalPath } from '../kernel/reservations.ts';
 import { defaultJournal } from './isolate.ts';
 import { planUnitLimit, systemdOf } from './restrict.ts';
@@ -111,6 +112,12 @@ export function driftLine(d: Drift): string {
 function planReapply(ctx: Ctx, command: string, file: string): Step[] {
   // root acts on what the journal says (units and values): only a journal root alone could have written (exit 2)
   checkJournalTrust(file);
+  // and only values the tool itself sets: the unit records' lists are checked as restore checks them (exit 2)
+  validateRecords(
+    ctx.k,
+    readJournalFile(file).runs.flatMap((r) => r.records.filter((rec) => rec.kind === 'unit')),
+    file,
+  );
   const applied = appliedBy(ctx, file);
   if (applied.length === 0) {
     throw new RuntimeFailure(

@@ -10,6 +10,7 @@ import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { cgroupName, normalizeCgroupName } from '../kernel/cgroup.ts';
 import { isPinnedKernelThread } from '../kernel/procs.ts';
+import { readRegistry } from '../kernel/reservations.ts';
 import { loadProfile, profileFile } from '../profile.ts';
 import type { Step } from '../steps/step.ts';
 import { writeFilesStep, type FileWrite } from '../steps/write-step.ts';
@@ -148,6 +149,17 @@ function planPartition(ctx: Ctx, inv: Invocation): Plan {
     throw new RuntimeFailure(`${command}: isolated partitions need cgroup v2 (this machine uses v1 cpusets)`);
   const parent = vmCgroup(ctx, vmArg, command);
   const { vcpus, union } = readLayout(ctx, parent, command);
+  // The host CPUs of the active isolations are what the host still needs: a partition there would take them.
+  const reserved = readRegistry(ctx.k).reservations.reduce(
+    (acc, r) => acc.union(CpuSet.parseList(r.vm)),
+    CpuSet.EMPTY,
+  );
+  const hostTaken = union.minus(reserved);
+  if (!reserved.isEmpty && !hostTaken.isEmpty && !ctx.g.force)
+    throw new RuntimeFailure(
+      `${command}: the vCPUs' CPUs ${hostTaken.toList()} are host CPUs of the active isolation(s) (VM CPUs ${reserved.toList()}); a partition would take them from the host`,
+      'pin the vCPUs within the isolated CPUs (vfio-isolate libvirt cputune), or use --force',
+    );
   const excl = (parts: readonly string[]): string => `${cg.path(parts)}/cpuset.cpus.exclusive`;
   if (ctx.state.read(excl(vcpus[0]!.parts)) === undefined) {
     const [major, minor] = ctx.k.version();

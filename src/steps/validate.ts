@@ -26,6 +26,9 @@ export function resolveSystemPath(k: Kernel, path: string): string {
   return path;
 }
 
+/** systemd refuses CPU (and node) numbers from 8192 on in AllowedCPUs= / AllowedMemoryNodes=. */
+const SYSTEMD_MAX_CPU = 8191;
+
 /** MAX_NUMNODES of the kernel: memory node numbers are below it. */
 const MAX_NODES = 1024;
 
@@ -142,8 +145,22 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
               `irqbalance ban ${JSON.stringify(list.slice(0, 40))} is not a list of possible CPUs (0-${maxCpu})`,
             );
         break;
-      case 'service':
       case 'unit':
+        // The unit name is fully described by its schema; the lists must be CPU/node lists systemd takes. A value
+        // before may name CPUs this machine lacks (systemd keeps what an administrator gave it), so the bound is
+        // systemd's own (CPU numbers below 8192), not the possible CPUs.
+        for (const [prop, pair] of [
+          ['AllowedCPUs', rec.allowedCpus],
+          ['AllowedMemoryNodes', rec.allowedMemoryNodes],
+        ] as const)
+          for (const list of pair ?? [])
+            if (!listWithin(list, SYSTEMD_MAX_CPU, true))
+              fail(
+                i,
+                `${rec.unit} ${prop}=${JSON.stringify(list.slice(0, 40))} is not a list within 0-${SYSTEMD_MAX_CPU}`,
+              );
+        break;
+      case 'service':
         break; // fully described by its schema (a fixed name)
     }
   });

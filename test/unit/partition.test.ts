@@ -138,6 +138,23 @@ describe('partition on a running VM (fixture, 6.8)', () => {
     assert.equal(treeHash(root), h);
   });
 
+  it('vCPUs pinned to host CPUs of an active isolation: refused before any change (the host would lose them), --force takes them', async () => {
+    const root = vmMachine(['0', '1']);
+    assert.equal((await cli(root, ['isolate', 'C8-15,24-31'])).code, 0);
+    const h = treeHash(root);
+    const r = await cli(root, ['partition', 'win10']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      /partition: the vCPUs' CPUs 0-1 are host CPUs of the active isolation\(s\) \(VM CPUs 8-15,24-31\)/,
+    );
+    assert.equal(treeHash(root), h, 'nothing changed');
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus.effective`), '0-7,16-23');
+    const f = await cli(root, ['--force', 'partition', 'win10']);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus.effective`), '2-7,16-23');
+  });
+
   it('refuses on kernels before 6.7 and on cgroup v1, with the reason', async () => {
     const old = vmMachine(['8'], '7', { kernel: '6.1.0-28-amd64' });
     const r = await cli(old, ['partition', 'win10']);

@@ -414,3 +414,74 @@ describe('reapply trusts only a journal root alone could have written', () => {
     assert.equal(sd.calls().length, n, 'systemd was not asked anything');
   });
 });
+
+describe('a unit record whose list is no list of possible CPUs / nodes is refused', () => {
+  it('a value before that names CPUs this machine lacks (an administrator gave systemd 0-63) restores', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'user.slice', 'AllowedCPUs=0-63').code, 0);
+    const j = journal();
+    assert.equal(
+      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-1', '/user.slice'], sd.env)).code,
+      0,
+    );
+    const r = await cli(root, ['restore', j], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(cpusOf(sd)['user.slice'], '0-63');
+  });
+  for (const bad of ['3-0', '0-3,,5', '-', '0-99999']) {
+    it(`restore and reapply of a journal with AllowedCPUs=${bad}: exit 2, systemd is asked to set nothing`, async () => {
+      const root = buildFixture('v2-nocpuset');
+      const sd = fakeSystemd(root);
+      const j = journal();
+      assert.equal(
+        (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
+        0,
+      );
+      // a root-owned journal (trusted), its unit record edited: what was set is now garbage
+      fs.writeFileSync(
+        j,
+        fs.readFileSync(j, 'utf8').replace('"allowedCpus":["","0-3"]', `"allowedCpus":["${bad}","${bad}"]`),
+      );
+      assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+      const n = sets(sd).length;
+      const re = await cli(root, ['reapply', j], sd.env);
+      assert.equal(re.code, 2, re.stdout + re.stderr);
+      assert.match(re.stderr, /refusing the whole journal: record 1: .*AllowedCPUs/);
+      const rs = await cli(root, ['restore', j], sd.env);
+      assert.equal(rs.code, 2, rs.stdout + rs.stderr);
+      assert.match(rs.stderr, /refusing the whole journal: record 1: .*AllowedCPUs/);
+      assert.equal(sets(sd).length, n, 'no set-property call');
+    });
+  }
+});
+
+describe('a plain top-level cgroup beside the units', () => {
+  it('isolate leaves the root\'s cpuset controller to systemd (enabled for the units first): no controller record, release writes no "-cpuset" under the units', async () => {
+    const root = buildFixture('v2-nocpuset');
+    new SimFs(root).mkdir(`/${CG}/foo`); // a cgroup someone made by hand, no unit's
+    const sd = fakeSystemd(root);
+    const before = treeFiles(root);
+    const j = path.join(root, 'run/vfio-isolate/a.journal');
+    const r = await cli(root, ['-u', j, 'isolate', 'C4-7'], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sysRead(root, `${CG}/foo/cpuset.cpus`), '0-3', 'the plain cgroup is restricted by its file');
+    const recs = records(path.join(root, 'run/vfio-isolate/host.journal'));
+    assert.equal(recs.filter((x) => x.kind === 'unit').length, 3);
+    assert.deepEqual(
+      recs.filter((x) => x.kind === 'controller'),
+      [],
+      "systemd enabled cpuset in the root for its units: the root's subtree_control is not the tool's to undo",
+    );
+    const rel = await cli(root, ['release', j], sd.env);
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+    );
+    assert.deepEqual(
+      diffTrees(before, treeFiles(root)).filter((d) => d.includes(CG)),
+      [],
+    );
+  });
+});
