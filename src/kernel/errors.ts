@@ -4,10 +4,19 @@ import { ErrnoError, errnoOf } from './fs.ts';
 /** What an errno means for the file the tool was touching, in words a user understands. */
 export function explainErrno(e: unknown, what?: string): RuntimeFailure {
   if (e instanceof RuntimeFailure) return e;
-  const code = errnoOf(e) ?? 'EIO';
+  const errno = errnoOf(e);
+  // not an errno (a module that failed to load, a bug): its own message, not a made-up kernel error
+  if (errno === undefined || !/^E[A-Z0-9]+$/.test(errno)) {
+    const message = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+    return new RuntimeFailure(
+      `${what ? `${what}: ` : ''}${message}${errno ? ` (${errno})` : ''}`,
+      'this is no error of the kernel; run with --debug to see where it happened',
+    );
+  }
+  const code = errno;
   const path = e instanceof ErrnoError ? e.path : '';
   const op = e instanceof ErrnoError ? e.op : 'access';
-  const subject = what ?? path;
+  const subject = what ?? (path || (e instanceof Error && 'path' in e ? String(e.path) : 'a kernel file'));
   switch (code) {
     case 'EACCES':
     case 'EPERM':
