@@ -54,11 +54,9 @@ function trustedCli(): string {
   if (!distrust(join(REPO_ROOT, 'dist'), { kind: 'dir' })) return BUILT;
   rmSync(GUEST_COPY, { recursive: true, force: true });
   mkdirSync(join(GUEST_COPY, 'node_modules'), { recursive: true, mode: 0o755 });
-  for (const [from, to] of [
-    ['dist', 'dist'],
-    ['node_modules/koffi', 'node_modules/koffi'],
-  ] as const) {
-    const cp = spawnSync('cp', ['-a', join(REPO_ROOT, from), join(GUEST_COPY, to)], { encoding: 'utf8' });
+  // koffi and its native addon package (@koromix/koffi-<platform>-<arch>)
+  for (const d of ['dist', 'node_modules/koffi', 'node_modules/@koromix']) {
+    const cp = spawnSync('cp', ['-a', join(REPO_ROOT, d), join(GUEST_COPY, d)], { encoding: 'utf8' });
     assert.equal(cp.status, 0, cp.stderr);
   }
   const why = distrust(join(GUEST_COPY, 'dist'), { kind: 'dir' });
