@@ -380,6 +380,20 @@ export function checkProfileTrust(file: string, abs: string = path.resolve(file)
     );
 }
 
+/** A profile by name or path (see profileFile) on this kernel's machine, its warnings passed to `warn`. */
+export function loadNamedProfile(
+  name: string,
+  k: { hostPath(systemPath: string): string; machine: CpuTopology },
+  warn: (line: string) => void,
+): Profile {
+  const p = loadProfile(
+    profileFile(name, (sys) => k.hostPath(sys)),
+    k.machine,
+  );
+  for (const w of p.warnings) warn(w);
+  return p;
+}
+
 /**
  * Read and validate a profile file. A missing or unreadable file is a runtime failure (exit 1); anything wrong
  * inside it is a usage error (exit 2). The path is the user's own file, not a system path.

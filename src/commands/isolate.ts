@@ -23,7 +23,7 @@ import {
   type Baseline,
 } from '../steps/journal.ts';
 import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
-import { loadProfile, profileFile } from '../profile.ts';
+import { loadNamedProfile } from '../profile.ts';
 import { exampleVmCpus } from '../report/topology-view.ts';
 import { readStatusModel } from './status-collect.ts';
 import { findingLine, findLeaks } from '../report/status-model.ts';
@@ -477,11 +477,7 @@ type ProfileOptions = Partial<IsolateOptions> & { vmSpec?: string; hostSpec?: st
 
 /** What a TOML profile (`isolate --profile FILE`) sets of isolate's options. */
 function profileOptions(ctx: Ctx, file: string): ProfileOptions {
-  const p = loadProfile(
-    profileFile(file, (sys) => ctx.k.hostPath(sys)),
-    ctx.k.machine,
-  );
-  for (const w of p.warnings) ctx.log.warn(w);
+  const p = loadNamedProfile(file, ctx.k, (w) => ctx.log.warn(w));
   const s = p.isolate.steps;
   return {
     ...(p.vmSpec !== undefined ? { vmSpec: p.vmSpec } : {}),

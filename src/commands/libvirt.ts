@@ -35,18 +35,13 @@ import {
   renderHookScript,
   type HookInfo,
 } from '../libvirt/hook-script.ts';
-import { loadProfile, profileFile, type Profile } from '../profile.ts';
+import { loadNamedProfile, loadProfile, profileFile, type Profile } from '../profile.ts';
 import { emulatorCpusOf, schedOf, vmCpusOf } from './pin-qemu.ts';
 
 function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
   const f = inv.values.profile;
   if (typeof f !== 'string') return undefined;
-  const p = loadProfile(
-    profileFile(f, (sys) => ctx.k.hostPath(sys)),
-    ctx.k.machine,
-  );
-  for (const w of p.warnings) ctx.log.warn(w);
-  return p;
+  return loadNamedProfile(f, ctx.k, (w) => ctx.log.warn(w));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

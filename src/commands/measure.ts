@@ -21,7 +21,7 @@ import { measureJson, printable, renderMeasure, summaryLine } from '../measure/v
 import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type StatusModel, type VmCpuChoice } from '../report/status-model.ts';
 import { cpusArg } from './common.ts';
-import { loadProfile, profileFile, type ProfileMeasure } from '../profile.ts';
+import { loadNamedProfile, type ProfileMeasure } from '../profile.ts';
 
 /** Gaps longer than this count as interruptions in probe mode. */
 export const PROBE_THRESHOLD_NS = 5000;
@@ -272,11 +272,7 @@ function loadMeasureProfile(
   ctx: Ctx,
   name: string,
 ): { name: string; vmCpus: CpuSet; measure?: ProfileMeasure } {
-  const p = loadProfile(
-    profileFile(name, (sys) => ctx.k.hostPath(sys)),
-    ctx.k.machine,
-  );
-  for (const w of p.warnings) ctx.log.warn(w);
+  const p = loadNamedProfile(name, ctx.k, (w) => ctx.log.warn(w));
   return { name: path.basename(p.path), vmCpus: p.vmCpus, ...(p.measure ? { measure: p.measure } : {}) };
 }
 
