@@ -17,7 +17,7 @@ import { PlanState } from '../steps/state.ts';
 import type { Step } from '../steps/step.ts';
 import { VERSION } from '../version.ts';
 import type { Marks, RunOptions } from './run.ts';
-import type { Ctx, Globals, Handler, Invocation, Plan } from './spec.ts';
+import type { Ctx, Globals, Handler, Invocation, Plan, PlanHandler } from './spec.ts';
 
 export async function execute(
   commands: Ctx['chain'],
@@ -60,10 +60,15 @@ export async function execute(
   try {
     // 0. read-only preparations that take time (isolate --measure's "before" probe), before the lock; against a
     // state of their own, so planning reads the machine afresh under the lock
-    const prepared: unknown[] = [];
+    const handlers: PlanHandler[] = [];
     for (const inv of commands) {
       const h = await loadHandler(inv);
-      const pre = h.kind === 'plan' && !g.dryRun ? h.prepare : undefined;
+      if (h.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
+      handlers.push(h);
+    }
+    const prepared: unknown[] = [];
+    for (const [i, inv] of commands.entries()) {
+      const pre = g.dryRun ? undefined : handlers[i]!.prepare;
       prepared.push(pre ? await pre({ ...ctx, state: new PlanState(k) }, inv) : undefined);
     }
     if (writes && !g.dryRun) {
@@ -73,9 +78,7 @@ export async function execute(
     // 1. plan every command of the chain against the simulated state
     const planned: Plan[] = [];
     for (const [i, inv] of commands.entries()) {
-      const h = await loadHandler(inv);
-      if (h.kind !== 'plan') throw new UsageError(`${inv.name} cannot be chained`);
-      const p = await h.plan(ctx, inv, prepared[i]);
+      const p = await handlers[i]!.plan(ctx, inv, prepared[i]);
       planned.push(Array.isArray(p) ? { steps: p } : p);
     }
     const steps = planned.flatMap((p) => p.steps);
