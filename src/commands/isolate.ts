@@ -569,13 +569,15 @@ function isolateLeakCheck(ctx: Ctx, vm: CpuSet, strict: boolean): AfterReport {
 function measureRequest(
   ctx: Ctx,
   inv: Invocation,
+  /** The VM CPUs (isolate's options: read only when --measure is given). */
+  vm: () => CpuSet,
 ): { seconds: number; cpus: CpuSet; raw: string } | undefined {
   const raw = inv.values.measure;
   if (typeof raw !== 'string') return undefined;
   if (!DECIMAL.test(raw))
     throw new UsageError(`${inv.name}: --measure takes a number of seconds, not "${raw}"`);
   const seconds = checkWindow(Number(raw), `${inv.name} --measure`);
-  const cpus = isolateOptions(ctx, inv).vm.intersect(ctx.k.machine.online);
+  const cpus = vm().intersect(ctx.k.machine.online);
   const refused = probeRefusal(ctx, cpus, `${inv.name} --measure`);
   if (refused) throw refused;
   return { seconds, cpus, raw };
@@ -593,7 +595,7 @@ interface MeasuredBefore {
  * are not kept waiting): the probe on the VM CPUs for N seconds, refused (exit 2) where vCPU threads run.
  */
 async function measureBefore(ctx: Ctx, inv: Invocation): Promise<MeasuredBefore | undefined> {
-  const req = measureRequest(ctx, inv);
+  const req = measureRequest(ctx, inv, () => isolateOptions(ctx, inv).vm);
   if (!req) return undefined;
   const { cpus, seconds } = req;
   if (!ctx.g.json)
@@ -863,7 +865,7 @@ export const handlers: Record<string, Handler> = {
       const gone = new Set(reg.reservations.filter((r) => !others.includes(r)).map((r) => r.journal));
       const strict = Boolean(inv.values.strict);
       // --measure: checked again under the lock (a VM may have started since the probe); a dry run measures nothing
-      const req = measureRequest(ctx, inv);
+      const req = measureRequest(ctx, inv, () => o.vm);
       if (req && ctx.g.dryRun)
         ctx.streams.err(
           `vfio-isolate: dry run: --measure ${req.raw} measures nothing (no probe before or after)\n`,
