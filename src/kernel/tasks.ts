@@ -95,26 +95,21 @@ export function threadIds(k: Kernel, ids: readonly number[], file: 'tasks' | 'cg
 export type KeptMask = [number, number, string];
 
 /**
- * From how many threads masksToKeep reads masks with sched_getaffinity(2) (through koffi) rather than from
- * /proc/ID/task/ID/status. Measured in the 6.1 guest (TCG): a status read ~140-300 µs, a sched_getaffinity call
- * ~5 µs, but loading koffi ~0.5-0.9 s once per process; the syscall pays from about 3,000 threads.
- */
-export const AFFINITY_SYSCALL_AT = 3000;
-
-/**
  * The masks of `tids` that attaching them elsewhere would lose for good: those that differ from `home`, the CPUs
  * attaching back to where they are gives, and, for the few whose mask differs, their start time (`startOf`,
  * default /proc/ID/task/ID/stat). A thread that started after `listedAt` is not the one that was listed (its pid
  * was reused) and is left out; gone threads too.
- * Each mask is read from /proc/ID/task/ID/status (Cpus_allowed_list, compared as the kernel prints it), or, from
- * `syscallAt` threads on (default AFFINITY_SYSCALL_AT) when every possible CPU is online, with sched_getaffinity
- * (which leaves offline CPUs out of the mask it returns, hence the condition).
+ * Each mask is read with sched_getaffinity(2) (~5 µs under TCG; koffi is loaded already by the run's lock) when
+ * that is exact, else from /proc/ID/task/ID/status (Cpus_allowed_list, ~150-300 µs under TCG; `reader: 'status'`
+ * forces it, and it takes over when the syscall fails). The syscall leaves CPUs that are not online out, so it is
+ * exact only when `home` is all online: a thread in a cpuset other than the root has a mask within its cpuset's
+ * CPUs, which are online; the root's `home` is every possible CPU, online only when no CPU is offline.
  */
 export function masksToKeep(
   k: Kernel,
   tids: Iterable<number>,
   home: CpuSet,
-  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined; syscallAt?: number } = {},
+  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined; reader?: 'status' } = {},
 ): KeptMask[] {
   const list = Array.isArray(tids) ? (tids as number[]) : [...tids];
   const want = home.toList();
@@ -135,8 +130,7 @@ export function masksToKeep(
     }
     if (!cpus.equals(home)) keep(tid, cpus);
   };
-  let syscall =
-    list.length >= (opts.syscallAt ?? AFFINITY_SYSCALL_AT) && k.machine.online.equals(k.machine.possible);
+  let syscall = opts.reader !== 'status' && home.isSubsetOf(k.machine.online);
   const homeArr = syscall ? home.toArray() : [];
   for (const tid of list) {
     if (!syscall) {

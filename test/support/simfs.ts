@@ -338,7 +338,8 @@ export class SimFs implements Fs {
 
   getAffinity(tid: number): number[] {
     const t = this.task(tid, 'sched_getaffinity');
-    return this.taskAffinity(t).toArray();
+    // the kernel's sched_getaffinity: the mask and the active (online) CPUs
+    return this.taskAffinity(t).intersect(this.online()).toArray();
   }
 
   setAffinity(tid: number, cpus: readonly number[]): void {

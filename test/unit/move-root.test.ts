@@ -45,6 +45,20 @@ class WatchedFs extends SimFs {
   }
 }
 
+/** A fake kernel that counts the mask reads of masksToKeep: sched_getaffinity calls and status reads. */
+class CountingFs extends SimFs {
+  getAffinityCalls = 0;
+  statusReads = 0;
+  override read(p: string): string {
+    if (/^\/proc\/\d+\/task\/\d+\/status$/.test(p)) this.statusReads++;
+    return super.read(p);
+  }
+  override getAffinity(tid: number): number[] {
+    this.getAffinityCalls++;
+    return super.getAffinity(tid);
+  }
+}
+
 async function run(fsx: SimFs, argv: string[]) {
   let stdout = '';
   let stderr = '';
@@ -190,7 +204,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
     assert.ok(b.fsx.perTaskReads.length > a.fsx.perTaskReads.length, 'the fallback reads every task');
   });
 
-  it('masksToKeep: sched_getaffinity (many threads) and status reads find the same masks', async () => {
+  it('masksToKeep: sched_getaffinity (the default) and status reads find the same masks', async () => {
     const { root } = await setup('5.10.0-30-amd64');
     const sim = new SimFs(root);
     sim.setAffinity(USER + 1, [2, 3]);
@@ -198,9 +212,14 @@ describe('move-tasks / DST: per-task work is the write', () => {
     const k = new Kernel(sim, { systemctl: '', euid: 0 });
     const tids = parseIds(sysRead(root, `${CG1}/tasks`));
     const home = CpuSet.parseList('0-11');
-    const byStatus = masksToKeep(k, tids, home, { listedAt: 8640042 });
-    const bySyscall = masksToKeep(k, tids, home, { listedAt: 8640042, syscallAt: 0 });
+    const byStatus = masksToKeep(k, tids, home, { listedAt: 8640042, reader: 'status' });
+    const counted = new CountingFs(root);
+    const bySyscall = masksToKeep(new Kernel(counted, { systemctl: '', euid: 0 }), tids, home, {
+      listedAt: 8640042,
+    });
     assert.deepEqual(bySyscall, byStatus);
+    assert.equal(counted.getAffinityCalls, tids.length, 'one sched_getaffinity per thread');
+    assert.equal(counted.statusReads, 0, 'no status read');
     // without koffi (the syscall cannot be made) the status reads take over: the journal is the same
     class NoFfi extends SimFs {
       override getAffinity(): number[] {
@@ -208,12 +227,38 @@ describe('move-tasks / DST: per-task work is the write', () => {
       }
     }
     const k2 = new Kernel(new NoFfi(root), { systemctl: '', euid: 0 });
-    assert.deepEqual(masksToKeep(k2, tids, home, { listedAt: 8640042, syscallAt: 0 }), byStatus);
+    assert.deepEqual(masksToKeep(k2, tids, home, { listedAt: 8640042 }), byStatus);
     const users = byStatus.filter(([tid]) => tid >= USER).map(([tid, , list]) => [tid, list]);
     assert.deepEqual(users, [
       [USER + 1, '2-3'],
       [USER + 2, '0-1,4'],
     ]);
+  });
+
+  it('masksToKeep with an offline CPU: the syscall for a cpuset within the online CPUs, status reads for the root (its masks may name offline CPUs)', async () => {
+    const { root } = await setup('5.10.0-30-amd64');
+    fs.writeFileSync(path.join(root, 'sys/devices/system/cpu/online'), '0-10\n');
+    const tids = parseIds(sysRead(root, `${CG1}/tasks`));
+    // a thread of the root whose mask is every possible CPU, CPU 11 (offline) included: what attaching back gives
+    const sim = new SimFs(root);
+    sim.setAffinity(USER + 1, [...CpuSet.parseList('0-11').toArray()]);
+    sim.setAffinity(USER + 2, [...CpuSet.parseList('0-10').toArray()]);
+    const possible = CpuSet.parseList('0-11');
+    const counted = new CountingFs(root);
+    const rootMasks = masksToKeep(new Kernel(counted, { systemctl: '', euid: 0 }), tids, possible, {
+      listedAt: 8640042,
+    });
+    assert.equal(counted.getAffinityCalls, 0, 'the syscall would see 0-10 for both threads');
+    assert.deepEqual(
+      rootMasks.filter(([tid]) => tid === USER + 1 || tid === USER + 2).map(([tid, , list]) => [tid, list]),
+      [[USER + 2, '0-10']],
+    );
+    // a cpuset of online CPUs: the syscall, exact there
+    const counted2 = new CountingFs(root);
+    const k2 = new Kernel(counted2, { systemctl: '', euid: 0 });
+    masksToKeep(k2, tids, CpuSet.parseList('0-5'), { listedAt: 8640042 });
+    assert.equal(counted2.getAffinityCalls, tids.length);
+    assert.equal(counted2.statusReads, 0);
   });
 
   it('tr-1920x, 6.12: the node masks of kswapd/kcompactd (found through kthreadd) are journalled and restored', async () => {
@@ -250,7 +295,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
   });
 });
 
-describe('sched_getaffinity through koffi (the reader masksToKeep uses from AFFINITY_SYSCALL_AT threads)', () => {
+describe('sched_getaffinity through koffi (the reader masksToKeep uses where it is exact)', () => {
   it('reads this process’s own mask as /proc/self/status prints it (read only)', async () => {
     const { loadSched } = await import('../../src/kernel/sched.ts');
     const got = CpuSet.of(loadSched().getAffinity(process.pid));
