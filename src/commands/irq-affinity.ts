@@ -45,7 +45,9 @@ export function planIrqMasks(
     const base = baseOf?.(path);
     const target = irqTarget(op, base !== undefined ? CpuSet.parseList(base) : current, cpus, online);
     if (target.equals(current)) continue;
-    writes.push({ path, value: target.toList(), before, label: `IRQ ${irq}`, canonical: true });
+    // read under the run's lock (taken before planning): journalled as it is, unless an earlier step writes it
+    const fresh = !ctx.state.planned(path);
+    writes.push({ path, value: target.toList(), before, label: `IRQ ${irq}`, canonical: true, fresh });
     ctx.state.set(path, target.toList());
   }
   if (writes.length === 0) return undefined;

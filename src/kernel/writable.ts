@@ -11,6 +11,13 @@ export interface WritableRule {
   value: RegExp;
 }
 
+/** The IRQ affinity files (they do not depend on where the cgroup hierarchy is mounted). */
+export const IRQ_RULES: readonly WritableRule[] = [
+  { re: /^\/proc\/irq\/\d+\/smp_affinity_list$/, value: LIST },
+  { re: /^\/proc\/irq\/\d+\/smp_affinity$/, value: MASK },
+  { re: /^\/proc\/irq\/default_smp_affinity$/, value: MASK },
+];
+
 export function writableRules(cgroupMount: string): WritableRule[] {
   const cg = cgroupMount.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const cgFile = (name: string): RegExp => new RegExp(`^${cg}(/[^/]+)*/${name.replace(/\./g, '\\.')}$`);
@@ -23,9 +30,7 @@ export function writableRules(cgroupMount: string): WritableRule[] {
     { re: cgFile('cpuset.mem_exclusive'), value: FLAG },
     { re: cgFile('cpuset.memory_migrate'), value: FLAG },
     { re: cgFile('cpuset.sched_load_balance'), value: FLAG },
-    { re: /^\/proc\/irq\/\d+\/smp_affinity_list$/, value: LIST },
-    { re: /^\/proc\/irq\/\d+\/smp_affinity$/, value: MASK },
-    { re: /^\/proc\/irq\/default_smp_affinity$/, value: MASK },
+    ...IRQ_RULES,
     {
       re: /^\/sys\/devices\/system\/cpu\/cpufreq\/policy\d+\/scaling_governor$/,
       value: /^[a-z0-9_-]{1,32}$/,
@@ -45,3 +50,10 @@ export function writableRules(cgroupMount: string): WritableRule[] {
 export function isIrqAffinityPath(path: string): boolean {
   return /^\/proc\/irq\/\d+\/smp_affinity(_list)?$/.test(path);
 }
+
+/**
+ * IRQ affinity files (/proc/irq/N/smp_affinity, smp_affinity_list, /proc/irq/default_smp_affinity): procfs lays out
+ * these directories and files itself and nobody can create a symlink or a file in them, so once /proc/irq is
+ * known to be a procfs directory (checked once per run), opening such a path O_NOFOLLOW opens exactly that file.
+ */
+export const IRQ_CONTROL_FILE = /^\/proc\/irq\/(?:\d+\/smp_affinity(?:_list)?|default_smp_affinity)$/;

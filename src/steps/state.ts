@@ -37,6 +37,11 @@ export class PlanState {
     return this.files.has(path) || this.isDir(path) || (!this.removedAbove(path) && this.k.fs.exists(path));
   }
 
+  /** Whether an earlier step of the chain writes `path` (read() then returns the value it will have written). */
+  planned(path: string): boolean {
+    return this.files.has(path);
+  }
+
   set(path: string, value: string): void {
     this.files.set(path, value);
   }

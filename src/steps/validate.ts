@@ -5,7 +5,12 @@
  */
 import { UsageError } from '../errors.ts';
 import type { Kernel } from '../kernel/kernel.ts';
-import { writableRules as rules } from '../kernel/writable.ts';
+import {
+  IRQ_CONTROL_FILE,
+  IRQ_RULES,
+  writableRules as rules,
+  type WritableRule,
+} from '../kernel/writable.ts';
 import type { UndoRecord } from './records.ts';
 
 /** Resolve a system path: reject `..`/`.`/empty segments; follow symlinks of the existing part inside the root. */
@@ -59,13 +64,16 @@ export function maskWithin(s: string, bits: number): boolean {
 }
 
 export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: string): void {
-  const mount = k.cgroups.mount;
-  const rs = rules(mount);
+  // the cgroup mount only when a record names a cgroup or a file that may be one (an IRQ journal needs neither)
+  let mountOnce: string | undefined;
+  const mount = (): string => (mountOnce ??= k.cgroups.mount);
+  let rulesOnce: WritableRule[] | undefined;
+  const rs = (): readonly WritableRule[] => (rulesOnce ??= rules(mount()));
   const maxCpu = k.possibleCpus.last ?? 0;
   const cgDir = (p: string): boolean =>
-    p.startsWith(mount + '/') &&
+    p.startsWith(mount() + '/') &&
     !p
-      .slice(mount.length)
+      .slice(mount().length)
       .split('/')
       .some((s) => s === '..');
   const fail = (i: number, msg: string): never => {
@@ -84,7 +92,8 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
   const checkPath = (i: number, p: string, kind: 'file' | 'cgroup', values: string[] = []): void => {
     let real: string;
     try {
-      real = resolveSystemPath(k, p);
+      // an IRQ affinity file is canonical as written (procfs has no symlink on its way: IRQ_CONTROL_FILE)
+      real = IRQ_CONTROL_FILE.test(p) ? p : resolveSystemPath(k, p);
     } catch {
       return fail(i, `path ${JSON.stringify(p)} is not a plain absolute path`);
     }
@@ -92,10 +101,10 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
     if (real !== p)
       fail(i, `${JSON.stringify(p)} is not a canonical path (it resolves to ${JSON.stringify(real)})`);
     if (kind === 'cgroup') {
-      if (!cgDir(real)) fail(i, `${JSON.stringify(p)} is not a cgroup below ${mount}`);
+      if (!cgDir(real)) fail(i, `${JSON.stringify(p)} is not a cgroup below ${mount()}`);
       return;
     }
-    const rule = rs.find((r) => r.re.test(real));
+    const rule = (IRQ_CONTROL_FILE.test(real) ? IRQ_RULES : rs()).find((r) => r.re.test(real));
     if (!rule) return fail(i, `${JSON.stringify(p)} is not a file vfio-isolate writes`);
     for (const value of values) {
       if (!rule.value.test(value.trim()) || !valueFits(p, value)) {
@@ -112,14 +121,14 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
         checkPath(i, rec.path, 'cgroup');
         break;
       case 'controller':
-        if (rec.path !== mount) checkPath(i, rec.path, 'cgroup');
+        if (rec.path !== mount()) checkPath(i, rec.path, 'cgroup');
         break;
       case 'rmdir':
         checkPath(i, rec.path, 'cgroup');
         for (const [name, value] of rec.settings) checkPath(i, `${rec.path}/${name}`, 'file', [value]);
         break;
       case 'tasks':
-        for (const p of [rec.from, rec.to]) if (p !== mount) checkPath(i, p, 'cgroup');
+        for (const p of [rec.from, rec.to]) if (p !== mount()) checkPath(i, p, 'cgroup');
         if (rec.from === rec.to) fail(i, `tasks moved from ${rec.from} to itself`);
         break;
       case 'affinity':

@@ -14,6 +14,12 @@ export interface FileWrite {
    * resolved again before it is journalled; the write itself still refuses a path that needs resolving.
    */
   canonical?: boolean;
+  /**
+   * `before` was read from the kernel while planning, under this run's lock, and no earlier step of the chain
+   * writes the path: it is journalled as the old value without reading the file again (one read and one write per
+   * file). Without it the old value is read right before the write.
+   */
+  fresh?: boolean;
 }
 
 export function writeFilesStep(
@@ -44,11 +50,13 @@ export function writeFilesStep(
           }
         }
         let old = '';
-        try {
-          old = k.read(real).trim();
-        } catch {
-          /* a missing file fails at the write below */
-        }
+        if (w.fresh && w.before !== undefined) old = w.before.trim();
+        else
+          try {
+            old = k.read(real).trim();
+          } catch {
+            /* a missing file fails at the write below */
+          }
         paths.push(real);
         files.push([real, old, w.value.trim()]);
       }

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { lockFile } from '../../src/kernel/lock.ts';
 import { RealFs } from '../../src/kernel/realfs.ts';
+import { IRQ_CONTROL_FILE } from '../../src/kernel/writable.ts';
 import { markRestored } from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
@@ -645,6 +646,31 @@ describe('writes: the descriptor must be the validated path (a temp file system 
       assert.equal(fs.readFileSync(victim, 'utf8'), 'Xrecious');
     });
   }
+});
+
+describe('IRQ_CONTROL_FILE: the only paths RealFs writes without a per-file check (procfs, no symlink on the way)', () => {
+  it('matches the IRQ affinity files and nothing that could lead elsewhere', () => {
+    for (const p of [
+      '/proc/irq/0/smp_affinity',
+      '/proc/irq/127/smp_affinity_list',
+      '/proc/irq/default_smp_affinity',
+    ])
+      assert.ok(IRQ_CONTROL_FILE.test(p), p);
+    for (const p of [
+      '/proc/irq/1/../../self/root/tmp/x',
+      '/proc/irq/1/smp_affinity_list/',
+      '/proc/irq//1/smp_affinity',
+      '/proc/irq/1x/smp_affinity',
+      '/proc/irq/./1/smp_affinity',
+      '/proc/self/root/proc/irq/1/smp_affinity',
+      '/proc/irq/1/smp_affinity_list\n',
+      '/proc/irq/1/spurious',
+      '/proc/irq/1/node',
+      'proc/irq/1/smp_affinity',
+      '/sys/fs/cgroup/proc/irq/1/smp_affinity',
+    ])
+      assert.ok(!IRQ_CONTROL_FILE.test(p), JSON.stringify(p));
+  });
 });
 
 describe('a fake root: nothing resolves out of it', () => {

@@ -1,7 +1,8 @@
 /**
- * Issue 17: irq-affinity reads each IRQ's list once to plan and once more only for the IRQs it changes (the old
- * value journalled is the one the write replaces), writes each changing IRQ once, and does not resolve
- * /proc/irq paths again (they are canonical by construction). Restore gives every IRQ back its list.
+ * Issue 17: irq-affinity reads each IRQ's list once (to plan, under the run's lock: that value is journalled) and
+ * writes each changing IRQ once, and does not resolve /proc/irq paths again (they are canonical by construction).
+ * In a chain, an IRQ an earlier step writes is read again right before its write (what the earlier write left).
+ * Restore gives every IRQ back its list.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -17,7 +18,7 @@ import { SimFs } from '../support/simfs.ts';
 class IrqWatch extends SimFs {
   ops: string[] = [];
   override read(p: string): string {
-    if (p.startsWith('/proc/irq/')) this.ops.push(`read ${p}`);
+    if (p.startsWith('/proc/irq/') || p === '/proc/self/mountinfo') this.ops.push(`read ${p}`);
     return super.read(p);
   }
   override write(p: string, v: string): void {
@@ -41,7 +42,7 @@ async function run(fsx: SimFs, argv: string[]) {
   return { code, stderr };
 }
 
-describe('irq-affinity mask: per IRQ one read to plan, one read and one write to change', () => {
+describe('irq-affinity mask: per IRQ one read, and one write to change it', () => {
   it('ryzen-5950x', async () => {
     const root = buildFixture('ryzen-5950x');
     const fsx = new IrqWatch(root);
@@ -64,11 +65,8 @@ describe('irq-affinity mask: per IRQ one read to plan, one read and one write to
     const reads = count('read');
     assert.ok(writes.size >= 5, `${writes.size} IRQs changed`);
     assert.deepEqual(count('realpath'), new Map());
-    for (const [p, n] of writes) {
-      assert.equal(n, 1, p);
-      assert.equal(reads.get(p), 2, `${p}: planned and journalled`);
-    }
-    for (const [p, n] of reads) if (!writes.has(p)) assert.equal(n, 1, `${p}: planned only`);
+    for (const [p, n] of writes) assert.equal(n, 1, p);
+    for (const [p, n] of reads) assert.equal(n, 1, `${p}: read once, to plan`);
     const rec = fs
       .readFileSync(undo, 'utf8')
       .trim()
@@ -76,6 +74,55 @@ describe('irq-affinity mask: per IRQ one read to plan, one read and one write to
       .map((l) => JSON.parse(l) as { rec?: { kind: string; files?: [string, string, string][] } })
       .find((l) => l.rec?.kind === 'write')!.rec!;
     assert.deepEqual(rec.files!.map(([p]) => p).sort(), [...writes.keys()].sort());
+    assert.ok(!fsx.ops.includes('read /proc/self/mountinfo'), 'no cgroup discovery');
+    // restore: one read (is it still what this run wrote?) and one write per IRQ; no cgroup discovery either
+    const back = new IrqWatch(root);
+    assert.equal((await run(back, ['restore', undo])).code, 0);
+    assert.deepEqual(lists(), before);
+    const journalled = rec.files!.map(([p]) => p).sort();
+    const backReads = back.ops.filter((o) => o.startsWith('read /proc/irq/')).map((o) => o.slice(5));
+    const backWrites = back.ops.filter((o) => o.startsWith('write ')).map((o) => o.slice(6));
+    assert.deepEqual([...backReads].sort(), journalled, 'each journalled IRQ read once, no other');
+    assert.equal(new Set(backWrites).size, backWrites.length, 'each IRQ written at most once');
+    assert.ok(backWrites.every((p) => journalled.includes(p)));
+    assert.ok(backWrites.length >= 5);
+    assert.ok(!back.ops.includes('read /proc/self/mountinfo'), 'restore: no cgroup discovery');
+  });
+
+  it('a chain that writes an IRQ twice journals what the first write left, even when the kernel refused it', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const lists = () =>
+      fs
+        .readdirSync(path.join(root, 'proc/irq'))
+        .filter((n) => /^\d+$/.test(n))
+        .map((n) => [n, fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8')]);
+    const before = lists();
+    // one IRQ whose affinity the kernel manages: both steps plan a change, both writes fail with EIO (skipped)
+    const managed = before.find(([, l]) => l!.trim() === '0-31')![0]!;
+    const managedPath = `/proc/irq/${managed}/smp_affinity_list`;
+    class Managed extends IrqWatch {
+      override write(p: string, v: string): void {
+        if (p === managedPath) throw Object.assign(new Error('EIO'), { code: 'EIO' });
+        super.write(p, v);
+      }
+    }
+    const fsx = new Managed(root);
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+    const r = await run(fsx, ['-u', undo, 'irq-affinity', 'mask', 'C8-15', 'irq-affinity', 'add', 'C8']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = fs
+      .readFileSync(undo, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { rec?: { kind: string; files?: [string, string, string][] } })
+      .filter((l) => l.rec?.kind === 'write')
+      .map((l) => l.rec!.files!);
+    assert.equal(recs.length, 2);
+    const oldOf = (files: [string, string, string][]) => new Map(files.map(([p, old]) => [p, old]));
+    const listOf = (n: string) => before.find(([m]) => m === n)![1]!.trim();
+    // the second step's old value of the managed IRQ is what is really there (the first write was refused),
+    // not what the plan expected the first step to leave
+    assert.equal(oldOf(recs[1]!).get(managedPath), listOf(managed));
     assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
     assert.deepEqual(lists(), before);
   });
