@@ -7,6 +7,7 @@ import { CpuSet } from '../cpus/cpuset.ts';
 import type { Cgroups } from '../kernel/cgroup.ts';
 import { describeUnsafe, recordedTargets, unsafeHookTarget } from '../kernel/hook-targets.ts';
 import { listHookDir } from '../kernel/hooks.ts';
+import { errnoOf } from '../kernel/fs.ts';
 import { P, type Kernel } from '../kernel/kernel.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
 import { readRegistry } from '../kernel/reservations.ts';
@@ -168,9 +169,31 @@ function readTasks(
       return { tid, allowed: a.value };
     });
   };
+  /**
+   * The leak check's filter: may a thread of `pid` run on `only`? One sched_getaffinity per thread (the mask and
+   * the online CPUs: what the verdict needs; koffi is loaded by the run's lock) instead of a status read each;
+   * undefined when the syscall cannot be made (then the status reads decide).
+   */
+  let syscall = true;
+  const mayRunOn = (pid: number, cpus: CpuSet): boolean | undefined => {
+    if (!syscall) return undefined;
+    const tids = k.procs.threads(pid);
+    for (const tid of tids.length > 0 ? tids : [pid]) {
+      try {
+        if (k.fs.getAffinity(tid).some((c) => cpus.has(c))) return true;
+      } catch (e) {
+        if (errnoOf(e) === 'ESRCH') continue; // gone
+        syscall = false;
+        return undefined;
+      }
+    }
+    return false;
+  };
   for (const pid of pids) {
     let threads: TaskEntry['threads'] | undefined;
     if (only) {
+      const may = mayRunOn(pid, only);
+      if (may === false) continue;
       threads = threadsOf(pid);
       if (!threads.some((th) => th.allowed?.overlaps(only))) continue;
     }

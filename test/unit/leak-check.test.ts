@@ -4,6 +4,8 @@
  * process itself is not on the VM CPUs.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { readStatusModel } from '../../src/commands/status-collect.ts';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
@@ -15,8 +17,12 @@ import { SimFs } from '../support/simfs.ts';
 
 class CountingFs extends SimFs {
   procReads = 0;
+  /** pids whose thread status (the mask) was read */
+  statusOf = new Set<number>();
   override read(p: string): string {
     if (/^\/proc\/\d+\//.test(p)) this.procReads++;
+    const m = /^\/proc\/(\d+)\/task\/\d+\/status$/.exec(p);
+    if (m) this.statusOf.add(Number(m[1]));
     return super.read(p);
   }
 }
@@ -31,7 +37,15 @@ function both(name: Parameters<typeof buildFixture>[0], vm: string, opts: Fixtur
     readStatusModel(new Kernel(fb as Fs, { systemctl: '', euid: 0 }), { leaksOn: cpus }),
     cpus,
   );
-  return { full, quick, fullReads: fa.procReads, quickReads: fb.procReads };
+  // the processes one of whose threads may run on the VM CPUs, from the fixture's own status files
+  const onVm = new Set<number>();
+  for (const pid of fs.readdirSync(path.join(root, 'proc')).filter((n) => /^\d+$/.test(n)))
+    for (const tid of fs.readdirSync(path.join(root, 'proc', pid, 'task'))) {
+      const st = fs.readFileSync(path.join(root, 'proc', pid, 'task', tid, 'status'), 'utf8');
+      const list = /^Cpus_allowed_list:\s*(.*)$/m.exec(st)?.[1]?.trim();
+      if (list !== undefined && CpuSet.parseList(list).overlaps(cpus)) onVm.add(Number(pid));
+    }
+  return { full, quick, fullReads: fa.procReads, quickReads: fb.procReads, statusOf: fb.statusOf, onVm };
 }
 
 describe('isolate leak check: the verdict of the full status model from fewer reads', () => {
@@ -46,6 +60,12 @@ describe('isolate leak check: the verdict of the full status model from fewer re
       assert.deepEqual(r.quick, r.full);
       assert.ok(r.full.leaks.length > 0, 'a fixture with leaks');
       assert.ok(r.quickReads < r.fullReads, `${r.quickReads} reads vs ${r.fullReads}`);
+      // masks by sched_getaffinity: a status read only for the processes that may run on the VM CPUs
+      assert.ok(r.onVm.size > 0);
+      assert.deepEqual(
+        [...r.statusOf].filter((pid) => !r.onVm.has(pid)),
+        [],
+      );
     });
   }
 
