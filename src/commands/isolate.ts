@@ -209,7 +209,23 @@ function planAffinity(
     apply({ k, record, log }) {
       const version = k.cgroups.version;
       const todo: [number, number, string, CpuSet][] = [];
+      // Without a baseline mask, a thread whose mask has no VM CPU keeps it (target = its mask minus the VM CPUs):
+      // one sched_getaffinity tells (the VM CPUs are online, and the syscall shows the online part of the mask)
+      // before the stat, cgroup and status reads. koffi is loaded by the run's lock; if the call fails, those
+      // reads decide for every thread.
+      let prefilter = !baseline.hasAffinities;
+      const offVm = (tid: number): boolean => {
+        if (!prefilter) return false;
+        try {
+          return !k.fs.getAffinity(tid).some((c) => o.vm.has(c));
+        } catch (e) {
+          if (errnoOf(e) === 'ESRCH') return true; // gone
+          prefilter = false;
+          return false;
+        }
+      };
       for (const { tid, pid } of k.procs.allTasks()) {
+        if (offVm(tid)) continue;
         const st = k.procs.stat(pid, tid);
         if (!st || isPinnedKernelThread(st)) continue;
         const kthread = isKernelThread(st);

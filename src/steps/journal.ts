@@ -364,9 +364,15 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
 export interface Baseline {
   file(path: string): string | undefined;
   affinity(tid: number, start: number): string | undefined;
+  /** Whether any thread has an affinity before the first isolate (else `affinity` is always undefined). */
+  hasAffinities: boolean;
 }
 
-export const EMPTY_BASELINE: Baseline = { file: () => undefined, affinity: () => undefined };
+export const EMPTY_BASELINE: Baseline = {
+  file: () => undefined,
+  affinity: () => undefined,
+  hasAffinities: false,
+};
 
 /** The baseline of an unrestored journal of this boot; anything else (missing, restored, old boot) has none. */
 export function readBaseline(file: string, bootId: string): Baseline {
@@ -389,7 +395,11 @@ export function readBaseline(file: string, bootId: string): Baseline {
           if (!affinity.has(`${tid}:${start}`)) affinity.set(`${tid}:${start}`, old);
     }
   }
-  return { file: (p) => files.get(p), affinity: (tid, start) => affinity.get(`${tid}:${start}`) };
+  return {
+    file: (p) => files.get(p),
+    affinity: (tid, start) => affinity.get(`${tid}:${start}`),
+    hasAffinities: affinity.size > 0,
+  };
 }
 
 export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 'unreadable';

@@ -1,0 +1,67 @@
+/**
+ * Issue 17: isolate reads a thread's stat, cgroup and mask (status) only when its mask may hold a VM CPU: one
+ * sched_getaffinity per thread tells the rest apart, for the affinity step and for the closing leak check.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli } from '../../src/cli/run.ts';
+import { COMMANDS } from '../../src/cli/table.ts';
+import { Kernel } from '../../src/kernel/kernel.ts';
+import { buildFixture } from '../fixtures/build.ts';
+import { SimFs } from '../support/simfs.ts';
+
+/** Counts the per-task reads (stat, status, cgroup) of each pid. */
+class TaskReads extends SimFs {
+  taskReads = new Map<number, string[]>();
+  override read(p: string): string {
+    const m = /^\/proc\/(\d+)\/(?:task\/\d+\/)?(stat|status|cgroup)$/.exec(p);
+    if (m) this.taskReads.set(Number(m[1]), [...(this.taskReads.get(Number(m[1])) ?? []), m[2]!]);
+    return super.read(p);
+  }
+}
+
+async function run(fsx: SimFs, argv: string[]) {
+  let stderr = '';
+  const code = await runCli(argv, {
+    table: COMMANDS,
+    env: { VFIO_ISOLATE_LOCK_WAIT_MS: '2000' },
+    kernel: () => new Kernel(fsx, { systemctl: '', irqbalance: '/nonexistent/irqbalance', euid: 0 }),
+    streams: { out: () => {}, err: (s) => void (stderr += s), isTTY: false },
+  });
+  return { code, stderr };
+}
+
+describe('isolate: no per-task read of a process whose threads have no VM CPU', () => {
+  for (const [name, kernel, hostonlyReads] of [
+    ['ryzen-5950x', undefined, []],
+    ['intel-6c12t', '6.12.12-amd64', []],
+    // before 6.2 the move to /host.slice loses its mask: its start time is read to journal the mask
+    ['intel-6c12t', '5.10.0-30-amd64', ['stat']],
+  ] as const) {
+    it(`${name}${kernel ? `, ${kernel}` : ''}`, async () => {
+      const root = buildFixture(name, {
+        ...(kernel ? { kernel } : {}),
+        extraProcs: [
+          { pid: 4600, comm: 'hostonly', cmdline: ['hostonly'], cgroup: '/user.slice', affinity: '0-1' },
+          { pid: 4700, comm: 'anywhere', cmdline: ['anywhere'], cgroup: '/' },
+        ],
+      });
+      const v2 = fs.existsSync(path.join(root, 'sys/fs/cgroup/cgroup.controllers'));
+      const fsx = new TaskReads(root);
+      const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+      const r = await run(fsx, ['-u', undo, 'isolate', 'C4-5']);
+      assert.ok(r.code === 0 || r.code === 1, r.stderr);
+      assert.deepEqual(fsx.taskReads.get(4600) ?? [], hostonlyReads, 'hostonly (CPUs 0-1)');
+      // v2: a task of the root cgroup keeps the VM CPUs until its affinity is set (read: stat, cgroup, mask)
+      if (v2)
+        assert.ok(
+          (fsx.taskReads.get(4700) ?? []).includes('status'),
+          'a root task that may run on the VM CPUs',
+        );
+      assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
+    });
+  }
+});
