@@ -161,6 +161,8 @@ export interface LostMasks {
   comms: Map<number, string>;
   /** Start times read on the way (kernel threads). */
   starts: Map<number, number>;
+  /** Kernel threads bound to a CPU (PF_NO_SETAFFINITY): the kernel refuses to move them (EINVAL). */
+  pinned: Set<number>;
 }
 
 /**
@@ -184,7 +186,7 @@ export function masksLostByMove(
   home: () => CpuSet,
   listedAt: number | undefined,
 ): LostMasks {
-  const out: LostMasks = { kept: [], comms: new Map(), starts: new Map() };
+  const out: LostMasks = { kept: [], comms: new Map(), starts: new Map(), pinned: new Set() };
   const all = k.procs.kernelThreads();
   const kernelIds = all ? ids.filter((id) => all.has(id)) : fromRoot ? ids : [];
   const kernel = new Set<number>();
@@ -196,7 +198,8 @@ export function masksLostByMove(
     if (!isKernelThread(st)) continue;
     kernel.add(id);
     out.comms.set(id, st.comm);
-    if (!isPinnedKernelThread(st)) movable.push(id);
+    if (isPinnedKernelThread(st)) out.pinned.add(id);
+    else movable.push(id);
   }
   if (movable.length > 0)
     out.kept.push(...masksToKeep(k, movable, home(), { startOf: (tid) => out.starts.get(tid) }));

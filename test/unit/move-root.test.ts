@@ -28,6 +28,8 @@ const USER = 4300;
 class WatchedFs extends SimFs {
   perTaskReads: string[] = [];
   exitBeforeWrite = new Set<number>();
+  /** ids written through a writer (one per write) */
+  written: number[] = [];
   override read(p: string): string {
     if (/^\/proc\/\d+\/(task\/\d+\/)?(stat|status)$/.test(p)) this.perTaskReads.push(p);
     return super.read(p);
@@ -37,6 +39,7 @@ class WatchedFs extends SimFs {
     return {
       write: (v: string) => {
         const id = Number(v);
+        this.written.push(id);
         if (this.exitBeforeWrite.has(id)) exitProcess(this.root, id);
         w.write(v);
       },
@@ -135,6 +138,21 @@ describe('move-tasks / DST: per-task work is the write', () => {
       'the exited task is not reported as unmovable',
     );
     assert.doesNotMatch(r.stderr, new RegExp(`task ${USER}\\b`));
+  });
+
+  it('does not write the kernel threads whose stat says they are bound to a CPU (each refusal is an exception)', async () => {
+    const { fsx } = await setup('6.12.12-amd64');
+    const r = await run(fsx, ['-d', 'move-tasks', '/', '/host.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    const cpuBound = [
+      ...r.stderr.matchAll(/skipped task (\d+) \([^)]*\): kernel thread bound to a CPU/g),
+    ].map(([, id]) => Number(id));
+    assert.ok(cpuBound.length >= 12, r.stderr);
+    assert.deepEqual(
+      cpuBound.filter((id) => fsx.written.includes(id)),
+      [],
+    );
+    assert.ok(fsx.written.includes(USER), 'user tasks are written');
   });
 
   it('restore moves back the listed tasks but never a reused pid', async () => {
