@@ -171,6 +171,34 @@ function issueText(issues: readonly v.BaseIssue<unknown>[]): string {
 }
 
 export function readJournalFile(file: string): ParsedJournal {
+  const buf = readJournalBytes(file);
+  return { ...parseJournal(buf.toString('utf8'), file), size: buf.length };
+}
+
+/**
+ * Whether a journal was marked restored, and its header, without validating its records: the header line and the
+ * last complete line only (a torn last line is ignored, as parseJournal ignores it). For the callers that only set
+ * a restored or earlier-boot journal aside (the host journal); an active one is then read whole.
+ */
+export function journalHead(file: string): { header: HeaderLine; restored: boolean } {
+  const text = readJournalBytes(file).toString('utf8');
+  const first = text.indexOf('\n');
+  if (first < 0) throw new UsageError(`${file} is empty or truncated: not a vfio-isolate journal`);
+  const { header } = parseJournal(text.slice(0, first + 1), file);
+  const end = text.endsWith('\n') ? text.length - 1 : text.lastIndexOf('\n');
+  const last = end > first ? text.slice(text.lastIndexOf('\n', end - 1) + 1, end) : '';
+  let restored = false;
+  try {
+    const line = JSON.parse(last) as { t?: unknown } | null;
+    restored = line !== null && typeof line === 'object' && line.t === 'restored';
+  } catch {
+    /* not JSON: not the restored mark (a whole read would refuse the file) */
+  }
+  return { header, restored };
+}
+
+/** The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. */
+function readJournalBytes(file: string): Buffer {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(file);
@@ -193,7 +221,7 @@ export function readJournalFile(file: string): ParsedJournal {
   if (buf.length > MAX_JOURNAL_BYTES)
     throw new UsageError(`${file} is too large to be a journal (${buf.length} bytes)`);
   if (buf[0] === 0x80) throw new UsageError(`${file} is not a vfio-isolate journal`, PICKLE_HINT);
-  return { ...parseJournal(buf.toString('utf8'), file), size: buf.length };
+  return buf;
 }
 
 export interface JournalSink {
@@ -378,6 +406,8 @@ export const EMPTY_BASELINE: Baseline = {
 export function readBaseline(file: string, bootId: string): Baseline {
   let j: ParsedJournal;
   try {
+    const head = journalHead(file);
+    if (head.restored || head.header.bootId !== bootId) return EMPTY_BASELINE;
     j = readJournalFile(file);
   } catch (e) {
     if (e instanceof RuntimeFailure) return EMPTY_BASELINE;
@@ -453,7 +483,8 @@ export function withHostJournal(own: JournalSink, host: JournalSink): JournalSin
  */
 export function openHostJournal(file: string, opts: OpenOptions): JournalSink {
   try {
-    const j = readJournalFile(file);
+    // an active one is read whole (and refused if it is not a journal) when it is opened for appending below
+    const j = journalHead(file);
     if (j.restored || j.header.bootId !== opts.bootId) fs.renameSync(file, `${file}.old`);
   } catch (e) {
     if (!(e instanceof RuntimeFailure)) throw e; // missing: created below

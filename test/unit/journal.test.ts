@@ -5,10 +5,13 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { UsageError, RuntimeFailure } from '../../src/errors.ts';
 import {
+  journalHead,
   markRestored,
+  openHostJournal,
   openJournal,
   parseJournal,
   pendingRecords,
+  readBaseline,
   readJournalFile,
 } from '../../src/steps/journal.ts';
 
@@ -131,5 +134,45 @@ describe('journal', () => {
       () => parseJournal(v2 + '\n', 'J'),
       (e) => e instanceof UsageError && /version 2 is not supported/.test(e.message),
     );
+  });
+
+  it('journalHead: the header and the restored mark from the first and last complete lines', () => {
+    const f = path.join(tmp(), 'undo');
+    const j = openJournal(f, opts);
+    j.record({ kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7']] });
+    j.close();
+    assert.deepEqual(
+      { boot: journalHead(f).header.bootId, restored: journalHead(f).restored },
+      { boot: 'boot-a', restored: false },
+    );
+    markRestored(f, false);
+    assert.equal(journalHead(f).restored, true);
+    // a torn line after the mark is ignored (as a whole read ignores it)
+    fs.appendFileSync(f, '{"t":"rec","ru');
+    assert.equal(journalHead(f).restored, true);
+    assert.equal(readJournalFile(f).restored, true);
+    // not a journal: refused as a whole read refuses it
+    const g = path.join(tmp(), 'undo');
+    fs.writeFileSync(g, '{"t":"restored"}\n');
+    assert.throws(() => journalHead(g), UsageError);
+  });
+
+  it('the host journal: a restored one is set aside and gives no baseline without its records being validated', () => {
+    const f = path.join(tmp(), 'host');
+    const j = openJournal(f, opts);
+    j.record({ kind: 'affinity', tasks: [[100, 5, '0-7']] });
+    j.close();
+    assert.equal(readBaseline(f, 'boot-a').affinity(100, 5), '0-7');
+    assert.equal(readBaseline(f, 'boot-b').hasAffinities, false);
+    markRestored(f, false);
+    // a record line no schema accepts, before the mark: only a whole read would see it
+    const lines = fs.readFileSync(f, 'utf8').split('\n');
+    lines.splice(2, 0, JSON.stringify({ t: 'rec', run: 1, rec: { kind: 'nonsense' } }));
+    fs.writeFileSync(f, lines.join('\n'));
+    assert.throws(() => readJournalFile(f), UsageError);
+    assert.equal(readBaseline(f, 'boot-a').hasAffinities, false);
+    openHostJournal(f, opts).close();
+    assert.ok(fs.existsSync(`${f}.old`), 'set aside');
+    assert.equal(readJournalFile(f).restored, false);
   });
 });
