@@ -158,8 +158,16 @@ function readTasks(
   };
   const kindOf = (st: NonNullable<ReturnType<Kernel['procs']['stat']>>): TaskEntry['kind'] =>
     isPinnedKernelThread(st) ? 'pinned' : isKernelThread(st) ? 'kthread' : 'user';
+  // kernel threads (one read of kthreadd's children) need no listing of their task/ directory
+  const kernel = k.procs.kernelThreads();
+  const tidsOf = new Map<number, number[]>();
+  const tidsOfPid = (pid: number): number[] => {
+    let tids = tidsOf.get(pid);
+    if (!tids) tidsOf.set(pid, (tids = k.procs.threadsOf(pid, kernel)));
+    return tids;
+  };
   const threadsOf = (pid: number): TaskEntry['threads'] => {
-    const tids = k.procs.threads(pid);
+    const tids = tidsOfPid(pid);
     return (tids.length > 0 ? tids : [pid]).map((tid) => {
       const a = threadAllowed(k.fs, pid, tid);
       if (!a.ok) {
@@ -177,7 +185,7 @@ function readTasks(
   let syscall = true;
   const mayRunOn = (pid: number, cpus: CpuSet): boolean | undefined => {
     if (!syscall) return undefined;
-    const tids = k.procs.threads(pid);
+    const tids = tidsOfPid(pid);
     for (const tid of tids.length > 0 ? tids : [pid]) {
       try {
         if (k.fs.getAffinity(tid).some((c) => cpus.has(c))) return true;

@@ -179,11 +179,20 @@ export class Procs {
     }
   }
 
-  /** Every task (thread) on the machine: [tid, pid] pairs. */
+  /**
+   * The thread ids of `pid`: [pid] for a kernel thread in `kernel` (kernelThreads(); a kernel thread is never a
+   * thread group), else the listing of /proc/PID/task.
+   */
+  threadsOf(pid: number, kernel: ReadonlySet<number> | undefined): number[] {
+    return kernel?.has(pid) ? [pid] : this.threads(pid);
+  }
+
+  /** Every task (thread) on the machine: [tid, pid] pairs (kernel threads without listing their task/). */
   allTasks(): { tid: number; pid: number }[] {
     const out: { tid: number; pid: number }[] = [];
+    const kernel = this.kernelThreads();
     for (const pid of this.pids()) {
-      const tids = this.threads(pid);
+      const tids = this.threadsOf(pid, kernel);
       if (tids.length === 0) out.push({ tid: pid, pid });
       for (const tid of tids) out.push({ tid, pid });
     }

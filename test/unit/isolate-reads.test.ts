@@ -21,6 +21,13 @@ class TaskReads extends SimFs {
     if (m) this.taskReads.set(Number(m[1]), [...(this.taskReads.get(Number(m[1])) ?? []), m[2]!]);
     return super.read(p);
   }
+  /** pids whose task/ directory was listed */
+  listed = new Set<number>();
+  override list(p: string) {
+    const m = /^\/proc\/(\d+)\/task$/.exec(p);
+    if (m) this.listed.add(Number(m[1]));
+    return super.list(p);
+  }
 }
 
 async function run(fsx: SimFs, argv: string[]) {
@@ -34,7 +41,7 @@ async function run(fsx: SimFs, argv: string[]) {
   return { code, stderr };
 }
 
-describe('isolate: no per-task read of a process whose threads have no VM CPU', () => {
+describe('isolate: no per-task read of a process whose threads have no VM CPU, no task/ listing of a kernel thread', () => {
   for (const [name, kernel, hostonlyReads] of [
     ['ryzen-5950x', undefined, []],
     ['intel-6c12t', '6.12.12-amd64', []],
@@ -61,6 +68,18 @@ describe('isolate: no per-task read of a process whose threads have no VM CPU', 
           (fsx.taskReads.get(4700) ?? []).includes('status'),
           'a root task that may run on the VM CPUs',
         );
+      // kernel threads are never thread groups: their task/ directories are not listed
+      const kthreads = fs
+        .readFileSync(path.join(root, 'proc/2/task/2/children'), 'utf8')
+        .trim()
+        .split(/\s+/)
+        .map(Number);
+      assert.ok(kthreads.length > 10);
+      assert.deepEqual(
+        kthreads.filter((id) => fsx.listed.has(id)),
+        [],
+      );
+      assert.ok(fsx.listed.has(4700), 'a user process is listed');
       assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
     });
   }
