@@ -13,12 +13,14 @@ function moveTasksPlan(ctx: Ctx, inv: Invocation): Step[] {
   if (from.path === to.path)
     throw new UsageError(`${inv.name}: FROM and TO are the same cgroup (${from.name})`);
   const file = ctx.k.cgroups.taskFile;
+  // how many tasks there are now: for the plan a dry run prints (a run reads the list when it moves them)
   let count = '';
-  try {
-    count = ` (${ctx.k.cgroups.readTasks(from.parts).length} now)`;
-  } catch {
-    /* created earlier in the chain */
-  }
+  if (ctx.g.dryRun)
+    try {
+      count = ` (${ctx.k.cgroups.readTasks(from.parts).length} now)`;
+    } catch {
+      /* created earlier in the chain */
+    }
   return [
     {
       command: inv.name,

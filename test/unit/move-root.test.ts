@@ -30,7 +30,10 @@ class WatchedFs extends SimFs {
   exitBeforeWrite = new Set<number>();
   /** ids written through a writer (one per write) */
   written: number[] = [];
+  /** reads of every path */
+  readCount = new Map<string, number>();
   override read(p: string): string {
+    this.readCount.set(p, (this.readCount.get(p) ?? 0) + 1);
     if (/^\/proc\/\d+\/(task\/\d+\/)?(stat|status)$/.test(p)) this.perTaskReads.push(p);
     return super.read(p);
   }
@@ -138,6 +141,17 @@ describe('move-tasks / DST: per-task work is the write', () => {
       'the exited task is not reported as unmovable',
     );
     assert.doesNotMatch(r.stderr, new RegExp(`task ${USER}\\b`));
+  });
+
+  it('reads the source list twice (the move, then the tasks that appeared meanwhile); a dry run counts it', async () => {
+    const { root, fsx } = await setup('6.12.12-amd64');
+    const listed = parseIds(sysRead(root, `${CG1}/tasks`)).length;
+    const r = await run(fsx, ['move-tasks', '/', '/host.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fsx.readCount.get('/sys/fs/cgroup/cpuset/tasks'), 2);
+    const { fsx: fresh } = await setup('6.12.12-amd64');
+    const dry = await run(fresh, ['-n', 'move-tasks', '/', '/host.slice']);
+    assert.match(dry.stdout, new RegExp(`every task of / \\(${listed} now\\)`));
   });
 
   it('does not write the kernel threads whose stat says they are bound to a CPU (each refusal is an exception)', async () => {
