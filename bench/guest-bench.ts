@@ -392,8 +392,9 @@ function diagnose(list: number[]): Diag {
 }
 
 /**
- * With BENCH_PROFILE=1: one extra run of the tool under the inspector's sampling profiler, written to
- * .vm-cache/bench/profile-MODE-NAME.cpuprofile (open it in Chrome DevTools). Without it: nothing.
+ * With BENCH_PROFILE=1: one extra run of the tool (BENCH_PROFILE_RUNS=N: N runs) under the inspector's sampling
+ * profiler, written to .vm-cache/bench/profile-MODE-NAME.cpuprofile (open it in Chrome DevTools). Without it:
+ * nothing.
  */
 async function profiled(name: string, f: () => Promise<unknown>): Promise<void> {
   if (process.env.BENCH_PROFILE !== '1') return;
@@ -408,7 +409,10 @@ async function profiled(name: string, f: () => Promise<unknown>): Promise<void> 
   await post('Profiler.setSamplingInterval', { interval: 500 });
   await post('Profiler.start');
   try {
-    await f();
+    // BENCH_PROFILE_RUNS=N: N runs in one profile (more samples per function; the profiler's interval under TCG
+    // is coarse)
+    const runs = Math.max(1, Number(process.env.BENCH_PROFILE_RUNS ?? 1) || 1);
+    for (let i = 0; i < runs; i++) await f();
   } finally {
     const { profile } = (await post('Profiler.stop')) as { profile: unknown };
     const dir = join(process.cwd(), '.vm-cache', 'bench');

@@ -65,7 +65,7 @@ function specFor(mode: VmMode, quick: boolean): { spec: Spec; memMiB: number; ti
         : ['move', 'diag', 'irq', 'cycle'],
     budgetSec: 60,
     irqReps: quick ? 7 : 15,
-    cycleReps: quick ? 3 : 5,
+    cycleReps: quick ? 3 : 9,
   };
   // 10,000 threads need more than the default 1 GiB (kernel stacks, threads-max scales with memory).
   // Each size is measured from a cgroup and from the root (the seed's path), hence the longer timeouts.
