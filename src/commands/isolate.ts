@@ -686,7 +686,7 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
   const reg = readRegistry(k);
   const mine = reg.reservations.find((r) => r.journal === file);
   const remaining = reg.reservations.filter(
-    (r) => r !== mine && journalState(r.journal, bootId) !== 'restored',
+    (r) => r !== mine && journalState(r.journal, bootId, 'head') !== 'restored',
   );
   const hostFile = hostJournalPath(k);
   const settle: Step[] = [];
@@ -705,7 +705,7 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
         (rs) => rs.filter((r) => keep.has(r.journal)),
       ),
     );
-  if (mine && journalState(file, bootId) === 'missing') {
+  if (mine && journalState(file, bootId, 'head') === 'missing') {
     ctx.log.warn(
       `journal ${given} is missing: its own changes (e.g. the governor) cannot be undone; releasing its CPUs`,
     );
@@ -860,7 +860,7 @@ export const handlers: Record<string, Handler> = {
       }
       // the other active isolations; one whose journal was restored by hand is over
       const others = reg.reservations.filter(
-        (r) => r.journal !== file && journalState(r.journal, bootId) !== 'restored',
+        (r) => r.journal !== file && journalState(r.journal, bootId, 'head') !== 'restored',
       );
       const taken = others.filter((r) => CpuSet.parseList(r.vm).overlaps(o.vm));
       if (taken.length > 0 && !ctx.g.force) {

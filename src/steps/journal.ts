@@ -434,10 +434,15 @@ export function readBaseline(file: string, bootId: string): Baseline {
 
 export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 'unreadable';
 
-/** What a journal file is now: unrestored of this boot, restored, of an earlier boot, missing, or not readable. */
-export function journalState(file: string, bootId: string): JournalState {
+/**
+ * What a journal file is now: unrestored of this boot, restored, of an earlier boot, missing, or not readable.
+ * `read: 'head'` decides from the header and the last line only (journalHead): for planning, where an active
+ * journal is read whole afterwards anyway (and refused then if a record is malformed); `status` reads it whole, so
+ * that it can say a journal is unreadable.
+ */
+export function journalState(file: string, bootId: string, read: 'whole' | 'head' = 'whole'): JournalState {
   try {
-    const j = readJournalFile(file);
+    const j = read === 'head' ? journalHead(file) : readJournalFile(file);
     if (j.restored) return 'restored';
     return j.header.bootId === bootId ? 'active' : 'earlier-boot';
   } catch (e) {
@@ -446,9 +451,9 @@ export function journalState(file: string, bootId: string): JournalState {
   }
 }
 
-/** Is FILE an unrestored journal of this boot? */
+/** Is FILE an unrestored journal of this boot (from its header and last line, see journalState)? */
 export function journalActive(file: string, bootId: string): boolean {
-  return journalState(file, bootId) === 'active';
+  return journalState(file, bootId, 'head') === 'active';
 }
 
 /**
