@@ -7,7 +7,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { runCli } from '../src/cli/run.ts';
 import { COMMANDS } from '../src/cli/table.ts';
 import { irqTarget } from '../src/commands/irq-affinity.ts';
@@ -27,6 +28,11 @@ export interface Spec {
   budgetSec: number;
   irqReps: number;
   cycleReps: number;
+  /**
+   * `--baseline REV`: the tool of another revision, bundled (bench/guest.ts) into a module exporting runCli and
+   * COMMANDS (a path the guest sees); its isolate/release pairs alternate with ours in the cycle part.
+   */
+  baseline?: { rev: string; bundle: string };
 }
 
 /** One timed run of the tool: wall time in ms and its phase timings (VFIO_ISOLATE_TIMINGS). */
@@ -73,6 +79,8 @@ export interface CycleResult {
   restore: ToolRun[];
   isolate: ToolRun[];
   release: ToolRun[];
+  /** The same pairs by the baseline revision's tool (spec.baseline), alternating with ours. */
+  baseline?: { rev: string; isolate: ToolRun[]; release: ToolRun[] };
   notes: string[];
 }
 
@@ -170,7 +178,17 @@ function freshJournal(): string {
 }
 
 /** Run the tool in-process on the real (guest) kernel; throws when it exits non-zero. */
-async function tool(argv: string[], extraEnv: Record<string, string> = {}): Promise<ToolRun> {
+/** The entry points of a tool: ours (bundled in), or the baseline revision's (spec.baseline). */
+interface ToolModule {
+  runCli: typeof runCli;
+  COMMANDS: typeof COMMANDS;
+}
+
+async function tool(
+  argv: string[],
+  extraEnv: Record<string, string> = {},
+  mod: ToolModule = { runCli, COMMANDS },
+): Promise<ToolRun> {
   let err = '';
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -180,8 +198,8 @@ async function tool(argv: string[], extraEnv: Record<string, string> = {}): Prom
   };
   delete env.VFIO_ISOLATE_ROOT;
   const t0 = now();
-  const code = await runCli(argv, {
-    table: COMMANDS,
+  const code = await mod.runCli(argv, {
+    table: mod.COMMANDS,
     env,
     streams: { out: () => {}, err: (s) => void (err += s), isTTY: false },
   });
@@ -797,14 +815,28 @@ async function benchCycle(res: GuestBenchResult): Promise<void> {
     }
   }
   log(`cycle: hook sequence and restore, ${spec.cycleReps} repetitions done`);
-  // isolate / release: the first pair is a warm-up (first use of koffi for sched_setaffinity, JIT).
+  // isolate / release: the first pair is a warm-up (first use of koffi for sched_setaffinity, JIT). With a
+  // baseline revision, its pairs alternate with ours (order swapped every repetition), after a warm-up of its own.
+  const base = spec.baseline
+    ? {
+        rev: spec.baseline.rev,
+        mod: (await import(pathToFileURL(resolve(spec.baseline.bundle)).href)) as ToolModule,
+      }
+    : undefined;
+  if (base) out.baseline = { rev: base.rev, isolate: [], release: [] };
+  const pair = async (mod?: ToolModule): Promise<[ToolRun, ToolRun]> => [
+    await tool(['isolate', 'C4-7'], {}, mod),
+    await tool(['release'], {}, mod),
+  ];
   for (let r = 0; r <= spec.cycleReps; r++) {
     if (r === 1) {
       await profiled('isolate', () => tool(['isolate', 'C4-7']));
       await profiled('release', () => tool(['release']));
     }
-    const i = await tool(['isolate', 'C4-7']);
-    const rel = await tool(['release']);
+    const baseFirst = base !== undefined && r % 2 === 1;
+    const b1 = baseFirst ? await pair(base.mod) : undefined;
+    const [i, rel] = await pair();
+    const b = b1 ?? (base ? await pair(base.mod) : undefined);
     if (r === 0) {
       out.notes.push(
         `isolate warm-up (first isolate in this process): ${i.ms.toFixed(0)} ms, release ${rel.ms.toFixed(0)} ms`,
@@ -813,8 +845,12 @@ async function benchCycle(res: GuestBenchResult): Promise<void> {
     }
     out.isolate.push(i);
     out.release.push(rel);
+    if (b && out.baseline) {
+      out.baseline.isolate.push(b[0]);
+      out.baseline.release.push(b[1]);
+    }
   }
-  log(`cycle: isolate/release, ${spec.cycleReps} repetitions done`);
+  log(`cycle: isolate/release, ${spec.cycleReps} repetitions done${base ? ` (and ${base.rev}'s)` : ''}`);
 }
 
 // ------------------------------------------------------------------------------------------------ main

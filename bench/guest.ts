@@ -3,7 +3,8 @@
  * bench/guest-bench.ts in it (one node process per boot), and turns its raw timings into ratios.
  */
 import { build } from 'esbuild';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT, cacheSubdir } from '../test/vm/cache.ts';
 import { ensureKernels, runInGuest, vmAvailable, type VmMode } from '../test/vm/harness.ts';
@@ -86,6 +87,48 @@ export async function buildGuestBundle(): Promise<string> {
     logLevel: 'warning',
   });
   return relative(REPO_ROOT, out);
+}
+
+/**
+ * `--baseline REV`: the tool's sources at REV (git archive of src/ into the cache), bundled like the guest bench
+ * into one module exporting runCli and COMMANDS, so that the guest can run that revision's isolate/release beside
+ * ours. Returns the bundle's path relative to the repository (the guest's working directory).
+ */
+export async function buildBaselineBundle(rev: string): Promise<{ rev: string; bundle: string }> {
+  const sha = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--verify', `${rev}^{commit}`], {
+    encoding: 'utf8',
+  }).trim();
+  const dir = join(cacheSubdir('bench'), `baseline-${sha.slice(0, 12)}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  execFileSync('sh', [
+    '-c',
+    `git -C "$0" archive "$1" src package.json | tar -x -C "$2"`,
+    REPO_ROOT,
+    sha,
+    dir,
+  ]);
+  const entry = join(dir, 'entry.ts');
+  writeFileSync(
+    entry,
+    "export { runCli } from './src/cli/run.ts';\nexport { COMMANDS } from './src/cli/table.ts';\n",
+  );
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string };
+  const out = join(dir, 'tool.mjs');
+  await build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: out,
+    external: ['koffi'],
+    nodePaths: [join(REPO_ROOT, 'node_modules')],
+    define: { __VERSION__: JSON.stringify(pkg.version) },
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  return { rev: sha.startsWith(rev) ? rev : `${rev} (${sha.slice(0, 7)})`, bundle: relative(REPO_ROOT, out) };
 }
 
 export async function runGuestBench(
@@ -317,8 +360,20 @@ export function formatGuest(run: GuestRun): string {
       `             phases: ${fmtPhases(phaseMedians(c.restore))}`,
       `  isolate C4-7: ${fmtMs(summarize(ms(c.isolate)).median)} (${fmtPhases(phaseMedians(c.isolate))})`,
       `  release:      ${fmtMs(summarize(ms(c.release)).median)} (${fmtPhases(phaseMedians(c.release))})`,
-      ...c.notes.map((n) => `  note: ${n}`),
     );
+    if (c.baseline && c.baseline.isolate.length > 0) {
+      const b = c.baseline;
+      const sum = (a: ToolRun[], z: ToolRun[]): number[] => a.map((x, i) => x.ms + (z[i]?.ms ?? 0));
+      const ours = sum(c.isolate, c.release);
+      const theirs = sum(b.isolate, b.release);
+      out.push(
+        `  the same pairs by ${b.rev}, alternating with ours in this guest:`,
+        `    isolate C4-7: ${fmtMs(summarize(ms(b.isolate)).median)} (${fmtPhases(phaseMedians(b.isolate))})`,
+        `    release:      ${fmtMs(summarize(ms(b.release)).median)} (${fmtPhases(phaseMedians(b.release))})`,
+        `    isolate + release: ours ${fmtMs(summarize(ours).median)}, ${b.rev} ${fmtMs(summarize(theirs).median)}: ratio ours/theirs ${fmtRatio(pairedRatio(ours, theirs))}`,
+      );
+    }
+    out.push(...c.notes.map((n) => `  note: ${n}`));
   }
   return out.join('\n');
 }

@@ -22,7 +22,15 @@ import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/vm/cache.ts';
 import { parseModes, type VmMode } from '../test/vm/harness.ts';
 import type { Spec } from './guest-bench.ts';
-import { MOVE_TARGET, formatGuest, guestAvailable, moveRows, runGuestBench, type GuestRun } from './guest.ts';
+import {
+  MOVE_TARGET,
+  buildBaselineBundle,
+  formatGuest,
+  guestAvailable,
+  moveRows,
+  runGuestBench,
+  type GuestRun,
+} from './guest.ts';
 import { STARTUP_TARGET, formatStartup, runStartup, type StartupResult } from './startup.ts';
 import { table } from './stats.ts';
 
@@ -38,6 +46,7 @@ const { values } = parseArgs({
     sizes: { type: 'string' },
     parts: { type: 'string' },
     'no-startup': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 
@@ -112,8 +121,10 @@ async function main(): Promise<number> {
     out(`Guest benchmarks skipped: ${guestSkipped}`);
   } else {
     const modes = parseModes(values.modes);
+    const baseline = values.baseline ? await buildBaselineBundle(values.baseline) : undefined;
     for (const mode of modes) {
       const { spec, memMiB, timeoutSec } = specFor(mode, quick);
+      if (baseline) spec.baseline = baseline;
       note(
         `guest ${mode}: booting (${memMiB} MiB, sizes ${spec.sizes.join(', ')}, ${spec.parts.join(', ')})`,
       );
