@@ -49,6 +49,24 @@ function registry(root: string): { journal: string; vm: string }[] {
   return JSON.parse(fs.readFileSync(path.join(root, REGISTRY), 'utf8')).reservations;
 }
 
+describe('the last release and a host journal with a malformed record', () => {
+  it('refuses the whole host journal (exit 2, nothing changed) instead of leaving the host restricted', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const a = journals()('a');
+    await ok(root, ['-u', a, 'isolate', 'C8-15']);
+    const host = path.join(root, HOST_JOURNAL);
+    const lines = fs.readFileSync(host, 'utf8').split('\n');
+    lines.splice(2, 0, JSON.stringify({ t: 'rec', run: 1, rec: { kind: 'nonsense' } }));
+    fs.writeFileSync(host, lines.join('\n'));
+    const before = treeHash(root);
+    const r = await cli(root, ['-u', a, 'release']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /host\.journal line 3/);
+    assert.equal(treeHash(root), before, 'nothing changed');
+    assert.ok(!restored(a), 'the VM journal is not marked restored');
+  });
+});
+
 describe('two VMs (A = C8-15, B = C24-31) on cgroup v2', () => {
   for (const order of ['A then B', 'B then A'] as const) {
     it(`released ${order}: the other VM stays isolated, then the tree before the first isolate comes back`, async () => {
