@@ -9,6 +9,7 @@ import { describeUnsafe, recordedTargets, unsafeHookTarget } from '../kernel/hoo
 import { listHookDir } from '../kernel/hooks.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { P, type Kernel } from '../kernel/kernel.ts';
+import { siblingsOf } from '../kernel/topology.ts';
 import { isKernelThread, isPinnedKernelThread } from '../kernel/procs.ts';
 import { readRegistry } from '../kernel/reservations.ts';
 import { journalState } from '../steps/journal.ts';
@@ -178,37 +179,42 @@ function readTasks(
     });
   };
   /**
-   * The leak check's filter: may a thread of `pid` run on `only`? One sched_getaffinity per thread (the mask and
-   * the online CPUs: what the verdict needs; koffi is loaded by the run's lock) instead of a status read each;
-   * undefined when the syscall cannot be made (then the status reads decide).
+   * The leak check's read of a process's threads: one sched_getaffinity per thread (the mask and the online CPUs:
+   * what the verdict needs; koffi is loaded by the run's lock) instead of a status read each. false when no thread
+   * may run on `cpus` (nothing more is read of it); undefined when the syscall cannot be made (then the status
+   * reads decide, for this process and the rest).
    */
   let syscall = true;
-  const mayRunOn = (pid: number, cpus: CpuSet): boolean | undefined => {
+  const threadsOnSyscall = (pid: number, cpus: CpuSet): TaskEntry['threads'] | false | undefined => {
     if (!syscall) return undefined;
     const tids = tidsOfPid(pid);
+    const threads: TaskEntry['threads'] = [];
     for (const tid of tids.length > 0 ? tids : [pid]) {
       try {
-        if (k.fs.getAffinity(tid).some((c) => cpus.has(c))) return true;
+        threads.push({ tid, allowed: CpuSet.of(k.fs.getAffinity(tid)) });
       } catch (e) {
         if (errnoOf(e) === 'ESRCH') continue; // gone
         syscall = false;
         return undefined;
       }
     }
-    return false;
+    return threads.some((th) => th.allowed?.overlaps(cpus)) ? threads : false;
   };
   for (const pid of pids) {
     let threads: TaskEntry['threads'] | undefined;
     if (only) {
-      const may = mayRunOn(pid, only);
-      if (may === false) continue;
-      threads = threadsOf(pid);
+      const got = threadsOnSyscall(pid, only);
+      if (got === false) continue;
+      threads = got ?? threadsOf(pid);
       if (!threads.some((th) => th.allowed?.overlaps(only))) continue;
     }
     const st = k.procs.stat(pid);
     if (!st) continue; // exited while we looked
     const kind = kindOf(st);
-    const { vm, lines } = isVm(pid, st, kind);
+    // the leak check needs no cgroup of a kernel thread bound to a CPU: the kernel refuses to move one into any
+    // cgroup (PF_NO_SETAFFINITY), so it is never a VM's
+    const { vm, lines } =
+      only && kind === 'pinned' ? { vm: false, lines: [] as ProcCgroup[] } : isVm(pid, st, kind);
     if (vm) vmPids.add(pid);
     threads ??= threadsOf(pid);
     out.push({
@@ -232,23 +238,34 @@ function readTasks(
   return out;
 }
 
-function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>): IrqEntry[] {
+/**
+ * Every IRQ: its names, interrupt counts, affinity, whether it can be changed, its effective affinity. With `only`
+ * (the leak check): an IRQ whose affinity has none of those CPUs counts only by its interrupts there, so nothing
+ * else of it is read.
+ */
+function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>, only?: CpuSet): IrqEntry[] {
   const counts = interruptCounts(k.fs);
   if (!counts.ok) notVisible.add('interrupt counts', counts.code);
-  const info = k.irqs.info();
+  let info: ReturnType<Kernel['irqs']['info']> | undefined;
   const out: IrqEntry[] = [];
   for (const irq of k.irqs.list()) {
-    const names = irqActions(k.fs, irq);
-    if (names.length === 0 && info.get(irq)?.name) names.push(info.get(irq)!.name);
-    const e: IrqEntry = { irq, names, counts: counts.ok ? counts.value.get(irq) : undefined };
-    if (k.irqs.hasAffinity(irq)) {
+    const e: IrqEntry = { irq, names: [], counts: counts.ok ? counts.value.get(irq) : undefined };
+    const hasAffinity = k.irqs.hasAffinity(irq);
+    if (hasAffinity) {
       try {
         e.affinity = k.irqs.affinity(irq);
       } catch (err) {
         notVisible.add('the affinity of # IRQ{s}', (err as { code?: string }).code ?? 'EIO');
       }
-      e.writable = irqAffinityWritable(k, irq);
     }
+    if (only && !e.affinity?.overlaps(only)) {
+      out.push(e);
+      continue;
+    }
+    e.names = irqActions(k.fs, irq);
+    info ??= k.irqs.info();
+    if (e.names.length === 0 && info.get(irq)?.name) e.names.push(info.get(irq)!.name);
+    if (hasAffinity) e.writable = irqAffinityWritable(k, irq);
     e.effective = k.irqs.effective(irq);
     out.push(e);
   }
@@ -285,7 +302,7 @@ export function readStatusModel(k: Kernel, opts: { leaksOn?: CpuSet } = {}): Sta
   }
   const leaksOn = opts.leaksOn;
   const tasks = readTasks(k, cgroups?.version, notVisible, leaksOn);
-  const irqs = readIrqs(k, notVisible);
+  const irqs = readIrqs(k, notVisible, leaksOn);
   let defaultSmpAffinity: CpuSet | undefined;
   try {
     defaultSmpAffinity = k.irqs.defaultAffinity();
@@ -335,7 +352,8 @@ export function readStatusModel(k: Kernel, opts: { leaksOn?: CpuSet } = {}): Sta
     possible: m.possible,
     present: m.present,
     online: m.online,
-    siblings: m.siblings,
+    // the leak check looks at the siblings of those CPUs only (do they share a core with the host?)
+    siblings: leaksOn ? new Map([...leaksOn].map((cpu) => [cpu, siblingsOf(k.fs, cpu)])) : m.siblings,
     cgroups,
     boot: {
       cmdline: parseIsolationParams(kernelCmdline(k.fs) ?? m.cmdline),

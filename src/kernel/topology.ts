@@ -96,6 +96,13 @@ export function readMachine(fs: Fs): Machine {
   };
 }
 
+/** A CPU's SMT siblings, itself included (itself alone when the kernel does not say). */
+export function siblingsOf(fs: Fs, cpu: number): CpuSet {
+  const file = `${P.cpu(cpu)}/topology/thread_siblings_list`;
+  const sib = fs.exists(file) ? readSet(fs, file) : CpuSet.EMPTY;
+  return sib.isEmpty ? CpuSet.of([cpu]) : sib;
+}
+
 function readDetails(fs: Fs, present: CpuSet): Omit<Machine, 'possible' | 'present' | 'online'> {
   const siblings = new Map<number, CpuSet>();
   const packages = new Map<number, number[]>();
@@ -109,10 +116,7 @@ function readDetails(fs: Fs, present: CpuSet): Omit<Machine, 'possible' | 'prese
     const pkg = readInt(fs, `${t}/physical_package_id`, 0);
     const die = readInt(fs, `${t}/die_id`, 0);
     const coreId = readInt(fs, `${t}/core_id`, cpu);
-    const sib = fs.exists(`${t}/thread_siblings_list`)
-      ? readSet(fs, `${t}/thread_siblings_list`)
-      : CpuSet.of([cpu]);
-    siblings.set(cpu, sib.isEmpty ? CpuSet.of([cpu]) : sib);
+    siblings.set(cpu, siblingsOf(fs, cpu));
     (packages.get(pkg) ?? packages.set(pkg, []).get(pkg)!).push(cpu);
     const key = `${pkg}:${die}:${coreId}`;
     const c = coreMap.get(key) ?? { package: pkg, die, core: coreId, cpus: CpuSet.EMPTY, list: [] };

@@ -19,11 +19,26 @@ class CountingFs extends SimFs {
   procReads = 0;
   /** pids whose thread status (the mask) was read */
   statusOf = new Set<number>();
+  /** pids whose cgroup file was read */
+  cgroupOf = new Set<number>();
+  /** IRQs whose directory was listed (their actions' names) */
+  irqListed = new Set<number>();
+  /** CPUs whose topology was read */
+  topologyOf = new Set<number>();
   override read(p: string): string {
     if (/^\/proc\/\d+\//.test(p)) this.procReads++;
     const m = /^\/proc\/(\d+)\/task\/\d+\/status$/.exec(p);
     if (m) this.statusOf.add(Number(m[1]));
+    const c = /^\/proc\/(\d+)\/cgroup$/.exec(p);
+    if (c) this.cgroupOf.add(Number(c[1]));
+    const t = /^\/sys\/devices\/system\/cpu\/cpu(\d+)\/topology\//.exec(p);
+    if (t) this.topologyOf.add(Number(t[1]));
     return super.read(p);
+  }
+  override list(p: string) {
+    const m = /^\/proc\/irq\/(\d+)$/.exec(p);
+    if (m) this.irqListed.add(Number(m[1]));
+    return super.list(p);
   }
 }
 
@@ -45,7 +60,24 @@ function both(name: Parameters<typeof buildFixture>[0], vm: string, opts: Fixtur
       const list = /^Cpus_allowed_list:\s*(.*)$/m.exec(st)?.[1]?.trim();
       if (list !== undefined && CpuSet.parseList(list).overlaps(cpus)) onVm.add(Number(pid));
     }
-  return { full, quick, fullReads: fa.procReads, quickReads: fb.procReads, statusOf: fb.statusOf, onVm };
+  // the IRQs whose affinity has a VM CPU, and the kernel threads bound to a CPU, from the fixture's files
+  const irqsOnVm = new Set<number>();
+  for (const n of fs.readdirSync(path.join(root, 'proc/irq')).filter((x) => /^\d+$/.test(x))) {
+    const f = path.join(root, 'proc/irq', n, 'smp_affinity_list');
+    if (fs.existsSync(f) && CpuSet.parseList(fs.readFileSync(f, 'utf8').trim()).overlaps(cpus))
+      irqsOnVm.add(Number(n));
+  }
+  const pinned = new Set(full.unmovable.filter((u) => u.kind === 'pinned-kthread').map((u) => Number(u.id)));
+  return {
+    full,
+    quick,
+    fullReads: fa.procReads,
+    quickReads: fb.procReads,
+    quickFs: fb,
+    onVm,
+    irqsOnVm,
+    pinned,
+  };
 }
 
 describe('isolate leak check: the verdict of the full status model from fewer reads', () => {
@@ -60,10 +92,23 @@ describe('isolate leak check: the verdict of the full status model from fewer re
       assert.deepEqual(r.quick, r.full);
       assert.ok(r.full.leaks.length > 0, 'a fixture with leaks');
       assert.ok(r.quickReads < r.fullReads, `${r.quickReads} reads vs ${r.fullReads}`);
-      // masks by sched_getaffinity: a status read only for the processes that may run on the VM CPUs
+      // masks by sched_getaffinity: no status read; no cgroup read of a kernel thread bound to a CPU; the names
+      // of the IRQs that may fire on the VM CPUs only; the topology of the VM CPUs only
+      const cpus = CpuSet.parseList(vm);
       assert.ok(r.onVm.size > 0);
+      assert.deepEqual([...r.quickFs.statusOf], []);
+      assert.ok(r.pinned.size > 0, 'a fixture with per-CPU kernel threads on the VM CPUs');
       assert.deepEqual(
-        [...r.statusOf].filter((pid) => !r.onVm.has(pid)),
+        [...r.quickFs.cgroupOf].filter((pid) => r.pinned.has(pid)),
+        [],
+      );
+      assert.deepEqual(
+        [...r.quickFs.irqListed].filter((irq) => !r.irqsOnVm.has(irq)),
+        [],
+      );
+      assert.ok(r.quickFs.irqListed.size > 0 || r.irqsOnVm.size === 0);
+      assert.deepEqual(
+        [...r.quickFs.topologyOf].filter((cpu) => !cpus.has(cpu)),
         [],
       );
     });
