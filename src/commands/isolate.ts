@@ -210,10 +210,10 @@ function planAffinity(
       const version = k.cgroups.version;
       const todo: [number, number, string, CpuSet][] = [];
       // Without a baseline mask, a thread whose mask has no VM CPU keeps it (target = its mask minus the VM CPUs):
-      // one sched_getaffinity tells (the VM CPUs are online, and the syscall shows the online part of the mask)
-      // before the stat, cgroup and status reads. koffi is loaded by the run's lock; if the call fails, those
-      // reads decide for every thread.
-      let prefilter = !baseline.hasAffinities;
+      // one sched_getaffinity tells before the stat, cgroup and status reads, when the VM CPUs are all online (the
+      // syscall shows the online part of the mask; an offline VM CPU is allowed, with a warning). koffi is loaded
+      // by the run's lock; if the call fails, those reads decide for every thread.
+      let prefilter = !baseline.hasAffinities && o.vm.isSubsetOf(k.machine.online);
       const offVm = (tid: number): boolean => {
         if (!prefilter) return false;
         try {

@@ -182,9 +182,10 @@ function readTasks(
    * The leak check's read of a process's threads: one sched_getaffinity per thread (the mask and the online CPUs:
    * what the verdict needs; koffi is loaded by the run's lock) instead of a status read each. false when no thread
    * may run on `cpus` (nothing more is read of it); undefined when the syscall cannot be made (then the status
-   * reads decide, for this process and the rest).
+   * reads decide, for this process and the rest). The syscall leaves CPUs that are not online out of the mask, so
+   * it decides only when `cpus` are all online (an offline VM CPU is allowed, with a warning).
    */
-  let syscall = true;
+  let syscall = only === undefined || only.isSubsetOf(k.machine.online);
   const threadsOnSyscall = (pid: number, cpus: CpuSet): TaskEntry['threads'] | false | undefined => {
     if (!syscall) return undefined;
     const tids = tidsOfPid(pid);

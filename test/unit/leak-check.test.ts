@@ -126,3 +126,23 @@ describe('isolate leak check: the verdict of the full status model from fewer re
     assert.ok(r.full.leaks.some((l) => l.kind === 'task'));
   });
 });
+
+describe('isolate leak check with an offline VM CPU (allowed, with a warning)', () => {
+  // sched_getaffinity leaves offline CPUs out of a mask: a task allowed on 0-3 and the offline VM CPU, and the
+  // per-CPU kernel threads of that CPU, may run there once it comes online; the full status model says so
+  for (const [name, vm, offline] of [
+    ['ryzen-5950x', '4-7', '7'],
+    ['intel-6c12t', '4-5,10-11', '11'],
+  ] as const) {
+    it(`${name}, VM CPUs ${vm}, CPU ${offline} offline: the verdict of the full status model`, () => {
+      const r = both(name, vm, {
+        offline,
+        extraProcs: [
+          { pid: 4700, comm: 'anywhere', cmdline: ['anywhere'], cgroup: '/', affinity: `0-3,${offline}` },
+        ],
+      });
+      assert.ok(r.full.leaks.some((l) => l.id === 4700));
+      assert.deepEqual(r.quick, r.full);
+    });
+  }
+});
