@@ -73,6 +73,8 @@ export function planJournalRestore(
     );
     return [...beforeMark, mark];
   }
+  // the files the undo writes back: a later command of the chain reads them again right before writing them
+  for (const rec of recs) if (rec.kind === 'write') for (const [p] of rec.files) ctx.state.touch(p);
   const failures: string[] = [];
   const conflicts: string[] = [];
   const known = new Map<string, string[]>();

@@ -37,9 +37,20 @@ export class PlanState {
     return this.files.has(path) || this.isDir(path) || (!this.removedAbove(path) && this.k.fs.exists(path));
   }
 
-  /** Whether an earlier step of the chain writes `path` (read() then returns the value it will have written). */
+  /** Paths an earlier step writes without saying with what (a restore writes back what a journal says). */
+  private touched = new Set<string>();
+
+  /**
+   * Whether an earlier step of the chain writes `path` (read() then returns the value it will have written, or,
+   * for a path touch()ed, what the kernel holds now).
+   */
   planned(path: string): boolean {
-    return this.files.has(path);
+    return this.files.has(path) || this.touched.has(path);
+  }
+
+  /** An earlier step may write `path` (a later one reads it again right before its own write). */
+  touch(path: string): void {
+    this.touched.add(path);
   }
 
   set(path: string, value: string): void {

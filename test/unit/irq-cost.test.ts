@@ -126,4 +126,24 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
     assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
     assert.deepEqual(lists(), before);
   });
+
+  it('a chain whose restore writes the IRQs back journals, for a later irq-affinity, what the restore left', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const lists = () =>
+      fs
+        .readdirSync(path.join(root, 'proc/irq'))
+        .filter((n) => /^\d+$/.test(n))
+        .map((n) => [n, fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8')]);
+    const before = lists();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-'));
+    const [first, second] = [path.join(dir, 'first'), path.join(dir, 'second')];
+    assert.equal((await run(new SimFs(root), ['-u', first, 'irq-affinity', 'mask', 'C8-31'])).code, 0);
+    assert.notDeepEqual(lists(), before);
+    // the restore (planned without reading the IRQs it writes back) gives them their lists again; the
+    // irq-affinity after it must journal those, not what it read while planning (what `first` had written)
+    const r = await run(new SimFs(root), ['-u', second, 'restore', first, 'irq-affinity', 'mask', 'C4-7']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await run(new SimFs(root), ['restore', second])).code, 0);
+    assert.deepEqual(lists(), before);
+  });
 });
