@@ -9,7 +9,14 @@ import * as path from 'node:path';
 import * as v from 'valibot';
 import { UsageError, RuntimeFailure } from '../errors.ts';
 import { distrust } from '../kernel/trust.ts';
-import { BodyLine, HeaderLine, JOURNAL_FORMAT, JOURNAL_VERSION, type UndoRecord } from './records.ts';
+import {
+  BodyLine,
+  HeaderLine,
+  JOURNAL_FORMAT,
+  JOURNAL_VERSION,
+  RestoredLine,
+  type UndoRecord,
+} from './records.ts';
 
 export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
 /** Runs one journal may hold (the schema bounds run numbers to this). */
@@ -185,12 +192,22 @@ export function journalHead(file: string): { header: HeaderLine; restored: boole
   const first = text.indexOf('\n');
   if (first < 0) throw new UsageError(`${file} is empty or truncated: not a vfio-isolate journal`);
   const { header } = parseJournal(text.slice(0, first + 1), file);
-  const end = text.endsWith('\n') ? text.length - 1 : text.lastIndexOf('\n');
-  const last = end > first ? text.slice(text.lastIndexOf('\n', end - 1) + 1, end) : '';
+  // the last complete line that is not blank (a whole read skips blank lines)
+  let end = text.endsWith('\n') ? text.length - 1 : text.lastIndexOf('\n');
+  let last = '';
+  while (end > first) {
+    const start = text.lastIndexOf('\n', end - 1) + 1;
+    const line = text.slice(start, end);
+    if (line.trim() !== '') {
+      last = line;
+      break;
+    }
+    end = start - 1;
+  }
   let restored = false;
   try {
-    const line = JSON.parse(last) as { t?: unknown } | null;
-    restored = line !== null && typeof line === 'object' && line.t === 'restored';
+    // the mark as a whole read accepts it
+    restored = v.safeParse(RestoredLine, JSON.parse(last)).success;
   } catch {
     /* not JSON: not the restored mark (a whole read would refuse the file) */
   }

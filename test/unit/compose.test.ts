@@ -273,6 +273,23 @@ describe('lost state', () => {
     assert.deepEqual(diffTrees(before0, treeFiles(root)), []);
   });
 
+  it('a reservation whose journal was marked restored by hand, then a blank line added: it is over', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const j = journals();
+    const before0 = treeFiles(root);
+    await ok(root, ['-u', j('a'), 'isolate', 'C8-15']);
+    await ok(root, ['-u', j('b'), 'isolate', 'C24-31']);
+    // a whole read skips blank lines: the journal is restored, whatever its last line is
+    fs.appendFileSync(j('a'), JSON.stringify({ t: 'restored', at: new Date().toISOString() }) + '\n\n');
+    const st = await cli(root, ['status']);
+    assert.match(st.stdout, /a\.journal .*journal restored/);
+    // its CPUs 8-15 are free again
+    await ok(root, ['-u', j('c'), 'isolate', 'C12-13']);
+    await ok(root, ['release', j('c')]);
+    await ok(root, ['release', j('b')]);
+    assert.deepEqual(diffTrees(before0, treeFiles(root)), []);
+  });
+
   it('release of a journal that is not registered undoes it alone and keeps the reservations right', async () => {
     const root = buildFixture('ryzen-5950x');
     const j = journals();

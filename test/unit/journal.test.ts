@@ -157,6 +157,23 @@ describe('journal', () => {
     assert.throws(() => journalHead(g), UsageError);
   });
 
+  it('journalHead agrees with a whole read: blank lines after the mark are skipped; a malformed mark is none', () => {
+    const f = path.join(tmp(), 'undo');
+    const j = openJournal(f, opts);
+    j.record({ kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7']] });
+    j.close();
+    markRestored(f, false);
+    fs.appendFileSync(f, '\n  \n\r\n');
+    assert.equal(readJournalFile(f).restored, true);
+    assert.equal(journalHead(f).restored, true);
+    // a last line that says "restored" in a way a whole read refuses (no time): not the mark
+    const g = path.join(tmp(), 'undo');
+    openJournal(g, opts).close();
+    fs.appendFileSync(g, '{"t":"restored"}\n');
+    assert.throws(() => readJournalFile(g), UsageError);
+    assert.equal(journalHead(g).restored, false);
+  });
+
   it('the host journal: a restored one is set aside and gives no baseline without its records being validated', () => {
     const f = path.join(tmp(), 'host');
     const j = openJournal(f, opts);
