@@ -181,10 +181,16 @@ export class Procs {
 
   /**
    * The thread ids of `pid`: [pid] for a kernel thread in `kernel` (kernelThreads(); a kernel thread is never a
-   * thread group), else the listing of /proc/PID/task.
+   * thread group), else the listing of /proc/PID/task. kthreadd's children also hold the user programs the kernel
+   * starts (usermode helpers, e.g. a core dump pipe handler, run with CLONE_PARENT), which may have threads: a
+   * child whose stat has no PF_KTHREAD is listed.
    */
   threadsOf(pid: number, kernel: ReadonlySet<number> | undefined): number[] {
-    return kernel?.has(pid) ? [pid] : this.threads(pid);
+    if (kernel?.has(pid)) {
+      const st = this.stat(pid);
+      if (!st || (st.flags & PF_KTHREAD) !== 0) return [pid];
+    }
+    return this.threads(pid);
   }
 
   /** Every task (thread) on the machine: [tid, pid] pairs (kernel threads without listing their task/). */

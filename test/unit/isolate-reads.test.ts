@@ -108,3 +108,34 @@ describe('isolate with an offline VM CPU (allowed, with a warning)', () => {
     assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
   });
 });
+
+describe('isolate and a user process whose parent is kthreadd (a usermode helper: a core dump pipe handler)', () => {
+  it('every thread of it loses the VM CPUs, and the leak check sees them all', async () => {
+    // the kernel starts usermode helpers with CLONE_PARENT from a kworker: they are kthreadd's children, in the
+    // root cgroup, and a program the kernel runs may start threads
+    const root = buildFixture('ryzen-5950x', {
+      extraProcs: [
+        {
+          pid: 4800,
+          comm: 'core-handler',
+          cmdline: ['/usr/lib/core-handler'],
+          cgroup: '/',
+          ppid: 2,
+          threads: ['compress'],
+        },
+      ],
+    });
+    assert.match(fs.readFileSync(path.join(root, 'proc/2/task/2/children'), 'utf8'), /\b4800\b/);
+    const allowed = (tid: number) =>
+      /^Cpus_allowed_list:\s*(.*)$/m.exec(
+        fs.readFileSync(path.join(root, `proc/4800/task/${tid}/status`), 'utf8'),
+      )?.[1];
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+    const r = await run(new SimFs(root), ['-u', undo, 'isolate', 'C8-15']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(allowed(4800), '0-7,16-31');
+    assert.equal(allowed(4801), '0-7,16-31', 'its second thread');
+    assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
+    assert.equal(allowed(4801), '0-31');
+  });
+});

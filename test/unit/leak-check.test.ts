@@ -146,3 +146,30 @@ describe('isolate leak check with an offline VM CPU (allowed, with a warning)', 
     });
   }
 });
+
+describe('a user process whose parent is kthreadd (a usermode helper the kernel started)', () => {
+  it('has its threads listed, by the full status model and by the leak check', () => {
+    const root = buildFixture('ryzen-5950x', {
+      extraProcs: [
+        {
+          pid: 4800,
+          comm: 'core-handler',
+          cmdline: ['/usr/lib/core-handler'],
+          cgroup: '/',
+          ppid: 2,
+          threads: ['compress'],
+        },
+      ],
+    });
+    const cpus = CpuSet.parseList('8-15');
+    for (const opts of [{}, { leaksOn: cpus }]) {
+      const model = readStatusModel(new Kernel(new SimFs(root) as Fs, { systemctl: '', euid: 0 }), opts);
+      const t = model.tasks.find((x) => x.pid === 4800);
+      assert.deepEqual(
+        t?.threads.map((th) => th.tid),
+        [4800, 4801],
+        JSON.stringify(opts),
+      );
+    }
+  });
+});
