@@ -112,13 +112,18 @@ export class Kernel {
     return host;
   }
 
+  /** The boot id (read once: it does not change while the tool runs). */
   bootId(): string {
-    try {
-      return this.fs.read(P.bootId).trim();
-    } catch {
-      return 'unknown';
+    if (this._bootId === undefined) {
+      try {
+        this._bootId = this.fs.read(P.bootId).trim();
+      } catch {
+        this._bootId = 'unknown';
+      }
     }
+    return this._bootId;
   }
+  private _bootId?: string;
 
   /** Clock ticks (USER_HZ = 100) since boot, from /proc/uptime: the unit of a task's start time. */
   uptimeTicks(): number | undefined {
@@ -173,7 +178,12 @@ export class Kernel {
 
   /** Kernel version "6.12.3-cloud-amd64" -> [6, 12]. */
   version(): [number, number] {
-    const m = /^(\d+)\.(\d+)/.exec(this.readTrim(P.osrelease) ?? '');
-    return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+    if (!this._version) {
+      const m = /^(\d+)\.(\d+)/.exec(this.readTrim(P.osrelease) ?? '');
+      this._version = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+    }
+    return [...this._version];
   }
+  /** The kernel's version (read once). */
+  private _version?: [number, number];
 }

@@ -75,15 +75,15 @@ export function distrust(file: string, opts: TrustOptions = {}): Distrust | unde
   const abs = path.resolve(file);
   let real: string;
   try {
-    real = fs.realpathSync(abs);
+    real = fs.realpathSync.native(abs);
   } catch (e) {
     return { path: abs, why: `cannot be resolved (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
   }
   // The directories as written (a symlink there could be swapped by whoever can write its directory) ...
   const lexical = walk(abs, uid, opts);
   if (lexical) return lexical;
-  // ... and the ones the file really lives in.
-  const canonical = walk(real, uid, opts);
+  // ... and the ones the file really lives in (the same ones when no symlink is on the way).
+  const canonical = real === abs ? undefined : walk(real, uid, opts);
   if (canonical) return canonical;
   const st = fs.statSync(real);
   const kind = opts.kind ?? 'file';
