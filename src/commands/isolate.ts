@@ -224,9 +224,9 @@ function planAffinity(
           return false;
         }
       };
-      for (const { tid, pid } of k.procs.allTasks()) {
+      for (const { tid, pid, stat } of k.procs.allTasks()) {
         if (offVm(tid)) continue;
-        const st = k.procs.stat(pid, tid);
+        const st = stat ?? k.procs.stat(pid, tid);
         if (!st || isPinnedKernelThread(st)) continue;
         const kthread = isKernelThread(st);
         if (kthread ? !what.kthreads : !what.tasks) continue;

@@ -162,9 +162,16 @@ function readTasks(
   // kernel threads (one read of kthreadd's children) need no listing of their task/ directory
   const kernel = k.procs.kernelThreads();
   const tidsOf = new Map<number, number[]>();
+  // the stats of kthreadd's children, read on the way (a kernel thread or a helper the kernel started)
+  const statOf = new Map<number, NonNullable<ReturnType<Kernel['procs']['stat']>>>();
   const tidsOfPid = (pid: number): number[] => {
     let tids = tidsOf.get(pid);
-    if (!tids) tidsOf.set(pid, (tids = k.procs.threadsOf(pid, kernel)));
+    if (!tids) {
+      const r = k.procs.threadsAndStat(pid, kernel);
+      tids = r.tids;
+      tidsOf.set(pid, tids);
+      if (r.stat) statOf.set(pid, r.stat);
+    }
     return tids;
   };
   const threadsOf = (pid: number): TaskEntry['threads'] => {
@@ -209,7 +216,7 @@ function readTasks(
       threads = got ?? threadsOf(pid);
       if (!threads.some((th) => th.allowed?.overlaps(only))) continue;
     }
-    const st = k.procs.stat(pid);
+    const st = statOf.get(pid) ?? k.procs.stat(pid);
     if (!st) continue; // exited while we looked
     const kind = kindOf(st);
     // the leak check needs no cgroup of a kernel thread bound to a CPU: the kernel refuses to move one into any

@@ -23,7 +23,10 @@ const EXES = new Set(['/usr/sbin/irqbalance', '/sbin/irqbalance']);
 
 /** The pid of the real irqbalance daemon, if it runs. */
 export function findIrqbalance(k: Kernel): number | undefined {
+  // kthreadd's children (kernel threads, and the helpers the kernel starts itself) are never the daemon
+  const kernel = k.procs.kernelThreads();
   for (const pid of k.procs.pids()) {
+    if (kernel?.has(pid)) continue;
     // comm alone (a trivial file), not stat (which the kernel sums over every thread of the process)
     let comm: string;
     try {

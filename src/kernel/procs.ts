@@ -186,21 +186,31 @@ export class Procs {
    * child whose stat has no PF_KTHREAD is listed.
    */
   threadsOf(pid: number, kernel: ReadonlySet<number> | undefined): number[] {
-    if (kernel?.has(pid)) {
-      const st = this.stat(pid);
-      if (!st || (st.flags & PF_KTHREAD) !== 0) return [pid];
-    }
-    return this.threads(pid);
+    return this.threadsAndStat(pid, kernel).tids;
   }
 
-  /** Every task (thread) on the machine: [tid, pid] pairs (kernel threads without listing their task/). */
-  allTasks(): { tid: number; pid: number }[] {
-    const out: { tid: number; pid: number }[] = [];
+  /** threadsOf, and the stat of a child of kthreadd read on the way (undefined when it was not read). */
+  threadsAndStat(pid: number, kernel: ReadonlySet<number> | undefined): { tids: number[]; stat?: TaskStat } {
+    if (kernel?.has(pid)) {
+      const stat = this.stat(pid);
+      if (!stat) return { tids: [pid] };
+      if ((stat.flags & PF_KTHREAD) !== 0) return { tids: [pid], stat };
+      return { tids: this.threads(pid), stat };
+    }
+    return { tids: this.threads(pid) };
+  }
+
+  /**
+   * Every task (thread) on the machine: [tid, pid] pairs (kernel threads without listing their task/), with the
+   * stat of the process when it was read on the way (kthreadd's children).
+   */
+  allTasks(): { tid: number; pid: number; stat?: TaskStat }[] {
+    const out: { tid: number; pid: number; stat?: TaskStat }[] = [];
     const kernel = this.kernelThreads();
     for (const pid of this.pids()) {
-      const tids = this.threadsOf(pid, kernel);
-      if (tids.length === 0) out.push({ tid: pid, pid });
-      for (const tid of tids) out.push({ tid, pid });
+      const { tids, stat } = this.threadsAndStat(pid, kernel);
+      if (tids.length === 0) out.push({ tid: pid, pid, ...(stat ? { stat } : {}) });
+      for (const tid of tids) out.push({ tid, pid, ...(stat && tid === pid ? { stat } : {}) });
     }
     return out;
   }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../../src/cli/run.ts';
 import { COMMANDS } from '../../src/cli/table.ts';
+import { findIrqbalance } from '../../src/kernel/irqbalance.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { SimFs } from '../support/simfs.ts';
@@ -137,5 +138,39 @@ describe('isolate and a user process whose parent is kthreadd (a usermode helper
     assert.equal(allowed(4801), '0-7,16-31', 'its second thread');
     assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
     assert.equal(allowed(4801), '0-31');
+  });
+});
+
+describe('reads of kernel threads: once each, and never to look for irqbalance', () => {
+  it('allTasks hands out the stat it read of a kthreadd child; findIrqbalance reads no kernel thread', () => {
+    const root = buildFixture('ryzen-5950x', { irqbalance: true });
+    const fsx = new TaskReads(root);
+    const k = new Kernel(fsx, { systemctl: '', euid: 0 });
+    // kthreadd and its children
+    const kthreads = [
+      2,
+      ...fs.readFileSync(path.join(root, 'proc/2/task/2/children'), 'utf8').trim().split(/\s+/).map(Number),
+    ];
+    const tasks = k.procs.allTasks();
+    for (const id of kthreads) {
+      const t = tasks.find((x) => x.pid === id)!;
+      assert.equal(t.stat?.comm, k.procs.stat(id)?.comm, `${id}: its stat is handed out`);
+    }
+    assert.ok(tasks.filter((t) => !kthreads.includes(t.pid)).every((t) => t.stat === undefined));
+    fsx.taskReads.clear();
+    const comms: number[] = [];
+    class CommReads extends TaskReads {
+      override read(p: string): string {
+        const m = /^\/proc\/(\d+)\/comm$/.exec(p);
+        if (m) comms.push(Number(m[1]));
+        return super.read(p);
+      }
+    }
+    const pid = findIrqbalance(new Kernel(new CommReads(root), { systemctl: '', euid: 0 }));
+    assert.equal(pid, 740);
+    assert.deepEqual(
+      comms.filter((id) => kthreads.includes(id)),
+      [],
+    );
   });
 });
