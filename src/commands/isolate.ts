@@ -692,7 +692,9 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
   const settle: Step[] = [];
   if (remaining.length > 0)
     settle.push(...planHostSet(ctx, remaining, readBaseline(hostFile, bootId), command, reg.reservations));
-  else if (journalActive(hostFile, bootId))
+  else if (['active', 'unreadable'].includes(journalState(hostFile, bootId, 'head')))
+    // an unreadable one (malformed, or another user could have written it) is refused by its restore (exit 2)
+    // rather than passed over, which would leave the host restricted
     settle.push(...planJournalRestore(ctx, command, hostFile, { force: false }));
   const keep = new Set(remaining.map((r) => r.journal));
   if (remaining.length !== reg.reservations.length)

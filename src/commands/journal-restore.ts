@@ -1,9 +1,8 @@
 /** Undo a journal, newest change first, after validating every record (restore, release, the last release's host journal). */
-import * as fs from 'node:fs';
 import type { Ctx } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import {
-  checkJournalTrust,
+  checkExistingJournalTrust,
   interruptedCreation,
   markRestored,
   pendingRecords,
@@ -15,14 +14,6 @@ import type { Step } from '../steps/step.ts';
 import { describeRecord, undoRecord } from '../steps/undo.ts';
 import { validateRecords } from '../steps/validate.ts';
 
-function isLink(file: string): boolean {
-  try {
-    return fs.lstatSync(file).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
-
 /** Steps that undo a journal file; shared by restore and release. */
 export function planJournalRestore(
   ctx: Ctx,
@@ -33,7 +24,7 @@ export function planJournalRestore(
 ): Step[] {
   const beforeMark = opts.beforeMark ?? [];
   // Read under the run's lock (taken before planning), and only a journal root alone could have written.
-  if (fs.existsSync(file) || isLink(file)) checkJournalTrust(file);
+  checkExistingJournalTrust(file);
   if (interruptedCreation(file)) {
     // A run was killed while creating this file: it holds no change. Removed under the lock, if still so.
     return [

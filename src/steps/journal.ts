@@ -69,6 +69,16 @@ export function checkJournalTrust(file: string): void {
   );
 }
 
+/** checkJournalTrust for a journal that is there (a symlink counts); a missing one is left to its reader to report. */
+export function checkExistingJournalTrust(file: string): void {
+  try {
+    fs.lstatSync(file);
+  } catch {
+    return;
+  }
+  checkJournalTrust(file);
+}
+
 export interface JournalRun {
   run: number;
   at: string;
@@ -184,10 +194,12 @@ export function readJournalFile(file: string): ParsedJournal {
 
 /**
  * Whether a journal was marked restored, and its header, without validating its records: the header line and the
- * last complete line only (a torn last line is ignored, as parseJournal ignores it). For the callers that only set
- * a restored or earlier-boot journal aside (the host journal); an active one is then read whole.
+ * last complete line only (a torn last line is ignored, as parseJournal ignores it). For planning decisions (set a
+ * restored or earlier-boot host journal aside; is another isolation's journal over?); an active journal is then read
+ * whole where its records are used. A journal another user could have written is refused (checkJournalTrust).
  */
 export function journalHead(file: string): { header: HeaderLine; restored: boolean } {
+  checkExistingJournalTrust(file);
   const text = readJournalBytes(file).toString('utf8');
   const first = text.indexOf('\n');
   if (first < 0) throw new UsageError(`${file} is empty or truncated: not a vfio-isolate journal`);
@@ -455,11 +467,17 @@ export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 
  * What a journal file is now: unrestored of this boot, restored, of an earlier boot, missing, or not readable.
  * `read: 'head'` decides from the header and the last line only (journalHead): for planning, where an active
  * journal is read whole afterwards anyway (and refused then if a record is malformed); `status` reads it whole, so
- * that it can say a journal is unreadable.
+ * that it can say a journal is unreadable. A journal another user could have written is 'unreadable' (its content
+ * is not believed).
  */
 export function journalState(file: string, bootId: string, read: 'whole' | 'head' = 'whole'): JournalState {
   try {
-    const j = read === 'head' ? journalHead(file) : readJournalFile(file);
+    let j: { header: HeaderLine; restored: boolean };
+    if (read === 'head') j = journalHead(file);
+    else {
+      checkExistingJournalTrust(file);
+      j = readJournalFile(file);
+    }
     if (j.restored) return 'restored';
     return j.header.bootId === bootId ? 'active' : 'earlier-boot';
   } catch (e) {

@@ -224,6 +224,67 @@ describe('journal trust: only a journal root alone could have written is read or
   }
 });
 
+describe("journals planning reads: another VM's journal and the host journal must be root's too", () => {
+  /** Two VMs: A (C8-15) isolated with journal a; returns a, the host journal and a fresh journal path b. */
+  async function vmA(root: string) {
+    const d = tmpDir(0o700);
+    const a = path.join(d, 'a.journal');
+    assert.equal((await cli(root, ['-u', a, 'isolate', '--no-irqs', 'C8-15'])).code, 0);
+    return { a, host: path.join(root, 'run/vfio-isolate/host.journal'), b: path.join(d, 'b.journal') };
+  }
+
+  it("isolate: A's journal owned by another user, marked restored there, does not free A's CPUs", async () => {
+    const root = buildFixture('ryzen-5950x');
+    const { a, b } = await vmA(root);
+    fs.chownSync(a, 1000, 1000);
+    fs.appendFileSync(a, JSON.stringify({ t: 'restored', at: new Date().toISOString() }) + '\n');
+    const h = treeHash(root);
+    // B overlaps A: refused while A's reservation holds (a forged mark in a file another user owns is not read)
+    const r = await cli(root, ['-u', b, 'isolate', '--no-irqs', 'C12-19']);
+    count('journal trust', r.code === 2 && treeHash(root) === h);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /already isolated/);
+    assert.equal(treeHash(root), h);
+  });
+
+  it("release of B: A's journal owned by another user, marked restored there, keeps A isolated", async () => {
+    const root = buildFixture('ryzen-5950x');
+    const { a, b } = await vmA(root);
+    assert.equal((await cli(root, ['-u', b, 'isolate', '--no-irqs', 'C24-31'])).code, 0);
+    fs.chownSync(a, 1000, 1000);
+    fs.appendFileSync(a, JSON.stringify({ t: 'restored', at: new Date().toISOString() }) + '\n');
+    assert.equal((await cli(root, ['-u', b, 'release'])).code, 0);
+    // A still runs: the host keeps off its CPUs
+    assert.equal(sysRead(root, 'sys/fs/cgroup/user.slice/cpuset.cpus'), '0-7,16-31');
+  });
+
+  it('the last release with a host journal owned by another user is refused (exit 2), not passed over', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const { a, host } = await vmA(root);
+    fs.chownSync(host, 1000, 1000);
+    const h = treeHash(root);
+    const r = await cli(root, ['-u', a, 'release']);
+    count('journal trust', r.code === 2 && treeHash(root) === h);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /host\.journal is not trusted/);
+    assert.equal(treeHash(root), h);
+  });
+
+  it('status: a journal owned by another user is "unreadable", its content not believed', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const { a } = await vmA(root);
+    fs.chownSync(a, 1000, 1000);
+    fs.appendFileSync(a, JSON.stringify({ t: 'restored', at: new Date().toISOString() }) + '\n');
+    const r = await cli(root, ['--json', 'status']);
+    const res = (JSON.parse(r.stdout) as { reservations: { journal: string; journalState: string }[] })
+      .reservations;
+    assert.deepEqual(
+      res.map((x) => [x.journal, x.journalState]),
+      [[a, 'unreadable']],
+    );
+  });
+});
+
 describe('record values bounded to what the tool writes', () => {
   const BOOT = (root: string) => sysRead(root, 'proc/sys/kernel/random/boot_id').trim();
   const header = (boot: string) =>
