@@ -161,19 +161,15 @@ function readTasks(
     isPinnedKernelThread(st) ? 'pinned' : isKernelThread(st) ? 'kthread' : 'user';
   // kernel threads (one read of kthreadd's children) need no listing of their task/ directory
   const kernel = k.procs.kernelThreads();
-  const tidsOf = new Map<number, number[]>();
-  // the stats of kthreadd's children, read on the way (a kernel thread or a helper the kernel started)
-  const statOf = new Map<number, NonNullable<ReturnType<Kernel['procs']['stat']>>>();
-  const tidsOfPid = (pid: number): number[] => {
-    let tids = tidsOf.get(pid);
-    if (!tids) {
-      const r = k.procs.threadsAndStat(pid, kernel);
-      tids = r.tids;
-      tidsOf.set(pid, tids);
-      if (r.stat) statOf.set(pid, r.stat);
-    }
-    return tids;
+  // each process's thread ids, and the stat of a kthreadd child read on the way (a kernel thread or a helper the
+  // kernel started)
+  const seen = new Map<number, ReturnType<Kernel['procs']['threadsAndStat']>>();
+  const threadsAndStat = (pid: number): ReturnType<Kernel['procs']['threadsAndStat']> => {
+    let r = seen.get(pid);
+    if (!r) seen.set(pid, (r = k.procs.threadsAndStat(pid, kernel)));
+    return r;
   };
+  const tidsOfPid = (pid: number): number[] => threadsAndStat(pid).tids;
   const threadsOf = (pid: number): TaskEntry['threads'] => {
     const tids = tidsOfPid(pid);
     return (tids.length > 0 ? tids : [pid]).map((tid) => {
@@ -216,7 +212,7 @@ function readTasks(
       threads = got ?? threadsOf(pid);
       if (!threads.some((th) => th.allowed?.overlaps(only))) continue;
     }
-    const st = statOf.get(pid) ?? k.procs.stat(pid);
+    const st = seen.get(pid)?.stat ?? k.procs.stat(pid);
     if (!st) continue; // exited while we looked
     const kind = kindOf(st);
     // the leak check needs no cgroup of a kernel thread bound to a CPU: the kernel refuses to move one into any

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { ErrnoError, type DirEntry, type Fs, type Writer } from './fs.ts';
 import { loadSched } from './sched.ts';
-import { IRQ_CONTROL_FILE } from './writable.ts';
+import { irqRuleOf } from './writable.ts';
 
 function wrap<T>(op: string, path: string, f: () => T): T {
   try {
@@ -105,12 +105,12 @@ export class RealFs implements Fs {
 
   /**
    * Open a kernel control file for writing, exactly at `path` (see the class comment). An IRQ affinity file needs
-   * no per-file check once /proc/irq is known to be procfs (IRQ_CONTROL_FILE): under TCG the readlink and fstat
+   * no per-file check once /proc/irq is known to be procfs (irqRuleOf): under TCG the readlink and fstat
    * tripled the cost of each IRQ's write.
    */
   private openControl(path: string): number {
     const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    if (IRQ_CONTROL_FILE.test(path) && this.procIrqIsProcfs()) return fd;
+    if (irqRuleOf(path) && this.procIrqIsProcfs()) return fd;
     try {
       let opened: string;
       try {

@@ -12,7 +12,7 @@ export interface WritableRule {
 }
 
 /** The IRQ affinity files (they do not depend on where the cgroup hierarchy is mounted). */
-export const IRQ_RULES: readonly WritableRule[] = [
+const IRQ_RULES: readonly WritableRule[] = [
   { re: /^\/proc\/irq\/\d+\/smp_affinity_list$/, value: LIST },
   { re: /^\/proc\/irq\/\d+\/smp_affinity$/, value: MASK },
   { re: /^\/proc\/irq\/default_smp_affinity$/, value: MASK },
@@ -52,8 +52,11 @@ export function isIrqAffinityPath(path: string): boolean {
 }
 
 /**
- * IRQ affinity files (/proc/irq/N/smp_affinity, smp_affinity_list, /proc/irq/default_smp_affinity): procfs lays out
- * these directories and files itself and nobody can create a symlink or a file in them, so once /proc/irq is
- * known to be a procfs directory (checked once per run), opening such a path O_NOFOLLOW opens exactly that file.
+ * The rule of an IRQ affinity file (/proc/irq/N/smp_affinity, smp_affinity_list, /proc/irq/default_smp_affinity),
+ * undefined for any other path. procfs lays out these directories and files itself and nobody can create a symlink
+ * or a file in them, so once /proc/irq is known to be a procfs directory (checked once per run), opening such a path
+ * O_NOFOLLOW opens exactly that file, and the path is canonical as written.
  */
-export const IRQ_CONTROL_FILE = /^\/proc\/irq\/(?:\d+\/smp_affinity(?:_list)?|default_smp_affinity)$/;
+export function irqRuleOf(path: string): WritableRule | undefined {
+  return IRQ_RULES.find((r) => r.re.test(path));
+}

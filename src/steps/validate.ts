@@ -5,12 +5,7 @@
  */
 import { UsageError } from '../errors.ts';
 import type { Kernel } from '../kernel/kernel.ts';
-import {
-  IRQ_CONTROL_FILE,
-  IRQ_RULES,
-  writableRules as rules,
-  type WritableRule,
-} from '../kernel/writable.ts';
+import { irqRuleOf, writableRules as rules, type WritableRule } from '../kernel/writable.ts';
 import type { UndoRecord } from './records.ts';
 
 /** Resolve a system path: reject `..`/`.`/empty segments; follow symlinks of the existing part inside the root. */
@@ -90,10 +85,11 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
     return true;
   };
   const checkPath = (i: number, p: string, kind: 'file' | 'cgroup', values: string[] = []): void => {
+    // an IRQ affinity file is canonical as written (procfs has no symlink on its way: irqRuleOf)
+    const irqRule = irqRuleOf(p);
     let real: string;
     try {
-      // an IRQ affinity file is canonical as written (procfs has no symlink on its way: IRQ_CONTROL_FILE)
-      real = IRQ_CONTROL_FILE.test(p) ? p : resolveSystemPath(k, p);
+      real = irqRule ? p : resolveSystemPath(k, p);
     } catch {
       return fail(i, `path ${JSON.stringify(p)} is not a plain absolute path`);
     }
@@ -104,7 +100,7 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
       if (!cgDir(real)) fail(i, `${JSON.stringify(p)} is not a cgroup below ${mount()}`);
       return;
     }
-    const rule = (IRQ_CONTROL_FILE.test(real) ? IRQ_RULES : rs()).find((r) => r.re.test(real));
+    const rule = irqRule ?? rs().find((r) => r.re.test(real));
     if (!rule) return fail(i, `${JSON.stringify(p)} is not a file vfio-isolate writes`);
     for (const value of values) {
       if (!rule.value.test(value.trim()) || !valueFits(p, value)) {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { lockFile } from '../../src/kernel/lock.ts';
 import { RealFs } from '../../src/kernel/realfs.ts';
-import { IRQ_CONTROL_FILE } from '../../src/kernel/writable.ts';
+import { irqRuleOf } from '../../src/kernel/writable.ts';
 import { markRestored } from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
@@ -709,14 +709,14 @@ describe('writes: the descriptor must be the validated path (a temp file system 
   }
 });
 
-describe('IRQ_CONTROL_FILE: the only paths RealFs writes without a per-file check (procfs, no symlink on the way)', () => {
+describe('irqRuleOf: the only paths RealFs writes without a per-file check (procfs, no symlink on the way)', () => {
   it('matches the IRQ affinity files and nothing that could lead elsewhere', () => {
     for (const p of [
       '/proc/irq/0/smp_affinity',
       '/proc/irq/127/smp_affinity_list',
       '/proc/irq/default_smp_affinity',
     ])
-      assert.ok(IRQ_CONTROL_FILE.test(p), p);
+      assert.ok(irqRuleOf(p), p);
     for (const p of [
       '/proc/irq/1/../../self/root/tmp/x',
       '/proc/irq/1/smp_affinity_list/',
@@ -730,7 +730,7 @@ describe('IRQ_CONTROL_FILE: the only paths RealFs writes without a per-file chec
       'proc/irq/1/smp_affinity',
       '/sys/fs/cgroup/proc/irq/1/smp_affinity',
     ])
-      assert.ok(!IRQ_CONTROL_FILE.test(p), JSON.stringify(p));
+      assert.ok(!irqRuleOf(p), JSON.stringify(p));
   });
 });
 
