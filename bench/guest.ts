@@ -68,24 +68,34 @@ function readFileSafe(p: string): string {
 }
 
 /**
- * Bundle bench/guest-bench.ts (with the tool's sources) the way scripts/build.mjs bundles the tool, so the guest
- * measures the same compiled code as dist/vfio-isolate.mjs, and starts without tsx (seconds under TCG).
+ * Bundle `entry` into one ESM file the way scripts/build.mjs bundles the tool (koffi stays external, the version of
+ * the package.json in `pkgDir` is defined in); `nodePaths` resolves the bundled libraries of a tree without its own
+ * node_modules.
  */
-export async function buildGuestBundle(): Promise<string> {
-  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
-  const out = join(cacheSubdir('bench'), 'guest-bench.mjs');
+async function bundleLikeTheTool(entry: string, out: string, pkgDir: string, nodePaths: string[] = []) {
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string };
   await build({
-    entryPoints: [join(REPO_ROOT, 'bench', 'guest-bench.ts')],
+    entryPoints: [entry],
     bundle: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
     outfile: out,
     external: ['koffi'],
+    nodePaths,
     define: { __VERSION__: JSON.stringify(pkg.version) },
     legalComments: 'none',
     logLevel: 'warning',
   });
+}
+
+/**
+ * Bundle bench/guest-bench.ts (with the tool's sources) the way scripts/build.mjs bundles the tool, so the guest
+ * measures the same compiled code as dist/vfio-isolate.mjs, and starts without tsx (seconds under TCG).
+ */
+export async function buildGuestBundle(): Promise<string> {
+  const out = join(cacheSubdir('bench'), 'guest-bench.mjs');
+  await bundleLikeTheTool(join(REPO_ROOT, 'bench', 'guest-bench.ts'), out, REPO_ROOT);
   return relative(REPO_ROOT, out);
 }
 
@@ -113,21 +123,8 @@ export async function buildBaselineBundle(rev: string): Promise<{ rev: string; b
     entry,
     "export { runCli } from './src/cli/run.ts';\nexport { COMMANDS } from './src/cli/table.ts';\n",
   );
-  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string };
   const out = join(dir, 'tool.mjs');
-  await build({
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: out,
-    external: ['koffi'],
-    nodePaths: [join(REPO_ROOT, 'node_modules')],
-    define: { __VERSION__: JSON.stringify(pkg.version) },
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
+  await bundleLikeTheTool(entry, out, dir, [join(REPO_ROOT, 'node_modules')]);
   return { rev: sha.startsWith(rev) ? rev : `${rev} (${sha.slice(0, 7)})`, bundle: relative(REPO_ROOT, out) };
 }
 

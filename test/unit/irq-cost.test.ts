@@ -9,10 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../../src/cli/run.ts';
-import { COMMANDS } from '../../src/cli/table.ts';
-import { Kernel } from '../../src/kernel/kernel.ts';
 import { buildFixture } from '../fixtures/build.ts';
+import { cliOn } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
 
 class IrqWatch extends SimFs {
@@ -31,29 +29,33 @@ class IrqWatch extends SimFs {
   }
 }
 
-async function run(fsx: SimFs, argv: string[]) {
-  let stderr = '';
-  const code = await runCli(argv, {
-    table: COMMANDS,
-    env: { VFIO_ISOLATE_LOCK_WAIT_MS: '2000' },
-    kernel: () => new Kernel(fsx, { systemctl: '', irqbalance: '/nonexistent/irqbalance', euid: 0 }),
-    streams: { out: () => {}, err: (s) => void (stderr += s), isTTY: false },
-  });
-  return { code, stderr };
+/** [IRQ, smp_affinity_list] of every IRQ of a fixture tree. */
+function irqLists(root: string): string[][] {
+  return fs
+    .readdirSync(path.join(root, 'proc/irq'))
+    .filter((n) => /^\d+$/.test(n))
+    .map((n) => [n, fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8')]);
+}
+
+/** The files of each `write` record of a journal: [path, old value, value written]. */
+function writeRecords(undo: string): [string, string, string][][] {
+  return fs
+    .readFileSync(undo, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { rec?: { kind: string; files?: [string, string, string][] } })
+    .filter((l) => l.rec?.kind === 'write')
+    .map((l) => l.rec!.files!);
 }
 
 describe('irq-affinity mask: per IRQ one read, and one write to change it', () => {
   it('ryzen-5950x', async () => {
     const root = buildFixture('ryzen-5950x');
     const fsx = new IrqWatch(root);
-    const lists = () =>
-      fs
-        .readdirSync(path.join(root, 'proc/irq'))
-        .filter((n) => /^\d+$/.test(n))
-        .map((n) => [n, fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8')]);
+    const lists = () => irqLists(root);
     const before = lists();
     const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
-    const r = await run(fsx, ['-u', undo, 'irq-affinity', 'mask', 'C8-15']);
+    const r = await cliOn(fsx, ['-u', undo, 'irq-affinity', 'mask', 'C8-15']);
     assert.equal(r.code, 0, r.stderr);
     const count = (op: string) => {
       const m = new Map<string, number>();
@@ -67,19 +69,14 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
     assert.deepEqual(count('realpath'), new Map());
     for (const [p, n] of writes) assert.equal(n, 1, p);
     for (const [p, n] of reads) assert.equal(n, 1, `${p}: read once, to plan`);
-    const rec = fs
-      .readFileSync(undo, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { rec?: { kind: string; files?: [string, string, string][] } })
-      .find((l) => l.rec?.kind === 'write')!.rec!;
-    assert.deepEqual(rec.files!.map(([p]) => p).sort(), [...writes.keys()].sort());
+    const files = writeRecords(undo)[0]!;
+    assert.deepEqual(files.map(([p]) => p).sort(), [...writes.keys()].sort());
     assert.ok(!fsx.ops.includes('read /proc/self/mountinfo'), 'no cgroup discovery');
     // restore: one read (is it still what this run wrote?) and one write per IRQ; no cgroup discovery either
     const back = new IrqWatch(root);
-    assert.equal((await run(back, ['restore', undo])).code, 0);
+    assert.equal((await cliOn(back, ['restore', undo])).code, 0);
     assert.deepEqual(lists(), before);
-    const journalled = rec.files!.map(([p]) => p).sort();
+    const journalled = files.map(([p]) => p).sort();
     const backReads = back.ops.filter((o) => o.startsWith('read /proc/irq/')).map((o) => o.slice(5));
     const backWrites = back.ops.filter((o) => o.startsWith('write ')).map((o) => o.slice(6));
     assert.deepEqual([...backReads].sort(), journalled, 'each journalled IRQ read once, no other');
@@ -91,11 +88,7 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
 
   it('a chain that writes an IRQ twice journals what the first write left, even when the kernel refused it', async () => {
     const root = buildFixture('ryzen-5950x');
-    const lists = () =>
-      fs
-        .readdirSync(path.join(root, 'proc/irq'))
-        .filter((n) => /^\d+$/.test(n))
-        .map((n) => [n, fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8')]);
+    const lists = () => irqLists(root);
     const before = lists();
     // one IRQ whose affinity the kernel manages: both steps plan a change, both writes fail with EIO (skipped)
     const managed = before.find(([, l]) => l!.trim() === '0-31')![0]!;
@@ -108,42 +101,32 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
     }
     const fsx = new Managed(root);
     const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
-    const r = await run(fsx, ['-u', undo, 'irq-affinity', 'mask', 'C8-15', 'irq-affinity', 'add', 'C8']);
+    const r = await cliOn(fsx, ['-u', undo, 'irq-affinity', 'mask', 'C8-15', 'irq-affinity', 'add', 'C8']);
     assert.equal(r.code, 0, r.stderr);
-    const recs = fs
-      .readFileSync(undo, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { rec?: { kind: string; files?: [string, string, string][] } })
-      .filter((l) => l.rec?.kind === 'write')
-      .map((l) => l.rec!.files!);
+    const recs = writeRecords(undo);
     assert.equal(recs.length, 2);
     const oldOf = (files: [string, string, string][]) => new Map(files.map(([p, old]) => [p, old]));
     const listOf = (n: string) => before.find(([m]) => m === n)![1]!.trim();
     // the second step's old value of the managed IRQ is what is really there (the first write was refused),
     // not what the plan expected the first step to leave
     assert.equal(oldOf(recs[1]!).get(managedPath), listOf(managed));
-    assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
+    assert.equal((await cliOn(new SimFs(root), ['restore', undo])).code, 0);
     assert.deepEqual(lists(), before);
   });
 
   it('a chain whose restore writes the IRQs back journals, for a later irq-affinity, what the restore left', async () => {
     const root = buildFixture('ryzen-5950x');
-    const lists = () =>
-      fs
-        .readdirSync(path.join(root, 'proc/irq'))
-        .filter((n) => /^\d+$/.test(n))
-        .map((n) => [n, fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8')]);
+    const lists = () => irqLists(root);
     const before = lists();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-'));
     const [first, second] = [path.join(dir, 'first'), path.join(dir, 'second')];
-    assert.equal((await run(new SimFs(root), ['-u', first, 'irq-affinity', 'mask', 'C8-31'])).code, 0);
+    assert.equal((await cliOn(new SimFs(root), ['-u', first, 'irq-affinity', 'mask', 'C8-31'])).code, 0);
     assert.notDeepEqual(lists(), before);
     // the restore (planned without reading the IRQs it writes back) gives them their lists again; the
     // irq-affinity after it must journal those, not what it read while planning (what `first` had written)
-    const r = await run(new SimFs(root), ['-u', second, 'restore', first, 'irq-affinity', 'mask', 'C4-7']);
+    const r = await cliOn(new SimFs(root), ['-u', second, 'restore', first, 'irq-affinity', 'mask', 'C4-7']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((await run(new SimFs(root), ['restore', second])).code, 0);
+    assert.equal((await cliOn(new SimFs(root), ['restore', second])).code, 0);
     assert.deepEqual(lists(), before);
   });
 });

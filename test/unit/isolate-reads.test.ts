@@ -7,11 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../../src/cli/run.ts';
-import { COMMANDS } from '../../src/cli/table.ts';
 import { findIrqbalance } from '../../src/kernel/irqbalance.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
-import { buildFixture } from '../fixtures/build.ts';
+import { USERMODE_HELPER, buildFixture } from '../fixtures/build.ts';
+import { cliOn } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
 
 /** Counts the per-task reads (stat, status, cgroup) of each pid. */
@@ -29,17 +28,6 @@ class TaskReads extends SimFs {
     if (m) this.listed.add(Number(m[1]));
     return super.list(p);
   }
-}
-
-async function run(fsx: SimFs, argv: string[]) {
-  let stderr = '';
-  const code = await runCli(argv, {
-    table: COMMANDS,
-    env: { VFIO_ISOLATE_LOCK_WAIT_MS: '2000' },
-    kernel: () => new Kernel(fsx, { systemctl: '', irqbalance: '/nonexistent/irqbalance', euid: 0 }),
-    streams: { out: () => {}, err: (s) => void (stderr += s), isTTY: false },
-  });
-  return { code, stderr };
 }
 
 describe('isolate: no per-task read of a process whose threads have no VM CPU, no task/ listing of a kernel thread', () => {
@@ -60,7 +48,7 @@ describe('isolate: no per-task read of a process whose threads have no VM CPU, n
       const v2 = fs.existsSync(path.join(root, 'sys/fs/cgroup/cgroup.controllers'));
       const fsx = new TaskReads(root);
       const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
-      const r = await run(fsx, ['-u', undo, 'isolate', 'C4-5']);
+      const r = await cliOn(fsx, ['-u', undo, 'isolate', 'C4-5']);
       assert.ok(r.code === 0 || r.code === 1, r.stderr);
       assert.deepEqual(fsx.taskReads.get(4600) ?? [], hostonlyReads, 'hostonly (CPUs 0-1)');
       // v2: a task of the root cgroup keeps the VM CPUs until its affinity is set (read: stat, cgroup, mask)
@@ -81,7 +69,7 @@ describe('isolate: no per-task read of a process whose threads have no VM CPU, n
         [],
       );
       assert.ok(fsx.listed.has(4700), 'a user process is listed');
-      assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
+      assert.equal((await cliOn(new SimFs(root), ['restore', undo])).code, 0);
     });
   }
 });
@@ -100,13 +88,13 @@ describe('isolate with an offline VM CPU (allowed, with a warning)', () => {
       )?.[1];
     assert.equal(allowed(), '0-3,7');
     const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
-    const r = await run(new SimFs(root), ['-u', undo, 'isolate', 'C4-7']);
+    const r = await cliOn(new SimFs(root), ['-u', undo, 'isolate', 'C4-7']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /CPU 7 .* offline/);
     assert.equal(allowed(), '0-3');
     // (SimFs intersects a root task's new mask with the root's effective CPUs, where the kernel keeps the offline
     // CPUs of a task in the top cpuset: its mask after the restore is not compared here)
-    assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
+    assert.equal((await cliOn(new SimFs(root), ['restore', undo])).code, 0);
   });
 });
 
@@ -115,16 +103,7 @@ describe('isolate and a user process whose parent is kthreadd (a usermode helper
     // the kernel starts usermode helpers with CLONE_PARENT from a kworker: they are kthreadd's children, in the
     // root cgroup, and a program the kernel runs may start threads
     const root = buildFixture('ryzen-5950x', {
-      extraProcs: [
-        {
-          pid: 4800,
-          comm: 'core-handler',
-          cmdline: ['/usr/lib/core-handler'],
-          cgroup: '/',
-          ppid: 2,
-          threads: ['compress'],
-        },
-      ],
+      extraProcs: [USERMODE_HELPER],
     });
     assert.match(fs.readFileSync(path.join(root, 'proc/2/task/2/children'), 'utf8'), /\b4800\b/);
     const allowed = (tid: number) =>
@@ -132,11 +111,11 @@ describe('isolate and a user process whose parent is kthreadd (a usermode helper
         fs.readFileSync(path.join(root, `proc/4800/task/${tid}/status`), 'utf8'),
       )?.[1];
     const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
-    const r = await run(new SimFs(root), ['-u', undo, 'isolate', 'C8-15']);
+    const r = await cliOn(new SimFs(root), ['-u', undo, 'isolate', 'C8-15']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(allowed(4800), '0-7,16-31');
     assert.equal(allowed(4801), '0-7,16-31', 'its second thread');
-    assert.equal((await run(new SimFs(root), ['restore', undo])).code, 0);
+    assert.equal((await cliOn(new SimFs(root), ['restore', undo])).code, 0);
     assert.equal(allowed(4801), '0-31');
   });
 });

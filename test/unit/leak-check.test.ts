@@ -12,7 +12,7 @@ import { CpuSet } from '../../src/cpus/cpuset.ts';
 import type { Fs } from '../../src/kernel/fs.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { findLeaks } from '../../src/report/status-model.ts';
-import { buildFixture, type FixtureOptions } from '../fixtures/build.ts';
+import { USERMODE_HELPER, buildFixture, type FixtureOptions } from '../fixtures/build.ts';
 import { SimFs } from '../support/simfs.ts';
 
 class CountingFs extends SimFs {
@@ -150,16 +150,7 @@ describe('isolate leak check with an offline VM CPU (allowed, with a warning)', 
 describe('a user process whose parent is kthreadd (a usermode helper the kernel started)', () => {
   it('has its threads listed, by the full status model and by the leak check', () => {
     const root = buildFixture('ryzen-5950x', {
-      extraProcs: [
-        {
-          pid: 4800,
-          comm: 'core-handler',
-          cmdline: ['/usr/lib/core-handler'],
-          cgroup: '/',
-          ppid: 2,
-          threads: ['compress'],
-        },
-      ],
+      extraProcs: [USERMODE_HELPER],
     });
     const cpus = CpuSet.parseList('8-15');
     for (const opts of [{}, { leaksOn: cpus }]) {

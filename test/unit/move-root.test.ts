@@ -8,15 +8,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../../src/cli/run.ts';
-import { COMMANDS } from '../../src/cli/table.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import type { Writer } from '../../src/kernel/fs.ts';
 import { parseIds } from '../../src/kernel/task-list.ts';
 import { masksToKeep } from '../../src/kernel/tasks.ts';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { buildFixture, exitProcess } from '../fixtures/build.ts';
-import { cli } from '../support/cli.ts';
+import { cli, cliOn } from '../support/cli.ts';
 import { SimFs, readSimLog } from '../support/simfs.ts';
 import { sysRead } from '../support/tree.ts';
 
@@ -65,18 +63,6 @@ class CountingFs extends SimFs {
   }
 }
 
-async function run(fsx: SimFs, argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    table: COMMANDS,
-    env: { VFIO_ISOLATE_LOCK_WAIT_MS: '2000' },
-    kernel: () => new Kernel(fsx, { systemctl: '', irqbalance: '/nonexistent/irqbalance', euid: 0 }),
-    streams: { out: (s) => void (stdout += s), err: (s) => void (stderr += s), isTTY: false },
-  });
-  return { code, stdout, stderr };
-}
-
 function records(undo: string): Record<string, unknown>[] {
   return fs
     .readFileSync(undo, 'utf8')
@@ -108,7 +94,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
     const listed = parseIds(sysRead(root, `${CG1}/tasks`));
     const kthreads = new Set([2, ...parseIds(sysRead(root, 'proc/2/task/2/children'))]);
     const undo = undoPath();
-    const r = await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice']);
+    const r = await cliOn(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice']);
     assert.equal(r.code, 0, r.stderr);
     const recs = records(undo);
     const tasks = recs.find((x) => x.kind === 'tasks')!;
@@ -128,7 +114,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
   it('classifies after the write: a task that exits first is counted as exited, CPU-bound kernel threads cannot move', async () => {
     const { root, fsx } = await setup('6.12.12-amd64');
     fsx.exitBeforeWrite.add(USER);
-    const r = await run(fsx, ['-d', 'move-tasks', '/', '/host.slice']);
+    const r = await cliOn(fsx, ['-d', 'move-tasks', '/', '/host.slice']);
     assert.equal(r.code, 0, r.stderr);
     // the process exits with its three threads: each write of theirs fails with ESRCH
     assert.match(r.stderr, /, 3 exited\n/);
@@ -146,17 +132,17 @@ describe('move-tasks / DST: per-task work is the write', () => {
   it('reads the source list twice (the move, then the tasks that appeared meanwhile); a dry run counts it', async () => {
     const { root, fsx } = await setup('6.12.12-amd64');
     const listed = parseIds(sysRead(root, `${CG1}/tasks`)).length;
-    const r = await run(fsx, ['move-tasks', '/', '/host.slice']);
+    const r = await cliOn(fsx, ['move-tasks', '/', '/host.slice']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(fsx.readCount.get('/sys/fs/cgroup/cpuset/tasks'), 2);
     const { fsx: fresh } = await setup('6.12.12-amd64');
-    const dry = await run(fresh, ['-n', 'move-tasks', '/', '/host.slice']);
+    const dry = await cliOn(fresh, ['-n', 'move-tasks', '/', '/host.slice']);
     assert.match(dry.stdout, new RegExp(`every task of / \\(${listed} now\\)`));
   });
 
   it('does not write the kernel threads whose stat says they are bound to a CPU (each refusal is an exception)', async () => {
     const { fsx } = await setup('6.12.12-amd64');
-    const r = await run(fsx, ['-d', 'move-tasks', '/', '/host.slice']);
+    const r = await cliOn(fsx, ['-d', 'move-tasks', '/', '/host.slice']);
     assert.equal(r.code, 0, r.stderr);
     const cpuBound = [
       ...r.stderr.matchAll(/skipped task (\d+) \([^)]*\): kernel thread bound to a CPU/g),
@@ -172,7 +158,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
   it('restore moves back the listed tasks but never a reused pid', async () => {
     const { root, fsx } = await setup('6.12.12-amd64');
     const undo = undoPath();
-    assert.equal((await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
+    assert.equal((await cliOn(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
     assert.ok(parseIds(sysRead(root, `${CG1}/host.slice/tasks`)).includes(USER + 1));
     // thread USER+1 exits and its id is reused by a task started after the list was read, still in /host.slice
     for (const f of [`proc/${USER}/task/${USER + 1}/stat`]) {
@@ -186,7 +172,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
     // restore reads the start time of the listed tasks that are still in /host.slice, and of no other
     const inDst = parseIds(sysRead(root, `${CG1}/host.slice/tasks`));
     fsx.perTaskReads = [];
-    assert.equal((await run(fsx, ['restore', undo])).code, 0);
+    assert.equal((await cliOn(fsx, ['restore', undo])).code, 0);
     const readBack = [...new Set(fsx.perTaskReads.map((p) => Number(/^\/proc\/(\d+)/.exec(p)![1])))];
     assert.deepEqual(
       readBack.sort((x, y) => x - y),
@@ -204,7 +190,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
     const { root, fsx } = await setup('5.10.0-30-amd64');
     new SimFs(root).setAffinity(USER + 2, [0, 1]);
     const undo = undoPath();
-    assert.equal((await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
+    assert.equal((await cliOn(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
     const aff = records(undo).filter((x) => x.kind === 'affinity');
     const entries = aff.flatMap((x) => x.tasks as [number, number, string][]);
     assert.deepEqual(
@@ -222,8 +208,8 @@ describe('move-tasks / DST: per-task work is the write', () => {
     fs.rmSync(path.join(b.root, 'proc/2/task/2/children'));
     const ua = undoPath();
     const ub = undoPath();
-    const ra = await run(a.fsx, ['-d', '-u', ua, 'move-tasks', '/', '/host.slice']);
-    const rb = await run(b.fsx, ['-d', '-u', ub, 'move-tasks', '/', '/host.slice']);
+    const ra = await cliOn(a.fsx, ['-d', '-u', ua, 'move-tasks', '/', '/host.slice']);
+    const rb = await cliOn(b.fsx, ['-d', '-u', ub, 'move-tasks', '/', '/host.slice']);
     assert.equal(ra.code, 0);
     assert.equal(rb.code, 0);
     const strip = (s: string) =>
@@ -307,7 +293,7 @@ describe('move-tasks / DST: per-task work is the write', () => {
     const before = [mask(kswapd1), mask(kcompactd1)];
     assert.equal(before[0], '6-11,18-23');
     const undo = undoPath();
-    const r = await run(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice']);
+    const r = await cliOn(fsx, ['-u', undo, 'move-tasks', '/', '/host.slice']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(
       parseIds(sysRead(root, `${cg}/host.slice/${cg === CG1 ? 'tasks' : 'cgroup.procs'}`)).includes(kswapd1),
