@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { skipReasons, suiteProblems } from '../vm/verdict.ts';
+import { failingSection, skipReasons, suiteProblems } from '../vm/verdict.ts';
 
 const SKIPPED_OUTPUT = [
   '﹣ guest harness (0.4ms) # SKIP not inside a vfio-isolate test guest (run npm run test:vm)',
@@ -12,7 +12,41 @@ const SKIPPED_OUTPUT = [
   'ℹ skipped 3',
 ].join('\n');
 
+/** A guest's spec-reporter output with one failed test (the shape node:test prints). */
+const FAILED_OUTPUT = [
+  '✔ passes (1ms)',
+  '✖ breaks (4137.5ms)',
+  'ℹ tests 2',
+  'ℹ pass 1',
+  'ℹ fail 1',
+  '',
+  '✖ failing tests:',
+  '',
+  'test at test/vm/guest/partition.test.ts:2:1015',
+  '✖ reset makes the partitions members again (4137.575867ms)',
+  '  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:',
+  "  '4-5' !== ''",
+  '',
+].join('\n');
+
 describe('guest suite verdict (VFIO_REQUIRE_VM)', () => {
+  test('a failed mode names its failed tests; their errors are kept for the end of the log', () => {
+    assert.deepEqual(
+      suiteProblems([{ mode: 'v1-hybrid', passed: 1, failed: 1, skipped: 0, stdout: FAILED_OUTPUT }], false),
+      ['v1-hybrid: 1 failed (reset makes the partitions members again)'],
+    );
+    assert.deepEqual(failingSection(FAILED_OUTPUT), [
+      '✖ failing tests:',
+      '',
+      'test at test/vm/guest/partition.test.ts:2:1015',
+      '✖ reset makes the partitions members again (4137.575867ms)',
+      '  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:',
+      "  '4-5' !== ''",
+    ]);
+    assert.equal(failingSection(FAILED_OUTPUT, 2).length, 3, 'capped, with a line saying so');
+    assert.deepEqual(failingSection(SKIPPED_OUTPUT), []);
+  });
+
   test('a required mode whose tests all skipped fails, naming the skip reasons', () => {
     const p = suiteProblems([{ mode: 'v2', passed: 0, failed: 0, skipped: 3, stdout: SKIPPED_OUTPUT }], true);
     assert.deepEqual(p, [
@@ -56,11 +90,13 @@ describe('guest suite verdict (VFIO_REQUIRE_VM)', () => {
   });
 });
 
-/** Runs scripts/test.mjs's decision with the unit run replaced by a no-op (spawnSync of `true`). */
+/** Runs scripts/test.mjs's decision with the unit run replaced by a no-op (spawn and spawnSync of `true`). */
 const SCRIPT_CHECK = `
 const cp = require('node:child_process');
 const real = cp.spawnSync;
+const realSpawn = cp.spawn;
 cp.spawnSync = (cmd, args, opts) => real('true', [], opts);
+cp.spawn = (cmd, args, opts) => realSpawn('true', [], opts);
 require('node:module').syncBuiltinESMExports();
 import('${new URL('../../scripts/test.mjs', import.meta.url).href}');
 `;

@@ -21,7 +21,7 @@ import { prepareTarballInstall } from './tarball-install.ts';
 import { testBundle } from '../support/bundle.ts';
 import { REPO_ROOT } from './cache.ts';
 import { isSystemdMode } from './modes.ts';
-import { suiteProblems } from './verdict.ts';
+import { failingSection, suiteProblems } from './verdict.ts';
 
 const GUEST_DIR = 'test/vm/guest';
 
@@ -204,6 +204,8 @@ async function main(): Promise<number> {
   const bootTimes = outcomes.map((o) => `${o.mode} ${o.result?.bootSeconds?.toFixed(1) ?? '?'} s`).join(', ');
   out('');
   const problems = suiteProblems(outcomes, process.env.VFIO_REQUIRE_VM === '1');
+  // The failed tests' errors again at the end, where a CI log's tail shows them (each mode printed them mid-log).
+  for (const o of outcomes) for (const l of failingSection(o.stdout ?? '')) out(`vm: [${o.mode}] ${l}`);
   for (const p of problems) out(`vm: FAILED: ${p}`);
   out(`vm: ${passed} passed, ${failed} failed`);
   out(

@@ -23,13 +23,42 @@ export function skipReasons(stdout: string): string[] {
   return [...seen];
 }
 
+/**
+ * The "failing tests" section node:test's spec reporter prints at the end of a run (the failed tests with their
+ * errors), without the summary counts that follow it; at most `maxLines` lines. Empty when nothing failed.
+ */
+export function failingSection(stdout: string, maxLines = 80): string[] {
+  const lines = stdout.split('\n').map((l) => l.replace(/\r$/, ''));
+  const start = lines.findIndex((l) => l.startsWith('✖ failing tests:'));
+  if (start < 0) return [];
+  const rest = lines.slice(start);
+  const end = rest.findIndex((l) => /^ℹ tests \d+/.test(l));
+  const section = end < 0 ? rest : rest.slice(0, end);
+  while (section.length > 0 && section.at(-1)?.trim() === '') section.pop();
+  return section.length > maxLines
+    ? [...section.slice(0, maxLines), `… (${section.length - maxLines} more lines above in the log)`]
+    : section;
+}
+
+/** Names of the failed tests listed in the "failing tests" section. */
+export function failedTestNames(stdout: string): string[] {
+  return failingSection(stdout, Infinity)
+    .slice(1)
+    .flatMap((l) => {
+      const m = /^✖ (.*?)(?: \([\d.]+m?s\))?$/.exec(l);
+      return m?.[1] !== undefined ? [m[1]] : [];
+    });
+}
+
 /** Returns the problems that make the run fail (empty: success). */
 export function suiteProblems(outcomes: readonly ModeCounts[], required: boolean): string[] {
   const problems: string[] = [];
   for (const o of outcomes) {
     if (o.crashed) problems.push(`${o.mode} crashed: ${o.crashed}`);
-    else if (o.failed > 0) problems.push(`${o.mode}: ${o.failed} failed`);
-    else if (required && o.passed === 0) {
+    else if (o.failed > 0) {
+      const names = failedTestNames(o.stdout ?? '');
+      problems.push(`${o.mode}: ${o.failed} failed${names.length ? ` (${names.join('; ')})` : ''}`);
+    } else if (required && o.passed === 0) {
       const why = skipReasons(o.stdout ?? '');
       problems.push(
         `${o.mode}: no test ran (${o.skipped} skipped${why.length ? `: ${why.join('; ')}` : ''})` +
