@@ -3,6 +3,7 @@ import { V1_FLAG_OPTIONS } from '../cli/table.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { V1_FLAGS, type V1Flag } from '../kernel/cgroup.ts';
+import type { Kernel } from '../kernel/kernel.ts';
 import { attachCpus, masksLostByMove, writeIds } from '../kernel/tasks.ts';
 import { readIds } from '../kernel/task-list.ts';
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
@@ -216,13 +217,33 @@ function deletePlan(ctx: Ctx, inv: Invocation): Step[] {
 }
 
 /**
+ * A task the kernel would not move, for the report. Its name is read only when the report is shown item by item
+ * (--debug, --json): a move from the root meets one such kernel thread per CPU and more, ~440 µs per stat read
+ * under TCG.
+ */
+function unmovable(k: Kernel, id: number, code: string): { what: string; why: string } {
+  let what: string | undefined;
+  return {
+    get what() {
+      if (what === undefined) {
+        const comm = k.procs.statOf(id)?.comm;
+        what = `task ${id}${comm ? ` (${comm})` : ''}`;
+      }
+      return what;
+    },
+    why: code === 'EINVAL' ? 'kernel thread bound to a CPU' : code,
+  };
+}
+
+/**
  * Move every task listed in `fromDir` to `toDir`, one id per write. Passes repeat (at most 3) for tasks that were
  * forked meanwhile. Each pass is journalled before it moves anything: first the thread masks the move would lose
  * (masksLostByMove: kernel threads' on every kernel, every thread's before 6.2), then the tasks as their ids and
  * the uptime when the list was read (`pids`, `listedAt`: restore moves back only a task that started no later,
- * so a reused pid is never touched). Nothing else of a task is read before its write; why a task did not move is
- * told by the write itself (ESRCH: it exited; EINVAL: a kernel thread bound to a CPU), and only those are read
- * again for their names. Restore undoes the tasks record first, then the affinity record.
+ * so a reused pid is never touched). Nothing of a task but its mask is read before its write; why a task did not
+ * move is told by the write itself (ESRCH: it exited; EINVAL: a kernel thread bound to a CPU), and the names of
+ * those that cannot move are read only for a report that lists them. Restore undoes the tasks record first, then
+ * the affinity record.
  */
 export function moveAll(
   a: Parameters<Step['apply']>[0],
@@ -244,35 +265,31 @@ export function moveAll(
     for (const id of ids) tried.add(id);
     const listedAt = k.uptimeTicks();
     const lost = masksLostByMove(k, ids, file, fromDir === k.cgroups.mount, homeCpus, listedAt);
-    if (lost.kept.length > 0) record({ kind: 'affinity', tasks: lost.kept });
+    if (lost.kept.length > 0 || lost.listed.length > 0)
+      record({
+        kind: 'affinity',
+        tasks: lost.kept,
+        ...(lost.listed.length > 0 && listedAt !== undefined ? { listed: lost.listed, listedAt } : {}),
+      });
     if (listedAt !== undefined) {
       record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: [], pids: ids, listedAt });
     } else {
       // No clock to stamp the list with: each task's start time, read before the move (one stat read each).
       const withStart: [number, number][] = [];
       for (const id of ids) {
-        const start = lost.starts.get(id) ?? k.procs.startOf(id);
+        const start = k.procs.startOf(id);
         if (start !== undefined) withStart.push([id, start]);
       }
       record({ kind: 'tasks', from: fromDir, to: toDir, file, ids: withStart });
     }
-    // kernel threads bound to a CPU are not written: the kernel refuses them (EINVAL), and each refusal costs an
-    // exception (about a millisecond under TCG); a thread bound since its stat was read fails at its write instead
-    const toWrite = lost.pinned.size > 0 ? ids.filter((id) => !lost.pinned.has(id)) : ids;
-    const res = writeIds(k.fs, `${toDir}/${file}`, toWrite, (done) =>
-      log.progress(`moving tasks to ${toDir}`, done, toWrite.length),
+    // every listed task is written: the write tells why one does not move (EINVAL: a kernel thread bound to a CPU)
+    const res = writeIds(k.fs, `${toDir}/${file}`, ids, (done) =>
+      log.progress(`moving tasks to ${toDir}`, done, ids.length),
     );
-    if (toWrite.length >= 500) log.progress('', toWrite.length, toWrite.length);
+    if (ids.length >= 500) log.progress('', ids.length, ids.length);
     moved += res.moved.length;
     gone += res.gone.length;
-    for (const id of lost.pinned) res.unmovable.push({ id, code: 'EINVAL' });
-    for (const u of res.unmovable) {
-      const comm = lost.comms.get(u.id) ?? k.procs.statOf(u.id)?.comm;
-      skipped.push({
-        what: `task ${u.id}${comm ? ` (${comm})` : ''}`,
-        why: u.code === 'EINVAL' ? 'kernel thread bound to a CPU' : u.code,
-      });
-    }
+    for (const u of res.unmovable) skipped.push(unmovable(k, u.id, u.code));
   }
   log.info(
     `moved ${moved} tasks from ${fromDir} to ${toDir}` +

@@ -2,7 +2,6 @@
 import { CpuSet } from '../cpus/cpuset.ts';
 import { errnoOf, type Fs } from './fs.ts';
 import type { Kernel } from './kernel.ts';
-import { isKernelThread, isPinnedKernelThread } from './procs.ts';
 
 export interface MoveResult {
   moved: number[];
@@ -91,34 +90,32 @@ export function threadIds(k: Kernel, ids: readonly number[], file: 'tasks' | 'cg
   return out;
 }
 
-/** [tid, start time, CPU list]: the shape of an affinity undo record's entries. */
+/** [tid, start time, CPU list]: the shape of an affinity undo record's `tasks` entries. */
 export type KeptMask = [number, number, string];
 
 /**
- * The masks of `tids` that attaching them elsewhere would lose for good: those that differ from `home`, the CPUs
- * attaching back to where they are gives, and, for the few whose mask differs, their start time (`startOf`,
- * default /proc/ID/task/ID/stat). A thread that started after `listedAt` is not the one that was listed (its pid
- * was reused) and is left out; gone threads too.
- * Each mask is read with sched_getaffinity(2) (~5 µs under TCG; koffi is loaded already by the run's lock) when
+ * [tid, CPU list]: an affinity undo record's `listed` entries, whose start time was not read: the same thread on
+ * restore is the one with this tid that started no later than the record's `listedAt`.
+ */
+export type ListedMask = [number, string];
+
+/**
+ * The threads of `tids` whose mask differs from `home` (the CPUs attaching back to where they are gives), with
+ * their masks; gone threads are left out.
+ * Each mask is read with sched_getaffinity(2) (~18 µs under TCG; koffi is loaded already by the run's lock) when
  * that is exact, else from /proc/ID/task/ID/status (Cpus_allowed_list, ~150-300 µs under TCG; `reader: 'status'`
  * forces it, and it takes over when the syscall fails). The syscall leaves CPUs that are not online out, so it is
  * exact only when `home` is all online: a thread in a cpuset other than the root has a mask within its cpuset's
  * CPUs, which are online; the root's `home` is every possible CPU, online only when no CPU is offline.
  */
-export function masksToKeep(
+export function masksDiffering(
   k: Kernel,
-  tids: Iterable<number>,
+  tids: readonly number[],
   home: CpuSet,
-  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined; reader?: 'status' } = {},
-): KeptMask[] {
-  const list = Array.isArray(tids) ? (tids as number[]) : [...tids];
+  opts: { reader?: 'status' } = {},
+): [number, CpuSet][] {
   const want = home.toList();
-  const out: KeptMask[] = [];
-  const keep = (tid: number, cpus: CpuSet): void => {
-    const start = (opts.startOf ?? ((id: number) => k.procs.startOf(id)))(tid);
-    if (start === undefined || (opts.listedAt !== undefined && start > opts.listedAt)) return;
-    out.push([tid, start, cpus.toList()]);
-  };
+  const out: [number, CpuSet][] = [];
   const fromStatus = (tid: number): void => {
     const text = k.procs.allowedText(tid);
     if (text === undefined || text === want) return; // gone, or what attaching back gives anyway
@@ -128,11 +125,11 @@ export function masksToKeep(
     } catch {
       return; // not a CPU list: nothing the kernel would print
     }
-    if (!cpus.equals(home)) keep(tid, cpus);
+    if (!cpus.equals(home)) out.push([tid, cpus]);
   };
   let syscall = opts.reader !== 'status' && home.isSubsetOf(k.machine.online);
   const homeArr = syscall ? home.toArray() : [];
-  for (const tid of list) {
+  for (const tid of tids) {
     if (!syscall) {
       fromStatus(tid);
       continue;
@@ -148,35 +145,56 @@ export function masksToKeep(
       continue;
     }
     if (cpus.length === homeArr.length && cpus.every((c, i) => c === homeArr[i])) continue;
-    keep(tid, CpuSet.of(cpus));
+    out.push([tid, CpuSet.of(cpus)]);
   }
   return out;
 }
 
-/** What moving a list of tasks would lose, read before the move (see masksLostByMove). */
+/**
+ * The masks of `tids` that attaching them elsewhere would lose for good (masksDiffering), each with its thread's
+ * start time (`startOf`, default /proc/ID/task/ID/stat), read for those few only. A thread that started after
+ * `listedAt` is not the one that was listed (its pid was reused) and is left out; gone threads too.
+ */
+export function masksToKeep(
+  k: Kernel,
+  tids: Iterable<number>,
+  home: CpuSet,
+  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined; reader?: 'status' } = {},
+): KeptMask[] {
+  const list = Array.isArray(tids) ? (tids as number[]) : [...tids];
+  const startOf = opts.startOf ?? ((id: number) => k.procs.startOf(id));
+  const out: KeptMask[] = [];
+  for (const [tid, cpus] of masksDiffering(k, list, home, opts.reader ? { reader: opts.reader } : {})) {
+    const start = startOf(tid);
+    if (start === undefined || (opts.listedAt !== undefined && start > opts.listedAt)) continue;
+    out.push([tid, start, cpus.toList()]);
+  }
+  return out;
+}
+
+/** What moving a list of tasks would lose, read before the move (see masksLostByMove): the masks to journal. */
 export interface LostMasks {
-  /** The masks to journal. */
+  /** With each thread's start time. */
   kept: KeptMask[];
-  /** Names of the kernel threads read (to report those that refuse to move). */
-  comms: Map<number, string>;
-  /** Start times read on the way (kernel threads). */
-  starts: Map<number, number>;
-  /** Kernel threads bound to a CPU (PF_NO_SETAFFINITY): the kernel refuses to move them (EINVAL). */
-  pinned: Set<number>;
+  /** Identified by the list time (kernel threads: no start time read). */
+  listed: ListedMask[];
 }
 
 /**
- * The thread masks moving `ids` (listed in a cgroup's `file`) out of a cpuset would lose for good, and what was
- * read to find them:
- * - kernel threads, on every kernel: their masks are the kernel's (node-bound kswapd0, kcompactd0), not a user
- *   mask, and attaching replaces them. They are found with one read of kthreadd's children (Procs.kernelThreads)
- *   and one stat read each (flags and start time; those bound to a CPU refuse to move and are left out). Where
- *   that file cannot be read, every task of the root is read instead (its stat), and other cgroups are taken to
- *   hold no kernel thread.
- * - on kernels before 6.2 (attachKeepsUserMask), every other thread too: one status read each (masksToKeep), and
- *   only those whose mask differs from `home()` are journalled, identified by their start time (a thread that
- *   started after `listedAt` is not one that was listed).
- * Cost: O(kernel threads) reads on 6.2 and later; one more read per thread before 6.2.
+ * The thread masks moving `ids` (listed in a cgroup's `file`) out of a cpuset would lose for good:
+ * - kernel threads (kthreadd's children, Procs.kernelThreads: one read), on every kernel: their masks are the
+ *   kernel's (node-bound kswapd0, kcompactd0; per-CPU threads, which refuse to move), not a user mask, and
+ *   attaching replaces them. One sched_getaffinity each and nothing else: those whose mask differs are journalled
+ *   by the list time (`listed`), so no stat is read per kernel thread (~440 µs each under TCG, against ~18 µs for
+ *   the syscall). Without a list time (no /proc/uptime) they are journalled with their start times. On cgroup v2
+ *   before 6.2 the threads of kthreadd's children are listed: a user program the kernel started (a usermode
+ *   helper) may have threads. Where kthreadd's children cannot be read, every task of the root counts as one of
+ *   them, and other cgroups are taken to hold none.
+ * - on kernels before 6.2 (attachKeepsUserMask), every other thread too (masksToKeep): only those whose mask
+ *   differs from `home()` are journalled, identified by their start time (a thread that started after `listedAt`
+ *   is not one that was listed).
+ * Cost: O(kernel threads) syscalls on 6.2 and later; one more per thread before 6.2. Why a task did not move is
+ * told by its write (EINVAL: a kernel thread bound to a CPU; ESRCH: exited).
  */
 export function masksLostByMove(
   k: Kernel,
@@ -186,24 +204,18 @@ export function masksLostByMove(
   home: () => CpuSet,
   listedAt: number | undefined,
 ): LostMasks {
-  const out: LostMasks = { kept: [], comms: new Map(), starts: new Map(), pinned: new Set() };
+  const out: LostMasks = { kept: [], listed: [] };
+  const keepsUserMask = attachKeepsUserMask(k);
   const all = k.procs.kernelThreads();
   const kernelIds = all ? ids.filter((id) => all.has(id)) : fromRoot ? ids : [];
-  const kernel = new Set<number>();
-  const movable: number[] = [];
-  for (const id of kernelIds) {
-    const st = k.procs.statOf(id);
-    if (st === undefined) continue;
-    out.starts.set(id, st.start);
-    if (!isKernelThread(st)) continue;
-    kernel.add(id);
-    out.comms.set(id, st.comm);
-    if (isPinnedKernelThread(st)) out.pinned.add(id);
-    else movable.push(id);
+  if (kernelIds.length > 0) {
+    const tids = keepsUserMask ? kernelIds : threadIds(k, kernelIds, file);
+    if (listedAt !== undefined)
+      for (const [tid, cpus] of masksDiffering(k, tids, home())) out.listed.push([tid, cpus.toList()]);
+    else out.kept.push(...masksToKeep(k, tids, home()));
   }
-  if (movable.length > 0)
-    out.kept.push(...masksToKeep(k, movable, home(), { startOf: (tid) => out.starts.get(tid) }));
-  if (!attachKeepsUserMask(k)) {
+  if (!keepsUserMask) {
+    const kernel = new Set(kernelIds);
     const users = kernel.size > 0 ? ids.filter((id) => !kernel.has(id)) : ids;
     if (users.length > 0)
       out.kept.push(

@@ -56,13 +56,17 @@ export const TasksRecord = v.strictObject({
   pids: v.optional(v.pipe(v.array(Id), v.maxLength(4194304))),
   listedAt: v.optional(Ticks),
 });
-/** Thread affinities changed: [tid, start time, old CPU list]. */
+const CpuListText = v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096));
+/**
+ * Thread affinities changed: `tasks` [tid, start time, old CPU list]; `listed` [tid, old CPU list] for threads whose
+ * start time was not read (kernel threads moved out of a cpuset): the same thread on restore is the one with this
+ * tid that started no later than `listedAt` (clock ticks since boot when it was listed), as in TasksRecord.
+ */
 export const AffinityRecord = v.strictObject({
   kind: v.literal('affinity'),
-  tasks: v.pipe(
-    v.array(v.tuple([Id, Ticks, v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096))])),
-    v.maxLength(4194304),
-  ),
+  tasks: v.pipe(v.array(v.tuple([Id, Ticks, CpuListText])), v.maxLength(4194304)),
+  listed: v.optional(v.pipe(v.array(v.tuple([Id, CpuListText])), v.maxLength(4194304))),
+  listedAt: v.optional(Ticks),
 });
 /**
  * Scheduling policies changed: [tid, start time, old policy, old priority]; `to` is the policy and priority this run

@@ -50,7 +50,7 @@ export function describeRecord(rec: UndoRecord): string {
     case 'tasks':
       return `move ${rec.ids.length + (rec.pids?.length ?? 0)} tasks back from ${rec.to} to ${rec.from}`;
     case 'affinity':
-      return `restore the affinity of ${rec.tasks.length} threads`;
+      return `restore the affinity of ${rec.tasks.length + (rec.listed?.length ?? 0)} threads`;
     case 'sched':
       return `restore the scheduling policy of ${rec.tasks.length} threads`;
     case 'service':
@@ -245,16 +245,35 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
       }
       break;
     }
-    case 'affinity':
-      for (const [tid, start, old] of rec.tasks) {
-        if (k.procs.startOf(tid) !== start) {
+    case 'affinity': {
+      const { listedAt } = rec;
+      const entries: [number, (start: number) => boolean, string][] = [
+        ...rec.tasks.map(([tid, start, old]): [number, (s: number) => boolean, string] => [
+          tid,
+          (s) => s === start,
+          old,
+        ]),
+        // listed by the list time: the same thread started no later than that (validate requires listedAt)
+        ...(rec.listed ?? []).map(([tid, old]): [number, (s: number) => boolean, string] => [
+          tid,
+          (s) => listedAt !== undefined && s <= listedAt,
+          old,
+        ]),
+      ];
+      for (const [tid, same, old] of entries) {
+        const cpus = parseListLoose(old);
+        // a thread that has the journalled mask already needs nothing (a kernel thread bound to a CPU, which the
+        // move did not change): one sched_getaffinity, no stat read
+        if (hasMask(k, tid, cpus)) continue;
+        const start = k.procs.startOf(tid);
+        if (start === undefined || !same(start)) {
           r.skipped++;
           continue;
         }
-        const cpus = parseListLoose(old);
         attempt(`affinity of ${tid} <- ${old}`, () => k.fs.setAffinity(tid, cpus), ['ESRCH', 'EINVAL']);
       }
       break;
+    }
     case 'sched':
       for (const [tid, start, policy, prio] of rec.tasks) {
         if (k.procs.startOf(tid) !== start) {
@@ -346,6 +365,21 @@ function writeBack(k: Kernel, path: string, old: string, log: Log): void {
     log.info(
       `${path}: a cgroup with tasks cannot go back to "inherit"; set to what it inherits (${inherited})`,
     );
+  }
+}
+
+/**
+ * Whether thread `tid`'s mask is `cpus` now, by sched_getaffinity (which shows the online CPUs of a mask only, so
+ * a list naming an offline CPU is never "the same"). false when it cannot be told.
+ */
+function hasMask(k: Kernel, tid: number, cpus: readonly number[]): boolean {
+  const online = k.machine.online;
+  if (!cpus.every((c) => online.has(c))) return false;
+  try {
+    const now = k.fs.getAffinity(tid);
+    return now.length === cpus.length && now.every((c, i) => c === cpus[i]);
+  } catch {
+    return false;
   }
 }
 

@@ -128,7 +128,9 @@ export function validateRecords(k: Kernel, recs: readonly UndoRecord[], file: st
         if (rec.from === rec.to) fail(i, `tasks moved from ${rec.from} to itself`);
         break;
       case 'affinity':
-        for (const [tid, , list] of rec.tasks)
+        if (rec.listed !== undefined && rec.listedAt === undefined)
+          fail(i, 'affinity of threads identified by the list time, without that time (listedAt)');
+        for (const [tid, list] of [...rec.tasks.map(([t, , l]) => [t, l] as const), ...(rec.listed ?? [])])
           if (!listWithin(list, maxCpu, false))
             fail(
               i,

@@ -174,6 +174,19 @@ describe('journal', () => {
     assert.equal(journalHead(g).restored, false);
   });
 
+  it('a baseline of threads journalled by the list time: the thread that started no later than it', () => {
+    const f = path.join(tmp(), 'host');
+    const j = openJournal(f, opts);
+    j.record({ kind: 'affinity', tasks: [], listed: [[120, '6-11']], listedAt: 500 });
+    j.close();
+    const b = readBaseline(f, 'boot-a');
+    assert.equal(b.hasAffinities, true);
+    assert.equal(b.affinity(120, 499), '6-11');
+    assert.equal(b.affinity(120, 500), '6-11');
+    assert.equal(b.affinity(120, 501), undefined, 'a reused tid (started after the list) has none');
+    assert.equal(b.affinity(121, 10), undefined);
+  });
+
   it('the host journal: a restored one is set aside and gives no baseline without its records being validated', () => {
     const f = path.join(tmp(), 'host');
     const j = openJournal(f, opts);

@@ -30,6 +30,12 @@ class WatchedFs extends SimFs {
   written: number[] = [];
   /** reads of every path */
   readCount = new Map<string, number>();
+  /** threads whose mask was asked with sched_getaffinity */
+  affinityAsked: number[] = [];
+  override getAffinity(tid: number): number[] {
+    this.affinityAsked.push(tid);
+    return super.getAffinity(tid);
+  }
   override read(p: string): string {
     this.readCount.set(p, (this.readCount.get(p) ?? 0) + 1);
     if (/^\/proc\/\d+\/(task\/\d+\/)?(stat|status)$/.test(p)) this.perTaskReads.push(p);
@@ -101,14 +107,21 @@ describe('move-tasks / DST: per-task work is the write', () => {
     assert.deepEqual(tasks.ids, []);
     assert.deepEqual(tasks.pids, listed);
     assert.equal(tasks.listedAt, 8640042);
-    // kcompactd0/kswapd0 of a 1-node machine have every CPU (= what the root gives): nothing to journal for them;
-    // per-task reads are kernel threads' stat only (flags, start time), never a user task's
+    // no stat or status read of any task: kernel threads are asked their mask with sched_getaffinity, and those
+    // whose mask is not every CPU (the per-CPU ones here; kcompactd0/kswapd0 of a 1-node machine have every CPU)
+    // are journalled by the list time
     const users = listed.filter((id) => !kthreads.has(id));
     assert.ok(users.includes(USER) && users.includes(USER + 2));
-    const readIds = new Set(fsx.perTaskReads.map((p) => Number(/^\/proc\/(\d+)/.exec(p)![1])));
-    for (const id of users)
-      assert.ok(!readIds.has(id), `user task ${id} was read: ${fsx.perTaskReads.join(' ')}`);
-    assert.ok(fsx.perTaskReads.length <= kthreads.size * 2, `${fsx.perTaskReads.length} per-task reads`);
+    assert.deepEqual(fsx.perTaskReads, []);
+    assert.deepEqual(
+      [...new Set(fsx.affinityAsked)].sort((a, b) => a - b),
+      listed.filter((id) => kthreads.has(id)),
+    );
+    const aff = recs.find((x) => x.kind === 'affinity')!;
+    assert.deepEqual(aff.tasks, []);
+    assert.equal(aff.listedAt, 8640042);
+    const perCpu = (aff.listed as [number, string][]).map(([tid]) => tid);
+    assert.ok(perCpu.length >= 12 && perCpu.every((tid) => kthreads.has(tid)), String(perCpu));
   });
 
   it('classifies after the write: a task that exits first is counted as exited, CPU-bound kernel threads cannot move', async () => {
@@ -140,19 +153,24 @@ describe('move-tasks / DST: per-task work is the write', () => {
     assert.match(dry.stdout, new RegExp(`every task of / \\(${listed} now\\)`));
   });
 
-  it('does not write the kernel threads whose stat says they are bound to a CPU (each refusal is an exception)', async () => {
-    const { fsx } = await setup('6.12.12-amd64');
-    const r = await cliOn(fsx, ['-d', 'move-tasks', '/', '/host.slice']);
+  it('reads no stat of a kernel thread: all are written, those bound to a CPU refuse, their names read only for a listing report', async () => {
+    const { root, fsx } = await setup('6.12.12-amd64');
+    const kthreads = new Set([2, ...parseIds(sysRead(root, 'proc/2/task/2/children'))]);
+    const listedKernel = parseIds(sysRead(root, `${CG1}/tasks`)).filter((id) => kthreads.has(id));
+    const r = await cliOn(fsx, ['-v', 'move-tasks', '/', '/host.slice']);
     assert.equal(r.code, 0, r.stderr);
-    const cpuBound = [
-      ...r.stderr.matchAll(/skipped task (\d+) \([^)]*\): kernel thread bound to a CPU/g),
-    ].map(([, id]) => Number(id));
-    assert.ok(cpuBound.length >= 12, r.stderr);
-    assert.deepEqual(
-      cpuBound.filter((id) => fsx.written.includes(id)),
-      [],
-    );
-    assert.ok(fsx.written.includes(USER), 'user tasks are written');
+    const refused = Number(/, (\d+) cannot move/.exec(r.stderr)?.[1]);
+    assert.ok(refused >= 12, r.stderr);
+    assert.match(r.stderr, new RegExp(`skipped ${refused}: ${refused} kernel thread bound to a CPU`));
+    assert.deepEqual(fsx.perTaskReads, [], 'no stat read: the writes tell which cannot move');
+    assert.ok(listedKernel.length >= 12 && listedKernel.every((id) => fsx.written.includes(id)));
+    assert.ok(fsx.written.includes(USER));
+    // with -d each is listed by name: only then are their stats read, one each
+    const { fsx: fresh } = await setup('6.12.12-amd64');
+    const d = await cliOn(fresh, ['-d', 'move-tasks', '/', '/host.slice']);
+    const named = [...d.stderr.matchAll(/skipped task (\d+) \([^)]+\): kernel thread bound to a CPU/g)];
+    assert.equal(named.length, refused);
+    assert.equal(fresh.perTaskReads.length, refused);
   });
 
   it('restore moves back the listed tasks but never a reused pid', async () => {
@@ -219,7 +237,10 @@ describe('move-tasks / DST: per-task work is the write', () => {
         .replace(/\d+(\.\d+)? ?ms/g, '');
     assert.deepEqual(records(ua), records(ub));
     assert.equal(strip(ra.stderr), strip(rb.stderr));
-    assert.ok(b.fsx.perTaskReads.length > a.fsx.perTaskReads.length, 'the fallback reads every task');
+    assert.ok(
+      b.fsx.affinityAsked.length > a.fsx.affinityAsked.length,
+      'the fallback asks every task of the root its mask',
+    );
   });
 
   it('masksToKeep: sched_getaffinity (the default) and status reads find the same masks', async () => {
@@ -298,11 +319,12 @@ describe('move-tasks / DST: per-task work is the write', () => {
     assert.ok(
       parseIds(sysRead(root, `${cg}/host.slice/${cg === CG1 ? 'tasks' : 'cgroup.procs'}`)).includes(kswapd1),
     );
+    // journalled by the list time (no stat read per kernel thread)
     const kept = records(undo)
       .filter((x) => x.kind === 'affinity')
-      .flatMap((x) => x.tasks as [number, number, string][]);
+      .flatMap((x) => (x.listed ?? []) as [number, string][]);
     assert.deepEqual(
-      kept.filter(([tid]) => tid === kswapd1 || tid === kcompactd1).map(([tid, , list]) => [tid, list]),
+      kept.filter(([tid]) => tid === kswapd1 || tid === kcompactd1),
       [
         [kcompactd1, before[1]],
         [kswapd1, before[0]],
@@ -312,6 +334,62 @@ describe('move-tasks / DST: per-task work is the write', () => {
     assert.deepEqual([mask(kswapd1), mask(kcompactd1)], before);
   });
 });
+
+describe('affinity records by the list time (kernel threads moved from the root)', () => {
+  /** tr-1920x on 6.12 with /host.slice, kswapd1's tid and mask; `undo` holds a move of / to /host.slice. */
+  async function moved(): Promise<{ root: string; kswapd1: number; undo: string; before: string }> {
+    const root = buildFixture('tr-1920x', { kernel: '6.12.12-amd64' });
+    assert.equal((await cli(root, ['cpuset-create', '--cpus', 'C0-5', '/host.slice'])).code, 0);
+    const kswapd1 = parseIds(sysRead(root, 'proc/2/task/2/children')).find(
+      (id) => kthreadComm(root, id) === 'kswapd1',
+    )!;
+    const before = maskOf(root, kswapd1);
+    const undo = undoPath();
+    assert.equal((await cli(root, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
+    assert.notEqual(maskOf(root, kswapd1), before, 'the move replaced the node mask');
+    return { root, kswapd1, undo, before };
+  }
+
+  it('restore never sets the mask of a reused tid (a thread started after the list)', async () => {
+    const { root, kswapd1, undo, before } = await moved();
+    // kswapd1 is gone and its tid now names a task that started after the move's list was read
+    for (const f of [`proc/${kswapd1}/stat`, `proc/${kswapd1}/task/${kswapd1}/stat`]) {
+      const stat = path.join(root, f);
+      if (!fs.existsSync(stat)) continue;
+      const text = fs.readFileSync(stat, 'utf8');
+      const close = text.lastIndexOf(')');
+      const fields = text.slice(close + 2).split(' ');
+      fields[19] = '9000000';
+      fs.writeFileSync(stat, text.slice(0, close + 2) + fields.join(' '));
+    }
+    // ... in the root, where the journalled node mask could be set
+    new SimFs(root).write(`/${CG1}/tasks`, String(kswapd1));
+    const reused = maskOf(root, kswapd1);
+    assert.notEqual(reused, before);
+    assert.equal((await cli(root, ['restore', undo])).code, 0);
+    assert.equal(maskOf(root, kswapd1), reused);
+  });
+
+  it('a record with threads by the list time but no list time is refused before anything is written (exit 2)', async () => {
+    const { root, kswapd1, undo } = await moved();
+    const lines = fs.readFileSync(undo, 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.includes('"listed"'));
+    const line = JSON.parse(lines[i]!) as { rec: Record<string, unknown> };
+    delete line.rec.listedAt;
+    lines[i] = JSON.stringify(line);
+    fs.writeFileSync(undo, lines.join('\n'));
+    const moved1 = maskOf(root, kswapd1);
+    const r = await cli(root, ['restore', undo]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /without that time \(listedAt\)/);
+    assert.equal(maskOf(root, kswapd1), moved1);
+    assert.ok(parseIds(sysRead(root, `${CG1}/host.slice/tasks`)).includes(kswapd1), 'nothing moved back');
+  });
+});
+
+function maskOf(root: string, tid: number): string {
+  return /^Cpus_allowed_list:\s*(.*)$/m.exec(sysRead(root, `proc/${tid}/task/${tid}/status`))![1]!.trim();
+}
 
 describe('sched_getaffinity through koffi (the reader masksToKeep uses where it is exact)', () => {
   it('reads this process’s own mask as /proc/self/status prints it (read only)', async () => {
