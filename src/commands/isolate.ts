@@ -43,6 +43,7 @@ import { planRestrictCgroups, planUnitLift, unitsOf } from './restrict.ts';
 import { DECIMAL, checkWindow, measureCpus, probeRefusal } from './measure.ts';
 import type { MeasureReport } from '../measure/analysis.ts';
 import { measureJson, renderBeforeAfter } from '../measure/view.ts';
+import { isoUtc } from '../iso-time.ts';
 
 export interface IsolateSteps {
   cgroups: boolean;
@@ -879,7 +880,7 @@ export const handlers: Record<string, Handler> = {
           'release one first, or give this VM fewer CPUs',
         );
       const baseline = readBaseline(hostJournalPath(ctx.k), bootId);
-      const me = reservationOf(o, file, new Date().toISOString());
+      const me = reservationOf(o, file, isoUtc(Date.now()));
       const gone = new Set(reg.reservations.filter((r) => !others.includes(r)).map((r) => r.journal));
       const strict = Boolean(inv.values.strict);
       // --measure: checked again under the lock (a VM may have started since the probe); a dry run measures nothing

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { UsageError, RuntimeFailure } from '../errors.ts';
+import { isoUtc } from '../iso-time.ts';
 import { distrust } from '../kernel/trust.ts';
 import {
   BodyLine,
@@ -376,7 +377,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
         version: JOURNAL_VERSION,
         tool: opts.tool,
         bootId: opts.bootId,
-        created: now().toISOString(),
+        created: isoUtc(now().getTime()),
       };
       fs.writeSync(fd, JSON.stringify(header) + '\n');
     } else {
@@ -391,7 +392,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
     fs.writeSync(fd, JSON.stringify(obj) + '\n');
     fs.fsyncSync(fd);
   };
-  append({ t: 'run', run: runNo, at: now().toISOString(), argv: opts.argv });
+  append({ t: 'run', run: runNo, at: isoUtc(now().getTime()), argv: opts.argv });
   if (!exists) fsyncDir(path.dirname(file));
   const records: UndoRecord[] = [];
   let open = true;
@@ -563,8 +564,8 @@ export function markRestored(
       );
     dropTornTailFd(fd, size);
     const line: BodyLine = forced
-      ? { t: 'restored', at: now.toISOString(), forced }
-      : { t: 'restored', at: now.toISOString() };
+      ? { t: 'restored', at: isoUtc(now.getTime()), forced }
+      : { t: 'restored', at: isoUtc(now.getTime()) };
     fs.writeSync(fd, JSON.stringify(line) + '\n');
     fs.fsyncSync(fd);
   } finally {
