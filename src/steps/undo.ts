@@ -1,4 +1,5 @@
 /** Applying an undo record: the one code path shared by rollback and `restore`. Tolerant and idempotent. */
+import { CpuSet } from '../cpus/cpuset.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
@@ -369,11 +370,22 @@ function writeBack(k: Kernel, path: string, old: string, log: Log): void {
 }
 
 /**
- * Whether thread `tid`'s mask is `cpus` now, by sched_getaffinity (which shows the online CPUs of a mask only, so
- * a list naming an offline CPU is never "the same"). false when it cannot be told.
+ * Whether thread `tid`'s mask is `cpus` now. sched_getaffinity shows the online CPUs of a mask only: it tells when
+ * every possible CPU is online; with one offline (possible 0-31 on a 24-thread machine), a mask naming it looks
+ * like one that does not, so Cpus_allowed_list (/proc/ID/task/ID/status, the whole mask) tells. false when it
+ * cannot be told.
  */
 function hasMask(k: Kernel, tid: number, cpus: readonly number[]): boolean {
-  const online = k.machine.online;
+  const { online, possible } = k.machine;
+  if (!possible.isSubsetOf(online)) {
+    const text = k.procs.allowedText(tid);
+    if (text === undefined) return false;
+    try {
+      return CpuSet.parseList(text).equals(CpuSet.of(cpus));
+    } catch {
+      return false;
+    }
+  }
   if (!cpus.every((c) => online.has(c))) return false;
   try {
     const now = k.fs.getAffinity(tid);

@@ -387,6 +387,36 @@ describe('affinity records by the list time (kernel threads moved from the root)
   });
 });
 
+describe('restore with CPUs that are possible but offline (sched_getaffinity shows the online part of a mask)', () => {
+  it('tr-1920x (5.15, CPUs 24-31 offline): threads whose mask was the online CPUs get it back, not every possible CPU', async () => {
+    const root = buildFixture('tr-1920x', {
+      extraProcs: [{ pid: USER, comm: 'worker', cmdline: ['worker'], cgroup: '/', threads: ['a'] }],
+    });
+    assert.equal(sysRead(root, 'sys/devices/system/cpu/possible').trim(), '0-31');
+    assert.equal(sysRead(root, 'sys/devices/system/cpu/online').trim(), '0-23');
+    const kswapd0 = parseIds(sysRead(root, 'proc/2/task/2/children')).find(
+      (id) => kthreadComm(root, id) === 'kswapd0',
+    )!;
+    // `taskset -p -c 0-31` before 6.2 stores the online CPUs: 0-23; attaching to the root gives 0-31
+    const sim = new SimFs(root);
+    sim.setAffinity(USER + 1, CpuSet.parseList('0-31').toArray());
+    sim.setAffinity(kswapd0, CpuSet.parseList('0-31').toArray());
+    const before = [threadMask(root, USER, USER + 1), maskOf(root, kswapd0)];
+    assert.deepEqual(before, ['0-23', '0-23']);
+    assert.equal((await cli(root, ['cpuset-create', '--cpus', 'C0-5', '/host.slice'])).code, 0);
+    const undo = undoPath();
+    assert.equal((await cli(root, ['-u', undo, 'move-tasks', '/', '/host.slice'])).code, 0);
+    assert.deepEqual([threadMask(root, USER, USER + 1), maskOf(root, kswapd0)], ['0-5', '0-5']);
+    const r = await cli(root, ['restore', undo]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([threadMask(root, USER, USER + 1), maskOf(root, kswapd0)], before);
+  });
+});
+
+function threadMask(root: string, pid: number, tid: number): string {
+  return /^Cpus_allowed_list:\s*(.*)$/m.exec(sysRead(root, `proc/${pid}/task/${tid}/status`))![1]!.trim();
+}
+
 function maskOf(root: string, tid: number): string {
   return /^Cpus_allowed_list:\s*(.*)$/m.exec(sysRead(root, `proc/${tid}/task/${tid}/status`))![1]!.trim();
 }
