@@ -445,30 +445,29 @@ export function readBaseline(file: string, bootId: string): Baseline {
   }
   if (j.restored || j.header.bootId !== bootId) return EMPTY_BASELINE;
   const files = new Map<string, string>();
-  const affinity = new Map<string, string>();
-  // entries identified by the list time: [listedAt, old list] per tid, the first journalled first
-  const listed = new Map<number, [number, string][]>();
+  // per tid, its entries in journal order: [start time, old list] (`exact`: that start; else started no later)
+  const affinity = new Map<number, [number, string, boolean][]>();
+  const add = (tid: number, start: number, old: string, exact: boolean): void => {
+    const at = affinity.get(tid);
+    if (at) at.push([start, old, exact]);
+    else affinity.set(tid, [[start, old, exact]]);
+  };
   for (const run of j.runs) {
     if (run.rolledBack) continue;
     for (const rec of run.records) {
       if (rec.kind === 'write') for (const [p, before] of rec.files) if (!files.has(p)) files.set(p, before);
       if (rec.kind !== 'affinity') continue;
-      for (const [tid, start, old] of rec.tasks)
-        if (!affinity.has(`${tid}:${start}`)) affinity.set(`${tid}:${start}`, old);
+      for (const [tid, start, old] of rec.tasks) add(tid, start, old, true);
       if (rec.listedAt !== undefined)
-        for (const [tid, old] of rec.listed ?? []) {
-          const at = listed.get(tid) ?? [];
-          at.push([rec.listedAt, old]);
-          listed.set(tid, at);
-        }
+        for (const [tid, old] of rec.listed ?? []) add(tid, rec.listedAt, old, false);
     }
   }
   return {
     file: (p) => files.get(p),
     // the first entry journalled for the thread: by its start time, or by a list time it started no later than
     affinity: (tid, start) =>
-      affinity.get(`${tid}:${start}`) ?? listed.get(tid)?.find(([at]) => start <= at)?.[1],
-    hasAffinities: affinity.size > 0 || listed.size > 0,
+      affinity.get(tid)?.find(([s, , exact]) => (exact ? start === s : start <= s))?.[1],
+    hasAffinities: affinity.size > 0,
   };
 }
 

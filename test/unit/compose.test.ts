@@ -134,6 +134,37 @@ describe('two VMs (A = C8-15, B = C24-31) on cgroup v2', () => {
   });
 });
 
+describe('two VMs on cgroup v1 (tr-1920x: 2 nodes, A = C6-7, B = C9-10)', () => {
+  it('released A first: node-bound kernel threads get their mask before the first isolate minus B', async () => {
+    const root = buildFixture('tr-1920x');
+    const j = journals();
+    const before0 = treeFiles(root);
+    const kthreads = fs
+      .readFileSync(path.join(root, 'proc/2/task/2/children'), 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    const comm = (pid: number) => /^Name:\s*(.*)$/m.exec(sysRead(root, `proc/${pid}/status`))![1]!.trim();
+    const kswapd = ['kswapd0', 'kswapd1'].map((name) => kthreads.find((id) => comm(id) === name)!);
+    const nodes = kswapd.map((id) => allowedOf(root, id));
+    assert.deepEqual(
+      nodes.map((n) => n.toList()),
+      ['0-5,12-17', '6-11,18-23'],
+    );
+    await ok(root, ['-u', j('a'), 'isolate', 'C6-7']);
+    await ok(root, ['-u', j('b'), 'isolate', 'C9-10']);
+    await ok(root, ['-u', j('a'), 'release']);
+    // the CPUs A gave back return to each node's kswapd; B's stay off
+    const b = CpuSet.parseList('9-10');
+    assert.deepEqual(
+      kswapd.map((id) => allowedOf(root, id).toList()),
+      nodes.map((n) => n.minus(b).toList()),
+    );
+    await ok(root, ['-u', j('b'), 'release']);
+    assert.deepEqual(diffTrees(before0, treeFiles(root)), []);
+  });
+});
+
 describe('status lists the reservations', () => {
   it('human and --json (valid against the schema); the default VM CPUs are their union', async () => {
     const root = buildFixture('ryzen-5950x');

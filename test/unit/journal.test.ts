@@ -187,6 +187,23 @@ describe('journal', () => {
     assert.equal(b.affinity(121, 10), undefined);
   });
 
+  it('a baseline is the first entry journalled for a thread, by list time or by start time, in journal order', () => {
+    const f = path.join(tmp(), 'host');
+    const j = openJournal(f, opts);
+    // the first isolate moves kswapd1 (tid 120, started at tick 450) and journals its node mask by the list time
+    j.record({ kind: 'affinity', tasks: [], listed: [[120, '6-11']], listedAt: 500 });
+    j.close();
+    // a second isolate changes its affinity again and journals what it had then, by its start time
+    const j2 = openJournal(f, opts);
+    j2.record({ kind: 'affinity', tasks: [[120, 450, '0-5,8-11']] });
+    j2.record({ kind: 'affinity', tasks: [], listed: [[120, '0-5']], listedAt: 600 });
+    j2.close();
+    const b = readBaseline(f, 'boot-a');
+    assert.equal(b.affinity(120, 450), '6-11', 'the mask before the first isolate');
+    // a thread started after the first list (a reused tid) has the first entry that names it
+    assert.equal(b.affinity(120, 550), '0-5');
+  });
+
   it('the host journal: a restored one is set aside and gives no baseline without its records being validated', () => {
     const f = path.join(tmp(), 'host');
     const j = openJournal(f, opts);
