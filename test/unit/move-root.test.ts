@@ -173,6 +173,20 @@ describe('move-tasks / DST: per-task work is the write', () => {
     assert.equal(fresh.perTaskReads.length, refused);
   });
 
+  it('--json names each kernel thread bound to a CPU, "task ID (comm)" (the name read for the report)', async () => {
+    const { root, fsx } = await setup('6.12.12-amd64');
+    const r = await cliOn(fsx, ['--json', 'move-tasks', '/', '/host.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { steps: { skipped: { what: string; why: string }[] }[] };
+    const bound = out.steps.flatMap((s) => s.skipped).filter((s) => s.why === 'kernel thread bound to a CPU');
+    assert.ok(bound.length >= 12, r.stdout);
+    for (const { what } of bound) {
+      const m = /^task (\d+) \(([^)]+)\)$/.exec(what);
+      assert.ok(m, what);
+      assert.equal(m[2], kthreadComm(root, Number(m[1])));
+    }
+  });
+
   it('restore moves back the listed tasks but never a reused pid', async () => {
     const { root, fsx } = await setup('6.12.12-amd64');
     const undo = undoPath();
