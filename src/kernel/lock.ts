@@ -2,7 +2,7 @@
  * One run at a time: flock(2) on /run/vfio-isolate/lock (through koffi, loaded lazily). The kernel admits one
  * holder and drops the lock when its holder dies, however it dies, so there is no stale lock to take over and no
  * race between a new lock file and its contents. The file is never removed (removing a flock file lets two runs
- * lock two different files). Its contents ("pid starttime", written by the holder) only name the holder in the
+ * lock two different files). Its contents (the holder's pid, written by the holder) only name the holder in the
  * message of a run that gave up waiting.
  *
  * What is at the lock path must be a regular file owned by root in a directory only root can change (the trust
@@ -42,15 +42,6 @@ function loadFlock(): Flock {
     errno: () => koffi.decode(errnoFn(), 'int') as number,
   };
   return cached;
-}
-
-function startOfReal(pid: number): string | undefined {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }
 
 function sleep(ms: number): void {
@@ -148,7 +139,7 @@ export function lockFile(file: string, waitMs: number): Lock {
     pause = Math.min(pause * 2, 8);
   }
   // Name ourselves for whoever waits: one fixed-width write at offset 0 (the file is never truncated).
-  const me = `${process.pid} ${startOfReal(process.pid) ?? 0}`.padEnd(LINE_BYTES - 1, ' ') + '\n';
+  const me = `${process.pid} `.padEnd(LINE_BYTES - 1, ' ') + '\n';
   try {
     fs.writeSync(fd, me, 0);
   } catch {

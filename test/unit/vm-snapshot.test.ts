@@ -281,6 +281,16 @@ describe('takeSnapshot on a fake tree', () => {
       put('/proc/7/task/7/status', 'Name:\tqemu\nCpus_allowed_list:\t0-7\n');
       put('/proc/7/task/8/stat', stat(8, 'CPU 0/KVM', 1));
       put('/proc/7/task/8/status', 'Name:\tCPU 0/KVM\nCpus_allowed_list:\t4\n');
+      // 6.1: a rescuer named after its workqueue, bound to no CPU of its own (PF_NO_SETAFFINITY), waiting in
+      // rescuer_thread; another kernel thread bound to a CPU waits elsewhere
+      const kstat = (pid: number, comm: string): string =>
+        `${pid} (${comm}) S ${Array.from({ length: 50 }, (_, i) => (i + 4 === 9 ? 0x04208040 : i + 4 === 22 ? 5 : 0)).join(' ')}\n`;
+      put('/proc/11/task/11/stat', kstat(11, 'mm_percpu_wq'));
+      put('/proc/11/task/11/status', 'Name:\tmm_percpu_wq\nCpus_allowed_list:\t4\n');
+      put('/proc/11/task/11/wchan', 'rescuer_thread');
+      put('/proc/12/task/12/stat', kstat(12, 'ksoftirqd/0'));
+      put('/proc/12/task/12/status', 'Name:\tksoftirqd/0\nCpus_allowed_list:\t0\n');
+      put('/proc/12/task/12/wchan', 'smpboot_thread_fn');
 
       const s = takeSnapshot(root);
       assert.deepEqual(
@@ -313,6 +323,15 @@ describe('takeSnapshot on a fake tree', () => {
       assert.deepEqual(Object.keys(takeSnapshot(root, { tasks: false }).tasks), []);
       assert.deepEqual(Object.keys(takeSnapshot(root, { tasks: [7] }).tasks), ['7', '8']);
       assert.deepEqual(diffSnapshots(s, takeSnapshot(root)), []);
+      assert.equal(s.tasks['11']?.rescuer, true);
+      assert.equal(s.tasks['12']?.rescuer, undefined);
+      // the rescuer runs (its wait channel reads 0) and the kernel binds it to another CPU: not a difference
+      put('/proc/11/task/11/wchan', '0');
+      put('/proc/11/task/11/status', 'Name:\tmm_percpu_wq\nCpus_allowed_list:\t5\n');
+      put('/proc/12/task/12/status', 'Name:\tksoftirqd/0\nCpus_allowed_list:\t1\n');
+      assert.deepEqual(diffSnapshots(s, takeSnapshot(root)), [
+        'task 12 (ksoftirqd/0) Cpus_allowed_list: 0 → 1',
+      ]);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -49,8 +49,9 @@ export interface TaskState {
   /** Field 40 of stat. */
   rtPriority: number;
   /**
-   * A workqueue rescuer (kworker/R-*, PF_NO_SETAFFINITY): only the kernel sets its affinity, and it re-derives it
-   * from the workqueue cpumask of the moment it last rescued work, at moments of its own choosing.
+   * A workqueue rescuer (PF_NO_SETAFFINITY; named kworker/R-<workqueue> since 6.9, just <workqueue> before, e.g.
+   * mm_percpu_wq on 6.1, told then by its wait channel rescuer_thread): only the kernel sets its affinity, binding
+   * it to the CPUs of the pool it rescues work on, at moments of its own choosing.
    */
   rescuer?: boolean;
 }
@@ -251,7 +252,8 @@ function readTasks(root: string, only?: ReadonlySet<number>): Record<string, Tas
         cpusAllowedList: cpus.trim(),
         policy: parsed.field(41),
         rtPriority: parsed.field(40),
-        ...(/^kworker\/R-/.test(parsed.comm) && (parsed.field(9) & PF_NO_SETAFFINITY) !== 0
+        ...((parsed.field(9) & PF_NO_SETAFFINITY) !== 0 &&
+        (/^kworker\/R-/.test(parsed.comm) || read(root, `${base}/wchan`) === 'rescuer_thread')
           ? { rescuer: true }
           : {}),
       };
@@ -455,8 +457,9 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): string[] {
     const x = a.tasks[tid];
     if (!x || !y) continue;
     const who = `task ${tid} (${y.comm})`;
-    // a rescuer's mask is the kernel's (see TaskState.rescuer): a tool can neither set nor restore it
-    if (x.cpusAllowedList !== y.cpusAllowedList && !(x.rescuer && y.rescuer)) {
+    // a rescuer's mask is the kernel's (see TaskState.rescuer): a tool can neither set nor restore it; the same
+    // thread in both snapshots, told as one in either (a 6.1 rescuer's wait channel shows only while it sleeps)
+    if (x.cpusAllowedList !== y.cpusAllowedList && !(x.rescuer || y.rescuer)) {
       out.push(`${who} Cpus_allowed_list: ${x.cpusAllowedList} → ${y.cpusAllowedList}`);
     }
     if (x.policy !== y.policy || x.rtPriority !== y.rtPriority) {
