@@ -50,6 +50,8 @@ export interface MoveSize {
   ours: ToolRun[];
   /** move-tasks without -u (records kept in memory). */
   oursNoJournal: ToolRun[];
+  /** The baseline revision's move-tasks with -u (spec.baseline), in the same rotation. */
+  base?: ToolRun[];
   skipped?: string;
   /** 'root': the seed's `move-tasks / DST` (the root's own tasks and kernel threads plus the bench tasks). */
   source?: 'root';
@@ -90,6 +92,8 @@ export interface GuestBenchResult {
   cpus: string;
   memMiB: number;
   taskFile: string;
+  /** The revision of --baseline, when given. */
+  baselineRev?: string;
   move: MoveSize[];
   diag?: Diag;
   irq?: IrqResult;
@@ -170,6 +174,26 @@ function bareMove(from: string, to: string): { ms: number; moved: number } {
     fs.closeSync(fd);
   }
   return { ms: now() - t0, moved };
+}
+
+/**
+ * Before each isolate/release pair: the journals the last pair left (every one restored) are removed, so that each
+ * tool starts from an empty /run/vfio-isolate (the lock stays). Another revision's tool need not read this one's
+ * journals: afa7794 refuses a journal record field it does not know (the affinity record's `listed`).
+ */
+function clearRestoredJournals(): void {
+  const dir = '/run/vfio-isolate';
+  if (!fs.existsSync(dir)) return;
+  for (const name of fs.readdirSync(dir))
+    if (name !== 'lock') fs.rmSync(join(dir, name), { recursive: true, force: true });
+}
+
+/** The baseline revision's tool (spec.baseline), imported on first use. */
+let baseModule: Promise<ToolModule> | undefined;
+function baselineTool(): Promise<ToolModule> | undefined {
+  if (!spec.baseline) return undefined;
+  baseModule ??= import(pathToFileURL(resolve(spec.baseline.bundle)).href) as Promise<ToolModule>;
+  return baseModule;
 }
 
 let journalNo = 0;
@@ -470,9 +494,13 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
         bareMove(DST, SRC);
         if (count(DST) !== 0) throw new Error(`${DST} not empty after moving back`);
       };
-      const runOurs = async (journal: boolean): Promise<ToolRun> => {
+      const runOurs = async (journal: boolean, mod?: ToolModule): Promise<ToolRun> => {
         const j = freshJournal();
-        const r = await tool([...(journal ? ['-u', j] : []), 'move-tasks', '/bench-src', '/bench-dst']);
+        const r = await tool(
+          [...(journal ? ['-u', j] : []), 'move-tasks', '/bench-src', '/bench-dst'],
+          {},
+          mod,
+        );
         fs.rmSync(j, { force: true });
         const moved = count(DST);
         if (moved !== entry.tasks) throw new Error(`move-tasks moved ${moved} of ${entry.tasks}`);
@@ -496,13 +524,20 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
         continue;
       }
       await runOurs(false);
+      const base = await baselineTool();
+      if (base) {
+        entry.base = [];
+        await runOurs(true, base);
+      }
       if (size === spec.sizes[0]) await profiled(`move-${size}`, () => runOurs(true));
+      const kinds = base ? 4 : 3;
       for (let r = 0; r < spec.reps; r++) {
-        const order = [0, 1, 2].map((i) => (i + r) % 3);
+        const order = [0, 1, 2, 3].slice(0, kinds).map((i) => (i + r) % kinds);
         for (const which of order) {
           if (which === 0) entry.bare.push(runBare());
           else if (which === 1) entry.ours.push(await runOurs(true));
-          else entry.oursNoJournal.push(await runOurs(false));
+          else if (which === 2) entry.oursNoJournal.push(await runOurs(false));
+          else entry.base!.push(await runOurs(true, base));
         }
       }
       const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
@@ -557,22 +592,29 @@ async function benchMoveRoot(size: number): Promise<MoveSize> {
       back();
       return r.ms;
     };
-    const runOurs = async (journal: boolean): Promise<ToolRun> => {
+    const runOurs = async (journal: boolean, mod?: ToolModule): Promise<ToolRun> => {
       const j = freshJournal();
-      const r = await tool([...(journal ? ['-u', j] : []), 'move-tasks', '/', '/bench-dst']);
+      const r = await tool([...(journal ? ['-u', j] : []), 'move-tasks', '/', '/bench-dst'], {}, mod);
       fs.rmSync(j, { force: true });
       back();
       return r;
     };
     runBare();
     await runOurs(true);
+    const base = await baselineTool();
+    if (base) {
+      entry.base = [];
+      await runOurs(true, base);
+    }
     if (size === spec.sizes[0]) await profiled(`move-root-${size}`, () => runOurs(true));
+    const kinds = base ? 4 : 3;
     for (let r = 0; r < spec.reps; r++) {
-      const order = [0, 1, 2].map((i) => (i + r) % 3);
+      const order = [0, 1, 2, 3].slice(0, kinds).map((i) => (i + r) % kinds);
       for (const which of order) {
         if (which === 0) entry.bare.push(runBare());
         else if (which === 1) entry.ours.push(await runOurs(true));
-        else entry.oursNoJournal.push(await runOurs(false));
+        else if (which === 2) entry.oursNoJournal.push(await runOurs(false));
+        else entry.base!.push(await runOurs(true, base));
       }
     }
     const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
@@ -817,17 +859,13 @@ async function benchCycle(res: GuestBenchResult): Promise<void> {
   log(`cycle: hook sequence and restore, ${spec.cycleReps} repetitions done`);
   // isolate / release: the first pair is a warm-up (first use of koffi for sched_setaffinity, JIT). With a
   // baseline revision, its pairs alternate with ours (order swapped every repetition), after a warm-up of its own.
-  const base = spec.baseline
-    ? {
-        rev: spec.baseline.rev,
-        mod: (await import(pathToFileURL(resolve(spec.baseline.bundle)).href)) as ToolModule,
-      }
-    : undefined;
+  const baseMod = await baselineTool();
+  const base = spec.baseline && baseMod ? { rev: spec.baseline.rev, mod: baseMod } : undefined;
   if (base) out.baseline = { rev: base.rev, isolate: [], release: [] };
-  const pair = async (mod?: ToolModule): Promise<[ToolRun, ToolRun]> => [
-    await tool(['isolate', 'C4-7'], {}, mod),
-    await tool(['release'], {}, mod),
-  ];
+  const pair = async (mod?: ToolModule): Promise<[ToolRun, ToolRun]> => {
+    clearRestoredJournals();
+    return [await tool(['isolate', 'C4-7'], {}, mod), await tool(['release'], {}, mod)];
+  };
   for (let r = 0; r <= spec.cycleReps; r++) {
     // one profile of isolate + release pairs (a second isolate without a release is refused)
     if (r === 1) await profiled('isolate-release', () => pair());
@@ -860,6 +898,7 @@ async function main(): Promise<void> {
     cpus: readTrim('/sys/devices/system/cpu/online'),
     memMiB: Math.round(Number(/MemTotal:\s+(\d+)/.exec(read('/proc/meminfo'))?.[1] ?? 0) / 1024),
     taskFile: TASK_FILE,
+    ...(spec.baseline ? { baselineRev: spec.baseline.rev } : {}),
     move: [],
     errors: [],
   };

@@ -220,6 +220,8 @@ export interface MoveRow {
   ratioNoJournal: Summary;
   usPerTaskBare: number;
   usPerTaskOurs: number;
+  /** Ours ÷ the baseline revision's move-tasks (--baseline), paired in the same rotation. */
+  ratioBase?: Summary;
   skipped?: string;
   /** 'root' for the seed's `move-tasks / DST`. */
   source?: 'root';
@@ -239,6 +241,7 @@ export function moveRows(run: GuestRun): MoveRow[] {
       ours,
       ratio: pairedRatio(ms(m.ours), m.bare),
       ratioNoJournal: pairedRatio(ms(m.oursNoJournal), m.bare),
+      ...(m.base && m.base.length > 0 ? { ratioBase: pairedRatio(ms(m.ours), ms(m.base)) } : {}),
       usPerTaskBare: m.tasks ? (bare.median * 1000) / m.tasks : Number.NaN,
       usPerTaskOurs: m.tasks ? (ours.median * 1000) / m.tasks : Number.NaN,
       ...(m.skipped ? { skipped: m.skipped } : {}),
@@ -316,6 +319,11 @@ export function formatGuest(run: GuestRun): string {
             .join(' → ')}`,
       );
     }
+    for (const x of rows)
+      if (x.ratioBase)
+        out.push(
+          `  ${x.tasks} tasks: ours ÷ ${r.baselineRev ?? 'the baseline revision'}'s move-tasks -u, same guest: ${fmtRatio(x.ratioBase)}`,
+        );
     const big = r.move.filter((m) => m.ours.length && (m.source ?? 'cgroup') === source).at(-1);
     if (big) out.push(`  phases at ${big.tasks} tasks (median): ${fmtPhases(phaseMedians(big.ours))}`);
   }

@@ -11,6 +11,9 @@
  *   npm run bench -- --sizes 2000,10000   move-tasks task counts (default: v1 2,000 and 10,000, v2 1,000)
  *   npm run bench -- --parts move,irq     guest parts to run (move, diag, irq, cycle)
  *   npm run bench -- --no-startup    skip the host start-up benchmark
+ *   npm run bench -- --reps 15       repetitions of each move-tasks size (default 5; 3 with --quick)
+ *   npm run bench -- --baseline REV  the tool at git revision REV runs beside ours, alternating in the same guest:
+ *                                    move-tasks -u and isolate/release, as paired ratios ours ÷ REV's
  *
  * Env: BENCH_PROFILE=1 writes CPU profiles of one run of the tool per benchmark to .vm-cache/bench/;
  * BENCH_REQUIRE_VM=1 makes a missing QEMU a failure instead of a skip.
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     parts: { type: 'string' },
     'no-startup': { type: 'boolean', default: false },
     baseline: { type: 'string' },
+    reps: { type: 'string' },
   },
 });
 
@@ -66,7 +70,7 @@ function specFor(mode: VmMode, quick: boolean): { spec: Spec; memMiB: number; ti
         : v1
           ? [2000, 10000]
           : [1000],
-    reps: quick ? 3 : 5,
+    reps: Number(values.reps) || (quick ? 3 : 5),
     parts: values.parts
       ? (values.parts.split(',') as Spec['parts'])
       : quick

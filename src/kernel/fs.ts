@@ -18,6 +18,11 @@ export interface DirEntry {
 
 export interface Writer {
   write(value: string): void;
+  /**
+   * The same write, telling a refusal by its errno's name instead of throwing (undefined: written). Where a
+   * writer has it, a loop that expects refusals (per-CPU kernel threads) uses it.
+   */
+  tryWrite?(value: string): string | undefined;
   close(): void;
 }
 

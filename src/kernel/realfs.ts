@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { ErrnoError, type DirEntry, type Fs, type Writer } from './fs.ts';
+import { loadRawWrite } from './libc-write.ts';
 import { loadSched } from './sched.ts';
 import { irqRuleOf } from './writable.ts';
 
@@ -161,11 +162,13 @@ export class RealFs implements Fs {
 
   openWriter(path: string): Writer {
     const fd = wrap('open', path, () => this.openControl(path));
+    const raw = loadRawWrite();
     return {
       write: (value: string) =>
         wrap('write', path, () => {
           fs.writeSync(fd, value);
         }),
+      ...(raw ? { tryWrite: (value: string) => raw(fd, value) } : {}),
       close: () => fs.closeSync(fd),
     };
   }

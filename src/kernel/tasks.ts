@@ -1,6 +1,6 @@
 /** Moving tasks between cgroups: one id per write(2) through one open descriptor; errors counted per task. */
 import { CpuSet } from '../cpus/cpuset.ts';
-import { errnoOf, type Fs } from './fs.ts';
+import { ErrnoError, errnoOf, type Fs } from './fs.ts';
 import type { Kernel } from './kernel.ts';
 
 export interface MoveResult {
@@ -22,18 +22,26 @@ export function writeIds(
 ): MoveResult {
   const res: MoveResult = { moved: [], gone: [], unmovable: [] };
   const writer = fs.openWriter?.(file) ?? { write: (v: string) => fs.write(file, v), close: () => {} };
+  // a writer that reports refusals without throwing (RealFs through koffi) is used that way: per-CPU kernel threads
+  // refuse by the dozen, and each exception costs about a millisecond under TCG
+  const attempt = writer.tryWrite
+    ? (id: number): string | undefined => writer.tryWrite!(String(id))
+    : (id: number): string | undefined => {
+        try {
+          writer.write(String(id));
+          return undefined;
+        } catch (e) {
+          return errnoOf(e) ?? 'EIO';
+        }
+      };
   try {
     let i = 0;
     for (const id of ids) {
-      try {
-        writer.write(String(id));
-        res.moved.push(id);
-      } catch (e) {
-        const code = errnoOf(e) ?? 'EIO';
-        if (code === 'ESRCH') res.gone.push(id);
-        else if (FATAL.has(code)) throw e;
-        else res.unmovable.push({ id, code });
-      }
+      const code = attempt(id);
+      if (code === undefined) res.moved.push(id);
+      else if (code === 'ESRCH') res.gone.push(id);
+      else if (FATAL.has(code)) throw new ErrnoError(code, 'write', file);
+      else res.unmovable.push({ id, code });
       if (onProgress && ++i % 500 === 0) onProgress(i);
     }
   } finally {
