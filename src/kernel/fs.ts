@@ -34,6 +34,11 @@ export interface Fs {
   /** Write `value` with one write(2) to an existing file (no O_CREAT). Throws ErrnoError. */
   write(path: string, value: string): void;
   /**
+   * Optional: the same write, telling a refusal of the write itself by its errno's name instead of throwing
+   * (undefined: written); errors of opening the file still throw.
+   */
+  tryWrite?(path: string, value: string): string | undefined;
+  /**
    * Optional: open a control file once and write several values, one write(2) each (cgroup.procs takes one pid
    * per write). Errors of a single write are thrown from `write` and leave the writer usable.
    */

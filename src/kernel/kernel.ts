@@ -158,6 +158,18 @@ export class Kernel {
     this.fs.write(path, value === '' ? '\n' : value);
   }
 
+  /**
+   * write, telling a refusal of the write by its errno's name instead of throwing (undefined: written), where the
+   * kernel layer can (RealFs: no exception at all); elsewhere, and for errors of opening the file, it throws as
+   * write does.
+   */
+  tryWrite(path: string, value: string): string | undefined {
+    const v = value === '' ? '\n' : value;
+    if (this.fs.tryWrite) return this.fs.tryWrite(path, v);
+    this.fs.write(path, v);
+    return undefined;
+  }
+
   /** Is a process with this comm running (e.g. irqbalance)? Returns its pid. */
   findProcess(comm: string): number | undefined {
     for (const pid of this.procs.pids()) {

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 
-/** Writes `text` (ASCII) to `fd` with one write(2): undefined on success, else the errno's name ('EINVAL', ...). */
+/** Writes `text` (as UTF-8) to `fd` with one write(2): undefined on success, else the errno's name ('EINVAL', ...). */
 export type RawWrite = (fd: number, text: string) => string | undefined;
 
 const NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
@@ -23,8 +23,9 @@ export function loadRawWrite(): RawWrite | undefined {
     const write = libc.func('long write(int fd, const char *buf, size_t count)');
     const errnoFn = libc.func('int *__errno_location()');
     cached = (fd, text) => {
-      const n = write(fd, text, text.length) as number;
-      if (n === text.length) return undefined;
+      const bytes = Buffer.byteLength(text);
+      const n = write(fd, text, bytes) as number;
+      if (n === bytes) return undefined;
       if (n >= 0) return 'EIO'; // a short write of a control file: not what the kernel does
       const errno = koffi.decode(errnoFn(), 'int') as number;
       return NAMES.get(errno) ?? `E${errno}`;

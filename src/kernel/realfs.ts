@@ -160,6 +160,23 @@ export class RealFs implements Fs {
     });
   }
 
+  tryWrite(path: string, value: string): string | undefined {
+    // errors of the open throw as write's do (the same messages); a refused write returns its errno
+    const fd = wrap('write', path, () => this.openControl(path));
+    try {
+      const raw = loadRawWrite();
+      if (raw) return raw(fd, value);
+      try {
+        const buf = Buffer.from(value);
+        return fs.writeSync(fd, buf, 0, buf.length) === buf.length ? undefined : 'EIO';
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code ?? 'EIO';
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   openWriter(path: string): Writer {
     const fd = wrap('open', path, () => this.openControl(path));
     const raw = loadRawWrite();

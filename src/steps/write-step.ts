@@ -1,5 +1,5 @@
 /** The common step: write files, recording their old values first (one record for the whole step). */
-import { errnoOf } from '../kernel/fs.ts';
+import { ErrnoError, errnoOf } from '../kernel/fs.ts';
 import type { Change, Skipped, Step } from './step.ts';
 
 export interface FileWrite {
@@ -64,16 +64,24 @@ export function writeFilesStep(
       const skipped: Skipped[] = [];
       let changed = 0;
       for (const [i, w] of writes.entries()) {
+        // a refusal comes back as its errno where the kernel layer can tell it so (no exception: the kernel
+        // refuses to move a managed IRQ, one after another), else it is thrown
+        let code: string | undefined;
+        let thrown: unknown;
         try {
-          k.write(paths[i]!, w.value);
+          code = k.tryWrite(paths[i]!, w.value);
+        } catch (e) {
+          thrown = e;
+          code = errnoOf(e) ?? 'EIO';
+        }
+        if (code === undefined) {
           changed++;
           log.debugLine(`${w.path} <- ${w.value}`);
-        } catch (e) {
-          const code = errnoOf(e) ?? 'EIO';
-          if (!opts.tolerate?.includes(code)) throw e;
-          skipped.push({ what: w.label ?? w.path, why: opts.skipReason?.(code) ?? code });
-          log.debugLine(`${w.path}: skipped (${code})`);
+          continue;
         }
+        if (!opts.tolerate?.includes(code)) throw thrown ?? new ErrnoError(code, 'write', paths[i]!);
+        skipped.push({ what: w.label ?? w.path, why: opts.skipReason?.(code) ?? code });
+        log.debugLine(`${w.path}: skipped (${code})`);
       }
       return { changed, skipped };
     },

@@ -8,6 +8,10 @@ import { loadRawWrite } from '../../src/kernel/libc-write.ts';
 import { writeIds } from '../../src/kernel/tasks.ts';
 import type { Fs, Writer } from '../../src/kernel/fs.ts';
 import { ErrnoError } from '../../src/kernel/fs.ts';
+import { RealFs } from '../../src/kernel/realfs.ts';
+import { buildFixture } from '../fixtures/build.ts';
+import { cliOn } from '../support/cli.ts';
+import { SimFs } from '../support/simfs.ts';
 
 describe('raw write(2) through koffi', () => {
   const raw = loadRawWrite();
@@ -80,5 +84,82 @@ describe('writeIds: refusals told by the write, with or without exceptions', () 
       () => writeIds(f, '/x/tasks', [1, 2, 3]),
       (e: unknown) => e instanceof ErrnoError && e.code === 'ENOSPC' && e.path === '/x/tasks',
     );
+  });
+});
+
+describe('single writes that the kernel may refuse (writeFilesStep through Kernel.tryWrite)', () => {
+  /** A fake kernel whose tryWrite refuses one IRQ with EIO (a managed IRQ) and counts the throwing writes. */
+  class Refusing extends SimFs {
+    writes: string[] = [];
+    constructor(
+      root: string,
+      readonly refuse: Map<string, string>,
+    ) {
+      super(root);
+    }
+    override write(p: string, v: string): void {
+      this.writes.push(p);
+      super.write(p, v);
+    }
+    tryWrite(p: string, v: string): string | undefined {
+      const code = this.refuse.get(p);
+      if (code) return code;
+      super.write(p, v);
+      return undefined;
+    }
+  }
+
+  /** Two IRQs of the fixture whose lists CPUs 8-15 are in (both change when masked). */
+  function twoIrqs(root: string): [string, string] {
+    const found = fs
+      .readdirSync(path.join(root, 'proc/irq'))
+      .filter((n) => /^\d+$/.test(n) && fs.existsSync(path.join(root, `proc/irq/${n}/smp_affinity_list`)))
+      .filter((n) =>
+        /^0-(1[5-9]|[2-9]\d)$/.test(
+          fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8').trim(),
+        ),
+      );
+    assert.ok(found.length >= 2, String(found));
+    return [found[0]!, found[1]!];
+  }
+  const listOf = (root: string, irq: string): string =>
+    fs.readFileSync(path.join(root, `proc/irq/${irq}/smp_affinity_list`), 'utf8');
+
+  test('irq-affinity: a refused IRQ is skipped and reported, no exception; the others are written', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const [managed, other] = twoIrqs(root);
+    const before = listOf(root, managed);
+    const otherBefore = listOf(root, other);
+    const fsx = new Refusing(root, new Map([[`/proc/irq/${managed}/smp_affinity_list`, 'EIO']]));
+    const r = await cliOn(fsx, ['-d', 'irq-affinity', 'mask', 'C8-15']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`skipped IRQ ${managed}: managed by the kernel`));
+    assert.deepEqual(fsx.writes, [], 'every write went through tryWrite');
+    assert.equal(listOf(root, managed), before);
+    assert.notEqual(listOf(root, other), otherBefore);
+  });
+
+  test('a refusal the step does not tolerate fails the run with that errno, and it is rolled back', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const [first, second] = twoIrqs(root);
+    const fsx = new Refusing(root, new Map([[`/proc/irq/${second}/smp_affinity_list`, 'EBUSY']]));
+    const before = listOf(root, first);
+    const r = await cliOn(fsx, ['irq-affinity', 'mask', 'C8-15']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`/proc/irq/${second}/smp_affinity_list is busy`));
+    assert.equal(listOf(root, first), before, 'the IRQ written before is rolled back');
+  });
+
+  test('RealFs.tryWrite refuses a file that is no kernel control file before writing a byte (it throws, as write does)', (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-raw-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'cpuset.cpus');
+    fs.writeFileSync(file, 'old\n');
+    assert.throws(
+      () => new RealFs().tryWrite(file, '0-3'),
+      (e: unknown) =>
+        e instanceof ErrnoError && e.code === 'EXDEV' && /not a kernel control file/.test(e.message),
+    );
+    assert.equal(fs.readFileSync(file, 'utf8'), 'old\n');
   });
 });
