@@ -160,20 +160,19 @@ export function masksDiffering(
 
 /**
  * The masks of `tids` that attaching them elsewhere would lose for good (masksDiffering), each with its thread's
- * start time (`startOf`, default /proc/ID/task/ID/stat), read for those few only. A thread that started after
- * `listedAt` is not the one that was listed (its pid was reused) and is left out; gone threads too.
+ * start time (/proc/ID/task/ID/stat), read for those few only. A thread that started after `listedAt` is not the
+ * one that was listed (its pid was reused) and is left out; gone threads too.
  */
 export function masksToKeep(
   k: Kernel,
   tids: Iterable<number>,
   home: CpuSet,
-  opts: { listedAt?: number; startOf?: (tid: number) => number | undefined; reader?: 'status' } = {},
+  opts: { listedAt?: number; reader?: 'status' } = {},
 ): KeptMask[] {
   const list = Array.isArray(tids) ? (tids as number[]) : [...tids];
-  const startOf = opts.startOf ?? ((id: number) => k.procs.startOf(id));
   const out: KeptMask[] = [];
   for (const [tid, cpus] of masksDiffering(k, list, home, opts.reader ? { reader: opts.reader } : {})) {
-    const start = startOf(tid);
+    const start = k.procs.startOf(tid);
     if (start === undefined || (opts.listedAt !== undefined && start > opts.listedAt)) continue;
     out.push([tid, start, cpus.toList()]);
   }
