@@ -12,7 +12,16 @@ const SKIPPED_OUTPUT = [
   'ℹ skipped 3',
 ].join('\n');
 
-/** A guest's spec-reporter output with one failed test (the shape node:test prints). */
+/** The "failing tests" section node:test prints at the end of a run with one failed test. */
+const FAILING_SECTION = [
+  '✖ failing tests:',
+  '',
+  'test at test/vm/guest/partition.test.ts:2:1015',
+  '✖ reset makes the partitions members again (4137.575867ms)',
+  '  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:',
+  "  '4-5' !== ''",
+];
+/** A guest's spec-reporter output with that failed test (the shape node:test prints). */
 const FAILED_OUTPUT = [
   '✔ passes (1ms)',
   '✖ breaks (4137.5ms)',
@@ -20,12 +29,7 @@ const FAILED_OUTPUT = [
   'ℹ pass 1',
   'ℹ fail 1',
   '',
-  '✖ failing tests:',
-  '',
-  'test at test/vm/guest/partition.test.ts:2:1015',
-  '✖ reset makes the partitions members again (4137.575867ms)',
-  '  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:',
-  "  '4-5' !== ''",
+  ...FAILING_SECTION,
   '',
 ].join('\n');
 
@@ -35,14 +39,7 @@ describe('guest suite verdict (VFIO_REQUIRE_VM)', () => {
       suiteProblems([{ mode: 'v1-hybrid', passed: 1, failed: 1, skipped: 0, stdout: FAILED_OUTPUT }], false),
       ['v1-hybrid: 1 failed (reset makes the partitions members again)'],
     );
-    assert.deepEqual(failingSection(FAILED_OUTPUT), [
-      '✖ failing tests:',
-      '',
-      'test at test/vm/guest/partition.test.ts:2:1015',
-      '✖ reset makes the partitions members again (4137.575867ms)',
-      '  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:',
-      "  '4-5' !== ''",
-    ]);
+    assert.deepEqual(failingSection(FAILED_OUTPUT), FAILING_SECTION);
     assert.equal(failingSection(FAILED_OUTPUT, 2).length, 3, 'capped, with a line saying so');
     assert.deepEqual(failingSection(SKIPPED_OUTPUT), []);
   });
