@@ -14,6 +14,21 @@ function wrap<T>(op: string, path: string, f: () => T): T {
   }
 }
 
+/**
+ * One write(2) of `value` to `fd`: undefined when written, else the refusal's errno name. Through koffi where it
+ * loads (no exception at all), else node:fs and catch.
+ */
+function writeFd(fd: number, value: string): string | undefined {
+  const raw = loadRawWrite();
+  if (raw) return raw(fd, value);
+  try {
+    const buf = Buffer.from(value);
+    return fs.writeSync(fd, buf, 0, buf.length) === buf.length ? undefined : 'EIO';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'EIO';
+  }
+}
+
 /** One buffer for every read: kernel files are small, and most fit in one read(2). */
 let readBuf = Buffer.allocUnsafe(64 * 1024);
 
@@ -164,14 +179,7 @@ export class RealFs implements Fs {
     // errors of the open throw as write's do (the same messages); a refused write returns its errno
     const fd = wrap('write', path, () => this.openControl(path));
     try {
-      const raw = loadRawWrite();
-      if (raw) return raw(fd, value);
-      try {
-        const buf = Buffer.from(value);
-        return fs.writeSync(fd, buf, 0, buf.length) === buf.length ? undefined : 'EIO';
-      } catch (e) {
-        return (e as NodeJS.ErrnoException).code ?? 'EIO';
-      }
+      return writeFd(fd, value);
     } finally {
       fs.closeSync(fd);
     }
@@ -179,13 +187,12 @@ export class RealFs implements Fs {
 
   openWriter(path: string): Writer {
     const fd = wrap('open', path, () => this.openControl(path));
-    const raw = loadRawWrite();
     return {
       write: (value: string) =>
         wrap('write', path, () => {
           fs.writeSync(fd, value);
         }),
-      ...(raw ? { tryWrite: (value: string) => raw(fd, value) } : {}),
+      tryWrite: (value: string) => writeFd(fd, value),
       close: () => fs.closeSync(fd),
     };
   }

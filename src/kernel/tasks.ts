@@ -22,8 +22,8 @@ export function writeIds(
 ): MoveResult {
   const res: MoveResult = { moved: [], gone: [], unmovable: [] };
   const writer = fs.openWriter?.(file) ?? { write: (v: string) => fs.write(file, v), close: () => {} };
-  // a writer that reports refusals without throwing (RealFs through koffi) is used that way: per-CPU kernel threads
-  // refuse by the dozen, and each exception costs about a millisecond under TCG
+  // a writer that reports refusals without throwing (RealFs's) is used that way: per-CPU kernel threads refuse by
+  // the dozen, and each exception costs about a millisecond under TCG
   const attempt = writer.tryWrite
     ? (id: number): string | undefined => writer.tryWrite!(String(id))
     : (id: number): string | undefined => {
