@@ -248,14 +248,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
     }
     case 'affinity': {
       const { listedAt } = rec;
-      const entries: [number, (start: number) => boolean, string][] = [
-        ...rec.tasks.map(([tid, start, old]): [number, (s: number) => boolean, string] => [
-          tid,
-          (s) => s === start,
-          old,
-        ]),
+      type Entry = [tid: number, same: (start: number) => boolean, old: string];
+      const entries: Entry[] = [
+        ...rec.tasks.map(([tid, start, old]): Entry => [tid, (s) => s === start, old]),
         // listed by the list time: the same thread started no later than that (validate requires listedAt)
-        ...(rec.listed ?? []).map(([tid, old]): [number, (s: number) => boolean, string] => [
+        ...(rec.listed ?? []).map(([tid, old]): Entry => [
           tid,
           (s) => listedAt !== undefined && s <= listedAt,
           old,
