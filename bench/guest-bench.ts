@@ -530,16 +530,7 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
         await runOurs(true, base);
       }
       if (size === spec.sizes[0]) await profiled(`move-${size}`, () => runOurs(true));
-      const kinds = base ? 4 : 3;
-      for (let r = 0; r < spec.reps; r++) {
-        const order = [0, 1, 2, 3].slice(0, kinds).map((i) => (i + r) % kinds);
-        for (const which of order) {
-          if (which === 0) entry.bare.push(runBare());
-          else if (which === 1) entry.ours.push(await runOurs(true));
-          else if (which === 2) entry.oursNoJournal.push(await runOurs(false));
-          else entry.base!.push(await runOurs(true, base));
-        }
-      }
+      await rotateMoveRuns(entry, runBare, runOurs, base);
       const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
       last = { size, ms: med(entry.ours.map((o) => o.ms)) };
       log(
@@ -569,6 +560,28 @@ function moveIds(list: readonly number[], to: string): void {
     }
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * The measured runs of one move size: the bare loop, ours with -u, ours without, and the baseline revision's with
+ * -u when given, `spec.reps` times, the order rotated every repetition.
+ */
+async function rotateMoveRuns(
+  entry: MoveSize,
+  runBare: () => number,
+  runOurs: (journal: boolean, mod?: ToolModule) => Promise<ToolRun>,
+  base: ToolModule | undefined,
+): Promise<void> {
+  const kinds = base ? 4 : 3;
+  for (let r = 0; r < spec.reps; r++) {
+    const order = [0, 1, 2, 3].slice(0, kinds).map((i) => (i + r) % kinds);
+    for (const which of order) {
+      if (which === 0) entry.bare.push(runBare());
+      else if (which === 1) entry.ours.push(await runOurs(true));
+      else if (which === 2) entry.oursNoJournal.push(await runOurs(false));
+      else entry.base!.push(await runOurs(true, base));
+    }
   }
 }
 
@@ -607,16 +620,7 @@ async function benchMoveRoot(size: number): Promise<MoveSize> {
       await runOurs(true, base);
     }
     if (size === spec.sizes[0]) await profiled(`move-root-${size}`, () => runOurs(true));
-    const kinds = base ? 4 : 3;
-    for (let r = 0; r < spec.reps; r++) {
-      const order = [0, 1, 2, 3].slice(0, kinds).map((i) => (i + r) % kinds);
-      for (const which of order) {
-        if (which === 0) entry.bare.push(runBare());
-        else if (which === 1) entry.ours.push(await runOurs(true));
-        else if (which === 2) entry.oursNoJournal.push(await runOurs(false));
-        else entry.base!.push(await runOurs(true, base));
-      }
-    }
+    await rotateMoveRuns(entry, runBare, runOurs, base);
     const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
     log(
       `root source, size ${size}: ${entry.tasks} tasks moved, bare ${med(entry.bare).toFixed(1)} ms, ours ${med(entry.ours.map((o) => o.ms)).toFixed(1)} ms`,
