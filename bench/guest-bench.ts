@@ -7,13 +7,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runCli } from '../src/cli/run.ts';
 import { COMMANDS } from '../src/cli/table.ts';
 import { irqTarget } from '../src/commands/irq-affinity.ts';
 import { CpuSet } from '../src/cpus/cpuset.ts';
+import type { Writer } from '../src/kernel/fs.ts';
 import { Kernel } from '../src/kernel/kernel.ts';
+import { RealFs } from '../src/kernel/realfs.ts';
 import { parseStat } from '../src/kernel/procs.ts';
 import { loadSched } from '../src/kernel/sched.ts';
 import { guestMode, seedHook } from '../test/vm/guest/guest-env.ts';
@@ -221,12 +224,15 @@ async function tool(
     ...extraEnv,
   };
   delete env.VFIO_ISOLATE_ROOT;
+  const traceName = traceArmed && `${traceArmed.name}-${++traceArmed.runs}`;
+  const run = (): Promise<number> =>
+    mod.runCli(argv, {
+      table: mod.COMMANDS,
+      env,
+      streams: { out: () => {}, err: (s) => void (err += s), isTTY: false },
+    });
   const t0 = now();
-  const code = await mod.runCli(argv, {
-    table: mod.COMMANDS,
-    env,
-    streams: { out: () => {}, err: (s) => void (err += s), isTTY: false },
-  });
+  const code = await (traceName ? traceTool(traceName, run) : run());
   const ms = now() - t0;
   let phases: Record<string, number> = {};
   const rest: string[] = [];
@@ -466,6 +472,158 @@ async function profiled(name: string, f: () => Promise<unknown>): Promise<void> 
   }
 }
 
+// ------------------------------------------------------------------------------------------------ trace
+
+/** One node:fs call of a traced run: when it started (ms from the run's start), how long it took, what it named. */
+interface TraceCall {
+  at: number;
+  ms: number;
+  fn: string;
+  what: string;
+}
+
+const TRACED_FS = [
+  'openSync',
+  'closeSync',
+  'readSync',
+  'writeSync',
+  'readFileSync',
+  'writeFileSync',
+  'statSync',
+  'lstatSync',
+  'fstatSync',
+  'statfsSync',
+  'readdirSync',
+  'readlinkSync',
+  'existsSync',
+  'mkdirSync',
+  'fsyncSync',
+  'fdatasyncSync',
+  'renameSync',
+  'unlinkSync',
+  'rmSync',
+  'accessSync',
+] as const;
+
+/**
+ * With BENCH_TRACE=1: every `tool()` run inside `f` is traced — every node:fs call it makes is timed (node:fs's functions
+ * are wrapped and the ESM named exports re-synced), and the run's timeline is written to
+ * .vm-cache/bench/trace-MODE-NAME.txt: each call with its start, duration and path (or the path its descriptor was
+ * opened on), the JavaScript time before it, and a summary by function. Calls made outside node:fs (koffi's
+ * write(2), flock, sched_getaffinity) show up as JavaScript time.
+ */
+async function traced(name: string, f: () => Promise<unknown>): Promise<void> {
+  if (process.env.BENCH_TRACE !== '1') return;
+  traceArmed = { name, runs: 0 };
+  try {
+    await f();
+  } finally {
+    traceArmed = undefined;
+  }
+}
+
+/** While `traced` runs: its name and how many tool runs it traced (each gets its own file, numbered). */
+let traceArmed: { name: string; runs: number } | undefined;
+
+async function traceTool<T>(name: string, run: () => Promise<T>): Promise<T> {
+  const req = createRequire(import.meta.url);
+  const nodeFs = req('node:fs') as Record<string, unknown>;
+  const saved = new Map<string, unknown>();
+  const calls: TraceCall[] = [];
+  const fdPath = new Map<number, string>();
+  const describe = (fn: string, args: unknown[]): string => {
+    const a0 = args[0];
+    if (typeof a0 === 'number') return `fd ${a0} ${fdPath.get(a0) ?? '?'}`;
+    return typeof a0 === 'string' ? a0 : String(a0);
+  };
+  let t0 = 0;
+  for (const fn of TRACED_FS) {
+    const orig = nodeFs[fn] as (...a: unknown[]) => unknown;
+    saved.set(fn, orig);
+    nodeFs[fn] = function (this: unknown, ...args: unknown[]) {
+      const at = now();
+      try {
+        const r = orig.apply(this, args);
+        if (fn === 'openSync' && typeof r === 'number' && typeof args[0] === 'string') fdPath.set(r, args[0]);
+        return r;
+      } finally {
+        calls.push({ at: at - t0, ms: now() - at, fn, what: describe(fn, args) });
+      }
+    };
+  }
+  syncBuiltinESMExports();
+  // the calls made through koffi (sched_getaffinity, write(2) of a move or an IRQ file), timed the same way
+  const proto = RealFs.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const timed = <F extends (...a: never[]) => unknown>(fn: string, what: (a: unknown[]) => string, f: F): F =>
+    function (this: unknown, ...args: unknown[]) {
+      const at = now();
+      try {
+        return f.apply(this, args as never[]);
+      } finally {
+        calls.push({ at: at - t0, ms: now() - at, fn, what: what(args) });
+      }
+    } as unknown as F;
+  const savedProto = new Map<string, (...a: unknown[]) => unknown>();
+  for (const m of ['getAffinity', 'setAffinity', 'tryWrite', 'write', 'openWriter'])
+    savedProto.set(m, proto[m]!);
+  proto.getAffinity = timed('getAffinity', () => '', savedProto.get('getAffinity')!);
+  proto.setAffinity = timed('setAffinity', () => '', savedProto.get('setAffinity')!);
+  proto.tryWrite = timed('Fs.tryWrite', (a) => String(a[0]), savedProto.get('tryWrite')!);
+  proto.write = timed('Fs.write', (a) => String(a[0]), savedProto.get('write')!);
+  proto.openWriter = function (this: unknown, path: unknown) {
+    const w = savedProto.get('openWriter')!.call(this, path) as Writer;
+    return {
+      close: () => w.close(),
+      write: timed('writer.write', () => String(path), w.write.bind(w)),
+      ...(w.tryWrite ? { tryWrite: timed('writer.tryWrite', () => String(path), w.tryWrite.bind(w)) } : {}),
+    };
+  };
+  t0 = now();
+  let total: number;
+  try {
+    return await run();
+  } finally {
+    total = now() - t0;
+    for (const [fn, orig] of saved) nodeFs[fn] = orig;
+    syncBuiltinESMExports();
+    for (const [m, orig] of savedProto) proto[m] = orig;
+    const lines: string[] = [`trace ${mode} ${name}: ${total.toFixed(2)} ms, ${calls.length} node:fs calls`];
+    let prevEnd = 0;
+    let inFs = 0;
+    // consecutive calls of one function on one thing (a move's writes, its mask reads) make one line
+    const runs: (TraceCall & { n: number; js: number })[] = [];
+    for (const c of calls) {
+      const last = runs.at(-1);
+      if (last && last.fn === c.fn && last.what === c.what && last.n > 0) {
+        last.js += c.at - (last.at + last.ms);
+        last.ms = c.at + c.ms - last.at;
+        last.n++;
+      } else runs.push({ ...c, n: 1, js: 0 });
+    }
+    for (const c of runs) {
+      lines.push(
+        `${c.at.toFixed(2).padStart(8)} +js ${(c.at - prevEnd).toFixed(2).padStart(6)} ${c.ms.toFixed(3).padStart(7)} ms  ${c.fn}${c.n > 1 ? ` ×${c.n} (js between ${c.js.toFixed(2)} ms)` : ''} ${c.what}`,
+      );
+      prevEnd = c.at + c.ms;
+      inFs += c.ms - c.js;
+    }
+    lines.push(`${total.toFixed(2).padStart(8)} +js ${(total - prevEnd).toFixed(2).padStart(6)}  (end)`);
+    const byFn = new Map<string, [number, number]>();
+    for (const c of calls) {
+      const e = byFn.get(c.fn) ?? [0, 0];
+      byFn.set(c.fn, [e[0] + 1, e[1] + c.ms]);
+    }
+    lines.push('', `in the calls ${inFs.toFixed(2)} ms, elsewhere ${(total - inFs).toFixed(2)} ms`);
+    for (const [fn, [n, ms]] of [...byFn].sort((a, b) => b[1][1] - a[1][1]))
+      lines.push(`  ${fn.padEnd(14)} ${String(n).padStart(5)} calls ${ms.toFixed(2).padStart(8)} ms`);
+    const dir = join(process.cwd(), '.vm-cache', 'bench');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = join(dir, `trace-${mode}-${name}.txt`);
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    log(`trace written to ${file} (${total.toFixed(1)} ms, ${calls.length} node:fs calls)`);
+  }
+}
+
 async function benchMove(res: GuestBenchResult): Promise<void> {
   const cleanup = setupMoveCgroups();
   const threads = v1 ? new ThreadSource(`${SRC}/cgroup.procs`) : undefined;
@@ -530,6 +688,7 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
         await runOurs(true, base);
       }
       if (size === spec.sizes[0]) await profiled(`move-${size}`, () => runOurs(true));
+      if (size === spec.sizes[0]) await traced(`move-${size}`, () => runOurs(true));
       await rotateMoveRuns(entry, runBare, runOurs, base);
       const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
       last = { size, ms: med(entry.ours.map((o) => o.ms)) };
@@ -620,6 +779,7 @@ async function benchMoveRoot(size: number): Promise<MoveSize> {
       await runOurs(true, base);
     }
     if (size === spec.sizes[0]) await profiled(`move-root-${size}`, () => runOurs(true));
+    if (size === spec.sizes[0]) await traced(`move-root-${size}`, () => runOurs(true));
     await rotateMoveRuns(entry, runBare, runOurs, base);
     const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
     log(
@@ -734,6 +894,7 @@ async function benchIrq(res: GuestBenchResult): Promise<void> {
   runBare(false);
   await runOurs(false);
   await profiled('irq', () => runOurs(false));
+  await traced('irq', () => runOurs(false));
   for (let r = 0; r < spec.irqReps; r++) {
     if (r % 2 === 0) {
       runBare(true);
