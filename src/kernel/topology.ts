@@ -1,6 +1,6 @@
 import { CpuSet } from '../cpus/cpuset.ts';
 import { orderL3Domains, type CpuTopology } from '../cpus/topology-model.ts';
-import type { Fs } from './fs.ts';
+import { errnoOf, type Fs } from './fs.ts';
 import { P } from './paths.ts';
 
 export interface Core {
@@ -23,6 +23,21 @@ export interface Machine extends CpuTopology {
 function readSet(fs: Fs, path: string): CpuSet {
   try {
     return CpuSet.parseList(fs.read(path));
+  } catch {
+    return CpuSet.EMPTY;
+  }
+}
+
+/** readSet for a file older kernels lack: `missing` when it is not there (one read, no existence check first). */
+function readOptionalSet(fs: Fs, path: string, missing: CpuSet): CpuSet {
+  let text: string;
+  try {
+    text = fs.read(path);
+  } catch (e) {
+    return errnoOf(e) === 'ENOENT' ? missing : CpuSet.EMPTY;
+  }
+  try {
+    return CpuSet.parseList(text);
   } catch {
     return CpuSet.EMPTY;
   }
@@ -53,13 +68,13 @@ function numbered(fs: Fs, dir: string, prefix: string): number[] {
 
 /**
  * Read the machine's topology from sysfs. Never throws for a missing optional file. possible/present/online are
- * read at once; the rest (a dozen files per CPU: ~50 ms for 8 CPUs under TCG, more on big machines) on first use,
+ * read at once (possible only when not read already: `possibleRead`); the rest (a dozen files per CPU: ~50 ms for 8 CPUs under TCG, more on big machines) on first use,
  * so commands that take plain CPU lists (the hook sequences) never read it.
  */
-export function readMachine(fs: Fs): Machine {
-  const possible = readSet(fs, P.cpuPossible);
-  const present = fs.exists(P.cpuPresent) ? readSet(fs, P.cpuPresent) : possible;
-  const online = fs.exists(P.cpuOnline) ? readSet(fs, P.cpuOnline) : present;
+export function readMachine(fs: Fs, possibleRead?: CpuSet): Machine {
+  const possible = possibleRead ?? readSet(fs, P.cpuPossible);
+  const present = readOptionalSet(fs, P.cpuPresent, possible);
+  const online = readOptionalSet(fs, P.cpuOnline, present);
   let rest: Omit<Machine, 'possible' | 'present' | 'online'> | undefined;
   const more = (): Omit<Machine, 'possible' | 'present' | 'online'> => (rest ??= readDetails(fs, present));
   return {
