@@ -247,8 +247,10 @@ export class SimFs implements Fs {
   // ------------------------------------------------------------------------------------------------ Fs
 
   read(path: string): string {
-    const sys = this.resolve(path, 'read');
+    const sys = this.resolve(path, 'read', { allowMissingLast: path.endsWith('/cgroup.threads') });
     try {
+      const threads = this.v2Threads(sys);
+      if (threads !== undefined) return threads;
       const later = this.seqFile(sys);
       if (later !== undefined) return fs.readFileSync(later, 'utf8');
       return fs.readFileSync(this.hostPath(sys), 'utf8');
@@ -258,6 +260,31 @@ export class SimFs implements Fs {
   }
 
   private readonly reads = new Map<string, number>();
+
+  /**
+   * A cgroup v2 directory's cgroup.threads, as the kernel prints it: the threads of the processes in its
+   * cgroup.procs (the tree keeps no such file; a test may write one, which is then read as it is). Undefined for
+   * any other file.
+   */
+  private v2Threads(sys: string): string | undefined {
+    if (!sys.endsWith('/cgroup.threads') || this.existsSys(sys)) return undefined;
+    const dir = sys.slice(0, sys.lastIndexOf('/'));
+    if (this.hierarchyOf(dir)?.version !== 2) return undefined;
+    const procs = this.readSys(`${dir}/cgroup.procs`);
+    const tids: number[] = [];
+    for (const pid of parseIds(procs)) {
+      const task = this.hostPath(`/proc/${pid}/task`);
+      const own = fs.existsSync(task)
+        ? fs
+            .readdirSync(task)
+            .filter((n) => /^\d+$/.test(n))
+            .map(Number)
+            .sort((a, b) => a - b)
+        : [pid];
+      tids.push(...own);
+    }
+    return idsText(tids);
+  }
 
   /** The host file a read of `sys` gives now when `.sim-seq-NAME` exists beside it (see the header). */
   private seqFile(sys: string): string | undefined {

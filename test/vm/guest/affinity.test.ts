@@ -87,4 +87,66 @@ describe(`thread masks across move-tasks and restore (${mode ?? 'host'})`, { ski
       assert.equal(rs.code, 0, rs.stderr);
     }
   });
+
+  // Issue 17: on cgroup v2 before 6.2 the threads behind the moved processes come from the source's cgroup.threads
+  test('a process of three threads, two pinned, moved from /a.slice and restored: every thread has its mask', async () => {
+    const setupUndo = undoFile();
+    const r0 = await cli([
+      '-u',
+      setupUndo,
+      'cpuset-create',
+      '--cpus',
+      'C0-7',
+      '/a.slice',
+      'cpuset-create',
+      '--cpus',
+      'C0-7',
+      '/b.slice',
+    ]);
+    assert.equal(r0.code, 0, r0.stderr);
+    const script = [
+      'import sys, threading, time',
+      'tids = []',
+      'ev = threading.Event()',
+      'def run():',
+      '    tids.append(threading.get_native_id())',
+      '    ev.wait()',
+      'for _ in range(2): threading.Thread(target=run, daemon=True).start()',
+      'while len(tids) < 2: time.sleep(0.01)',
+      "print(' '.join(map(str, sorted(tids))), flush=True)",
+      'sys.stdin.read()',
+    ].join('\n');
+    const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+    children.push(child);
+    const pid = child.pid!;
+    try {
+      const line = await new Promise<string>((res) =>
+        child.stdout!.once('data', (b: Buffer) => res(String(b))),
+      );
+      const [t1, t2] = line.trim().split(' ').map(Number) as [number, number];
+      // v1's tasks file takes threads one by one; v2's cgroup.procs moves the whole process
+      for (const id of v1 ? [pid, t1, t2] : [pid]) writeFileSync(`${CG}/a.slice/${FILE}`, String(id));
+      loadSched().setAffinity(t1, [1]);
+      loadSched().setAffinity(t2, [2, 3]);
+      const before = [pid, t1, t2].map(allowed);
+      assert.deepEqual(before.slice(1), ['1', '2-3']);
+
+      const undo = undoFile();
+      const r = await cli(['-u', undo, 'move-tasks', '/a.slice', '/b.slice']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(ids(`${CG}/b.slice/${FILE}`).includes(String(pid)));
+      const [maj, min] = release();
+      if (maj < 6 || (maj === 6 && min < 2))
+        assert.notEqual(allowed(t1), '1', `${maj}.${min}: the attach replaced the mask`);
+      const rr = await cli(['restore', undo]);
+      assert.equal(rr.code, 0, rr.stderr);
+      assert.ok(ids(`${CG}/a.slice/${FILE}`).includes(String(pid)));
+      assert.deepEqual([pid, t1, t2].map(allowed), before);
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      const rs = await cli(['restore', setupUndo]);
+      assert.equal(rs.code, 0, rs.stderr);
+    }
+  });
 });

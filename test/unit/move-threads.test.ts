@@ -1,0 +1,138 @@
+/**
+ * Issue 17: on cgroup v2 before 6.2 (attach replaces every thread's mask), move-tasks finds the threads behind the
+ * listed processes with one read of the source's cgroup.threads, not one /proc/PID/task listing per process,
+ * where that file lists them all. Where a threaded cgroup lies below the source (its processes' threads may live
+ * there, and cgroup.threads leaves them out) it lists each process's threads as before. Either way every pinned
+ * thread's mask is journalled and comes back on restore.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { buildFixture } from '../fixtures/build.ts';
+import { cliOn } from '../support/cli.ts';
+import { SimFs } from '../support/simfs.ts';
+import { sysRead } from '../support/tree.ts';
+
+const undoPath = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+const CG = 'sys/fs/cgroup';
+const QEMU = 4200;
+const OTHER = 4300;
+
+/** Counts the listings of /proc/PID/task and the reads of cgroup.threads. */
+class ThreadWatch extends SimFs {
+  taskListings: string[] = [];
+  threadsReads: string[] = [];
+  override list(p: string) {
+    if (/^\/proc\/\d+\/task$/.test(p)) this.taskListings.push(p);
+    return super.list(p);
+  }
+  override read(p: string): string {
+    if (p.endsWith('/cgroup.threads')) this.threadsReads.push(p);
+    return super.read(p);
+  }
+}
+
+function allowed(root: string, tid: number, pid: number): string {
+  return /^Cpus_allowed_list:\s*(.*)$/m.exec(sysRead(root, `proc/${pid}/task/${tid}/status`))![1]!.trim();
+}
+
+/** The affinity records' kept threads: [tid, CPU list]. */
+function keptMasks(undo: string): [number, string][] {
+  return fs
+    .readFileSync(undo, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { rec?: { kind: string; tasks?: [number, number, string][] } })
+    .flatMap((l) => (l.rec?.kind === 'affinity' ? (l.rec.tasks ?? []) : []))
+    .map(([tid, , list]) => [tid, list] as [number, string])
+    .sort((a, b) => a[0] - b[0]);
+}
+
+/** ryzen-5950x on 6.1, cgroup v2: a qemu of three threads and a worker of two in /a.slice; /b.slice beside it. */
+function setup(): string {
+  return buildFixture('ryzen-5950x', {
+    kernel: '6.1.0-28-amd64',
+    extraProcs: [
+      { pid: QEMU, comm: 'qemu', cmdline: ['qemu'], cgroup: '/a.slice', threads: ['CPU 0/KVM', 'CPU 1/KVM'] },
+      { pid: OTHER, comm: 'worker', cmdline: ['worker'], cgroup: '/a.slice', threads: ['io'] },
+    ],
+  });
+}
+
+async function moveAndRestore(root: string, fsx: ThreadWatch): Promise<[number, string][]> {
+  const sim = new SimFs(root);
+  sim.setAffinity(QEMU + 1, [3]);
+  sim.setAffinity(QEMU + 2, [4, 5]);
+  sim.setAffinity(OTHER + 1, [7]);
+  const undo = undoPath();
+  const r = await cliOn(fsx, ['-u', undo, 'move-tasks', '/a.slice', '/b.slice']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(sysRead(root, `${CG}/b.slice/cgroup.procs`).split('\n').filter(Boolean).sort(), [
+    String(QEMU),
+    String(OTHER),
+  ]);
+  assert.notEqual(allowed(root, QEMU + 1, QEMU), '3', 'the 6.1 attach replaced the mask');
+  const kept = keptMasks(undo);
+  const rr = await cliOn(new SimFs(root), ['restore', undo]);
+  assert.equal(rr.code, 0, rr.stderr);
+  assert.deepEqual(
+    [allowed(root, QEMU + 1, QEMU), allowed(root, QEMU + 2, QEMU), allowed(root, OTHER + 1, OTHER)],
+    ['3', '4-5', '7'],
+  );
+  return kept;
+}
+
+const PINNED: [number, string][] = [
+  [QEMU + 1, '3'],
+  [QEMU + 2, '4-5'],
+  [OTHER + 1, '7'],
+];
+
+describe('move-tasks on cgroup v2 before 6.2: the threads behind the processes', () => {
+  it('a domain cgroup: one read of its cgroup.threads, no /proc/PID/task listing', async () => {
+    const root = setup();
+    const create = await cliOn(new SimFs(root), ['cpuset-create', '/b.slice']);
+    assert.equal(create.code, 0, create.stderr);
+    const fsx = new ThreadWatch(root);
+    assert.deepEqual(await moveAndRestore(root, fsx), PINNED);
+    assert.deepEqual(fsx.threadsReads, ['/sys/fs/cgroup/a.slice/cgroup.threads']);
+    assert.deepEqual(fsx.taskListings, []);
+  });
+
+  it('a threaded cgroup below the source ("domain threaded"): each process’s threads listed, as before', async () => {
+    const root = setup();
+    const create = await cliOn(new SimFs(root), ['cpuset-create', '/b.slice']);
+    assert.equal(create.code, 0, create.stderr);
+    fs.mkdirSync(path.join(root, CG, 'a.slice/t'));
+    fs.writeFileSync(path.join(root, CG, 'a.slice/t/cgroup.type'), 'threaded\n');
+    fs.writeFileSync(path.join(root, CG, 'a.slice/cgroup.type'), 'domain threaded\n');
+    const fsx = new ThreadWatch(root);
+    assert.deepEqual(await moveAndRestore(root, fsx), PINNED);
+    assert.deepEqual(fsx.threadsReads, []);
+    assert.deepEqual(fsx.taskListings.sort(), [`/proc/${QEMU}/task`, `/proc/${OTHER}/task`]);
+  });
+
+  for (const type of ['threaded', undefined] as const) {
+    it(`the root with a child whose cgroup.type ${type ? `reads "${type}"` : 'cannot be read'}: listed per process`, async () => {
+      const root = setup();
+      fs.mkdirSync(path.join(root, CG, 'odd'));
+      if (type) fs.writeFileSync(path.join(root, CG, 'odd/cgroup.type'), `${type}\n`);
+      const fsx = new ThreadWatch(root);
+      const r = await cliOn(fsx, ['-u', undoPath(), 'move-tasks', '/', '/a.slice']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(fsx.threadsReads, []);
+      assert.ok(fsx.taskListings.length > 0, 'each process of the root listed');
+    });
+  }
+
+  it('the root whose children are all domains: one read of its cgroup.threads', async () => {
+    const root = setup();
+    const fsx = new ThreadWatch(root);
+    const r = await cliOn(fsx, ['-u', undoPath(), 'move-tasks', '/', '/a.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fsx.threadsReads, ['/sys/fs/cgroup/cgroup.threads']);
+    assert.deepEqual(fsx.taskListings, []);
+  });
+});
