@@ -18,6 +18,8 @@ import type { Writer } from '../src/kernel/fs.ts';
 import { Kernel } from '../src/kernel/kernel.ts';
 import { RealFs } from '../src/kernel/realfs.ts';
 import { parseStat } from '../src/kernel/procs.ts';
+import { writeIds } from '../src/kernel/tasks.ts';
+import { loadRawWrite } from '../src/kernel/libc-write.ts';
 import { loadSched } from '../src/kernel/sched.ts';
 import { guestMode, seedHook } from '../test/vm/guest/guest-env.ts';
 
@@ -357,7 +359,7 @@ function setupMoveCgroups(): () => void {
  * µs per task of single operations, to explain the move-tasks figures: each operation over every task, three
  * interleaved passes, the fastest pass kept (warm dentries and JIT).
  */
-function diagnose(list: number[]): Diag {
+async function diagnose(list: number[]): Promise<Diag> {
   const buf = Buffer.allocUnsafe(4096);
   const rawRead = (path: string): string => {
     const fd = fs.openSync(path, 'r');
@@ -435,6 +437,56 @@ function diagnose(list: number[]): Diag {
     }
   } catch (e) {
     log(`diag: koffi: ${(e as Error).message}`);
+  }
+  // The move's write itself: node's writeSync (the bare loop's) against koffi's write(2) and the tool's writeIds
+  // (which use it), each moving every task of SRC to DST through one descriptor, moved back (untimed) between
+  // rounds; and the apply phase of the tool's own move without -u, per task.
+  const raw = loadRawWrite();
+  const writeLoop = (write: (fd: number, id: number) => void): number => {
+    const tasks = ids(`${SRC}/${TASK_FILE}`);
+    const fd = fs.openSync(`${DST}/${TASK_FILE}`, fs.constants.O_WRONLY);
+    const t0 = now();
+    for (const id of tasks) {
+      try {
+        write(fd, id);
+      } catch {
+        /* gone */
+      }
+    }
+    const us = ((now() - t0) * 1000) / tasks.length;
+    fs.closeSync(fd);
+    bareMove(DST, SRC);
+    return us;
+  };
+  for (let pass = 0; pass < 3; pass++) {
+    const viaNode = writeLoop((fd, id) => void fs.writeSync(fd, String(id)));
+    best.set('write: fs.writeSync', Math.min(best.get('write: fs.writeSync') ?? Infinity, viaNode));
+    if (raw) {
+      const viaKoffi = writeLoop((fd, id) => void raw(fd, String(id)));
+      best.set('write: koffi write(2)', Math.min(best.get('write: koffi write(2)') ?? Infinity, viaKoffi));
+      const viaWriteIds = (() => {
+        const tasks = ids(`${SRC}/${TASK_FILE}`);
+        const t0 = now();
+        writeIds(Kernel.real().fs, `${DST}/${TASK_FILE}`, tasks);
+        const us = ((now() - t0) * 1000) / tasks.length;
+        bareMove(DST, SRC);
+        return us;
+      })();
+      best.set(
+        "write: the tool's writeIds",
+        Math.min(best.get("write: the tool's writeIds") ?? Infinity, viaWriteIds),
+      );
+      const viaTool = await (async () => {
+        const tasks = ids(`${SRC}/${TASK_FILE}`);
+        const r = await tool(['move-tasks', '/bench-src', '/bench-dst']);
+        bareMove(DST, SRC);
+        return ((r.phases.apply ?? r.ms) * 1000) / tasks.length;
+      })();
+      best.set(
+        'the tool without -u, apply phase',
+        Math.min(best.get('the tool without -u, apply phase') ?? Infinity, viaTool),
+      );
+    }
   }
   return { tasks: list.length, perTaskUs: Object.fromEntries(best) };
 }
@@ -516,7 +568,9 @@ async function traced(name: string, f: () => Promise<unknown>): Promise<void> {
   if (process.env.BENCH_TRACE !== '1') return;
   traceArmed = { name, runs: 0 };
   try {
-    await f();
+    // BENCH_TRACE_RUNS=N: N runs, each traced to its own file
+    const runs = Math.max(1, Number(process.env.BENCH_TRACE_RUNS ?? 1) || 1);
+    for (let i = 0; i < runs; i++) await f();
   } finally {
     traceArmed = undefined;
   }
@@ -646,7 +700,7 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
       else await procs!.grow(`${SRC}/cgroup.procs`, SRC, size);
       entry.tasks = count(SRC);
       log(`size ${size}: ${entry.tasks} tasks in ${SRC} after ${((now() - t0) / 1000).toFixed(1)} s`);
-      if (spec.parts.includes('diag') && !res.diag) res.diag = diagnose(ids(`${SRC}/${TASK_FILE}`));
+      if (spec.parts.includes('diag') && !res.diag) res.diag = await diagnose(ids(`${SRC}/${TASK_FILE}`));
 
       const back = (): void => {
         bareMove(DST, SRC);

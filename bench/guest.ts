@@ -149,6 +149,7 @@ export async function runGuestBench(
           BENCH_SPEC: JSON.stringify(spec),
           ...(process.env.BENCH_PROFILE === '1' ? { BENCH_PROFILE: '1' } : {}),
           ...(process.env.BENCH_TRACE === '1' ? { BENCH_TRACE: '1' } : {}),
+          ...(process.env.BENCH_TRACE_RUNS ? { BENCH_TRACE_RUNS: process.env.BENCH_TRACE_RUNS } : {}),
           ...(process.env.BENCH_PROFILE_RUNS ? { BENCH_PROFILE_RUNS: process.env.BENCH_PROFILE_RUNS } : {}),
         },
         onOutput: (chunk, stream) => {
