@@ -52,7 +52,7 @@ export async function execute(
     );
   }
   // A journal named by -u must pass the trust check before anything else (exit 2, nothing changed).
-  if (g.undoFile) checkJournalTrust(g.undoFile);
+  const undoTrust = g.undoFile ? checkJournalTrust(g.undoFile) : undefined;
   // The lock is taken before planning, so a journal that restore/release reads while planning, the one a run
   // appends to, and the "restored" mark are all read and written under it (a dry run takes no lock).
   let lock: Lock | undefined;
@@ -96,7 +96,12 @@ export async function execute(
       argv,
       onCreated: () => opts.observe?.('journal', 0),
     };
-    journal = journalFile ? openJournal(journalFile, jopts) : memoryJournal();
+    journal = journalFile
+      ? openJournal(journalFile, {
+          ...jopts,
+          checkedNew: journalFile === g.undoFile && undoTrust === 'new-in-root-dir',
+        })
+      : memoryJournal();
     // isolate/release: host-set changes are journalled in the host journal that the last release restores
     if (steps.some((s) => s.scope === 'host'))
       journal = withHostJournal(

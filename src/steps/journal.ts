@@ -34,7 +34,7 @@ const TRUST_HINT =
  * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. Anything else:
  * exit 2.
  */
-export function checkJournalTrust(file: string): void {
+export function checkJournalTrust(file: string): JournalTrust {
   const abs = path.resolve(file);
   let st: fs.Stats | undefined;
   try {
@@ -47,12 +47,12 @@ export function checkJournalTrust(file: string): void {
   if (st) {
     const bad = distrust(abs, { allowSticky: true });
     if (bad) throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
-    return;
+    return 'existing';
   }
   let dir = path.dirname(abs);
   while (dir !== '/' && !fs.existsSync(dir)) dir = path.dirname(dir);
   const bad = distrust(dir, { kind: 'dir', allowSticky: true });
-  if (!bad) return;
+  if (!bad) return dir === path.dirname(abs) ? 'new-in-root-dir' : 'new';
   // The directory itself may be a root-owned sticky one (/tmp): others cannot replace a file root creates there.
   let real: string;
   try {
@@ -63,12 +63,19 @@ export function checkJournalTrust(file: string): void {
   const dst = fs.statSync(real);
   const uid = process.geteuid?.() ?? 0;
   if (bad.path === real && dst.uid === uid && (dst.mode & 0o1000) !== 0 && /^writable by/.test(bad.why))
-    return;
+    return 'new';
   throw new UsageError(
     `journal ${file} would be created in an untrusted directory: ${bad.path} is ${bad.why}`,
     TRUST_HINT,
   );
 }
+
+/**
+ * What checkJournalTrust found: a journal that is there; one to be created in a directory that exists and that only
+ * root can change (`new-in-root-dir`: nobody else can create the file meanwhile); or one to be created elsewhere
+ * (a sticky directory, or directories still to be made), which anyone allowed there could create first.
+ */
+export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
 
 /** checkJournalTrust for a journal that is there (a symlink counts); a missing one is left to its reader to report. */
 export function checkExistingJournalTrust(file: string): void {
@@ -278,6 +285,11 @@ export interface OpenOptions {
   now?: () => Date;
   /** Called right after a new file was created, before its header is written (a test's kill point). */
   onCreated?: () => void;
+  /**
+   * checkJournalTrust said `new-in-root-dir` for this file earlier in the run: while the file is still missing it is
+   * not checked again (only root can have changed its directory since), and is created with O_EXCL|O_NOFOLLOW.
+   */
+  checkedNew?: boolean;
 }
 
 const HEADER_START = `{"t":"header","format":"${JOURNAL_FORMAT}"`;
@@ -319,11 +331,17 @@ export function removeInterrupted(file: string): boolean {
 export function openJournal(file: string, opts: OpenOptions): JournalSink {
   const now = opts.now ?? (() => new Date());
   const warnings: string[] = [];
-  checkJournalTrust(file);
+  let there: fs.Stats | undefined;
+  try {
+    there = fs.lstatSync(file);
+  } catch {
+    there = undefined;
+  }
+  if (there || !opts.checkedNew) checkJournalTrust(file);
   let runNo = 1;
   let exists = false;
   try {
-    const st = fs.lstatSync(file);
+    const st = there ?? fs.lstatSync(file);
     exists = true;
     if (st.isSymbolicLink())
       throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`);
