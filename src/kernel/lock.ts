@@ -62,8 +62,12 @@ const LINE_BYTES = 40;
 /** Open (creating it if missing) and check the lock file; the descriptor is ours to flock. */
 function openLockFile(file: string): number {
   const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const badDir = distrust(dir, { kind: 'dir', allowSticky: true });
+  // made only when missing (the trust walk finds that out; a mkdir of an existing directory is two system calls)
+  let badDir = distrust(dir, { kind: 'dir', allowSticky: true });
+  if (badDir?.why.endsWith('(ENOENT)')) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    badDir = distrust(dir, { kind: 'dir', allowSticky: true });
+  }
   if (badDir) {
     throw new UsageError(
       `lock ${file}: ${badDir.path} is ${badDir.why}`,

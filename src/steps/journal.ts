@@ -378,7 +378,8 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   let fd: number;
   try {
     if (!exists) {
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      // checkedNew: its directory exists (checkJournalTrust found it)
+      if (!opts.checkedNew) fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       fd = fs.openSync(
         file,
         fs.constants.O_WRONLY |

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -19,18 +19,33 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jtrust-'));
 const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
 const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
 
-/** How many trust walks resolve `dir` (each walk starts with one realpath of its path) while `f` runs. */
-async function walksOf(dir: string, f: () => Promise<unknown> | unknown): Promise<number> {
+/**
+ * How many trust walks resolve `dir` (each walk starts with one realpath of its path) while `f` runs; `mkdirs`: the
+ * mkdir calls made on it.
+ */
+async function walksOf(
+  dir: string,
+  f: () => Promise<unknown> | unknown,
+  mkdirs: string[] = [],
+): Promise<number> {
   const native = nodeFs.realpathSync.native;
+  const mkdir = nodeFs.mkdirSync;
   let n = 0;
   nodeFs.realpathSync.native = ((p: fs.PathLike, o?: unknown) => {
     if (String(p) === dir || String(p).startsWith(`${dir}/`)) n++;
     return (native as (p: fs.PathLike, o?: unknown) => string)(p, o);
   }) as typeof native;
+  nodeFs.mkdirSync = ((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => {
+    if (String(p) === dir) mkdirs.push(String(p));
+    return mkdir(p, o);
+  }) as typeof mkdir;
+  syncBuiltinESMExports();
   try {
     await f();
   } finally {
     nodeFs.realpathSync.native = native;
+    nodeFs.mkdirSync = mkdir;
+    syncBuiltinESMExports();
   }
   return n;
 }
@@ -52,15 +67,21 @@ describe('journal trust: checked once for a new journal in a root-only directory
     assert.equal(checkJournalTrust(f), 'existing');
   });
 
-  it('a -u run on a fresh journal walks its directories once (twice before)', async () => {
+  it('a -u run on a fresh journal walks its directories once (twice before) and makes none', async () => {
     const root = buildFixture('intel-6c12t');
     const dir = tmp();
     const undo = path.join(dir, 'undo');
-    const walks = await walksOf(dir, async () => {
-      const r = await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C2']);
-      assert.equal(r.code, 0, r.stderr);
-    });
+    const mkdirs: string[] = [];
+    const walks = await walksOf(
+      dir,
+      async () => {
+        const r = await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C2']);
+        assert.equal(r.code, 0, r.stderr);
+      },
+      mkdirs,
+    );
     assert.equal(walks, 1);
+    assert.deepEqual(mkdirs, [], 'its directory is there: not made again');
     assert.ok(fs.readFileSync(undo, 'utf8').includes('"t":"header"'));
   });
 

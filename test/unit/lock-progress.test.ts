@@ -1,6 +1,7 @@
 /** One run at a time (the lock), and the progress line for long task moves. */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import type { Fs } from '../../src/kernel/fs.ts';
@@ -12,6 +13,30 @@ import { cli } from '../support/cli.ts';
 import { simWrites, treeHash } from '../support/tree.ts';
 
 describe('the lock', () => {
+  it('its directory is made (0700) when missing, and not made again when there', () => {
+    const root = buildFixture('ryzen-5950x');
+    const dir = path.join(root, 'run/vfio-isolate');
+    fs.rmSync(dir, { recursive: true, force: true });
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+    const mkdir = nodeFs.mkdirSync;
+    const made: string[] = [];
+    nodeFs.mkdirSync = ((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => {
+      made.push(String(p));
+      return mkdir(p, o);
+    }) as typeof mkdir;
+    syncBuiltinESMExports();
+    try {
+      lockFile(path.join(dir, 'lock'), 0).release();
+      assert.deepEqual(made, [dir]);
+      assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+      lockFile(path.join(dir, 'lock'), 0).release();
+      assert.deepEqual(made, [dir], 'an existing directory is not made again');
+    } finally {
+      nodeFs.mkdirSync = mkdir;
+      syncBuiltinESMExports();
+    }
+  });
+
   it('a second run waits a bounded time for a live holder, then fails clearly and changes nothing', async () => {
     const root = buildFixture('ryzen-5950x');
     const held = lockFile(path.join(root, 'run/vfio-isolate/lock'), 0);
