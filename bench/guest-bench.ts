@@ -57,6 +57,12 @@ export interface MoveSize {
   oursNoJournal: ToolRun[];
   /** The baseline revision's move-tasks with -u (spec.baseline), in the same rotation. */
   base?: ToolRun[];
+  /**
+   * Kernels before 6.2 only (attach replaces every thread's mask there): the bare loop plus one sched_getaffinity
+   * per thread of the listed tasks (v2: from the source's cgroup.threads), the least a tool that gives masks back
+   * must read. In the same rotation.
+   */
+  bareMasks?: number[];
   skipped?: string;
   /** 'root': the seed's `move-tasks / DST` (the root's own tasks and kernel threads plus the bench tasks). */
   source?: 'root';
@@ -164,6 +170,45 @@ function put(path: string, value: string): string | undefined {
 function bareMove(from: string, to: string): { ms: number; moved: number } {
   const t0 = now();
   const list = ids(`${from}/${TASK_FILE}`);
+  const fd = fs.openSync(`${to}/${TASK_FILE}`, fs.constants.O_WRONLY);
+  let moved = 0;
+  try {
+    for (const id of list) {
+      try {
+        fs.writeSync(fd, String(id));
+        moved++;
+      } catch {
+        /* exited, or a kernel thread that cannot move */
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { ms: now() - t0, moved };
+}
+
+/** Whether the guest's kernel replaces a thread's mask on a cpuset attach (before 6.2). */
+const attachResetsMasks = ((): boolean => {
+  const m = /^(\d+)\.(\d+)/.exec(readTrim('/proc/sys/kernel/osrelease'));
+  const [a, b] = [Number(m?.[1] ?? 0), Number(m?.[2] ?? 0)];
+  return a < 6 || (a === 6 && b < 2);
+})();
+
+/**
+ * bareMove plus what an exact tool must read on a kernel before 6.2: one sched_getaffinity per thread behind the
+ * list (the tasks file lists threads; on v2 the threads are the source's cgroup.threads), before the writes.
+ */
+function bareMoveMasks(from: string, to: string): { ms: number; moved: number } {
+  const sched = loadSched();
+  const t0 = now();
+  const list = ids(`${from}/${TASK_FILE}`);
+  for (const tid of v1 ? list : ids(`${from}/cgroup.threads`)) {
+    try {
+      sched.getAffinity(tid);
+    } catch {
+      /* gone */
+    }
+  }
   const fd = fs.openSync(`${to}/${TASK_FILE}`, fs.constants.O_WRONLY);
   let moved = 0;
   try {
@@ -719,8 +764,8 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
         back();
         return r;
       };
-      const runBare = (): number => {
-        const r = bareMove(SRC, DST);
+      const runBare = (masks = false): number => {
+        const r = (masks ? bareMoveMasks : bareMove)(SRC, DST);
         if (r.moved !== entry.tasks) throw new Error(`bare loop moved ${r.moved} of ${entry.tasks}`);
         back();
         return r.ms;
@@ -782,20 +827,23 @@ function moveIds(list: readonly number[], to: string): void {
  */
 async function rotateMoveRuns(
   entry: MoveSize,
-  runBare: () => number,
+  runBare: (masks?: boolean) => number,
   runOurs: (journal: boolean, mod?: ToolModule) => Promise<ToolRun>,
   base: ToolModule | undefined,
 ): Promise<void> {
-  const kinds = base ? 4 : 3;
-  for (let r = 0; r < spec.reps; r++) {
-    const order = [0, 1, 2, 3].slice(0, kinds).map((i) => (i + r) % kinds);
-    for (const which of order) {
-      if (which === 0) entry.bare.push(runBare());
-      else if (which === 1) entry.ours.push(await runOurs(true));
-      else if (which === 2) entry.oursNoJournal.push(await runOurs(false));
-      else entry.base!.push(await runOurs(true, base));
-    }
+  const runs: (() => Promise<void>)[] = [
+    async () => void entry.bare.push(runBare()),
+    async () => void entry.ours.push(await runOurs(true)),
+    async () => void entry.oursNoJournal.push(await runOurs(false)),
+  ];
+  if (base) runs.push(async () => void entry.base!.push(await runOurs(true, base)));
+  if (attachResetsMasks) {
+    entry.bareMasks = [];
+    runBare(true);
+    runs.push(async () => void entry.bareMasks!.push(runBare(true)));
   }
+  for (let r = 0; r < spec.reps; r++)
+    for (let i = 0; i < runs.length; i++) await runs[(i + r) % runs.length]!();
 }
 
 /**
@@ -812,8 +860,8 @@ async function benchMoveRoot(size: number): Promise<MoveSize> {
       bareMove(DST, CG);
       if (count(DST) !== 0) throw new Error(`${DST} not empty after moving back to the root`);
     };
-    const runBare = (): number => {
-      const r = bareMove(CG, DST);
+    const runBare = (masks = false): number => {
+      const r = (masks ? bareMoveMasks : bareMove)(CG, DST);
       entry.tasks = Math.max(entry.tasks, r.moved);
       back();
       return r.ms;

@@ -224,6 +224,9 @@ export interface MoveRow {
   usPerTaskOurs: number;
   /** Ours ÷ the baseline revision's move-tasks (--baseline), paired in the same rotation. */
   ratioBase?: Summary;
+  /** Before 6.2: ours ÷ the bare loop that also reads every thread's mask (ours with -u, and without). */
+  ratioMasks?: Summary;
+  ratioMasksNoJournal?: Summary;
   skipped?: string;
   /** 'root' for the seed's `move-tasks / DST`. */
   source?: 'root';
@@ -244,6 +247,12 @@ export function moveRows(run: GuestRun): MoveRow[] {
       ratio: pairedRatio(ms(m.ours), m.bare),
       ratioNoJournal: pairedRatio(ms(m.oursNoJournal), m.bare),
       ...(m.base && m.base.length > 0 ? { ratioBase: pairedRatio(ms(m.ours), ms(m.base)) } : {}),
+      ...(m.bareMasks && m.bareMasks.length > 0
+        ? {
+            ratioMasks: pairedRatio(ms(m.ours), m.bareMasks),
+            ratioMasksNoJournal: pairedRatio(ms(m.oursNoJournal), m.bareMasks),
+          }
+        : {}),
       usPerTaskBare: m.tasks ? (bare.median * 1000) / m.tasks : Number.NaN,
       usPerTaskOurs: m.tasks ? (ours.median * 1000) / m.tasks : Number.NaN,
       ...(m.skipped ? { skipped: m.skipped } : {}),
@@ -321,6 +330,12 @@ export function formatGuest(run: GuestRun): string {
             .join(' → ')}`,
       );
     }
+    for (const x of rows)
+      if (x.ratioMasks)
+        out.push(
+          `  ${x.tasks} tasks: ours ÷ the bare loop that also reads each thread's mask (the floor on this kernel, ` +
+            `whose attach replaces masks): ${fmtRatio(x.ratioMasks)}; no -u ${x.ratioMasksNoJournal!.median.toFixed(2)}×`,
+        );
     for (const x of rows)
       if (x.ratioBase)
         out.push(
