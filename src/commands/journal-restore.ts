@@ -3,12 +3,10 @@ import type { Ctx } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import {
   checkExistingJournalTrust,
-  interruptedCreation,
   markRestored,
   pendingRecords,
-  readJournalFile,
+  readJournalToUndo,
   removeInterrupted,
-  type ParsedJournal,
 } from '../steps/journal.ts';
 import type { Step } from '../steps/step.ts';
 import { describeRecord, undoRecord } from '../steps/undo.ts';
@@ -25,7 +23,8 @@ export function planJournalRestore(
   const beforeMark = opts.beforeMark ?? [];
   // Read under the run's lock (taken before planning), and only a journal root alone could have written.
   checkExistingJournalTrust(file);
-  if (interruptedCreation(file)) {
+  const j = readJournalToUndo(file);
+  if (j === 'interrupted') {
     // A run was killed while creating this file: it holds no change. Removed under the lock, if still so.
     return [
       {
@@ -41,7 +40,6 @@ export function planJournalRestore(
       ...beforeMark,
     ];
   }
-  const j: ParsedJournal = readJournalFile(file);
   if (j.restored) {
     ctx.log.warn(`${file} was already restored; nothing to do`);
     return beforeMark;

@@ -308,11 +308,25 @@ export function interruptedCreation(file: string): boolean {
     return false;
   }
   if (!st.isFile() || st.size > 4096) return false;
-  const buf = fs.readFileSync(file);
-  if (buf.includes(0x0a)) return false;
+  return interruptedBytes(fs.readFileSync(file));
+}
+
+/** interruptedCreation's rule on a journal's bytes. */
+function interruptedBytes(buf: Buffer): boolean {
+  if (buf.length > 4096 || buf.includes(0x0a)) return false;
   if (buf.every((b) => b === 0)) return true;
   const text = buf.toString('utf8');
   return HEADER_START.startsWith(text) || text.startsWith(HEADER_START);
+}
+
+/**
+ * A journal to undo, read once (readJournalFile's checks), or `interrupted` when it was left by a run killed while
+ * creating it (interruptedCreation's rule): what restore and release read, under the lock.
+ */
+export function readJournalToUndo(file: string): ParsedJournal | 'interrupted' {
+  const buf = readJournalBytes(file);
+  if (interruptedBytes(buf)) return 'interrupted';
+  return { ...parseJournal(buf.toString('utf8'), file), size: buf.length };
 }
 
 /** restore/release of an interrupted journal: nothing to undo; the file is removed (checked again under the lock). */

@@ -1,0 +1,74 @@
+/**
+ * Issue 17: restore (and release) open the journal they undo once under the lock: the check for a file left by an
+ * interrupted creation is made on the bytes read to undo it, not by a read of its own. An interrupted journal is
+ * still removed, and nothing else is.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { buildFixture } from '../fixtures/build.ts';
+import { cli } from '../support/cli.ts';
+
+const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+
+/** The opens of `file` while `f` runs. */
+async function opensOf(file: string, f: () => Promise<void>): Promise<number> {
+  const open = nodeFs.openSync;
+  let n = 0;
+  nodeFs.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+    if (String(p) === file) n++;
+    return (open as (...a: unknown[]) => number)(p, ...rest);
+  }) as typeof open;
+  syncBuiltinESMExports();
+  try {
+    await f();
+  } finally {
+    nodeFs.openSync = open;
+    syncBuiltinESMExports();
+  }
+  return n;
+}
+
+describe('restore reads the journal it undoes once', () => {
+  it('irq-affinity mask, then restore: one open to read it, one to mark it restored', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'undo');
+    const before = fs.readFileSync(path.join(root, 'proc/irq/9/smp_affinity_list'), 'utf8');
+    const r = await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C0-7']);
+    assert.equal(r.code, 0, r.stderr);
+    const opens = await opensOf(undo, async () => {
+      const b = await cli(root, ['restore', undo]);
+      assert.equal(b.code, 0, b.stderr);
+    });
+    assert.equal(opens, 2);
+    assert.equal(fs.readFileSync(path.join(root, 'proc/irq/9/smp_affinity_list'), 'utf8'), before);
+    assert.match(fs.readFileSync(undo, 'utf8').trim().split('\n').at(-1)!, /"t":"restored"/);
+  });
+
+  for (const [what, bytes] of [
+    ['empty', ''],
+    ['a partial header', '{"t":"header","form'],
+    ['NUL bytes', '\0\0\0\0'],
+  ] as const) {
+    it(`a journal left ${what} by an interrupted creation is removed`, async () => {
+      const root = buildFixture('ryzen-5950x');
+      const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'undo');
+      fs.writeFileSync(undo, bytes, { mode: 0o600 });
+      const r = await cli(root, ['restore', undo]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(fs.existsSync(undo), false);
+    });
+  }
+
+  it('a journal that is not one (a header that is not ours) is refused, not removed', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'undo');
+    fs.writeFileSync(undo, '{"t":"other"', { mode: 0o600 });
+    const r = await cli(root, ['restore', undo]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(fs.existsSync(undo), true);
+  });
+});
