@@ -71,23 +71,31 @@ function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefin
  * have written it and every directory leading to it.
  */
 export function distrust(file: string, opts: TrustOptions = {}): Distrust | undefined {
+  return judge(file, opts).bad;
+}
+
+/** distrust, also saying where `file` really is (its path with every symlink resolved) when that is known. */
+export function judge(file: string, opts: TrustOptions = {}): { bad?: Distrust; real?: string } {
   const uid = ownerUid(opts);
   const abs = path.resolve(file);
   let real: string;
   try {
     real = fs.realpathSync.native(abs);
   } catch (e) {
-    return { path: abs, why: `cannot be resolved (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
+    return {
+      bad: { path: abs, why: `cannot be resolved (${(e as NodeJS.ErrnoException).code ?? 'error'})` },
+    };
   }
+  const found = (bad: Distrust | undefined) => (bad ? { bad, real } : { real });
   // The directories as written (a symlink there could be swapped by whoever can write its directory) ...
   const lexical = walk(abs, uid, opts);
-  if (lexical) return lexical;
+  if (lexical) return found(lexical);
   // ... and the ones the file really lives in (the same ones when no symlink is on the way).
   const canonical = real === abs ? undefined : walk(real, uid, opts);
-  if (canonical) return canonical;
+  if (canonical) return found(canonical);
   const st = fs.statSync(real);
   const kind = opts.kind ?? 'file';
-  if (kind === 'file' && !st.isFile()) return { path: real, why: 'not a regular file' };
-  if (kind === 'dir' && !st.isDirectory()) return { path: real, why: 'not a directory' };
-  return checkOne(real, st, uid, false, false);
+  if (kind === 'file' && !st.isFile()) return found({ path: real, why: 'not a regular file' });
+  if (kind === 'dir' && !st.isDirectory()) return found({ path: real, why: 'not a directory' });
+  return found(checkOne(real, st, uid, false, false));
 }

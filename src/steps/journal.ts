@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as v from 'valibot';
 import { UsageError, RuntimeFailure } from '../errors.ts';
 import { isoUtc } from '../iso-time.ts';
-import { distrust } from '../kernel/trust.ts';
+import { distrust, judge } from '../kernel/trust.ts';
 import {
   BodyLine,
   HeaderLine,
@@ -51,8 +51,9 @@ export function checkJournalTrust(file: string): JournalTrust {
   }
   let dir = path.dirname(abs);
   while (dir !== '/' && !fs.existsSync(dir)) dir = path.dirname(dir);
-  const bad = distrust(dir, { kind: 'dir', allowSticky: true });
-  if (!bad) return dir === path.dirname(abs) ? 'new-in-root-dir' : 'new';
+  const { bad, real: dirReal } = judge(dir, { kind: 'dir', allowSticky: true });
+  if (!bad)
+    return dir === path.dirname(abs) && dirReal === dir && !hasDotDot(file) ? 'new-in-root-dir' : 'new';
   // The directory itself may be a root-owned sticky one (/tmp): others cannot replace a file root creates there.
   let real: string;
   try {
@@ -71,9 +72,18 @@ export function checkJournalTrust(file: string): JournalTrust {
 }
 
 /**
+ * `file` names ".." somewhere: the kernel resolves it after the symlinks before it, the trust walk lexically, so the
+ * walk may not have seen the way the kernel takes.
+ */
+function hasDotDot(file: string): boolean {
+  return file.split('/').includes('..');
+}
+
+/**
  * What checkJournalTrust found: a journal that is there; one to be created in a directory that exists and that only
- * root can change (`new-in-root-dir`: nobody else can create the file meanwhile); or one to be created elsewhere
- * (a sticky directory, or directories still to be made), which anyone allowed there could create first.
+ * root can change, reached without a symlink or ".." (`new-in-root-dir`: nobody else can create the file or redirect
+ * the way to it meanwhile); or one to be created elsewhere (a sticky directory, directories still to be made, or a
+ * way through a symlink or ".."), which someone else could create first or redirect.
  */
 export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
 

@@ -120,3 +120,52 @@ describe('journal trust: checked once for a new journal in a root-only directory
     assert.equal(fs.existsSync(target), false);
   });
 });
+
+describe('journal trust: checked once only where nobody else can change the way to the file', () => {
+  /** A sticky /tmp-like directory holding a symlink owned by uid 1000 that points to a root-only directory. */
+  function userLinkToRootDir(): { link: string; rootDir: string; userDir: string } {
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    const rootDir = tmp();
+    const userDir = tmp();
+    fs.chownSync(userDir, 1000, 1000);
+    const link = path.join(sticky, 'link');
+    fs.symlinkSync(rootDir, link);
+    fs.lchownSync(link, 1000, 1000);
+    return { link, rootDir, userDir };
+  }
+
+  it('a directory reached through another user symlink in a sticky directory is not "new-in-root-dir"', () => {
+    const { link } = userLinkToRootDir();
+    assert.equal(
+      checkJournalTrust(path.join(link, 'undo')),
+      'new',
+      'its owner can point it elsewhere meanwhile',
+    );
+  });
+
+  it('that symlink repointed at the user directory between the check and the open: nothing created there', () => {
+    const { link, userDir } = userLinkToRootDir();
+    const f = path.join(link, 'undo');
+    // as execute.ts does: the early check, then (after planning and the lock wait) the open
+    const trust = checkJournalTrust(f);
+    fs.unlinkSync(link);
+    fs.symlinkSync(userDir, link);
+    fs.lchownSync(link, 1000, 1000);
+    assert.throws(
+      () => openJournal(f, { ...opts, checkedNew: trust === 'new-in-root-dir' }),
+      (e: unknown) => e instanceof UsageError && /uid 1000/.test(e.message),
+    );
+    assert.equal(
+      fs.existsSync(path.join(userDir, 'undo')),
+      false,
+      'root created its journal in a user directory',
+    );
+  });
+
+  it('a path with ".." is not "new-in-root-dir": the kernel resolves it after the symlinks, the check before', () => {
+    const dir = tmp();
+    fs.mkdirSync(path.join(dir, 'a'));
+    assert.equal(checkJournalTrust(`${dir}/a/../undo`), 'new');
+  });
+});
