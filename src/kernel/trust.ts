@@ -53,7 +53,14 @@ function prefixes(dir: string): string[] {
 }
 
 function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefined {
+  // in a sticky directory others may write (accepted above), an entry belongs to whoever made it: a symlink there
+  // is replaced at its owner's will, so it must be root's (stat follows it and sees only where it leads now)
+  let inSticky = false;
   for (const d of prefixes(path.dirname(file))) {
+    if (inSticky) {
+      const link = othersLink(d, uid);
+      if (link) return link;
+    }
     let st: fs.Stats;
     try {
       st = fs.statSync(d);
@@ -62,8 +69,21 @@ function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefin
     }
     const bad = checkOne(d, st, uid, true, opts.allowSticky ?? false);
     if (bad) return bad;
+    inSticky = (st.mode & 0o022) !== 0;
   }
-  return undefined;
+  return inSticky ? othersLink(file, uid) : undefined;
+}
+
+/** `p` is a symbolic link someone other than `uid` owns. */
+function othersLink(p: string, uid: number): Distrust | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return undefined; // missing: its walk or open tells
+  }
+  if (!st.isSymbolicLink() || st.uid === uid) return undefined;
+  return { path: p, why: `a symbolic link owned by uid ${st.uid} in a directory others may write` };
 }
 
 /**
@@ -71,31 +91,23 @@ function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefin
  * have written it and every directory leading to it.
  */
 export function distrust(file: string, opts: TrustOptions = {}): Distrust | undefined {
-  return judge(file, opts).bad;
-}
-
-/** distrust, also saying where `file` really is (its path with every symlink resolved) when that is known. */
-export function judge(file: string, opts: TrustOptions = {}): { bad?: Distrust; real?: string } {
   const uid = ownerUid(opts);
   const abs = path.resolve(file);
   let real: string;
   try {
     real = fs.realpathSync.native(abs);
   } catch (e) {
-    return {
-      bad: { path: abs, why: `cannot be resolved (${(e as NodeJS.ErrnoException).code ?? 'error'})` },
-    };
+    return { path: abs, why: `cannot be resolved (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
   }
-  const found = (bad: Distrust | undefined) => (bad ? { bad, real } : { real });
   // The directories as written (a symlink there could be swapped by whoever can write its directory) ...
   const lexical = walk(abs, uid, opts);
-  if (lexical) return found(lexical);
+  if (lexical) return lexical;
   // ... and the ones the file really lives in (the same ones when no symlink is on the way).
   const canonical = real === abs ? undefined : walk(real, uid, opts);
-  if (canonical) return found(canonical);
+  if (canonical) return canonical;
   const st = fs.statSync(real);
   const kind = opts.kind ?? 'file';
-  if (kind === 'file' && !st.isFile()) return found({ path: real, why: 'not a regular file' });
-  if (kind === 'dir' && !st.isDirectory()) return found({ path: real, why: 'not a directory' });
-  return found(checkOne(real, st, uid, false, false));
+  if (kind === 'file' && !st.isFile()) return { path: real, why: 'not a regular file' };
+  if (kind === 'dir' && !st.isDirectory()) return { path: real, why: 'not a directory' };
+  return checkOne(real, st, uid, false, false);
 }

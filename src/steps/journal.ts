@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as v from 'valibot';
 import { UsageError, RuntimeFailure } from '../errors.ts';
 import { isoUtc } from '../iso-time.ts';
-import { distrust, judge } from '../kernel/trust.ts';
+import { distrust } from '../kernel/trust.ts';
 import {
   BodyLine,
   HeaderLine,
@@ -31,10 +31,16 @@ const TRUST_HINT =
  * so it must be a regular file owned by root (the effective uid), not writable by group or others, in directories
  * only root can change (a root-owned sticky directory may hold a root-owned journal). A journal that does not exist
  * yet is judged by the directory it will be created in (the nearest existing one), which may be a root-owned sticky
- * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. Anything else:
- * exit 2.
+ * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. A path with
+ * ".." is refused: the kernel resolves it after the symbolic links before it, the walk lexically, so the file read or
+ * created could be another than the one checked. Anything else: exit 2.
  */
 export function checkJournalTrust(file: string): JournalTrust {
+  if (file.split('/').includes('..'))
+    throw new UsageError(
+      `journal ${file}: a path with ".." is not used (the kernel resolves ".." after the symbolic links before it, which the trust check cannot follow)`,
+      'name the journal without ".." (an absolute path such as /run/vfio-isolate/NAME)',
+    );
   const abs = path.resolve(file);
   let st: fs.Stats | undefined;
   try {
@@ -51,9 +57,8 @@ export function checkJournalTrust(file: string): JournalTrust {
   }
   let dir = path.dirname(abs);
   while (dir !== '/' && !fs.existsSync(dir)) dir = path.dirname(dir);
-  const { bad, real: dirReal } = judge(dir, { kind: 'dir', allowSticky: true });
-  if (!bad)
-    return dir === path.dirname(abs) && dirReal === dir && !hasDotDot(file) ? 'new-in-root-dir' : 'new';
+  const bad = distrust(dir, { kind: 'dir', allowSticky: true });
+  if (!bad) return dir === path.dirname(abs) ? 'new-in-root-dir' : 'new';
   // The directory itself may be a root-owned sticky one (/tmp): others cannot replace a file root creates there.
   let real: string;
   try {
@@ -72,18 +77,9 @@ export function checkJournalTrust(file: string): JournalTrust {
 }
 
 /**
- * `file` names ".." somewhere: the kernel resolves it after the symlinks before it, the trust walk lexically, so the
- * walk may not have seen the way the kernel takes.
- */
-function hasDotDot(file: string): boolean {
-  return file.split('/').includes('..');
-}
-
-/**
  * What checkJournalTrust found: a journal that is there; one to be created in a directory that exists and that only
- * root can change, reached without a symlink or ".." (`new-in-root-dir`: nobody else can create the file or redirect
- * the way to it meanwhile); or one to be created elsewhere (a sticky directory, directories still to be made, or a
- * way through a symlink or ".."), which someone else could create first or redirect.
+ * root can change (`new-in-root-dir`: nobody else can create the file meanwhile); or one to be created elsewhere
+ * (a sticky directory, or directories still to be made), which anyone allowed there could create first.
  */
 export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
 
