@@ -182,3 +182,26 @@ describe('move-tasks from the root on cgroup v2 6.1 through cgroup.threads: ever
     });
   }
 });
+
+describe('move-tasks never reads cgroup.threads where the attach keeps the masks or on cgroup v1', () => {
+  for (const [what, machine, kernel] of [
+    ['cgroup v2, 6.12 (the attach keeps user masks)', 'ryzen-5950x', '6.12.12-amd64'],
+    ['cgroup v1, 5.10 (tasks files)', 'intel-6c12t', '5.10.0-30-amd64'],
+  ] as const) {
+    it(what, async () => {
+      const root = buildFixture(machine, {
+        kernel,
+        extraProcs: [{ pid: QEMU, comm: 'qemu', cmdline: ['qemu'], cgroup: '/', threads: ['CPU 0/KVM'] }],
+      });
+      const create = await cliOn(new SimFs(root), ['cpuset-create', '/a.slice']);
+      assert.equal(create.code, 0, create.stderr);
+      new SimFs(root).setAffinity(QEMU + 1, [3]);
+      for (const from of ['/', '/a.slice']) {
+        const fsx = new ThreadWatch(root);
+        const r = await cliOn(fsx, ['-u', undoPath(), 'move-tasks', from, from === '/' ? '/a.slice' : '/']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(fsx.threadsReads, [], from);
+      }
+    });
+  }
+});
