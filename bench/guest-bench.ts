@@ -1114,6 +1114,7 @@ async function benchCycle(res: GuestBenchResult): Promise<void> {
   runBare(false);
   await runOurs(false);
   await profiled('hook', () => runOurs(false));
+  await traced('hook', () => runOurs(false));
   for (let r = 0; r < spec.cycleReps; r++) {
     if (r % 2 === 0) {
       runBare(true);
@@ -1136,6 +1137,7 @@ async function benchCycle(res: GuestBenchResult): Promise<void> {
   for (let r = 0; r <= spec.cycleReps; r++) {
     // one profile of isolate + release pairs (a second isolate without a release is refused)
     if (r === 1) await profiled('isolate-release', () => pair());
+    if (r === 1) await traced('isolate-release', () => pair());
     const baseFirst = base !== undefined && r % 2 === 1;
     const b1 = baseFirst ? await pair(base.mod) : undefined;
     const [i, rel] = await pair();

@@ -62,6 +62,27 @@ function counter(): { add(what: string, code: string): void; phrases(): string[]
   };
 }
 
+/**
+ * What isolate's leak check needs of the cgroup tree: the partitions (v2), which it warns about when invalid. On v1
+ * nothing (no partitions there); on v2 each cpuset cgroup's `cpuset.cpus.partition`, below cgroups whose
+ * subtree_control enables cpuset (only there can a child have one). Nothing else of a cgroup is read.
+ */
+function readPartitions(cg: Cgroups): CgroupNode {
+  let budget = MAX_CGROUPS;
+  const read = (parts: string[]): CgroupNode => {
+    budget--;
+    const node: CgroupNode = { name: '/' + parts.join('/'), cpuset: true, subtreeTasks: 0, children: [] };
+    if (parts.length > 0) node.partition = cg.readText(parts, 'cpuset.cpus.partition');
+    if (cg.version === 1 || !cg.subtreeControl(parts).includes('cpuset')) return node;
+    for (const child of cg.children(parts)) {
+      if (budget <= 0) break;
+      node.children.push(read([...parts, child]));
+    }
+    return node;
+  };
+  return read([]);
+}
+
 function readCgroupTree(cg: Cgroups, notVisible: ReturnType<typeof counter>): CgroupNode {
   let budget = MAX_CGROUPS;
   const flag = (parts: string[], name: string): boolean | undefined => {
@@ -279,7 +300,8 @@ function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>, only?: CpuS
 /**
  * Read everything status shows. Never throws for an unreadable file. With `leaksOn` (isolate's closing leak check,
  * which needs only findLeaks' verdict for those CPUs): tasks are read as readTasks' `only` says, and what the
- * verdict does not use (governors, per-CPU knobs, the registry, installed hooks) is left out.
+ * verdict does not use (governors, per-CPU knobs, the registry, installed hooks, of the cgroups all but their
+ * partitions: readPartitions) is left out.
  */
 export function readStatusModel(k: Kernel, opts: { leaksOn?: CpuSet } = {}): StatusModel {
   const notVisible = counter();
@@ -293,7 +315,7 @@ export function readStatusModel(k: Kernel, opts: { leaksOn?: CpuSet } = {}): Sta
       mount: cg.mount,
       hybrid: cg.hybrid,
       taskFile: cg.taskFile,
-      root: readCgroupTree(cg, notVisible),
+      root: opts.leaksOn ? readPartitions(cg) : readCgroupTree(cg, notVisible),
     };
   } catch (e) {
     notes.push(`the cpuset cgroup hierarchy: ${(e as Error).message}`);
