@@ -53,7 +53,14 @@ function prefixes(dir: string): string[] {
 }
 
 function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefined {
+  // in a sticky directory others may write (accepted above), an entry belongs to whoever made it: a symlink there
+  // is replaced at its owner's will, so it must be root's (stat follows it and sees only where it leads now)
+  let inSticky = false;
   for (const d of prefixes(path.dirname(file))) {
+    if (inSticky) {
+      const link = othersLink(d, uid);
+      if (link) return link;
+    }
     let st: fs.Stats;
     try {
       st = fs.statSync(d);
@@ -62,8 +69,21 @@ function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefin
     }
     const bad = checkOne(d, st, uid, true, opts.allowSticky ?? false);
     if (bad) return bad;
+    inSticky = (st.mode & 0o022) !== 0;
   }
-  return undefined;
+  return inSticky ? othersLink(file, uid) : undefined;
+}
+
+/** `p` is a symbolic link someone other than `uid` owns. */
+function othersLink(p: string, uid: number): Distrust | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return undefined; // missing: its walk or open tells
+  }
+  if (!st.isSymbolicLink() || st.uid === uid) return undefined;
+  return { path: p, why: `a symbolic link owned by uid ${st.uid} in a directory others may write` };
 }
 
 /**

@@ -31,10 +31,16 @@ const TRUST_HINT =
  * so it must be a regular file owned by root (the effective uid), not writable by group or others, in directories
  * only root can change (a root-owned sticky directory may hold a root-owned journal). A journal that does not exist
  * yet is judged by the directory it will be created in (the nearest existing one), which may be a root-owned sticky
- * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. Anything else:
- * exit 2.
+ * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. A path with
+ * ".." is refused: the kernel resolves it after the symbolic links before it, the walk lexically, so the file read or
+ * created could be another than the one checked. Anything else: exit 2.
  */
 export function checkJournalTrust(file: string): JournalTrust {
+  if (file.split('/').includes('..'))
+    throw new UsageError(
+      `journal ${file}: a path with ".." is not used (the kernel resolves ".." after the symbolic links before it, which the trust check cannot follow)`,
+      'name the journal without ".." (an absolute path such as /run/vfio-isolate/NAME)',
+    );
   const abs = path.resolve(file);
   let st: fs.Stats | undefined;
   try {

@@ -14,6 +14,7 @@ import { UsageError } from '../../src/errors.ts';
 import { checkJournalTrust, openJournal } from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
+import { treeHash } from '../support/tree.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jtrust-'));
 const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
@@ -118,5 +119,55 @@ describe('journal trust: checked once for a new journal in a root-only directory
     fs.symlinkSync(target, f);
     assert.throws(() => openJournal(f, { ...opts, checkedNew: true }), UsageError);
     assert.equal(fs.existsSync(target), false);
+  });
+});
+
+describe('journal trust: the way to the file is the one the check walked', () => {
+  it('-u through a symlink another user owns in a sticky directory: refused at once (exit 2), no journal made', async () => {
+    const root = buildFixture('intel-6c12t');
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    const rootDir = tmp();
+    const link = path.join(sticky, 'link');
+    fs.symlinkSync(rootDir, link);
+    // uid 1000 may point it at a directory of theirs between the check and the open (after the lock wait)
+    fs.lchownSync(link, 1000, 1000);
+    const r = await cli(root, ['-u', path.join(link, 'undo'), 'irq-affinity', 'mask', 'C2']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /symbolic link owned by uid 1000/);
+    assert.equal(fs.existsSync(path.join(rootDir, 'undo')), false);
+  });
+
+  it('a journal path with ".." is refused (exit 2): the kernel takes ".." after a symlink before it, which no walk saw', async () => {
+    const root = buildFixture('intel-6c12t');
+    const made = path.join(tmp(), 'undo');
+    const run = await cli(root, ['-u', made, 'irq-affinity', 'mask', 'C2']);
+    assert.equal(run.code, 0, run.stderr);
+    const journal = fs.readFileSync(made, 'utf8');
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    // root's journal where the path reads lexically ...
+    fs.mkdirSync(path.join(sticky, 'rd'), { mode: 0o700 });
+    fs.writeFileSync(path.join(sticky, 'rd', 'undo'), journal, { mode: 0o600 });
+    // ... and uid 1000's copy where the kernel resolves it, through their symlink in the sticky directory
+    const user = tmp();
+    fs.mkdirSync(path.join(user, 'sub'));
+    fs.mkdirSync(path.join(user, 'rd'));
+    fs.writeFileSync(path.join(user, 'rd', 'undo'), journal, { mode: 0o600 });
+    for (const p of [user, `${user}/sub`, `${user}/rd`, `${user}/rd/undo`]) fs.chownSync(p, 1000, 1000);
+    fs.symlinkSync(path.join(user, 'sub'), path.join(sticky, 'ulink'));
+    fs.lchownSync(path.join(sticky, 'ulink'), 1000, 1000);
+    const f = `${sticky}/ulink/../rd/undo`;
+    assert.equal(fs.statSync(f).uid, 1000, 'the kernel opens uid 1000’s file');
+    const before = treeHash(root);
+    const r = await cli(root, ['restore', f]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /"\.\."/);
+    assert.equal(treeHash(root), before, 'nothing restored from their file');
+    const fresh = `${sticky}/ulink/../rd/new`;
+    const w = await cli(root, ['-u', fresh, 'irq-affinity', 'mask', 'C3']);
+    assert.equal(w.code, 2, w.stderr);
+    assert.equal(fs.existsSync(path.join(user, 'rd', 'new')), false, 'no journal made in their directory');
+    assert.throws(() => openJournal(fresh, opts), UsageError);
   });
 });

@@ -136,3 +136,72 @@ describe('move-tasks on cgroup v2 before 6.2: the threads behind the processes',
     assert.deepEqual(fsx.taskListings, []);
   });
 });
+
+describe('move-tasks from the root on cgroup v2 6.1 through cgroup.threads: every thread gets its mask back', () => {
+  const HELPER = 4400;
+  for (const children of [true, false]) {
+    it(`a usermode helper (kthreadd's child) with threads and a user process${children ? '' : ', without kthreadd’s children file'}`, async () => {
+      const root = buildFixture('ryzen-5950x', {
+        kernel: '6.1.0-28-amd64',
+        extraProcs: [
+          { pid: QEMU, comm: 'qemu', cmdline: ['qemu'], cgroup: '/', threads: ['CPU 0/KVM', 'CPU 1/KVM'] },
+          {
+            pid: HELPER,
+            ppid: 2,
+            comm: 'modprobe',
+            cmdline: ['modprobe'],
+            cgroup: '/',
+            threads: ['h1', 'h2'],
+          },
+        ],
+      });
+      const create = await cliOn(new SimFs(root), ['cpuset-create', '/a.slice']);
+      assert.equal(create.code, 0, create.stderr);
+      if (!children) fs.rmSync(path.join(root, 'proc/2/task/2/children'));
+      else assert.ok(sysRead(root, 'proc/2/task/2/children').split(' ').includes(String(HELPER)));
+      const sim = new SimFs(root);
+      sim.setAffinity(QEMU, [2]);
+      sim.setAffinity(QEMU + 1, [3]);
+      sim.setAffinity(HELPER, [5]);
+      sim.setAffinity(HELPER + 2, [6, 7]);
+      const fsx = new ThreadWatch(root);
+      const undo = undoPath();
+      const r = await cliOn(fsx, ['-u', undo, 'move-tasks', '/', '/a.slice']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(fsx.threadsReads, ['/sys/fs/cgroup/cgroup.threads']);
+      assert.notEqual(allowed(root, QEMU + 1, QEMU), '3', 'the 6.1 attach replaced the mask');
+      assert.notEqual(allowed(root, HELPER + 2, HELPER), '6-7', 'the 6.1 attach replaced the mask');
+      const rr = await cliOn(new SimFs(root), ['restore', undo]);
+      assert.equal(rr.code, 0, rr.stderr);
+      assert.deepEqual(
+        [QEMU, QEMU + 1, QEMU + 2, HELPER, HELPER + 1, HELPER + 2].map((t) =>
+          allowed(root, t, t < HELPER ? QEMU : HELPER),
+        ),
+        ['2', '3', '0-31', '5', '0-31', '6-7'],
+      );
+    });
+  }
+});
+
+describe('move-tasks never reads cgroup.threads where the attach keeps the masks or on cgroup v1', () => {
+  for (const [what, machine, kernel] of [
+    ['cgroup v2, 6.12 (the attach keeps user masks)', 'ryzen-5950x', '6.12.12-amd64'],
+    ['cgroup v1, 5.10 (tasks files)', 'intel-6c12t', '5.10.0-30-amd64'],
+  ] as const) {
+    it(what, async () => {
+      const root = buildFixture(machine, {
+        kernel,
+        extraProcs: [{ pid: QEMU, comm: 'qemu', cmdline: ['qemu'], cgroup: '/', threads: ['CPU 0/KVM'] }],
+      });
+      const create = await cliOn(new SimFs(root), ['cpuset-create', '/a.slice']);
+      assert.equal(create.code, 0, create.stderr);
+      new SimFs(root).setAffinity(QEMU + 1, [3]);
+      for (const from of ['/', '/a.slice']) {
+        const fsx = new ThreadWatch(root);
+        const r = await cliOn(fsx, ['-u', undoPath(), 'move-tasks', from, from === '/' ? '/a.slice' : '/']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(fsx.threadsReads, [], from);
+      }
+    });
+  }
+});

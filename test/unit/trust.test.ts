@@ -80,3 +80,22 @@ test('kind: a directory where a file is wanted, and a missing path, are refused'
   assert.equal(distrust(d, { ...T, kind: 'dir' }), undefined);
   assert.equal(distrust(path.join(d, 'missing'), T)?.why, 'cannot be resolved (ENOENT)');
 });
+
+test('a symlink another user owns in a root-owned sticky directory is refused, on the way or as the path itself', () => {
+  const d = tmp();
+  const sticky = path.join(d, 'tmp');
+  fs.mkdirSync(sticky);
+  fs.chmodSync(sticky, 0o1777);
+  const rootDir = tmp();
+  fs.writeFileSync(path.join(rootDir, 'j'), 'x', { mode: 0o600 });
+  const link = path.join(sticky, 'link');
+  fs.symlinkSync(rootDir, link);
+  // root's own symlink there: only root can replace it
+  assert.equal(distrust(path.join(link, 'j'), T), undefined);
+  assert.equal(distrust(link, { ...T, kind: 'dir' }), undefined);
+  // uid 1000's: they can point it at a directory of theirs whenever they like
+  fs.lchownSync(link, 1000, 1000);
+  const why = 'a symbolic link owned by uid 1000 in a directory others may write';
+  assert.deepEqual(distrust(path.join(link, 'j'), T), { path: link, why });
+  assert.deepEqual(distrust(link, { ...T, kind: 'dir' }), { path: link, why });
+});
