@@ -264,7 +264,7 @@ export function moveAll(
     if (ids.length === 0) break;
     for (const id of ids) tried.add(id);
     const listedAt = k.uptimeTicks();
-    const lost = masksLostByMove(k, ids, file, fromDir, homeCpus, listedAt);
+    const lost = masksLostByMove(k, ids, file, fromDir, homeCpus, listedAt, pass === 0);
     if (lost.kept.length > 0 || lost.listed.length > 0)
       record({
         kind: 'affinity',

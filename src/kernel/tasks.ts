@@ -221,9 +221,10 @@ export interface LostMasks {
  *   to hold none.
  * - on kernels before 6.2 (attachKeepsUserMask), every other thread too (masksToKeep): only those whose mask
  *   differs from `home()` are journalled, identified by their start time (a thread that started after `listedAt`
- *   is not one that was listed). On cgroup v2 the threads behind the listed processes come from one read of the
- *   source's cgroup.threads where that lists them all (cgroupThreads; a usermode helper's threads, a user program
- *   the kernel started, are then among them), else from /proc/PID/task of each process, kernel threads' included.
+ *   is not one that was listed). On cgroup v2 the threads behind the listed processes come, when they are the
+ *   source's whole list, from one read of its cgroup.threads where that lists them all (cgroupThreads; a usermode
+ *   helper's threads, a user program the kernel started, are then among them), else from /proc/PID/task of each
+ *   process, kernel threads' included.
  * Cost: O(kernel threads) syscalls on 6.2 and later; one more per thread before 6.2. Why a task did not move is
  * told by its write (EINVAL: a kernel thread bound to a CPU; ESRCH: exited).
  */
@@ -234,14 +235,22 @@ export function masksLostByMove(
   fromDir: string,
   home: () => CpuSet,
   listedAt: number | undefined,
+  /**
+   * `ids` is the source's whole list (a move's first pass): only then are the threads of the source's cgroup.threads
+   * all threads of listed processes. A later pass lists only the tasks forked meanwhile, beside any that did not
+   * move, whose masks are not this pass's to journal.
+   */
+  wholeSource = false,
 ): LostMasks {
   const out: LostMasks = { kept: [], listed: [] };
   const keepsUserMask = attachKeepsUserMask(k);
   const all = k.procs.kernelThreads();
   const kernelIds = all ? ids.filter((id) => all.has(id)) : fromDir === k.cgroups.mount ? ids : [];
-  // cgroup v2 before 6.2: the threads of the listed processes from the source's cgroup.threads where it lists them
-  // all (a usermode helper's threads are then among the user threads, with their start times), else per process
-  const cgThreads = !keepsUserMask && file === 'cgroup.procs' ? cgroupThreads(k, fromDir) : undefined;
+  // cgroup v2 before 6.2, first pass: the threads of the listed processes from the source's cgroup.threads where it
+  // lists them all (a usermode helper's threads are then among the user threads, with their start times), else per
+  // process
+  const cgThreads =
+    wholeSource && !keepsUserMask && file === 'cgroup.procs' ? cgroupThreads(k, fromDir) : undefined;
   if (kernelIds.length > 0) {
     const tids = keepsUserMask || cgThreads ? kernelIds : threadIds(k, kernelIds, file);
     if (listedAt !== undefined)

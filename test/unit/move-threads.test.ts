@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { Kernel } from '../../src/kernel/kernel.ts';
+import { attachCpus, masksLostByMove } from '../../src/kernel/tasks.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cliOn } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
@@ -204,4 +206,34 @@ describe('move-tasks never reads cgroup.threads where the attach keeps the masks
       }
     });
   }
+});
+
+describe('cgroup.threads only for the source’s whole list', () => {
+  it('a pass that lists some processes of the source does not journal the threads of the others', () => {
+    const root = setup();
+    const sim = new SimFs(root);
+    sim.setAffinity(QEMU + 1, [3]);
+    sim.setAffinity(OTHER + 1, [7]);
+    const fsx = new ThreadWatch(root);
+    const k = new Kernel(fsx);
+    const from = `${k.cgroups.mount}/a.slice`;
+    const home = () => attachCpus(k, from);
+    // a later pass: QEMU forked meanwhile; OTHER is still there from the first pass (it did not move)
+    const later = masksLostByMove(k, [QEMU], 'cgroup.procs', from, home, k.uptimeTicks(), false);
+    assert.deepEqual(
+      later.kept.map(([tid, , list]) => [tid, list]),
+      [[QEMU + 1, '3']],
+    );
+    assert.deepEqual(fsx.threadsReads, []);
+    // the first pass lists the whole source: one read of cgroup.threads
+    const first = masksLostByMove(k, [QEMU, OTHER], 'cgroup.procs', from, home, k.uptimeTicks(), true);
+    assert.deepEqual(
+      first.kept.map(([tid, , list]) => [tid, list]).sort((a, b) => Number(a[0]) - Number(b[0])),
+      [
+        [QEMU + 1, '3'],
+        [OTHER + 1, '7'],
+      ],
+    );
+    assert.deepEqual(fsx.threadsReads, ['/sys/fs/cgroup/a.slice/cgroup.threads']);
+  });
 });
