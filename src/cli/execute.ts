@@ -1,4 +1,5 @@
 /** Running a parsed chain: plan every command against a simulated state, then apply it journalled (or print it). */
+import * as path from 'node:path';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { Kernel } from '../kernel/kernel.ts';
 import { acquireLock, type Lock } from '../kernel/lock.ts';
@@ -96,18 +97,25 @@ export async function execute(
       argv,
       onCreated: () => opts.observe?.('journal', 0),
     };
+    // A journal that is missing is created without walking its directories again where this run checked them
+    // already: -u's before planning (new-in-root-dir), or the lock's directory (isolate's own and host journals).
+    const lockDir = lock?.dir;
+    const checkedNew = (file: string): boolean =>
+      (file === g.undoFile && undoTrust === 'new-in-root-dir') ||
+      (lockDir !== undefined &&
+        !file.split('/').includes('..') &&
+        path.dirname(path.resolve(file)) === path.resolve(lockDir));
     journal = journalFile
-      ? openJournal(journalFile, {
-          ...jopts,
-          checkedNew: journalFile === g.undoFile && undoTrust === 'new-in-root-dir',
-        })
+      ? openJournal(journalFile, { ...jopts, checkedNew: checkedNew(journalFile) })
       : memoryJournal();
     // isolate/release: host-set changes are journalled in the host journal that the last release restores
-    if (steps.some((s) => s.scope === 'host'))
+    if (steps.some((s) => s.scope === 'host')) {
+      const hostFile = hostJournalPath(k);
       journal = withHostJournal(
         journal,
-        openHostJournal(hostJournalPath(k), { ...jopts, onCreated: undefined }),
+        openHostJournal(hostFile, { ...jopts, onCreated: undefined, checkedNew: checkedNew(hostFile) }),
       );
+    }
     for (const w of journal.warnings) log.warn(w);
     marks?.push(['journal', performance.now()]);
     let outcome;

@@ -49,6 +49,11 @@ function sleep(ms: number): void {
 }
 
 export interface Lock {
+  /**
+   * The lock's directory, as its path was given: checked when the lock was taken to be one only root can change
+   * (a file missing there can be created by nobody else meanwhile).
+   */
+  readonly dir: string;
   release(): void;
 }
 
@@ -151,6 +156,7 @@ export function lockFile(file: string, waitMs: number): Lock {
   }
   let held = true;
   return {
+    dir: path.dirname(file),
     release() {
       if (!held) return;
       held = false;

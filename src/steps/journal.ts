@@ -292,8 +292,9 @@ export interface OpenOptions {
   /** Called right after a new file was created, before its header is written (a test's kill point). */
   onCreated?: () => void;
   /**
-   * checkJournalTrust said `new-in-root-dir` for this file earlier in the run: while the file is still missing it is
-   * not checked again (only root can have changed its directory since), and is created with O_EXCL|O_NOFOLLOW.
+   * This run found the file's directory to be one only root can change (checkJournalTrust said `new-in-root-dir`,
+   * or it is the lock's directory): while the file is still missing it is not checked again (only root can have
+   * changed its directory since), and is created with O_EXCL|O_NOFOLLOW.
    */
   checkedNew?: boolean;
 }

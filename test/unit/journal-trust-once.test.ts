@@ -171,3 +171,39 @@ describe('journal trust: the way to the file is the one the check walked', () =>
     assert.throws(() => openJournal(fresh, opts), UsageError);
   });
 });
+
+describe('journals created in the lock’s directory', () => {
+  it('isolate creates its journal and the host journal in /run/vfio-isolate without walking it again', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const dir = path.join(root, 'run/vfio-isolate');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const journalWalks: string[] = [];
+    const native = nodeFs.realpathSync.native;
+    nodeFs.realpathSync.native = ((p: fs.PathLike, o?: unknown) => {
+      if (String(p) === dir || /\.journal$/.test(String(p))) journalWalks.push(path.basename(String(p)));
+      return (native as (p: fs.PathLike, o?: unknown) => string)(p, o);
+    }) as typeof native;
+    let r;
+    try {
+      r = await cli(root, ['isolate', 'C8-15']);
+    } finally {
+      nodeFs.realpathSync.native = native;
+    }
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    assert.ok(fs.existsSync(path.join(dir, 'isolate.journal')));
+    assert.ok(fs.existsSync(path.join(dir, 'host.journal')));
+    assert.deepEqual(journalWalks, ['vfio-isolate'], 'the lock’s walk only: neither journal walked again');
+  });
+
+  it('a host journal another user put in the lock’s directory is still refused (exit 2)', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const dir = path.join(root, 'run/vfio-isolate');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const host = path.join(dir, 'host.journal');
+    fs.writeFileSync(host, '', { mode: 0o600 });
+    fs.chownSync(host, 1000, 1000);
+    const r = await cli(root, ['isolate', 'C8-15']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /owned by uid 1000/);
+  });
+});
