@@ -17,6 +17,7 @@ import {
   interruptedCreation,
   journalActive,
   journalState,
+  journalThere,
   markRestored,
   readBaseline,
   readJournalFile,
@@ -708,7 +709,7 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
         (rs) => rs.filter((r) => keep.has(r.journal)),
       ),
     );
-  if (mine && journalState(file, bootId, 'head') === 'missing') {
+  if (mine && !journalThere(file)) {
     ctx.log.warn(
       `journal ${given} is missing: its own changes (e.g. the governor) cannot be undone; releasing its CPUs`,
     );

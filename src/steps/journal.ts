@@ -513,6 +513,16 @@ export function readBaseline(file: string, bootId: string): Baseline {
 
 export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 'unreadable';
 
+/** Whether anything is at a journal's path (journalState's `missing`, without reading it or walking to it). */
+export function journalThere(file: string): boolean {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * What a journal file is now: unrestored of this boot, restored, of an earlier boot, missing, or not readable.
  * `read: 'head'` decides from the header and the last line only (journalHead): for planning, where an active

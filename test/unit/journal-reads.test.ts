@@ -48,6 +48,19 @@ describe('restore reads the journal it undoes once', () => {
     assert.match(fs.readFileSync(undo, 'utf8').trim().split('\n').at(-1)!, /"t":"restored"/);
   });
 
+  it('release of an isolation: its journal opened once to read it and once to mark it restored', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'a.journal');
+    const r = await cli(root, ['-u', undo, 'isolate', 'C8-15']);
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    const opens = await opensOf(undo, async () => {
+      const b = await cli(root, ['release', undo]);
+      assert.equal(b.code, 0, b.stderr);
+    });
+    assert.equal(opens, 2);
+    assert.match(fs.readFileSync(undo, 'utf8').trim().split('\n').at(-1)!, /"t":"restored"/);
+  });
+
   for (const [what, bytes] of [
     ['empty', ''],
     ['a partial header', '{"t":"header","form'],
