@@ -237,3 +237,63 @@ describe('cgroup.threads only for the source’s whole list', () => {
     assert.deepEqual(fsx.threadsReads, ['/sys/fs/cgroup/a.slice/cgroup.threads']);
   });
 });
+
+describe('cgroup.threads only on a move’s first pass, through move-tasks', () => {
+  it('a later pass (a process forked meanwhile) journals its threads only, not those of a process that stayed', async () => {
+    const NEW = 4400;
+    const root = buildFixture('ryzen-5950x', {
+      kernel: '6.1.0-28-amd64',
+      extraProcs: [
+        { pid: QEMU, comm: 'qemu', cmdline: ['qemu'], cgroup: '/a.slice', threads: ['CPU 0/KVM'] },
+        { pid: OTHER, comm: 'worker', cmdline: ['worker'], cgroup: '/a.slice', threads: ['io'] },
+        { pid: NEW, comm: 'child', cmdline: ['child'], cgroup: '/a.slice', threads: ['w'] },
+      ],
+    });
+    assert.equal((await cliOn(new SimFs(root), ['cpuset-create', '/b.slice'])).code, 0);
+    const procs = path.join(root, CG, 'a.slice/cgroup.procs');
+    const listed = fs.readFileSync(procs, 'utf8').split('\n').filter(Boolean);
+    // NEW is forked while the first pass moves QEMU; OTHER refuses to move (stays behind)
+    fs.writeFileSync(procs, listed.filter((p) => p !== String(NEW)).join('\n') + '\n');
+    const sim = new SimFs(root);
+    sim.setAffinity(QEMU + 1, [3]);
+    sim.setAffinity(OTHER + 1, [7]);
+    sim.setAffinity(NEW + 1, [9]);
+    class Forking extends SimFs {
+      override openWriter(p: string) {
+        const w = super.openWriter(p);
+        if (!p.endsWith('/b.slice/cgroup.procs')) return w;
+        return {
+          ...w,
+          write: (v: string) => {
+            if (v === String(OTHER)) throw Object.assign(new Error('EINVAL'), { code: 'EINVAL' });
+            w.write(v);
+            if (v === String(QEMU)) fs.appendFileSync(procs, `${NEW}\n`);
+          },
+        };
+      }
+    }
+    const undo = undoPath();
+    const r = await cliOn(new Forking(root), ['-u', undo, 'move-tasks', '/a.slice', '/b.slice']);
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    assert.ok(
+      sysRead(root, `${CG}/b.slice/cgroup.procs`).split('\n').includes(String(NEW)),
+      'moved on pass 2',
+    );
+    const affinity = fs
+      .readFileSync(undo, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { rec?: { kind: string; tasks?: [number, number, string][] } })
+      .filter((l) => l.rec?.kind === 'affinity')
+      .map((l) =>
+        (l.rec!.tasks ?? []).map(([tid, , list]) => [tid, list]).sort((a, b) => Number(a[0]) - Number(b[0])),
+      );
+    assert.deepEqual(affinity, [
+      [
+        [QEMU + 1, '3'],
+        [OTHER + 1, '7'],
+      ],
+      [[NEW + 1, '9']],
+    ]);
+  });
+});
