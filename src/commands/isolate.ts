@@ -669,6 +669,19 @@ function registryStep(command: string, title: string, update: (rs: Reservation[]
   };
 }
 
+/**
+ * The host journal (the host's state before the first isolate, restored by the last release) is no isolation's own
+ * journal: isolate would journal into it twice over, and releasing it would undo the host set of the isolations
+ * that remain. Exit 2 before any change.
+ */
+function refuseHostJournal(ctx: Ctx, command: string, file: string): void {
+  if (file !== path.resolve(hostJournalPath(ctx.k))) return;
+  throw new UsageError(
+    `${command}: ${file} is the host journal (the host's state before the first isolate), not the journal of an isolation`,
+    'name the journal of an isolation (vfio-isolate status lists them), or none for the default one; the last release restores the host journal',
+  );
+}
+
 /** Is FILE the journal of an active isolation (in the registry)? */
 export function registered(ctx: Ctx, file: string): boolean {
   const f = path.resolve(file);
@@ -684,6 +697,7 @@ export function registered(ctx: Ctx, file: string): boolean {
 export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
   const k = ctx.k;
   const file = path.resolve(given);
+  refuseHostJournal(ctx, command, file);
   const bootId = k.bootId();
   const reg = readRegistry(k);
   const mine = reg.reservations.find((r) => r.journal === file);
@@ -850,6 +864,7 @@ export const handlers: Record<string, Handler> = {
       const o = isolateOptions(ctx, inv);
       const given = ctx.g.undoFile ?? defaultJournal(ctx);
       const file = path.resolve(given);
+      refuseHostJournal(ctx, inv.name, file);
       const reg = readRegistry(ctx.k);
       const bootId = ctx.k.bootId();
       const mine = reg.reservations.find((r) => r.journal === file);

@@ -195,3 +195,30 @@ describe('restore: the single read decides "interrupted" only for a root file th
     assert.ok(fs.existsSync(theirs));
   });
 });
+
+describe('the host journal is nobody’s own journal', () => {
+  it('isolate -u naming the host journal: refused (exit 2), nothing changed, no journal made', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const host = path.join(root, 'run/vfio-isolate/host.journal');
+    const h = treeHash(root);
+    const r = await cli(root, ['-u', host, 'isolate', '--no-irqs', 'C8-15']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /host journal/);
+    assert.equal(fs.existsSync(host), false);
+    assert.equal(treeHash(root), h);
+  });
+
+  it('release naming the host journal while an isolation is active: refused (exit 2), nothing changed', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const j = path.join(tmpDir(), 'vm.journal');
+    assert.equal((await cli(root, ['-u', j, 'isolate', '--no-irqs', 'C8-15'])).code, 0);
+    const host = path.join(root, 'run/vfio-isolate/host.journal');
+    const h = treeHash(root);
+    const before = lstateOf(host);
+    const r = await cli(root, ['release', host]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(treeHash(root), h);
+    assert.equal(lstateOf(host), before);
+    assert.equal((await cli(root, ['release', j])).code, 0);
+  });
+});
