@@ -25,6 +25,7 @@ import {
   unsafeHookTarget,
   type HookTargets,
 } from '../kernel/hook-targets.ts';
+import { P } from '../kernel/paths.ts';
 import { cputuneJson, planCputune, renderCputuneXml } from '../libvirt/cputune.ts';
 import {
   domainNameProblem,
@@ -147,6 +148,11 @@ function refuseUnsafeTargets(cmd: string, self: HookTargets): void {
 function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   const cmd = inv.name;
   const domain = domainArg(cmd, inv.args.DOMAIN);
+  if (hookJournalPath(domain) === P.hostJournal)
+    throw new UsageError(
+      `${cmd}: the hook of domain "${domain}" would journal in ${P.hostJournal}, the host journal (the host's state before the first isolate)`,
+      'nothing was written; rename the domain (virsh domrename) to use a hook',
+    );
   const file = inv.values.profile;
   if (typeof file !== 'string') {
     throw new UsageError(

@@ -222,3 +222,14 @@ describe('the host journal is nobody’s own journal', () => {
     assert.equal((await cli(root, ['release', j])).code, 0);
   });
 });
+
+describe('a libvirt domain whose hook journal would be the host journal', () => {
+  it('libvirt hook install host: refused (exit 2), nothing written', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const h = treeHash(root);
+    const r = await cli(root, ['libvirt', 'hook', 'install', 'host', '--profile', 'host']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /host journal/);
+    assert.equal(treeHash(root), h);
+  });
+});
