@@ -211,10 +211,15 @@ export function readJournalFile(file: string): ParsedJournal {
  * last complete line only (a torn last line is ignored, as parseJournal ignores it). For planning decisions (set a
  * restored or earlier-boot host journal aside; is another isolation's journal over?); an active journal is then read
  * whole where its records are used. A journal another user could have written is refused (checkJournalTrust).
+ * One left by a run killed while creating it (interruptedCreation's rule) holds no change: it is reported as a
+ * missing one is (RuntimeFailure), and is started anew by the next run that opens it (openJournal).
  */
 export function journalHead(file: string): { header: HeaderLine; restored: boolean } {
   checkExistingJournalTrust(file);
-  const text = readJournalBytes(file).toString('utf8');
+  const buf = readJournalBytes(file);
+  if (interruptedBytes(buf))
+    throw new RuntimeFailure(`journal ${file} was left unfinished by an interrupted run: it holds no change`);
+  const text = buf.toString('utf8');
   const first = text.indexOf('\n');
   if (first < 0) throw new UsageError(`${file} is empty or truncated: not a vfio-isolate journal`);
   const { header } = parseJournal(text.slice(0, first + 1), file);
@@ -559,7 +564,7 @@ export function withHostJournal(own: JournalSink, host: JournalSink): JournalSin
   const records: UndoRecord[] = [];
   return {
     file: own.file,
-    warnings: own.warnings,
+    warnings: [...own.warnings, ...host.warnings],
     records,
     record(rec, scope) {
       (scope === 'host' ? host : own).record(rec);

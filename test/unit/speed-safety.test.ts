@@ -14,7 +14,7 @@ import { UsageError } from '../../src/errors.ts';
 import { removeInterrupted } from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
-import { treeHash } from '../support/tree.ts';
+import { diffTrees, treeFiles, treeHash } from '../support/tree.ts';
 
 const tmpDir = (mode = 0o700): string => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-speedsafe-'));
@@ -231,5 +231,44 @@ describe('a libvirt domain whose hook journal would be the host journal', () => 
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /host journal/);
     assert.equal(treeHash(root), h);
+  });
+});
+
+describe('a host journal left by an interrupted creation', () => {
+  for (const [what, bytes] of [
+    ['empty', ''],
+    ['a partial header', '{"t":"header","form'],
+    ['NUL bytes', '\0\0\0\0'],
+  ] as const) {
+    it(`${what}: isolate starts it anew (it holds no change), release restores the host`, async () => {
+      const root = buildFixture('ryzen-5950x');
+      const dir = path.join(root, 'run/vfio-isolate');
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const host = path.join(dir, 'host.journal');
+      fs.writeFileSync(host, bytes, { mode: 0o600 });
+      const before = treeFiles(root);
+      const r = await cli(root, ['isolate', '--no-irqs', 'C8-15']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /host\.journal was left unfinished by an interrupted run/);
+      assert.match(fs.readFileSync(host, 'utf8'), /^\{"t":"header"/);
+      const b = await cli(root, ['release']);
+      assert.equal(b.code, 0, b.stderr);
+      assert.deepEqual(diffTrees(before, treeFiles(root)), []);
+    });
+  }
+
+  it('empty and owned by uid 1000: still refused (exit 2), kept', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const dir = path.join(root, 'run/vfio-isolate');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const host = path.join(dir, 'host.journal');
+    fs.writeFileSync(host, '', { mode: 0o600 });
+    fs.chownSync(host, 1000, 1000);
+    const h = treeHash(root);
+    const r = await cli(root, ['isolate', '--no-irqs', 'C8-15']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /owned by uid 1000/);
+    assert.equal(treeHash(root), h);
+    assert.equal(fs.statSync(host).uid, 1000);
   });
 });
