@@ -166,27 +166,6 @@ function put(path: string, value: string): string | undefined {
   }
 }
 
-/** The minimum any tool must do: read the source list, hold one fd open on the destination, write each id once. */
-function bareMove(from: string, to: string): { ms: number; moved: number } {
-  const t0 = now();
-  const list = ids(`${from}/${TASK_FILE}`);
-  const fd = fs.openSync(`${to}/${TASK_FILE}`, fs.constants.O_WRONLY);
-  let moved = 0;
-  try {
-    for (const id of list) {
-      try {
-        fs.writeSync(fd, String(id));
-        moved++;
-      } catch {
-        /* exited, or a kernel thread that cannot move */
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { ms: now() - t0, moved };
-}
-
 /** Whether the guest's kernel replaces a thread's mask on a cpuset attach (before 6.2). */
 const attachResetsMasks = ((): boolean => {
   const m = /^(\d+)\.(\d+)/.exec(readTrim('/proc/sys/kernel/osrelease'));
@@ -195,20 +174,22 @@ const attachResetsMasks = ((): boolean => {
 })();
 
 /**
- * bareMove plus what an exact tool must read on a kernel before 6.2: one sched_getaffinity per thread behind the
+ * The minimum any tool must do: read the source list, hold one fd open on the destination, write each id once.
+ * `masks`: also what an exact tool must read on a kernel before 6.2, one sched_getaffinity per thread behind the
  * list (the tasks file lists threads; on v2 the threads are the source's cgroup.threads), before the writes.
  */
-function bareMoveMasks(from: string, to: string): { ms: number; moved: number } {
-  const sched = loadSched();
+function bareMove(from: string, to: string, opts: { masks?: boolean } = {}): { ms: number; moved: number } {
+  const sched = opts.masks ? loadSched() : undefined;
   const t0 = now();
   const list = ids(`${from}/${TASK_FILE}`);
-  for (const tid of v1 ? list : ids(`${from}/cgroup.threads`)) {
-    try {
-      sched.getAffinity(tid);
-    } catch {
-      /* gone */
+  if (sched)
+    for (const tid of v1 ? list : ids(`${from}/cgroup.threads`)) {
+      try {
+        sched.getAffinity(tid);
+      } catch {
+        /* gone */
+      }
     }
-  }
   const fd = fs.openSync(`${to}/${TASK_FILE}`, fs.constants.O_WRONLY);
   let moved = 0;
   try {
@@ -630,29 +611,12 @@ async function traceTool<T>(name: string, run: () => Promise<T>): Promise<T> {
   const saved = new Map<string, unknown>();
   const calls: TraceCall[] = [];
   const fdPath = new Map<number, string>();
-  const describe = (fn: string, args: unknown[]): string => {
+  const describe = (args: unknown[]): string => {
     const a0 = args[0];
     if (typeof a0 === 'number') return `fd ${a0} ${fdPath.get(a0) ?? '?'}`;
     return typeof a0 === 'string' ? a0 : String(a0);
   };
   let t0 = 0;
-  for (const fn of TRACED_FS) {
-    const orig = nodeFs[fn] as (...a: unknown[]) => unknown;
-    saved.set(fn, orig);
-    nodeFs[fn] = function (this: unknown, ...args: unknown[]) {
-      const at = now();
-      try {
-        const r = orig.apply(this, args);
-        if (fn === 'openSync' && typeof r === 'number' && typeof args[0] === 'string') fdPath.set(r, args[0]);
-        return r;
-      } finally {
-        calls.push({ at: at - t0, ms: now() - at, fn, what: describe(fn, args) });
-      }
-    };
-  }
-  syncBuiltinESMExports();
-  // the calls made through koffi (sched_getaffinity, write(2) of a move or an IRQ file), timed the same way
-  const proto = RealFs.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
   const timed = <F extends (...a: never[]) => unknown>(fn: string, what: (a: unknown[]) => string, f: F): F =>
     function (this: unknown, ...args: unknown[]) {
       const at = now();
@@ -662,6 +626,23 @@ async function traceTool<T>(name: string, run: () => Promise<T>): Promise<T> {
         calls.push({ at: at - t0, ms: now() - at, fn, what: what(args) });
       }
     } as unknown as F;
+  for (const fn of TRACED_FS) {
+    const orig = nodeFs[fn] as (...a: unknown[]) => unknown;
+    saved.set(fn, orig);
+    // openSync also remembers which path each descriptor is, for the lines of the calls made on it
+    const call =
+      fn === 'openSync'
+        ? function (this: unknown, ...args: unknown[]): unknown {
+            const r = orig.apply(this, args);
+            if (typeof r === 'number' && typeof args[0] === 'string') fdPath.set(r, args[0]);
+            return r;
+          }
+        : orig;
+    nodeFs[fn] = timed(fn, describe, call);
+  }
+  syncBuiltinESMExports();
+  // the calls made through koffi (sched_getaffinity, write(2) of a move or an IRQ file), timed the same way
+  const proto = RealFs.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
   const savedProto = new Map<string, (...a: unknown[]) => unknown>();
   for (const m of ['getAffinity', 'setAffinity', 'tryWrite', 'write', 'openWriter'])
     savedProto.set(m, proto[m]!);
@@ -686,7 +667,9 @@ async function traceTool<T>(name: string, run: () => Promise<T>): Promise<T> {
     for (const [fn, orig] of saved) nodeFs[fn] = orig;
     syncBuiltinESMExports();
     for (const [m, orig] of savedProto) proto[m] = orig;
-    const lines: string[] = [`trace ${mode} ${name}: ${total.toFixed(2)} ms, ${calls.length} node:fs calls`];
+    const lines: string[] = [
+      `trace ${mode} ${name}: ${total.toFixed(2)} ms, ${calls.length} calls (node:fs and koffi)`,
+    ];
     let prevEnd = 0;
     let inFs = 0;
     // consecutive calls of one function on one thing (a move's writes, its mask reads) make one line
@@ -719,7 +702,7 @@ async function traceTool<T>(name: string, run: () => Promise<T>): Promise<T> {
     fs.mkdirSync(dir, { recursive: true });
     const file = join(dir, `trace-${mode}-${name}.txt`);
     fs.writeFileSync(file, lines.join('\n') + '\n');
-    log(`trace written to ${file} (${total.toFixed(1)} ms, ${calls.length} node:fs calls)`);
+    log(`trace written to ${file} (${total.toFixed(1)} ms, ${calls.length} calls)`);
   }
 }
 
@@ -765,7 +748,7 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
         return r;
       };
       const runBare = (masks = false): number => {
-        const r = (masks ? bareMoveMasks : bareMove)(SRC, DST);
+        const r = bareMove(SRC, DST, { masks });
         if (r.moved !== entry.tasks) throw new Error(`bare loop moved ${r.moved} of ${entry.tasks}`);
         back();
         return r.ms;
@@ -861,7 +844,7 @@ async function benchMoveRoot(size: number): Promise<MoveSize> {
       if (count(DST) !== 0) throw new Error(`${DST} not empty after moving back to the root`);
     };
     const runBare = (masks = false): number => {
-      const r = (masks ? bareMoveMasks : bareMove)(CG, DST);
+      const r = bareMove(CG, DST, { masks });
       entry.tasks = Math.max(entry.tasks, r.moved);
       back();
       return r.ms;
