@@ -20,12 +20,9 @@ export interface Machine extends CpuTopology {
   cmdline: string;
 }
 
+/** A CPU list file: empty when it cannot be read or is no list. */
 function readSet(fs: Fs, path: string): CpuSet {
-  try {
-    return CpuSet.parseList(fs.read(path));
-  } catch {
-    return CpuSet.EMPTY;
-  }
+  return readOptionalSet(fs, path, CpuSet.EMPTY);
 }
 
 /** readSet for a file older kernels lack: `missing` when it is not there (one read, no existence check first). */
@@ -68,8 +65,9 @@ function numbered(fs: Fs, dir: string, prefix: string): number[] {
 
 /**
  * Read the machine's topology from sysfs. Never throws for a missing optional file. possible/present/online are
- * read at once (possible only when not read already: `possibleRead`); the rest (a dozen files per CPU: ~50 ms for 8 CPUs under TCG, more on big machines) on first use,
- * so commands that take plain CPU lists (the hook sequences) never read it.
+ * read at once (possible only when not read already: `possibleRead`); the rest (a dozen files per CPU: ~50 ms for
+ * 8 CPUs under TCG, more on big machines) on first use, so commands that take plain CPU lists (the hook sequences)
+ * never read it.
  */
 export function readMachine(fs: Fs, possibleRead?: CpuSet): Machine {
   const possible = possibleRead ?? readSet(fs, P.cpuPossible);
