@@ -8,6 +8,7 @@ import { applySteps, RunFailed, type AppliedStep } from '../steps/executor.ts';
 import { hostJournalPath } from '../kernel/reservations.ts';
 import {
   checkJournalTrust,
+  hasParentStep,
   memoryJournal,
   openHostJournal,
   openJournal,
@@ -103,7 +104,7 @@ export async function execute(
     const checkedNew = (file: string): boolean =>
       (file === g.undoFile && undoTrust === 'new-in-root-dir') ||
       (lockDir !== undefined &&
-        !file.split('/').includes('..') &&
+        !hasParentStep(file) &&
         path.dirname(path.resolve(file)) === path.resolve(lockDir));
     journal = journalFile
       ? openJournal(journalFile, { ...jopts, checkedNew: checkedNew(journalFile) })

@@ -23,6 +23,20 @@ export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
 /** Runs one journal may hold (the schema bounds run numbers to this). */
 export const MAX_RUNS = 1_000_000;
 
+/** What lstat says of `file`, or undefined when nothing is there (or it cannot be looked at). */
+function lstatOf(file: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A path with a ".." component: the kernel resolves it after the symbolic links before it, the trust walk lexically. */
+export function hasParentStep(file: string): boolean {
+  return file.split('/').includes('..');
+}
+
 const TRUST_HINT =
   'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine); /run/vfio-isolate/ is the usual place';
 
@@ -36,18 +50,13 @@ const TRUST_HINT =
  * created could be another than the one checked. Anything else: exit 2.
  */
 export function checkJournalTrust(file: string): JournalTrust {
-  if (file.split('/').includes('..'))
+  if (hasParentStep(file))
     throw new UsageError(
       `journal ${file}: a path with ".." is not used (the kernel resolves ".." after the symbolic links before it, which the trust check cannot follow)`,
       'name the journal without ".." (an absolute path such as /run/vfio-isolate/NAME)',
     );
   const abs = path.resolve(file);
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.lstatSync(abs);
-  } catch {
-    st = undefined;
-  }
+  const st = lstatOf(abs);
   if (st?.isSymbolicLink())
     throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`, TRUST_HINT);
   if (st) {
@@ -85,12 +94,7 @@ export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
 
 /** checkJournalTrust for a journal that is there (a symlink counts); a missing one is left to its reader to report. */
 export function checkExistingJournalTrust(file: string): void {
-  try {
-    fs.lstatSync(file);
-  } catch {
-    return;
-  }
-  checkJournalTrust(file);
+  if (lstatOf(file)) checkJournalTrust(file);
 }
 
 export interface JournalRun {
@@ -202,7 +206,11 @@ function issueText(issues: readonly v.BaseIssue<unknown>[]): string {
 }
 
 export function readJournalFile(file: string): ParsedJournal {
-  const buf = readJournalBytes(file);
+  return parsedBytes(readJournalBytes(file), file);
+}
+
+/** A journal's bytes parsed (parseJournal), with their size. */
+function parsedBytes(buf: Buffer, file: string): ParsedJournal {
   return { ...parseJournal(buf.toString('utf8'), file), size: buf.length };
 }
 
@@ -313,13 +321,8 @@ const HEADER_START = `{"t":"header","format":"${JOURNAL_FORMAT}"`;
  * change: nothing was applied. Reads at most one small block; a symlink or non-file is never "interrupted".
  */
 export function interruptedCreation(file: string): boolean {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(file);
-  } catch {
-    return false;
-  }
-  if (!st.isFile() || st.size > 4096) return false;
+  const st = lstatOf(file);
+  if (!st?.isFile() || st.size > 4096) return false;
   return interruptedBytes(fs.readFileSync(file));
 }
 
@@ -337,8 +340,7 @@ function interruptedBytes(buf: Buffer): boolean {
  */
 export function readJournalToUndo(file: string): ParsedJournal | 'interrupted' {
   const buf = readJournalBytes(file);
-  if (interruptedBytes(buf)) return 'interrupted';
-  return { ...parseJournal(buf.toString('utf8'), file), size: buf.length };
+  return interruptedBytes(buf) ? 'interrupted' : parsedBytes(buf, file);
 }
 
 /** restore/release of an interrupted journal: nothing to undo; the file is removed (checked again under the lock). */
@@ -357,24 +359,15 @@ export function removeInterrupted(file: string): boolean {
 export function openJournal(file: string, opts: OpenOptions): JournalSink {
   const now = opts.now ?? (() => new Date());
   const warnings: string[] = [];
-  let there: fs.Stats | undefined;
-  try {
-    there = fs.lstatSync(file);
-  } catch {
-    there = undefined;
-  }
+  // What is at the path is looked at once, before the trust check: a file that appears after it is not taken for
+  // the journal (the create below is O_EXCL)
+  const there = lstatOf(file);
   if (there || !opts.checkedNew) checkJournalTrust(file);
   let runNo = 1;
-  let exists = false;
-  try {
-    const st = there ?? fs.lstatSync(file);
-    exists = true;
-    if (st.isSymbolicLink())
-      throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`);
-    if (!st.isFile()) throw new UsageError(`undo file ${file} is not a regular file`);
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-  }
+  let exists = there !== undefined;
+  if (there?.isSymbolicLink())
+    throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`);
+  if (there && !there.isFile()) throw new UsageError(`undo file ${file} is not a regular file`);
   if (exists && interruptedCreation(file)) {
     // Left by a run killed while creating it: nothing was applied; start it anew in place of it.
     checkJournalTrust(file);
@@ -520,12 +513,7 @@ export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 
 
 /** Whether anything is at a journal's path (journalState's `missing`, without reading it or walking to it). */
 export function journalThere(file: string): boolean {
-  try {
-    fs.lstatSync(file);
-    return true;
-  } catch {
-    return false;
-  }
+  return lstatOf(file) !== undefined;
 }
 
 /**
