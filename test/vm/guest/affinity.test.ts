@@ -30,6 +30,25 @@ function release(): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+/** /a.slice and /b.slice with every CPU; returns the journal that removes them. */
+async function createSlices(): Promise<string> {
+  const undo = undoFile();
+  const r = await cli([
+    '-u',
+    undo,
+    'cpuset-create',
+    '--cpus',
+    'C0-7',
+    '/a.slice',
+    'cpuset-create',
+    '--cpus',
+    'C0-7',
+    '/b.slice',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return undo;
+}
+
 describe(`thread masks across move-tasks and restore (${mode ?? 'host'})`, { skip: notInGuest() }, () => {
   const children: ChildProcess[] = [];
   after(() => {
@@ -37,20 +56,7 @@ describe(`thread masks across move-tasks and restore (${mode ?? 'host'})`, { ski
   });
 
   test('a task pinned to 0-1 in /a.slice, moved to /b.slice and restored, is in /a.slice on 0-1', async () => {
-    const setupUndo = undoFile();
-    const r0 = await cli([
-      '-u',
-      setupUndo,
-      'cpuset-create',
-      '--cpus',
-      'C0-7',
-      '/a.slice',
-      'cpuset-create',
-      '--cpus',
-      'C0-7',
-      '/b.slice',
-    ]);
-    assert.equal(r0.code, 0, r0.stderr);
+    const setupUndo = await createSlices();
     const child = spawn('sleep', ['600'], { stdio: 'ignore' });
     children.push(child);
     const pid = child.pid!;
@@ -90,20 +96,7 @@ describe(`thread masks across move-tasks and restore (${mode ?? 'host'})`, { ski
 
   // Issue 17: on cgroup v2 before 6.2 the threads behind the moved processes come from the source's cgroup.threads
   test('a process of three threads, two pinned, moved from /a.slice and restored: every thread has its mask', async () => {
-    const setupUndo = undoFile();
-    const r0 = await cli([
-      '-u',
-      setupUndo,
-      'cpuset-create',
-      '--cpus',
-      'C0-7',
-      '/a.slice',
-      'cpuset-create',
-      '--cpus',
-      'C0-7',
-      '/b.slice',
-    ]);
-    assert.equal(r0.code, 0, r0.stderr);
+    const setupUndo = await createSlices();
     const script = [
       'import sys, threading, time',
       'tids = []',
