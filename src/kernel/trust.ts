@@ -54,11 +54,12 @@ function prefixes(dir: string): string[] {
 
 function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefined {
   // in a sticky directory others may write (accepted above), an entry belongs to whoever made it: a symlink there
-  // is replaced at its owner's will, so it must be root's (stat follows it and sees only where it leads now)
+  // is replaced at its owner's will, so it must be root's (stat follows it and sees only where it leads now), and a
+  // file there must have no other name (anyone may link a root file they can reach under a name of their choosing)
   let inSticky = false;
   for (const d of prefixes(path.dirname(file))) {
     if (inSticky) {
-      const link = othersLink(d, uid);
+      const link = othersEntry(d, uid);
       if (link) return link;
     }
     let st: fs.Stats;
@@ -71,19 +72,25 @@ function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefin
     if (bad) return bad;
     inSticky = (st.mode & 0o022) !== 0;
   }
-  return inSticky ? othersLink(file, uid) : undefined;
+  return inSticky ? othersEntry(file, uid) : undefined;
 }
 
-/** `p` is a symbolic link someone other than `uid` owns. */
-function othersLink(p: string, uid: number): Distrust | undefined {
+/**
+ * `p`, in a directory others may write, may be someone else's doing: a symbolic link someone other than `uid` owns,
+ * or a regular file with more than one name.
+ */
+function othersEntry(p: string, uid: number): Distrust | undefined {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(p);
   } catch {
     return undefined; // missing: its walk or open tells
   }
-  if (!st.isSymbolicLink() || st.uid === uid) return undefined;
-  return { path: p, why: `a symbolic link owned by uid ${st.uid} in a directory others may write` };
+  if (st.isSymbolicLink() && st.uid !== uid)
+    return { path: p, why: `a symbolic link owned by uid ${st.uid} in a directory others may write` };
+  if (st.isFile() && st.nlink !== 1)
+    return { path: p, why: `a hard link (${st.nlink} names) in a directory others may write` };
+  return undefined;
 }
 
 /**

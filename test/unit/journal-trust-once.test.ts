@@ -192,6 +192,28 @@ describe('journal trust: the way to the file is the one the check walked', () =>
     assert.equal(fs.existsSync(path.join(user, 'rd', 'new')), false, 'no journal made in their directory');
     assert.throws(() => openJournal(fresh, opts), UsageError);
   });
+
+  it('a second name of root’s journal in a sticky directory is neither restored nor appended to (exit 2)', async () => {
+    // fs.protected_hardlinks=0: anyone may give a root file they can reach a name of their own in /tmp
+    const root = buildFixture('intel-6c12t');
+    const made = path.join(tmp(), 'undo');
+    assert.equal((await cli(root, ['-u', made, 'irq-affinity', 'mask', 'C2'])).code, 0);
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    const named = path.join(sticky, 'vm.journal');
+    fs.linkSync(made, named);
+    const before = treeHash(root);
+    const bytes = fs.readFileSync(made, 'utf8');
+    const r = await cli(root, ['restore', named]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /a hard link \(2 names\)/);
+    const w = await cli(root, ['-u', named, 'irq-affinity', 'mask', 'C3']);
+    assert.equal(w.code, 2, w.stderr);
+    assert.equal(treeHash(root), before, 'nothing restored or changed');
+    assert.equal(fs.readFileSync(made, 'utf8'), bytes, 'nothing appended or marked');
+    // root's own name of it is restored as ever
+    assert.equal((await cli(root, ['restore', made])).code, 0);
+  });
 });
 
 describe('journals created in the lock’s directory', () => {

@@ -99,3 +99,30 @@ test('a symlink another user owns in a root-owned sticky directory is refused, o
   assert.deepEqual(distrust(path.join(link, 'j'), T), { path: link, why });
   assert.deepEqual(distrust(link, { ...T, kind: 'dir' }), { path: link, why });
 });
+
+test('a second name of a root-owned file, made in a root-owned sticky directory, is refused; in a root-only directory it is not', () => {
+  // With fs.protected_hardlinks=0 anyone may link a file of root's they can reach, under a name of their choosing,
+  // into a sticky directory: root's file, so owner and mode pass, but not a name root gave it.
+  const d = tmp();
+  const sticky = path.join(d, 'tmp');
+  fs.mkdirSync(sticky);
+  fs.chmodSync(sticky, 0o1777);
+  const rootDir = tmp();
+  const orig = path.join(rootDir, 'j');
+  fs.writeFileSync(orig, 'x', { mode: 0o600 });
+  assert.equal(distrust(path.join(sticky, 'none'), T)?.why.startsWith('cannot be resolved'), true);
+  const named = path.join(sticky, 'j');
+  fs.linkSync(orig, named);
+  const why = 'a hard link (2 names) in a directory others may write';
+  assert.deepEqual(distrust(named, T), { path: named, why });
+  // the same two names where only root can make them: trusted
+  assert.equal(distrust(orig, T), undefined);
+  // one name only, in the sticky directory: trusted
+  fs.unlinkSync(orig);
+  assert.equal(distrust(named, T), undefined);
+  // reached through root's symlink in the sticky directory: the name that counts is still the sticky one
+  fs.linkSync(named, orig);
+  const link = path.join(sticky, 'via');
+  fs.symlinkSync(named, link);
+  assert.deepEqual(distrust(link, T), { path: named, why });
+});
