@@ -80,6 +80,22 @@ export function kernelDevices(mountinfo: string): Set<number> {
   return out;
 }
 
+/** procfs's f_type (statfs(2), linux/magic.h PROC_SUPER_MAGIC). */
+const PROC_SUPER_MAGIC = 0x9fa0;
+
+/**
+ * Is `path` a directory (not a symlink to one) on procfs? One lstat and one statfs: the file system's own type, where
+ * matching its st_dev against mountinfo's procfs mounts took a read and a parse of mountinfo (IRQ-only runs read it
+ * for nothing else).
+ */
+export function isProcfsDir(path: string): boolean {
+  try {
+    return fs.lstatSync(path).isDirectory() && fs.statfsSync(path).type === PROC_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The real machine: node:fs on system paths, one write(2) per value. Writes open the file O_WRONLY|O_NOFOLLOW,
  * never O_CREAT and never O_TRUNC, and then check what was opened before writing a byte:
@@ -104,19 +120,11 @@ export class RealFs implements Fs {
     return this.kdevs;
   }
 
-  /** Whether /proc/irq is a procfs directory (lstat once per run). */
+  /** Whether /proc/irq is a procfs directory (looked at once per run). */
   private procIrq?: boolean;
 
   private procIrqIsProcfs(): boolean {
-    if (this.procIrq === undefined) {
-      try {
-        const st = fs.lstatSync('/proc/irq');
-        this.procIrq = st.isDirectory() && this.kernelDevs().has(st.dev);
-      } catch {
-        this.procIrq = false;
-      }
-    }
-    return this.procIrq;
+    return (this.procIrq ??= isProcfsDir('/proc/irq'));
   }
 
   /**

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { lockFile } from '../../src/kernel/lock.ts';
-import { RealFs } from '../../src/kernel/realfs.ts';
+import { isProcfsDir, RealFs } from '../../src/kernel/realfs.ts';
 import { irqRuleOf } from '../../src/kernel/writable.ts';
 import { markRestored } from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
@@ -731,6 +731,18 @@ describe('irqRuleOf: the only paths RealFs writes without a per-file check (proc
       '/sys/fs/cgroup/proc/irq/1/smp_affinity',
     ])
       assert.ok(!irqRuleOf(p), JSON.stringify(p));
+  });
+
+  it('they are written unchecked only when /proc/irq is a procfs directory itself (read-only looks at this host)', () => {
+    assert.equal(isProcfsDir('/proc/irq'), true);
+    assert.equal(isProcfsDir('/proc/sys'), true);
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-procfs-'));
+    assert.equal(isProcfsDir(d), false, 'a directory of an ordinary file system');
+    fs.symlinkSync('/proc/irq', path.join(d, 'irq'));
+    assert.equal(isProcfsDir(path.join(d, 'irq')), false, 'a symlink to procfs');
+    assert.equal(isProcfsDir('/proc/self/stat'), false, 'a procfs file, not a directory');
+    assert.equal(isProcfsDir(path.join(d, 'missing')), false);
+    assert.equal(isProcfsDir('/sys/kernel'), false, 'sysfs');
   });
 });
 
