@@ -395,6 +395,9 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
     }
   }
   let fd: number;
+  // a new journal's header goes out in one write with the run line (the file is then empty, an interrupted
+  // creation, or both lines)
+  let header = '';
   try {
     if (!exists) {
       // checkedNew: its directory exists (checkJournalTrust found it)
@@ -409,7 +412,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
         0o600,
       );
       opts.onCreated?.();
-      const header: HeaderLine = {
+      const head: HeaderLine = {
         t: 'header',
         format: JOURNAL_FORMAT,
         version: JOURNAL_VERSION,
@@ -417,7 +420,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
         bootId: opts.bootId,
         created: isoUtc(now().getTime()),
       };
-      fs.writeSync(fd, JSON.stringify(header) + '\n');
+      header = JSON.stringify(head) + '\n';
     } else {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
     }
@@ -426,11 +429,11 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       `cannot write undo file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
     );
   }
-  const append = (obj: BodyLine): void => {
-    fs.writeSync(fd, JSON.stringify(obj) + '\n');
+  const append = (obj: BodyLine, before = ''): void => {
+    fs.writeSync(fd, before + JSON.stringify(obj) + '\n');
     fs.fsyncSync(fd);
   };
-  append({ t: 'run', run: runNo, at: isoUtc(now().getTime()), argv: opts.argv });
+  append({ t: 'run', run: runNo, at: isoUtc(now().getTime()), argv: opts.argv }, header);
   if (!exists) fsyncDir(path.dirname(file));
   const records: UndoRecord[] = [];
   let open = true;

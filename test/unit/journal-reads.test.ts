@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
+import { openJournal, readJournalFile } from '../../src/steps/journal.ts';
 import { cli } from '../support/cli.ts';
 
 const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
@@ -83,5 +84,45 @@ describe('restore reads the journal it undoes once', () => {
     const r = await cli(root, ['restore', undo]);
     assert.equal(r.code, 2, r.stderr);
     assert.equal(fs.existsSync(undo), true);
+  });
+});
+
+describe('a new journal is started with one write', () => {
+  it('the header and the run line go out in one write(2) and one fsync; a run appended later writes its run line', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jwrites-')), 'undo');
+    const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
+    const write = nodeFs.writeSync;
+    const fsync = nodeFs.fsyncSync;
+    const writes: string[] = [];
+    let fsyncs = 0;
+    nodeFs.writeSync = ((fd: number, data: unknown, ...rest: unknown[]) => {
+      writes.push(String(data));
+      return (write as (...a: unknown[]) => number)(fd, data, ...rest);
+    }) as typeof write;
+    nodeFs.fsyncSync = ((fd: number) => {
+      fsyncs++;
+      fsync(fd);
+    }) as typeof fsync;
+    syncBuiltinESMExports();
+    try {
+      openJournal(file, opts).close();
+      assert.equal(writes.length, 1, writes.join('|'));
+      assert.match(writes[0]!, /^\{"t":"header".*\n\{"t":"run","run":1,.*\n$/);
+      assert.equal(fsyncs, 2, 'the file, then its directory');
+      writes.length = 0;
+      openJournal(file, opts).close();
+      assert.equal(writes.length, 1);
+      assert.match(writes[0]!, /^\{"t":"run","run":2,[^\n]*\n$/);
+    } finally {
+      nodeFs.writeSync = write;
+      nodeFs.fsyncSync = fsync;
+      syncBuiltinESMExports();
+    }
+    const j = readJournalFile(file);
+    assert.deepEqual(
+      j.runs.map((r) => r.run),
+      [1, 2],
+    );
+    assert.equal(j.torn, false);
   });
 });
