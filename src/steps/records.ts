@@ -12,13 +12,14 @@ const ShortValue = v.pipe(v.string(), v.maxLength(8192));
 
 /**
  * Files written: each with the value it had before and (since 0.6) the value this run wrote, which restore compares
- * with what the file holds now: a file someone else changed since is a conflict, left alone (unless --force).
+ * with what the file holds now: a file someone else changed since is a conflict, left alone (unless --force). The
+ * three-value form, what every run writes now, is tried first: a union builds an issue for each form that fails.
  */
 export const WriteRecord = v.strictObject({
   kind: v.literal('write'),
   files: v.pipe(
     v.array(
-      v.union([v.strictTuple([SystemPath, ShortValue]), v.strictTuple([SystemPath, ShortValue, ShortValue])]),
+      v.union([v.strictTuple([SystemPath, ShortValue, ShortValue]), v.strictTuple([SystemPath, ShortValue])]),
     ),
     v.minLength(1),
     v.maxLength(100000),
