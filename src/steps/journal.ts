@@ -429,8 +429,22 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       `cannot write undo file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
     );
   }
+  // A line the disk took only in part (write(2) returns the bytes that fit, libuv's loop then stops at ENOSPC with
+  // that short count and no error) is cut off again and refused: its change is then not applied, and the lines
+  // written after it (the rollback mark, a later run's) start on a line of their own.
   const append = (obj: BodyLine, before = ''): void => {
-    fs.writeSync(fd, before + JSON.stringify(obj) + '\n');
+    const line = Buffer.from(before + JSON.stringify(obj) + '\n');
+    const n = fs.writeSync(fd, line);
+    if (n !== line.length) {
+      try {
+        fs.ftruncateSync(fd, fs.fstatSync(fd).size - n);
+      } catch {
+        /* a torn last line is ignored by readers and cut by the next run that appends */
+      }
+      throw new RuntimeFailure(
+        `cannot write undo file ${file}: only ${n} of ${line.length} bytes written (is its file system full?)`,
+      );
+    }
     fs.fsyncSync(fd);
   };
   append({ t: 'run', run: runNo, at: isoUtc(now().getTime()), argv: opts.argv }, header);
