@@ -92,10 +92,19 @@ export function checkJournalTrust(file: string): JournalTrust {
  */
 export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
 
-/** checkJournalTrust for a journal that is there (a symlink counts); a missing one is left to its reader to report. */
-export function checkExistingJournalTrust(file: string): void {
-  if (lstatOf(file)) checkJournalTrust(file);
+/**
+ * checkJournalTrust for a journal that is there (a symlink counts); a missing one is left to its reader to report.
+ * Returns what it judged, for the read that follows (readJournalBytes): the file's lstat, or null when nothing was
+ * there (a file someone puts there afterwards, in a sticky directory, was never checked).
+ */
+export function checkExistingJournalTrust(file: string): Judged {
+  const st = lstatOf(file) ?? null;
+  if (st) checkJournalTrust(file);
+  return st;
 }
+
+/** What checkExistingJournalTrust judged at a journal's path: its lstat, or null when nothing was there. */
+export type Judged = fs.Stats | null;
 
 export interface JournalRun {
   run: number;
@@ -205,8 +214,8 @@ function issueText(issues: readonly v.BaseIssue<unknown>[]): string {
   return where ? `${where}: ${i.message}` : i.message;
 }
 
-export function readJournalFile(file: string): ParsedJournal {
-  return parsedBytes(readJournalBytes(file), file);
+export function readJournalFile(file: string, judged?: Judged): ParsedJournal {
+  return parsedBytes(readJournalBytes(file, judged), file);
 }
 
 /** A journal's bytes parsed (parseJournal), with their size. */
@@ -223,8 +232,7 @@ function parsedBytes(buf: Buffer, file: string): ParsedJournal {
  * missing one is (RuntimeFailure), and is started anew by the next run that opens it (openJournal).
  */
 export function journalHead(file: string): { header: HeaderLine; restored: boolean } {
-  checkExistingJournalTrust(file);
-  const buf = readJournalBytes(file);
+  const buf = readJournalBytes(file, checkExistingJournalTrust(file));
   if (interruptedBytes(buf))
     throw new RuntimeFailure(`journal ${file} was left unfinished by an interrupted run: it holds no change`);
   const text = buf.toString('utf8');
@@ -253,10 +261,14 @@ export function journalHead(file: string): { header: HeaderLine; restored: boole
   return { header, restored };
 }
 
-/** The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. */
-function readJournalBytes(file: string): Buffer {
+/**
+ * The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. `judged`:
+ * what the trust check looked at (checkExistingJournalTrust); the file read must be that one (missing then: missing).
+ */
+function readJournalBytes(file: string, judged?: Judged): Buffer {
   let st: fs.Stats;
   try {
+    if (judged === null) throw new Error('missing when checked');
     st = fs.lstatSync(file);
   } catch {
     throw new RuntimeFailure(`journal ${file} does not exist`, 'check the path given to restore / -u');
@@ -269,7 +281,10 @@ function readJournalBytes(file: string): Buffer {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   let buf: Buffer;
   try {
-    if (!fs.fstatSync(fd).isFile()) throw new UsageError(`${file} is not a regular file`);
+    const opened = fs.fstatSync(fd);
+    if (!opened.isFile()) throw new UsageError(`${file} is not a regular file`);
+    if (judged && (opened.ino !== judged.ino || opened.dev !== judged.dev))
+      throw new UsageError(`journal ${file} was replaced after its trust check; not read`, TRUST_HINT);
     buf = fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -338,8 +353,8 @@ function interruptedBytes(buf: Buffer): boolean {
  * A journal to undo, read once (readJournalFile's checks), or `interrupted` when it was left by a run killed while
  * creating it (interruptedCreation's rule): what restore and release read, under the lock.
  */
-export function readJournalToUndo(file: string): ParsedJournal | 'interrupted' {
-  const buf = readJournalBytes(file);
+export function readJournalToUndo(file: string, judged?: Judged): ParsedJournal | 'interrupted' {
+  const buf = readJournalBytes(file, judged);
   return interruptedBytes(buf) ? 'interrupted' : parsedBytes(buf, file);
 }
 
@@ -544,10 +559,7 @@ export function journalState(file: string, bootId: string, read: 'whole' | 'head
   try {
     let j: { header: HeaderLine; restored: boolean };
     if (read === 'head') j = journalHead(file);
-    else {
-      checkExistingJournalTrust(file);
-      j = readJournalFile(file);
-    }
+    else j = readJournalFile(file, checkExistingJournalTrust(file));
     if (j.restored) return 'restored';
     return j.header.bootId === bootId ? 'active' : 'earlier-boot';
   } catch (e) {
