@@ -64,6 +64,14 @@ export function checkJournalTrust(file: string): JournalTrust {
     if (bad) throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
     return 'existing';
   }
+  return checkNewJournalDir(file, abs);
+}
+
+/**
+ * checkJournalTrust's rule for a journal still to be created at `abs` (`file` as given): the directory it will be
+ * created in, the nearest existing one.
+ */
+function checkNewJournalDir(file: string, abs: string): 'new-in-root-dir' | 'new' {
   let dir = path.dirname(abs);
   while (dir !== '/' && !fs.existsSync(dir)) dir = path.dirname(dir);
   const bad = distrust(dir, { kind: 'dir', allowSticky: true });
@@ -416,7 +424,13 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   try {
     if (!exists) {
       // checkedNew: its directory exists (checkJournalTrust found it)
-      if (!opts.checkedNew) fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      if (!opts.checkedNew) {
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        // a directory missing at the check may have been made by someone else (a symlink of theirs in a sticky
+        // directory) before the mkdir above, which takes any directory there for its own: the way is walked again,
+        // now that every directory on it exists (root's in a sticky directory cannot be replaced by others)
+        checkNewJournalDir(file, path.resolve(file));
+      }
       fd = fs.openSync(
         file,
         fs.constants.O_WRONLY |
@@ -440,6 +454,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
     }
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new RuntimeFailure(
       `cannot write undo file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
     );

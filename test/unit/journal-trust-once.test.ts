@@ -284,6 +284,35 @@ describe('journal trust: the way to the file is the one the check walked', () =>
       (e: unknown) => e instanceof RuntimeFailure && /does not exist/.test(e.message),
     );
   });
+  it('-u in a directory still to be made in a sticky one: a symlink another user puts there right before the mkdir is not followed (exit 2)', async () => {
+    const root = buildFixture('intel-6c12t');
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    const sub = path.join(sticky, 'vfio');
+    // where uid 1000 wants root to create the file: a root directory of their choosing
+    const elsewhere = tmp();
+    const mkdir = nodeFs.mkdirSync;
+    nodeFs.mkdirSync = ((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => {
+      if (String(p) === sub && !fs.existsSync(sub)) {
+        fs.symlinkSync(elsewhere, sub);
+        fs.lchownSync(sub, 1000, 1000);
+      }
+      return mkdir(p, o);
+    }) as typeof mkdir;
+    syncBuiltinESMExports();
+    const before = treeHash(root);
+    let r;
+    try {
+      r = await cli(root, ['-u', path.join(sub, 'undo'), 'irq-affinity', 'mask', 'C2']);
+    } finally {
+      nodeFs.mkdirSync = mkdir;
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'no journal made where their symlink leads');
+    assert.equal(treeHash(root), before, 'nothing applied');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /symbolic link owned by uid 1000/);
+  });
 });
 
 describe('journals created in the lock’s directory', () => {
