@@ -346,7 +346,21 @@ const HEADER_START = `{"t":"header","format":"${JOURNAL_FORMAT}"`;
 export function interruptedCreation(file: string): boolean {
   const st = lstatOf(file);
   if (!st?.isFile() || st.size > 4096) return false;
-  return interruptedBytes(fs.readFileSync(file));
+  // opened as readJournalBytes opens (a symlink or FIFO put there after the lstat is not followed nor waited on)
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    const now = fs.fstatSync(fd);
+    if (!now.isFile() || now.size > 4096) return false;
+    const buf = Buffer.alloc(4097);
+    return interruptedBytes(buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** interruptedCreation's rule on a journal's bytes. */

@@ -14,6 +14,7 @@ import { RuntimeFailure, UsageError } from '../../src/errors.ts';
 import {
   checkExistingJournalTrust,
   checkJournalTrust,
+  interruptedCreation,
   openJournal,
   readJournalToUndo,
 } from '../../src/steps/journal.ts';
@@ -312,6 +313,34 @@ describe('journal trust: the way to the file is the one the check walked', () =>
     assert.equal(treeHash(root), before, 'nothing applied');
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /symbolic link owned by uid 1000/);
+  });
+  it('isolate’s look for an interrupted creation of an unchecked -u file does not follow a symlink swapped in after its lstat', () => {
+    // isolate reads its -u file under the lock before openJournal checks it again; in a sticky directory the file
+    // may be uid 1000's, who may replace it by a symlink (to a FIFO, which would block root's run holding the lock)
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    const f = path.join(sticky, 'undo');
+    fs.writeFileSync(f, '{"t":"header"}\n', { mode: 0o600 });
+    fs.chownSync(f, 1000, 1000);
+    const empty = path.join(tmp(), 'empty');
+    fs.writeFileSync(empty, '');
+    const mutable = nodeFs as { lstatSync: typeof fs.lstatSync };
+    const lstat = nodeFs.lstatSync;
+    mutable.lstatSync = ((p: fs.PathLike, o?: fs.StatSyncOptions) => {
+      const st = lstat(p, o);
+      if (String(p) === f && st?.isFile()) {
+        fs.unlinkSync(f);
+        fs.symlinkSync(empty, f);
+      }
+      return st;
+    }) as typeof lstat;
+    syncBuiltinESMExports();
+    try {
+      assert.equal(interruptedCreation(f), false);
+    } finally {
+      mutable.lstatSync = lstat;
+      syncBuiltinESMExports();
+    }
   });
 });
 
