@@ -82,6 +82,12 @@ export interface IrqResult {
   /** Restore of the masking: bare (read the saved old values, write each back) and `restore F`. */
   restoreBare?: number[];
   restore?: ToolRun[];
+  /**
+   * The bare loops plus what a tool that is exclusive and crash-safe must add, in the same rotation (bareIrqMaskSafe,
+   * bareIrqRestoreSafe): the floor of the tool's design, which separates its own cost from the kernel's.
+   */
+  bareSafe?: number[];
+  restoreBareSafe?: number[];
 }
 
 export interface CycleResult {
@@ -945,6 +951,86 @@ function bareIrqRestore(saved: string): number {
   return now() - t0;
 }
 
+let flockFn: ((fd: number, op: number) => number) | undefined;
+
+/** flock(2) through koffi (what the tool's lock uses), loaded once outside any timing. */
+function flock(fd: number, op: number): number {
+  if (!flockFn) {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const f = koffi.load('libc.so.6').func('int flock(int fd, int operation)');
+    flockFn = (d, o) => f(d, o) as number;
+  }
+  return flockFn(fd, op);
+}
+
+/** The tool's lock, bare: open the lock file and flock it (LOCK_EX); returns the unlock. */
+function bareLock(): () => void {
+  const fd = fs.openSync('/run/vfio-isolate/lock', fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  flock(fd, 2);
+  return () => {
+    flock(fd, 8);
+    fs.closeSync(fd);
+  };
+}
+
+/** Append `text` to a new file (O_EXCL) and make it durable: fsync of the file and of its directory. */
+function durableCreate(file: string, text: string): number {
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  fs.writeSync(fd, text);
+  fs.fsyncSync(fd);
+  const dir = fs.openSync(WORK, fs.constants.O_RDONLY);
+  fs.fsyncSync(dir);
+  fs.closeSync(dir);
+  return fd;
+}
+
+/**
+ * bareIrqMask plus what an exclusive, crash-safe tool must add, all inside the timing: the lock (open + flock), and
+ * the old values journalled durably before the first write (a new file: one write, fsync, fsync of its directory).
+ */
+function bareIrqMaskSafe(mask: CpuSet, journal: string): number {
+  const t0 = now();
+  const unlock = bareLock();
+  const online = CpuSet.parseList(readTrim('/sys/devices/system/cpu/online'));
+  const fallback = online.minus(mask);
+  const todo: IrqPlan[] = [];
+  for (const n of fs.readdirSync('/proc/irq')) {
+    if (!/^\d+$/.test(n)) continue;
+    const path = `/proc/irq/${n}/smp_affinity_list`;
+    let orig: string;
+    try {
+      orig = readTrim(path);
+    } catch {
+      continue;
+    }
+    const rest = CpuSet.parseList(orig).minus(mask);
+    const target = (rest.intersect(online).isEmpty ? fallback : rest).toList();
+    if (target !== orig) todo.push({ path, orig, target });
+  }
+  const fd = durableCreate(journal, JSON.stringify(todo) + '\n');
+  for (const p of todo) put(p.path, p.target);
+  fs.closeSync(fd);
+  unlock();
+  return now() - t0;
+}
+
+/**
+ * bareIrqRestore plus what an exclusive, crash-safe tool must add, all inside the timing: the lock; each value read
+ * before it is written back (one changed since is left alone); the journal marked restored durably (append, fsync).
+ */
+function bareIrqRestoreSafe(journal: string): number {
+  const t0 = now();
+  const unlock = bareLock();
+  const plan = JSON.parse(read(journal)) as IrqPlan[];
+  for (const p of plan) if (readTrim(p.path) === p.target) put(p.path, p.orig);
+  const fd = fs.openSync(journal, fs.constants.O_WRONLY | fs.constants.O_APPEND);
+  fs.writeSync(fd, '{"t":"restored"}\n');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  unlock();
+  return now() - t0;
+}
+
 async function benchIrq(res: GuestBenchResult): Promise<void> {
   const { all, plan } = planIrqs(CpuSet.parseList('4-7'));
   const out: IrqResult = {
@@ -954,8 +1040,11 @@ async function benchIrq(res: GuestBenchResult): Promise<void> {
     ours: [],
     restoreBare: [],
     restore: [],
+    bareSafe: [],
+    restoreBareSafe: [],
   };
   res.irq = out;
+  fs.mkdirSync('/run/vfio-isolate', { recursive: true, mode: 0o700 }); // the lock's directory, for bareLock
   const saved = join(WORK, 'irq-plan.json');
   const runOurs = async (keep: boolean): Promise<void> => {
     const j = freshJournal();
@@ -971,9 +1060,15 @@ async function benchIrq(res: GuestBenchResult): Promise<void> {
     const ms = bareIrqMask(CpuSet.parseList('4-7'));
     fs.writeFileSync(saved, JSON.stringify(plan));
     const back = bareIrqRestore(saved);
+    const j = freshJournal();
+    const safe = bareIrqMaskSafe(CpuSet.parseList('4-7'), j);
+    const safeBack = bareIrqRestoreSafe(j);
+    fs.rmSync(j, { force: true });
     if (keep) {
       out.bare.push(ms);
       out.restoreBare!.push(back);
+      out.bareSafe!.push(safe);
+      out.restoreBareSafe!.push(safeBack);
     }
   };
   runBare(false);

@@ -361,12 +361,20 @@ export function formatGuest(run: GuestRun): string {
       `    bare ${fmtMs(summarize(q.bare).median)}, ours ${fmtMs(summarize(ms(q.ours)).median)}: ratio ${fmtRatio(ratio)}`,
       `    phases (median): ${fmtPhases(phaseMedians(q.ours))}`,
     );
+    if (q.bareSafe?.length)
+      out.push(
+        `    ours ÷ the bare loop plus the lock and a durable journal (the floor of an exclusive, crash-safe tool; bare + safety ${fmtMs(summarize(q.bareSafe).median)}): ${fmtRatio(pairedRatio(ms(q.ours), q.bareSafe))}`,
+      );
     if (q.restore?.length && q.restoreBare?.length) {
       out.push(
         `  restore of it (restore F) vs a bare loop reading the saved old values and writing each back:`,
         `    bare ${fmtMs(summarize(q.restoreBare).median)}, ours ${fmtMs(summarize(ms(q.restore)).median)}: ratio ${fmtRatio(pairedRatio(ms(q.restore), q.restoreBare))}`,
         `    phases (median): ${fmtPhases(phaseMedians(q.restore))}`,
       );
+      if (q.restoreBareSafe?.length)
+        out.push(
+          `    ours ÷ the bare loop plus the lock, a read of each value before its write and the journal marked restored durably (bare + safety ${fmtMs(summarize(q.restoreBareSafe).median)}): ${fmtRatio(pairedRatio(ms(q.restore), q.restoreBareSafe))}`,
+        );
     }
   }
   if (r.cycle) {
