@@ -38,7 +38,7 @@ export function hasParentStep(file: string): boolean {
 }
 
 const TRUST_HINT =
-  'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine); /run/vfio-isolate/ is the usual place';
+  'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine, for a file with no second name: remove a hard link to it); /run/vfio-isolate/ is the usual place';
 
 /**
  * The trust boundary of journals (README.md, "Guarantees and limits", "Trust"): root acts on what a journal says,
