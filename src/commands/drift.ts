@@ -11,7 +11,7 @@ import type { Ctx, Handler } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
-import { checkJournalTrust, readJournalFile } from '../steps/journal.ts';
+import { checkExistingJournalTrust, readJournalFile } from '../steps/journal.ts';
 import type { UnitRecord } from '../steps/records.ts';
 import type { Step } from '../steps/step.ts';
 import { validateRecords } from '../steps/validate.ts';
@@ -111,11 +111,11 @@ export function driftLine(d: Drift): string {
 /** reapply [JOURNAL]: set again, through systemd, what the journal applied and systemd no longer has. */
 function planReapply(ctx: Ctx, command: string, file: string): Step[] {
   // root acts on what the journal says (units and values): only a journal root alone could have written (exit 2)
-  checkJournalTrust(file);
+  const judged = checkExistingJournalTrust(file);
   // and only values the tool itself sets: the unit records' lists are checked as restore checks them (exit 2)
   validateRecords(
     ctx.k,
-    readJournalFile(file).runs.flatMap((r) => r.records.filter((rec) => rec.kind === 'unit')),
+    readJournalFile(file, judged).runs.flatMap((r) => r.records.filter((rec) => rec.kind === 'unit')),
     file,
   );
   const applied = appliedBy(ctx, file);

@@ -22,8 +22,7 @@ export function planJournalRestore(
 ): Step[] {
   const beforeMark = opts.beforeMark ?? [];
   // Read under the run's lock (taken before planning), and only a journal root alone could have written.
-  checkExistingJournalTrust(file);
-  const j = readJournalToUndo(file);
+  const j = readJournalToUndo(file, checkExistingJournalTrust(file));
   if (j === 'interrupted') {
     // A run was killed while creating this file: it holds no change. Removed under the lock, if still so.
     return [

@@ -38,7 +38,7 @@ export function hasParentStep(file: string): boolean {
 }
 
 const TRUST_HINT =
-  'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine); /run/vfio-isolate/ is the usual place';
+  'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine, for a file with no second name: remove a hard link to it); /run/vfio-isolate/ is the usual place';
 
 /**
  * The trust boundary of journals (README.md, "Guarantees and limits", "Trust"): root acts on what a journal says,
@@ -64,6 +64,14 @@ export function checkJournalTrust(file: string): JournalTrust {
     if (bad) throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
     return 'existing';
   }
+  return checkNewJournalDir(file, abs);
+}
+
+/**
+ * checkJournalTrust's rule for a journal still to be created at `abs` (`file` as given): the directory it will be
+ * created in, the nearest existing one.
+ */
+function checkNewJournalDir(file: string, abs: string): 'new-in-root-dir' | 'new' {
   let dir = path.dirname(abs);
   while (dir !== '/' && !fs.existsSync(dir)) dir = path.dirname(dir);
   const bad = distrust(dir, { kind: 'dir', allowSticky: true });
@@ -92,10 +100,19 @@ export function checkJournalTrust(file: string): JournalTrust {
  */
 export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
 
-/** checkJournalTrust for a journal that is there (a symlink counts); a missing one is left to its reader to report. */
-export function checkExistingJournalTrust(file: string): void {
-  if (lstatOf(file)) checkJournalTrust(file);
+/**
+ * checkJournalTrust for a journal that is there (a symlink counts); a missing one is left to its reader to report.
+ * Returns what it judged, for the read that follows (readJournalBytes): the file's lstat, or null when nothing was
+ * there (a file someone puts there afterwards, in a sticky directory, was never checked).
+ */
+export function checkExistingJournalTrust(file: string): Judged {
+  const st = lstatOf(file) ?? null;
+  if (st) checkJournalTrust(file);
+  return st;
 }
+
+/** What checkExistingJournalTrust judged at a journal's path: its lstat, or null when nothing was there. */
+export type Judged = fs.Stats | null;
 
 export interface JournalRun {
   run: number;
@@ -205,8 +222,8 @@ function issueText(issues: readonly v.BaseIssue<unknown>[]): string {
   return where ? `${where}: ${i.message}` : i.message;
 }
 
-export function readJournalFile(file: string): ParsedJournal {
-  return parsedBytes(readJournalBytes(file), file);
+export function readJournalFile(file: string, judged?: Judged): ParsedJournal {
+  return parsedBytes(readJournalBytes(file, judged), file);
 }
 
 /** A journal's bytes parsed (parseJournal), with their size. */
@@ -223,8 +240,7 @@ function parsedBytes(buf: Buffer, file: string): ParsedJournal {
  * missing one is (RuntimeFailure), and is started anew by the next run that opens it (openJournal).
  */
 export function journalHead(file: string): { header: HeaderLine; restored: boolean } {
-  checkExistingJournalTrust(file);
-  const buf = readJournalBytes(file);
+  const buf = readJournalBytes(file, checkExistingJournalTrust(file));
   if (interruptedBytes(buf))
     throw new RuntimeFailure(`journal ${file} was left unfinished by an interrupted run: it holds no change`);
   const text = buf.toString('utf8');
@@ -253,10 +269,14 @@ export function journalHead(file: string): { header: HeaderLine; restored: boole
   return { header, restored };
 }
 
-/** The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. */
-function readJournalBytes(file: string): Buffer {
+/**
+ * The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. `judged`:
+ * what the trust check looked at (checkExistingJournalTrust); the file read must be that one (missing then: missing).
+ */
+function readJournalBytes(file: string, judged?: Judged): Buffer {
   let st: fs.Stats;
   try {
+    if (judged === null) throw new Error('missing when checked');
     st = fs.lstatSync(file);
   } catch {
     throw new RuntimeFailure(`journal ${file} does not exist`, 'check the path given to restore / -u');
@@ -269,7 +289,10 @@ function readJournalBytes(file: string): Buffer {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   let buf: Buffer;
   try {
-    if (!fs.fstatSync(fd).isFile()) throw new UsageError(`${file} is not a regular file`);
+    const opened = fs.fstatSync(fd);
+    if (!opened.isFile()) throw new UsageError(`${file} is not a regular file`);
+    if (judged && (opened.ino !== judged.ino || opened.dev !== judged.dev))
+      throw new UsageError(`journal ${file} was replaced after its trust check; not read`, TRUST_HINT);
     buf = fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -323,7 +346,21 @@ const HEADER_START = `{"t":"header","format":"${JOURNAL_FORMAT}"`;
 export function interruptedCreation(file: string): boolean {
   const st = lstatOf(file);
   if (!st?.isFile() || st.size > 4096) return false;
-  return interruptedBytes(fs.readFileSync(file));
+  // opened as readJournalBytes opens (a symlink or FIFO put there after the lstat is not followed nor waited on)
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    const now = fs.fstatSync(fd);
+    if (!now.isFile() || now.size > 4096) return false;
+    const buf = Buffer.alloc(4097);
+    return interruptedBytes(buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** interruptedCreation's rule on a journal's bytes. */
@@ -338,8 +375,8 @@ function interruptedBytes(buf: Buffer): boolean {
  * A journal to undo, read once (readJournalFile's checks), or `interrupted` when it was left by a run killed while
  * creating it (interruptedCreation's rule): what restore and release read, under the lock.
  */
-export function readJournalToUndo(file: string): ParsedJournal | 'interrupted' {
-  const buf = readJournalBytes(file);
+export function readJournalToUndo(file: string, judged?: Judged): ParsedJournal | 'interrupted' {
+  const buf = readJournalBytes(file, judged);
   return interruptedBytes(buf) ? 'interrupted' : parsedBytes(buf, file);
 }
 
@@ -401,7 +438,13 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   try {
     if (!exists) {
       // checkedNew: its directory exists (checkJournalTrust found it)
-      if (!opts.checkedNew) fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      if (!opts.checkedNew) {
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        // a directory missing at the check may have been made by someone else (a symlink of theirs in a sticky
+        // directory) before the mkdir above, which takes any directory there for its own: the way is walked again,
+        // now that every directory on it exists (root's in a sticky directory cannot be replaced by others)
+        checkNewJournalDir(file, path.resolve(file));
+      }
       fd = fs.openSync(
         file,
         fs.constants.O_WRONLY |
@@ -425,12 +468,27 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
     }
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new RuntimeFailure(
       `cannot write undo file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
     );
   }
+  // A line the disk took only in part (write(2) returns the bytes that fit, libuv's loop then stops at ENOSPC with
+  // that short count and no error) is cut off again and refused: its change is then not applied, and the lines
+  // written after it (the rollback mark, a later run's) start on a line of their own.
   const append = (obj: BodyLine, before = ''): void => {
-    fs.writeSync(fd, before + JSON.stringify(obj) + '\n');
+    const line = Buffer.from(before + JSON.stringify(obj) + '\n');
+    const n = fs.writeSync(fd, line);
+    if (n !== line.length) {
+      try {
+        fs.ftruncateSync(fd, fs.fstatSync(fd).size - n);
+      } catch {
+        /* a torn last line is ignored by readers and cut by the next run that appends */
+      }
+      throw new RuntimeFailure(
+        `cannot write undo file ${file}: only ${n} of ${line.length} bytes written (is its file system full?)`,
+      );
+    }
     fs.fsyncSync(fd);
   };
   append({ t: 'run', run: runNo, at: isoUtc(now().getTime()), argv: opts.argv }, header);
@@ -530,10 +588,7 @@ export function journalState(file: string, bootId: string, read: 'whole' | 'head
   try {
     let j: { header: HeaderLine; restored: boolean };
     if (read === 'head') j = journalHead(file);
-    else {
-      checkExistingJournalTrust(file);
-      j = readJournalFile(file);
-    }
+    else j = readJournalFile(file, checkExistingJournalTrust(file));
     if (j.restored) return 'restored';
     return j.header.bootId === bootId ? 'active' : 'earlier-boot';
   } catch (e) {

@@ -10,8 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
+import { RuntimeFailure } from '../../src/errors.ts';
 import { openJournal, readJournalFile } from '../../src/steps/journal.ts';
 import { cli } from '../support/cli.ts';
+import { treeHash } from '../support/tree.ts';
 
 const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
 
@@ -124,5 +126,63 @@ describe('a new journal is started with one write', () => {
       [1, 2],
     );
     assert.equal(j.torn, false);
+  });
+});
+
+describe('a journal line the disk took only part of', () => {
+  // write(2) to a file whose disk fills up writes what fits and returns that count; libuv's write loop then stops at
+  // ENOSPC and hands back the short count, with no error (a record would then not be whole on disk)
+  async function shortWrites<T>(f: () => T | Promise<T>): Promise<T> {
+    const write = nodeFs.writeSync;
+    nodeFs.writeSync = ((fd: number, data: unknown, ..._rest: unknown[]) => {
+      const s = String(data);
+      return (write as (...a: unknown[]) => number)(fd, s.slice(0, Math.floor(s.length / 2)));
+    }) as typeof write;
+    syncBuiltinESMExports();
+    try {
+      return await f();
+    } finally {
+      nodeFs.writeSync = write;
+      syncBuiltinESMExports();
+    }
+  }
+  const rec = { kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7']] } as const;
+
+  it('a record written in part is not taken as journalled (the step is not applied), and leaves no part of it', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jshort-')), 'undo');
+    const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
+    const j = openJournal(file, opts);
+    const before = fs.readFileSync(file, 'utf8');
+    await shortWrites(() =>
+      assert.throws(() => j.record({ ...rec, files: [[...rec.files[0]]] }), RuntimeFailure),
+    );
+    assert.deepEqual(j.records, [], 'not counted as recorded');
+    assert.equal(fs.readFileSync(file, 'utf8'), before, 'no partial line left');
+    // the run goes on with whole lines: its rollback mark, then a later run's lines, all readable
+    j.markRollback();
+    j.close();
+    openJournal(file, opts).close();
+    const read = readJournalFile(file);
+    assert.deepEqual(
+      read.runs.map((r) => [r.run, r.rolledBack, r.records.length]),
+      [
+        [1, true, 0],
+        [2, false, 0],
+      ],
+    );
+    assert.equal(read.torn, false);
+  });
+
+  it('a new journal whose first write went out in part: the run stops before any change, the file is an interrupted creation', async () => {
+    const root = buildFixture('intel-6c12t');
+    const before = treeHash(root);
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jshort-')), 'undo');
+    const r = await shortWrites(() => cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C2']));
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(treeHash(root), before, 'nothing applied');
+    assert.equal(fs.readFileSync(undo, 'utf8'), '', 'nothing half-written left');
+    assert.equal((await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C2'])).code, 0);
+    assert.equal((await cli(root, ['restore', undo])).code, 0);
+    assert.equal(treeHash(root), before);
   });
 });

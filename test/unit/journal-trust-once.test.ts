@@ -11,7 +11,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { RuntimeFailure, UsageError } from '../../src/errors.ts';
-import { checkJournalTrust, openJournal } from '../../src/steps/journal.ts';
+import {
+  checkExistingJournalTrust,
+  checkJournalTrust,
+  interruptedCreation,
+  openJournal,
+  readJournalToUndo,
+} from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { treeHash } from '../support/tree.ts';
@@ -213,6 +219,128 @@ describe('journal trust: the way to the file is the one the check walked', () =>
     assert.equal(fs.readFileSync(made, 'utf8'), bytes, 'nothing appended or marked');
     // root's own name of it is restored as ever
     assert.equal((await cli(root, ['restore', made])).code, 0);
+  });
+  for (const what of ['their own file', 'a second name of root’s journal'] as const) {
+    it(`restore of a journal missing when checked: ${what}, put there right after the check looked, is not read (exit 1)`, async () => {
+      const root = buildFixture('intel-6c12t');
+      const made = path.join(tmp(), 'undo');
+      assert.equal((await cli(root, ['-u', made, 'irq-affinity', 'mask', 'C2'])).code, 0);
+      const bytes = fs.readFileSync(made, 'utf8');
+      const sticky = tmp();
+      fs.chmodSync(sticky, 0o1777);
+      const named = path.join(sticky, 'vm.journal');
+      // uid 1000 makes and unmakes the name in a loop; it is there at the read, not at the check's look
+      const mutable = nodeFs as { lstatSync: typeof fs.lstatSync };
+      const lstat = nodeFs.lstatSync;
+      mutable.lstatSync = ((p: fs.PathLike, o?: fs.StatSyncOptions) => {
+        try {
+          return lstat(p, o);
+        } finally {
+          if (String(p) === named && !fs.existsSync(named)) {
+            if (what === 'their own file') {
+              fs.writeFileSync(named, bytes, { mode: 0o600 });
+              fs.chownSync(named, 1000, 1000);
+            } else fs.linkSync(made, named);
+          }
+        }
+      }) as typeof lstat;
+      syncBuiltinESMExports();
+      const before = treeHash(root);
+      let r;
+      try {
+        r = await cli(root, ['restore', named]);
+      } finally {
+        mutable.lstatSync = lstat;
+        syncBuiltinESMExports();
+      }
+      assert.equal(treeHash(root), before, 'nothing restored from it');
+      assert.equal(fs.readFileSync(made, 'utf8'), bytes, 'root’s journal not marked');
+      assert.equal(fs.readFileSync(named, 'utf8'), bytes, 'nothing appended to it');
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /does not exist/);
+    });
+  }
+  it('a journal read after its check must be the file the check judged', async () => {
+    const root = buildFixture('intel-6c12t');
+    const made = path.join(tmp(), 'undo');
+    assert.equal((await cli(root, ['-u', made, 'irq-affinity', 'mask', 'C2'])).code, 0);
+    const judged = checkExistingJournalTrust(made);
+    assert.ok(judged);
+    assert.notEqual(readJournalToUndo(made, judged), 'interrupted');
+    // another file in its place after the check (a test stands in for whatever could swap it)
+    fs.copyFileSync(made, `${made}.new`);
+    fs.renameSync(`${made}.new`, made);
+    assert.throws(
+      () => readJournalToUndo(made, judged),
+      (e: unknown) => e instanceof UsageError && /replaced after its trust check/.test(e.message),
+    );
+    const bytes = fs.readFileSync(made);
+    fs.unlinkSync(made);
+    const missing = checkExistingJournalTrust(made);
+    assert.equal(missing, null);
+    // missing when checked: a file there afterwards is taken for missing
+    fs.writeFileSync(made, bytes, { mode: 0o600 });
+    assert.throws(
+      () => readJournalToUndo(made, missing),
+      (e: unknown) => e instanceof RuntimeFailure && /does not exist/.test(e.message),
+    );
+  });
+  it('-u in a directory still to be made in a sticky one: a symlink another user puts there right before the mkdir is not followed (exit 2)', async () => {
+    const root = buildFixture('intel-6c12t');
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    const sub = path.join(sticky, 'vfio');
+    // where uid 1000 wants root to create the file: a root directory of their choosing
+    const elsewhere = tmp();
+    const mkdir = nodeFs.mkdirSync;
+    nodeFs.mkdirSync = ((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => {
+      if (String(p) === sub && !fs.existsSync(sub)) {
+        fs.symlinkSync(elsewhere, sub);
+        fs.lchownSync(sub, 1000, 1000);
+      }
+      return mkdir(p, o);
+    }) as typeof mkdir;
+    syncBuiltinESMExports();
+    const before = treeHash(root);
+    let r;
+    try {
+      r = await cli(root, ['-u', path.join(sub, 'undo'), 'irq-affinity', 'mask', 'C2']);
+    } finally {
+      nodeFs.mkdirSync = mkdir;
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'no journal made where their symlink leads');
+    assert.equal(treeHash(root), before, 'nothing applied');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /symbolic link owned by uid 1000/);
+  });
+  it('isolate’s look for an interrupted creation of an unchecked -u file does not follow a symlink swapped in after its lstat', () => {
+    // isolate reads its -u file under the lock before openJournal checks it again; in a sticky directory the file
+    // may be uid 1000's, who may replace it by a symlink (to a FIFO, which would block root's run holding the lock)
+    const sticky = tmp();
+    fs.chmodSync(sticky, 0o1777);
+    const f = path.join(sticky, 'undo');
+    fs.writeFileSync(f, '{"t":"header"}\n', { mode: 0o600 });
+    fs.chownSync(f, 1000, 1000);
+    const empty = path.join(tmp(), 'empty');
+    fs.writeFileSync(empty, '');
+    const mutable = nodeFs as { lstatSync: typeof fs.lstatSync };
+    const lstat = nodeFs.lstatSync;
+    mutable.lstatSync = ((p: fs.PathLike, o?: fs.StatSyncOptions) => {
+      const st = lstat(p, o);
+      if (String(p) === f && st?.isFile()) {
+        fs.unlinkSync(f);
+        fs.symlinkSync(empty, f);
+      }
+      return st;
+    }) as typeof lstat;
+    syncBuiltinESMExports();
+    try {
+      assert.equal(interruptedCreation(f), false);
+    } finally {
+      mutable.lstatSync = lstat;
+      syncBuiltinESMExports();
+    }
   });
 });
 
