@@ -190,7 +190,12 @@ function readTasks(
     if (!r) seen.set(pid, (r = k.procs.threadsAndStat(pid, kernel)));
     return r;
   };
-  const tidsOfPid = (pid: number): number[] => threadsAndStat(pid).tids;
+  // the leak check: a process of one thread (most kernel threads, kthreadd's children) is told by one stat of its
+  // task/ directory; the stat file of a kernel thread is then read only if its mask has a VM CPU (for its kind)
+  const tidsOfPid = (pid: number): number[] => {
+    if (only && !seen.has(pid) && k.procs.threadCount(pid) === 1) seen.set(pid, { tids: [pid] });
+    return threadsAndStat(pid).tids;
+  };
   const threadsOf = (pid: number): TaskEntry['threads'] => {
     const tids = tidsOfPid(pid);
     return (tids.length > 0 ? tids : [pid]).map((tid) => {

@@ -45,6 +45,8 @@ export interface Fs {
   openWriter?(path: string): Writer;
   exists(path: string): boolean;
   isDir(path: string): boolean;
+  /** Optional: the link count (st_nlink) of what is at `path`, following symlinks; undefined when it cannot be read. */
+  linkCount?(path: string): number | undefined;
   list(path: string): DirEntry[];
   /** mkdir (not recursive): in a cgroup hierarchy this creates a cgroup. */
   mkdir(path: string): void;

@@ -64,6 +64,16 @@ export class Procs {
   }
 
   /**
+   * How many threads process `pid` has, from one stat of /proc/PID/task: procfs counts 2 + the process's threads as
+   * that directory's links (proc_task_getattr). undefined when that cannot be told (gone; a file system that counts
+   * a directory's links otherwise).
+   */
+  threadCount(pid: number): number | undefined {
+    const n = this.fs.linkCount?.(`${P.pid(pid)}/task`);
+    return n !== undefined && n >= 3 ? n - 2 : undefined;
+  }
+
+  /**
    * The kernel threads (kthreadd's children, plus kthreadd itself), from one read of
    * /proc/2/task/2/children; undefined when that file cannot be read (CONFIG_PROC_CHILDREN off). Every kernel
    * thread but kthreadd is created by kthreadd and never reparented, so the list is complete for the threads

@@ -217,6 +217,14 @@ export class RealFs implements Fs {
     }
   }
 
+  linkCount(path: string): number | undefined {
+    try {
+      return fs.statSync(path).nlink;
+    } catch {
+      return undefined;
+    }
+  }
+
   list(path: string): DirEntry[] {
     return wrap('list', path, () =>
       fs.readdirSync(path, { withFileTypes: true }).map((d) => ({

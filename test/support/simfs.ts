@@ -339,6 +339,15 @@ export class SimFs implements Fs {
     }
   }
 
+  /** The fake tree's own link count: a directory's is 2 + its subdirectories (ext4, tmpfs), as procfs gives task/. */
+  linkCount(path: string): number | undefined {
+    try {
+      return fs.statSync(this.hostPath(this.resolve(path, 'stat'))).nlink;
+    } catch {
+      return undefined;
+    }
+  }
+
   list(path: string): DirEntry[] {
     const sys = this.resolve(path, 'list');
     try {

@@ -25,8 +25,12 @@ class CountingFs extends SimFs {
   irqListed = new Set<number>();
   /** CPUs whose topology was read */
   topologyOf = new Set<number>();
+  /** pids whose stat file (the process's or a thread's) was read */
+  statOf = new Set<number>();
   override read(p: string): string {
     if (/^\/proc\/\d+\//.test(p)) this.procReads++;
+    const s = /^\/proc\/(\d+)\/(?:task\/\d+\/)?stat$/.exec(p);
+    if (s) this.statOf.add(Number(s[1]));
     const m = /^\/proc\/(\d+)\/task\/\d+\/status$/.exec(p);
     if (m) this.statusOf.add(Number(m[1]));
     const c = /^\/proc\/(\d+)\/cgroup$/.exec(p);
@@ -71,6 +75,8 @@ function both(name: Parameters<typeof buildFixture>[0], vm: string, opts: Fixtur
   return {
     full,
     quick,
+    root,
+    fullFs: fa,
     fullReads: fa.procReads,
     quickReads: fb.procReads,
     quickFs: fb,
@@ -145,6 +151,54 @@ describe('isolate leak check with an offline VM CPU (allowed, with a warning)', 
       assert.deepEqual(r.quick, r.full);
     });
   }
+});
+
+describe('the leak check tells a process of one thread by the links of its task/ directory', () => {
+  it('a kernel thread whose mask has no VM CPU: its stat is not read; the full status model reads it', () => {
+    const r = both('ryzen-5950x', '8-15,24-31');
+    const kthreads = fs
+      .readFileSync(path.join(r.root, 'proc/2/task/2/children'), 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    const off = kthreads.filter((pid) => !r.onVm.has(pid));
+    assert.ok(off.length > 10, `${off.length} kernel threads off the VM CPUs`);
+    assert.deepEqual(
+      off.filter((pid) => r.quickFs.statOf.has(pid)),
+      [],
+    );
+    assert.deepEqual(
+      off.filter((pid) => !r.fullFs.statOf.has(pid)),
+      [],
+    );
+    // those whose mask has a VM CPU are read for their kind (a per-CPU kernel thread is expected there)
+    assert.ok(r.pinned.size > 0 && [...r.pinned].every((pid) => r.quickFs.statOf.has(pid)));
+  });
+
+  it('a helper of two threads whose first thread keeps off the VM CPUs and whose second is on them is a leak', () => {
+    const root = buildFixture('ryzen-5950x', { extraProcs: [USERMODE_HELPER] });
+    const mask = (tid: number, list: string): void => {
+      const f = path.join(root, `proc/4800/task/${tid}/status`);
+      fs.writeFileSync(
+        f,
+        fs.readFileSync(f, 'utf8').replace(/^Cpus_allowed_list:.*$/m, `Cpus_allowed_list:\t${list}`),
+      );
+    };
+    mask(4800, '0-3');
+    mask(4801, '8');
+    const cpus = CpuSet.parseList('8-15');
+    const model = readStatusModel(new Kernel(new SimFs(root) as Fs, { systemctl: '', euid: 0 }), {
+      leaksOn: cpus,
+    });
+    assert.deepEqual(
+      model.tasks.find((x) => x.pid === 4800)?.threads.map((th) => [th.tid, th.allowed?.toList()]),
+      [
+        [4800, '0-3'],
+        [4801, '8'],
+      ],
+    );
+    assert.ok(findLeaks(model, cpus).leaks.some((l) => l.id === 4800));
+  });
 });
 
 describe('a user process whose parent is kthreadd (a usermode helper the kernel started)', () => {

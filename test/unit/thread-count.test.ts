@@ -1,0 +1,36 @@
+/**
+ * Procs.threadCount: a process's thread count from the links of /proc/PID/task (procfs: 2 + its threads), on this
+ * machine's /proc (read only: one stat each) and on a fake tree, whose directories count links the same way.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { Procs } from '../../src/kernel/procs.ts';
+import { RealFs } from '../../src/kernel/realfs.ts';
+import { USERMODE_HELPER, buildFixture } from '../fixtures/build.ts';
+import { SimFs } from '../support/simfs.ts';
+
+test('on procfs: this process’s threads as /proc/PID/task lists them; kthreadd has one; a gone pid none', async () => {
+  const procs = new Procs(new RealFs());
+  const w = new Worker('setTimeout(() => {}, 5000)', { eval: true });
+  await new Promise((r) => w.once('online', r));
+  try {
+    const listed = fs.readdirSync(`/proc/${process.pid}/task`).length;
+    assert.ok(listed > 1);
+    assert.equal(procs.threadCount(process.pid), listed);
+  } finally {
+    await w.terminate();
+  }
+  if (fs.existsSync('/proc/2/task')) assert.equal(procs.threadCount(2), 1);
+  assert.equal(procs.threadCount(2 ** 22 + 1), undefined);
+});
+
+test('on a fake tree: a process of two threads and a kernel thread', () => {
+  const root = buildFixture('intel-6c12t', { extraProcs: [USERMODE_HELPER] });
+  const procs = new Procs(new SimFs(root));
+  assert.equal(procs.threadCount(4800), fs.readdirSync(path.join(root, 'proc/4800/task')).length);
+  assert.equal(procs.threadCount(4800), 2);
+  assert.equal(procs.threadCount(2), 1);
+});
