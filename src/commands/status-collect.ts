@@ -17,7 +17,7 @@ import {
   bootIsolationFiles,
   environOf,
   governorsOf,
-  interruptCounts,
+  interruptTable,
   irqActions,
   irqAffinityWritable,
   kernelCmdline,
@@ -274,12 +274,12 @@ function readTasks(
  * else of it is read.
  */
 function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>, only?: CpuSet): IrqEntry[] {
-  const counts = interruptCounts(k.fs);
-  if (!counts.ok) notVisible.add('interrupt counts', counts.code);
-  let info: ReturnType<Kernel['irqs']['info']> | undefined;
+  const table = interruptTable(k.fs);
+  if (!table.ok) notVisible.add('interrupt counts', table.code);
   const out: IrqEntry[] = [];
   for (const irq of k.irqs.list()) {
-    const e: IrqEntry = { irq, names: [], counts: counts.ok ? counts.value.get(irq) : undefined };
+    const line = table.ok ? table.value.get(irq) : undefined;
+    const e: IrqEntry = { irq, names: [], counts: line?.counts };
     const hasAffinity = k.irqs.hasAffinity(irq);
     if (hasAffinity) {
       try {
@@ -293,8 +293,7 @@ function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>, only?: CpuS
       continue;
     }
     e.names = irqActions(k.fs, irq);
-    info ??= k.irqs.info();
-    if (e.names.length === 0 && info.get(irq)?.name) e.names.push(info.get(irq)!.name);
+    if (e.names.length === 0 && line?.name) e.names.push(line.name);
     if (hasAffinity) e.writable = irqAffinityWritable(k, irq);
     e.effective = k.irqs.effective(irq);
     out.push(e);

@@ -76,8 +76,14 @@ export function irqAffinityWritable(k: Kernel, irq: number): boolean | undefined
   }
 }
 
-/** Interrupt counts per IRQ and CPU from /proc/interrupts (numbered lines; columns named by the header). */
-export function interruptCounts(fs: Fs): Read<Map<number, Map<number, number>>> {
+/** An IRQ's line of /proc/interrupts: its counts per CPU, and its name there (the last field: the device). */
+export interface InterruptLine {
+  counts: Map<number, number>;
+  name: string;
+}
+
+/** Each IRQ's line of /proc/interrupts (numbered lines; count columns named by the header), from one read. */
+export function interruptTable(fs: Fs): Read<Map<number, InterruptLine>> {
   return attempt(() => {
     const lines = fs.read(P.interrupts).split('\n');
     const cpus = (lines[0] ?? '')
@@ -86,7 +92,7 @@ export function interruptCounts(fs: Fs): Read<Map<number, Map<number, number>>> 
       .map((h) => /^CPU(\d+)$/.exec(h))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]));
-    const out = new Map<number, Map<number, number>>();
+    const out = new Map<number, InterruptLine>();
     for (const line of lines.slice(1)) {
       const m = /^\s*(\d+):(.*)$/.exec(line);
       if (!m) continue;
@@ -96,7 +102,9 @@ export function interruptCounts(fs: Fs): Read<Map<number, Map<number, number>>> 
         const n = Number(fields[i]);
         if (Number.isFinite(n)) per.set(cpu, n);
       });
-      out.set(Number(m[1]), per);
+      // after the counts: chip, [hwirq], [type], name...; the device name is the last field
+      const rest = fields.slice(cpus.length);
+      out.set(Number(m[1]), { counts: per, name: rest.length > 0 ? rest[rest.length - 1]! : '' });
     }
     return out;
   });

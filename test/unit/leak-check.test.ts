@@ -201,6 +201,28 @@ describe('the leak check tells a process of one thread by the links of its task/
   });
 });
 
+describe('/proc/interrupts: read once for the counts and the names', () => {
+  it('an IRQ with no action directory is named by its line there; its counts per CPU come from the same read', () => {
+    const root = buildFixture('ryzen-5950x');
+    fs.rmSync(path.join(root, 'proc/irq/9/acpi'), { recursive: true });
+    for (const opts of [{}, { leaksOn: CpuSet.parseList('0-31') }]) {
+      let reads = 0;
+      const counting = new (class extends SimFs {
+        override read(p: string): string {
+          if (p === '/proc/interrupts') reads++;
+          return super.read(p);
+        }
+      })(root);
+      const model = readStatusModel(new Kernel(counting as Fs, { systemctl: '', euid: 0 }), opts);
+      const e = model.irqs.find((q) => q.irq === 9);
+      assert.deepEqual(e?.names, ['acpi'], JSON.stringify(opts));
+      assert.equal(e?.counts?.get(9), 72271);
+      assert.equal(e?.counts?.get(0), 20);
+      assert.equal(reads, 1, JSON.stringify(opts));
+    }
+  });
+});
+
 describe('a user process whose parent is kthreadd (a usermode helper the kernel started)', () => {
   it('has its threads listed, by the full status model and by the leak check', () => {
     const root = buildFixture('ryzen-5950x', {

@@ -310,10 +310,10 @@ function moreInterrupts(text: string, label: string, cpu: number, n: number): st
 }
 
 /**
- * The reads of the command, in order: /proc/interrupts twice for status's model (counts, names), then before and
- * after the window (read 3 is the last); a thread's task/TID/stat at the start and at the end (read 1).
+ * The reads of the command, in order: /proc/interrupts once for status's model (counts and names), then before
+ * and after the window (read 2 is the last); a thread's task/TID/stat at the start and at the end (read 1).
  */
-const LAST_INTERRUPTS_READ = 3;
+const LAST_INTERRUPTS_READ = 2;
 const LAST_STAT_READ = 1;
 
 function noisyTree(opts: { vcpu?: boolean; comm?: string; vmName?: string } = {}): {
