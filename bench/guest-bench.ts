@@ -83,8 +83,8 @@ export interface IrqResult {
   restoreBare?: number[];
   restore?: ToolRun[];
   /**
-   * The bare loops plus what a tool that is exclusive and crash-safe must add, in the same rotation (bareIrqMaskSafe,
-   * bareIrqRestoreSafe): the floor of the tool's design, which separates its own cost from the kernel's.
+   * The bare loops plus what a tool that is exclusive and crash-safe must add, in the same rotation (bareIrqMask's
+   * `safe`, bareIrqRestoreSafe): the floor of the tool's design, which separates its own cost from the kernel's.
    */
   bareSafe?: number[];
   restoreBareSafe?: number[];
@@ -914,11 +914,16 @@ function planIrqs(mask: CpuSet): { all: number; plan: IrqPlan[] } {
  * The bare loop of `irq-affinity mask`, doing what any tool must, all inside the timing: read the online CPUs, list
  * /proc/irq, read every smp_affinity_list, work out the new list (0.5.2's rule: the IRQ's CPUs minus the masked
  * ones, or every online CPU minus them when none is left) and write it with one open+write+close when it changes.
+ * `safe` ("bare + safety"): also what an exclusive, crash-safe tool must add: the lock (open + flock) around it all,
+ * and the old values journalled durably before the first write (a new file: one write, fsync, fsync of its
+ * directory).
  */
-function bareIrqMask(mask: CpuSet): number {
+function bareIrqMask(mask: CpuSet, safe?: { journal: string }): number {
   const t0 = now();
+  const unlock = safe ? bareLock() : undefined;
   const online = CpuSet.parseList(readTrim('/sys/devices/system/cpu/online'));
   const fallback = online.minus(mask);
+  const todo: IrqPlan[] = [];
   for (const n of fs.readdirSync('/proc/irq')) {
     if (!/^\d+$/.test(n)) continue;
     const path = `/proc/irq/${n}/smp_affinity_list`;
@@ -930,8 +935,12 @@ function bareIrqMask(mask: CpuSet): number {
     }
     const rest = CpuSet.parseList(orig).minus(mask);
     const target = (rest.intersect(online).isEmpty ? fallback : rest).toList();
-    if (target !== orig) put(path, target);
+    if (target !== orig) todo.push({ path, orig, target });
   }
+  const fd = safe ? durableCreate(safe.journal, JSON.stringify(todo) + '\n') : undefined;
+  for (const p of todo) put(p.path, p.target);
+  if (fd !== undefined) fs.closeSync(fd);
+  unlock?.();
   return now() - t0;
 }
 
@@ -985,36 +994,6 @@ function durableCreate(file: string, text: string): number {
 }
 
 /**
- * bareIrqMask plus what an exclusive, crash-safe tool must add, all inside the timing: the lock (open + flock), and
- * the old values journalled durably before the first write (a new file: one write, fsync, fsync of its directory).
- */
-function bareIrqMaskSafe(mask: CpuSet, journal: string): number {
-  const t0 = now();
-  const unlock = bareLock();
-  const online = CpuSet.parseList(readTrim('/sys/devices/system/cpu/online'));
-  const fallback = online.minus(mask);
-  const todo: IrqPlan[] = [];
-  for (const n of fs.readdirSync('/proc/irq')) {
-    if (!/^\d+$/.test(n)) continue;
-    const path = `/proc/irq/${n}/smp_affinity_list`;
-    let orig: string;
-    try {
-      orig = readTrim(path);
-    } catch {
-      continue;
-    }
-    const rest = CpuSet.parseList(orig).minus(mask);
-    const target = (rest.intersect(online).isEmpty ? fallback : rest).toList();
-    if (target !== orig) todo.push({ path, orig, target });
-  }
-  const fd = durableCreate(journal, JSON.stringify(todo) + '\n');
-  for (const p of todo) put(p.path, p.target);
-  fs.closeSync(fd);
-  unlock();
-  return now() - t0;
-}
-
-/**
  * bareIrqRestore plus what an exclusive, crash-safe tool must add, all inside the timing: the lock; each value read
  * before it is written back (one changed since is left alone); the journal marked restored durably (append, fsync).
  */
@@ -1061,7 +1040,7 @@ async function benchIrq(res: GuestBenchResult): Promise<void> {
     fs.writeFileSync(saved, JSON.stringify(plan));
     const back = bareIrqRestore(saved);
     const j = freshJournal();
-    const safe = bareIrqMaskSafe(CpuSet.parseList('4-7'), j);
+    const safe = bareIrqMask(CpuSet.parseList('4-7'), { journal: j });
     const safeBack = bareIrqRestoreSafe(j);
     fs.rmSync(j, { force: true });
     if (keep) {
