@@ -15,6 +15,14 @@ function tmp(): string {
   return d;
 }
 
+/** A root-owned sticky directory (mode 1777, as /tmp) in a root-only one. */
+function stickyDir(): string {
+  const sticky = path.join(tmp(), 'tmp');
+  fs.mkdirSync(sticky);
+  fs.chmodSync(sticky, 0o1777);
+  return sticky;
+}
+
 test('a root-owned 0600 file in a root-owned 0755 directory is trusted', () => {
   const d = tmp();
   fs.writeFileSync(path.join(d, 'j'), 'x', { mode: 0o600 });
@@ -44,10 +52,7 @@ test('a group-writable file, and a directory writable by others on the way, are 
 });
 
 test('a root-owned sticky directory is accepted only when asked, and only for a root-owned file', () => {
-  const d = tmp();
-  const sticky = path.join(d, 'tmp');
-  fs.mkdirSync(sticky);
-  fs.chmodSync(sticky, 0o1777);
+  const sticky = stickyDir();
   const f = path.join(sticky, 'j');
   fs.writeFileSync(f, 'x', { mode: 0o600 });
   const strict = distrust(f, { uid: 0 });
@@ -82,10 +87,7 @@ test('kind: a directory where a file is wanted, and a missing path, are refused'
 });
 
 test('a symlink another user owns in a root-owned sticky directory is refused, on the way or as the path itself', () => {
-  const d = tmp();
-  const sticky = path.join(d, 'tmp');
-  fs.mkdirSync(sticky);
-  fs.chmodSync(sticky, 0o1777);
+  const sticky = stickyDir();
   const rootDir = tmp();
   fs.writeFileSync(path.join(rootDir, 'j'), 'x', { mode: 0o600 });
   const link = path.join(sticky, 'link');
@@ -103,10 +105,7 @@ test('a symlink another user owns in a root-owned sticky directory is refused, o
 test('a second name of a root-owned file, made in a root-owned sticky directory, is refused; in a root-only directory it is not', () => {
   // With fs.protected_hardlinks=0 anyone may link a file of root's they can reach, under a name of their choosing,
   // into a sticky directory: root's file, so owner and mode pass, but not a name root gave it.
-  const d = tmp();
-  const sticky = path.join(d, 'tmp');
-  fs.mkdirSync(sticky);
-  fs.chmodSync(sticky, 0o1777);
+  const sticky = stickyDir();
   const rootDir = tmp();
   const orig = path.join(rootDir, 'j');
   fs.writeFileSync(orig, 'x', { mode: 0o600 });
