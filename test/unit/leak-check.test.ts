@@ -153,9 +153,17 @@ describe('isolate leak check with an offline VM CPU (allowed, with a warning)', 
   }
 });
 
+/** Whether the fake tree's file system counts a directory's links as procfs counts task/'s (ext4, tmpfs: 2 + subdirs). */
+function countsSubdirLinks(root: string): boolean {
+  const task = path.join(root, 'proc/1/task');
+  return fs.statSync(task).nlink === 2 + fs.readdirSync(task).length;
+}
+
 describe('the leak check tells a process of one thread by the links of its task/ directory', () => {
-  it('a kernel thread whose mask has no VM CPU: its stat is not read; the full status model reads it', () => {
+  it('a kernel thread whose mask has no VM CPU: its stat is not read; the full status model reads it', (t) => {
     const r = both('ryzen-5950x', '8-15,24-31');
+    if (!countsSubdirLinks(r.root))
+      return t.skip('the fixture directory counts no links per subdirectory (btrfs): the stat path is used');
     const kthreads = fs
       .readFileSync(path.join(r.root, 'proc/2/task/2/children'), 'utf8')
       .trim()

@@ -27,9 +27,14 @@ test('on procfs: this process’s threads as /proc/PID/task lists them; kthreadd
   assert.equal(procs.threadCount(2 ** 22 + 1), undefined);
 });
 
-test('on a fake tree: a process of two threads and a kernel thread', () => {
+test('on a fake tree: a process of two threads and a kernel thread', (t) => {
   const root = buildFixture('intel-6c12t', { extraProcs: [USERMODE_HELPER] });
   const procs = new Procs(new SimFs(root));
+  if (fs.statSync(path.join(root, 'proc/1/task')).nlink !== 3) {
+    // btrfs counts one link per directory: no count, and the leak check lists task/ as before
+    assert.equal(procs.threadCount(4800), undefined);
+    return t.skip('the fixture directory counts no links per subdirectory (btrfs)');
+  }
   assert.equal(procs.threadCount(4800), fs.readdirSync(path.join(root, 'proc/4800/task')).length);
   assert.equal(procs.threadCount(4800), 2);
   assert.equal(procs.threadCount(2), 1);
