@@ -341,25 +341,18 @@ const HEADER_START = `{"t":"header","format":"${JOURNAL_FORMAT}"`;
  * Was FILE left by a run killed while creating it: empty, or only a partial first line that is the start of our
  * header (or NUL bytes, what a crash can leave after the size was extended)? Records are written only after the
  * header and the run line, and a step is applied only after its record is on disk, so such a file holds no
- * change: nothing was applied. Reads at most one small block; a symlink or non-file is never "interrupted".
+ * change: nothing was applied. Reads only a file lstat finds to hold at most 4096 bytes, through readJournalBytes;
+ * a symlink or non-file is never "interrupted".
  */
 export function interruptedCreation(file: string): boolean {
   const st = lstatOf(file);
   if (!st?.isFile() || st.size > 4096) return false;
-  // opened as readJournalBytes opens (a symlink or FIFO put there after the lstat is not followed nor waited on)
-  let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    // the file the lstat saw, read as every journal is (a symlink or FIFO put there since is neither followed nor
+    // waited on, another file is refused)
+    return interruptedBytes(readJournalBytes(file, st));
   } catch {
     return false;
-  }
-  try {
-    const now = fs.fstatSync(fd);
-    if (!now.isFile() || now.size > 4096) return false;
-    const buf = Buffer.alloc(4097);
-    return interruptedBytes(buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)));
-  } finally {
-    fs.closeSync(fd);
   }
 }
 
