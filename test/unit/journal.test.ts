@@ -136,6 +136,41 @@ describe('journal', () => {
     );
   });
 
+  it('a written file is [path, before] or [path, before, wrote], read back as it was written; nothing else', () => {
+    const header = JSON.stringify({
+      t: 'header',
+      format: 'vfio-isolate-journal',
+      version: 1,
+      tool: 't',
+      bootId: 'b',
+      created: 'c',
+    });
+    const journal = (files: unknown[]): string =>
+      `${header}\n{"t":"run","run":1,"at":"x","argv":[]}\n${JSON.stringify({ t: 'rec', run: 1, rec: { kind: 'write', files } })}\n`;
+    const two = ['/proc/irq/1/smp_affinity_list', '0-7'];
+    const three = ['/proc/irq/2/smp_affinity_list', '0-7', '4-7'];
+    const [rec] = pendingRecords(parseJournal(journal([two, three]), 'J'));
+    assert.ok(rec?.kind === 'write');
+    // the exact arrays: a two-value file has no third element (not even an undefined one)
+    assert.deepEqual(rec.files, [two, three]);
+    assert.equal(rec.files[0]!.length, 2);
+    assert.ok(!(2 in rec.files[0]!));
+    for (const bad of [
+      ['/proc/irq/1/smp_affinity_list'],
+      ['/proc/irq/1/smp_affinity_list', '0-7', '4-7', 'x'],
+      ['/proc/irq/1/smp_affinity_list', '0-7', null],
+      ['/proc/irq/1/smp_affinity_list', 7],
+      ['proc/irq/1/smp_affinity_list', '0-7'],
+      ['/proc/irq/1/smp_affinity_list', 'x'.repeat(8193)],
+      ['/proc/irq/1/smp_affinity_list', '0-7', 'x'.repeat(8193)],
+    ])
+      assert.throws(
+        () => parseJournal(journal([two, bad]), 'J'),
+        (e) => e instanceof UsageError && /J line 3/.test(e.message),
+        JSON.stringify(bad).slice(0, 60),
+      );
+  });
+
   it('journalHead: the header and the restored mark from the first and last complete lines', () => {
     const f = path.join(tmp(), 'undo');
     const j = openJournal(f, opts);
