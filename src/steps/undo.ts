@@ -152,12 +152,13 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           r.skipped++;
           continue;
         }
-        if (now !== undefined && (sameValue(path, now, old) || inheritsAlready(k, path, now, old))) {
+        const form = valueForm(path);
+        if (now !== undefined && (sameValue(form, now, old) || inheritsAlready(k, path, now, old))) {
           r.skipped++;
           continue;
         }
         // Only where the file still holds what the run wrote: a value changed since by someone else stays.
-        const ours = (v: string): boolean => sameValue(path, now!, v) || inheritsAlready(k, path, now!, v);
+        const ours = (v: string): boolean => sameValue(form, now!, v) || inheritsAlready(k, path, now!, v);
         if (
           wrote !== undefined &&
           now !== undefined &&
@@ -403,28 +404,46 @@ function parseListLoose(s: string): number[] {
   return out;
 }
 
-/** The same value, as the kernel prints it or as it was written ("0-3" and "0,1,2,3"; masks with leading zeros). */
-function sameValue(path: string, now: string, v: string): boolean {
-  const b = v.trim();
-  if (now === b || normalisedEqual(path, now, b)) return true;
-  // "isolated invalid (reason)" is the kernel's verdict on "isolated": the file holds what was written
-  if (/\/cpuset\.cpus\.partition$/.test(path)) return /^(member|root|isolated)\b/.exec(now)?.[1] === b;
-  if (/\/(cpuset\.(cpus|mems|cpus\.exclusive)|smp_affinity_list)$/.test(path)) {
-    const set = (s: string): string | undefined =>
-      /^[0-9,-]*$/.test(s) && s.length <= 4096 ? parseListLoose(s).join(',') : undefined;
-    const x = set(now);
-    return x !== undefined && x === set(b);
-  }
-  return false;
+/** How a file's value is compared: the files whose kernel prints one value in more than one way have a form. */
+type ValueForm = 'list' | 'mask' | 'partition' | 'plain';
+
+/** The value form of a file, told by its name once per file (the undo loop compares each file up to three times). */
+function valueForm(path: string): ValueForm {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  if (name === 'cpuset.cpus.partition') return 'partition';
+  if (['cpuset.cpus', 'cpuset.mems', 'cpuset.cpus.exclusive', 'smp_affinity_list'].includes(name))
+    return 'list';
+  if (name.endsWith('smp_affinity') || name.endsWith('cpumask')) return 'mask';
+  return 'plain';
 }
 
-/** Hex masks and lists can print differently for the same set (leading zeros); compare as sets. */
-function normalisedEqual(path: string, a: string, b: string): boolean {
-  if (/(smp_affinity|cpumask)$/.test(path)) {
-    const strip = (s: string): string => s.replace(/[,\s]/g, '').replace(/^0+/, '').toLowerCase();
-    return strip(a) === strip(b);
+/** A CPU list in one spelling ("0-3" and "0,1,2,3" alike); undefined when `s` is not a list of bounded length. */
+function canonicalList(s: string): string | undefined {
+  return /^[0-9,-]*$/.test(s) && s.length <= 4096 ? parseListLoose(s).join(',') : undefined;
+}
+
+/** A hex mask without separators, leading zeros or case ("0000,000f" and "F" alike). */
+function canonicalMask(s: string): string {
+  return s.replace(/[,\s]/g, '').replace(/^0+/, '').toLowerCase();
+}
+
+/** The same value, as the kernel prints it or as it was written ("0-3" and "0,1,2,3"; masks with leading zeros). */
+function sameValue(form: ValueForm, now: string, v: string): boolean {
+  const b = v.trim();
+  if (now === b) return true;
+  switch (form) {
+    case 'mask':
+      return canonicalMask(now) === canonicalMask(b);
+    case 'partition':
+      // "isolated invalid (reason)" is the kernel's verdict on "isolated": the file holds what was written
+      return /^(member|root|isolated)\b/.exec(now)?.[1] === b;
+    case 'list': {
+      const x = canonicalList(now);
+      return x !== undefined && x === canonicalList(b);
+    }
+    case 'plain':
+      return false;
   }
-  return false;
 }
 
 /**

@@ -1,0 +1,84 @@
+/**
+ * Restore compares what a file holds now with what the run wrote (and with the value before) as the kernel prints
+ * it: a CPU list in another spelling ("0-3" for "0,1,2,3") or a hex mask with other leading zeros, case or group
+ * commas is the same value. Only a value that truly differs is a conflict, left alone.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { buildFixture } from '../fixtures/build.ts';
+import { simKernel } from '../support/sim.ts';
+import { sysRead, sysWrite } from '../support/tree.ts';
+import { undoRecord } from '../../src/steps/undo.ts';
+import type { Log } from '../../src/report/log.ts';
+
+const quiet: Log = {
+  verbose: false,
+  debug: false,
+  warn: () => {},
+  info: () => {},
+  debugLine: () => {},
+  progress: () => {},
+};
+
+/** A fixture and the directory of one of its IRQs that has both affinity files and takes writes. */
+function irqDir(): { root: string; dir: string } {
+  const root = buildFixture('ryzen-5950x');
+  const irq = fs
+    .readdirSync(path.join(root, 'proc/irq'))
+    .find(
+      (n) =>
+        /^\d+$/.test(n) &&
+        fs.existsSync(path.join(root, `proc/irq/${n}/smp_affinity_list`)) &&
+        !fs.existsSync(path.join(root, `proc/irq/${n}/.sim-refuse`)),
+    );
+  assert.ok(irq, 'the fixture has an IRQ');
+  return { root, dir: `/proc/irq/${irq}` };
+}
+
+/** Undo one file of a write record ([path, before, wrote]) with the file holding `now`. */
+function undoOne(file: string, now: string, before: string, wrote: string) {
+  const { root, dir } = irqDir();
+  const p = `${dir}/${file}`;
+  sysWrite(root, p, `${now}\n`);
+  const r = undoRecord(simKernel(root), { kind: 'write', files: [[p, before, wrote]] }, quiet);
+  return { r, value: () => sysRead(root, p) };
+}
+
+describe('restore: a file holds what the run wrote when the kernel prints the same value otherwise', () => {
+  it('a CPU list in another spelling is what the run wrote: written back', () => {
+    const { r, value } = undoOne('smp_affinity_list', '0-3', '0-31', '0,1,2,3');
+    assert.deepEqual(r.conflicts, []);
+    assert.equal(r.done, 1);
+    assert.equal(value(), '0-31');
+  });
+
+  it('a CPU list that already holds the value before, spelt otherwise, is restored already: not written', () => {
+    const { r, value } = undoOne('smp_affinity_list', '0-31', '0-15,16-31', '4-7');
+    assert.deepEqual(r.conflicts, []);
+    assert.deepEqual([r.done, r.skipped], [0, 1]);
+    assert.equal(value(), '0-31');
+  });
+
+  it('a CPU list that differs is a conflict: left alone', () => {
+    const { r, value } = undoOne('smp_affinity_list', '8-15', '0-31', '0-3');
+    assert.equal(r.conflicts.length, 1);
+    assert.match(r.conflicts[0]!, /holds "8-15", the run wrote "0-3"/);
+    assert.equal(r.done, 0);
+    assert.equal(value(), '8-15');
+  });
+
+  it('a hex mask with other leading zeros, case and group commas is what the run wrote: written back', () => {
+    const { r, value } = undoOne('smp_affinity', '00000000,0000000f', 'ffffffff', 'F');
+    assert.deepEqual(r.conflicts, []);
+    assert.equal(r.done, 1);
+    assert.equal(value().replace(/,/g, '').replace(/^0+/, ''), 'ffffffff');
+  });
+
+  it('a hex mask that differs is a conflict: left alone', () => {
+    const { r, value } = undoOne('smp_affinity', '000000f0', 'ffffffff', 'f');
+    assert.equal(r.conflicts.length, 1);
+    assert.equal(value(), '000000f0');
+  });
+});
