@@ -14,6 +14,9 @@ import {
   readBaseline,
   readJournalFile,
 } from '../../src/steps/journal.ts';
+import { buildFixture } from '../fixtures/build.ts';
+import { cli } from '../support/cli.ts';
+import { sysRead, sysWrite } from '../support/tree.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vi-journal-'));
 const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
@@ -169,6 +172,52 @@ describe('journal', () => {
         (e) => e instanceof UsageError && /J line 3/.test(e.message),
         JSON.stringify(bad).slice(0, 60),
       );
+  });
+
+  it('restore: [path, before] is written back even when changed since; [path, before, wrote] changed since stays', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const irq = (n: number) => `/proc/irq/${n}/smp_affinity_list`;
+    const [older, changed, ours] = [irq(10), irq(11), irq(12)];
+    const before = sysRead(root, older.slice(1));
+    assert.ok(![before, sysRead(root, changed.slice(1))].some((v) => v === '4-7' || v === '8-15'), before);
+    // the run wrote 8-15 to all three; someone else then wrote 4-7 to the first two
+    for (const [p, now] of [
+      [older, '4-7'],
+      [changed, '4-7'],
+      [ours, '8-15'],
+    ] as const)
+      sysWrite(root, p.slice(1), now);
+    const files = [
+      [older, before], // a journal before 0.6: no value written, so no conflict check
+      [changed, before, '8-15'],
+      [ours, before, '8-15'],
+    ];
+    const header = { t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', created: 'c' };
+    const j = path.join(tmp(), 'undo');
+    fs.writeFileSync(
+      j,
+      [
+        { ...header, bootId: sysRead(root, 'proc/sys/kernel/random/boot_id') },
+        { t: 'run', run: 1, at: 'x', argv: [] },
+        { t: 'rec', run: 1, rec: { kind: 'write', files } },
+      ]
+        .map((l) => JSON.stringify(l) + '\n')
+        .join(''),
+      { mode: 0o600 },
+    );
+    const r = await cli(root, ['restore', j]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /1 change\(s\) left alone/);
+    assert.match(r.stderr, /irq\/11\/smp_affinity_list \(holds "4-7", the run wrote "8-15"\)/);
+    assert.doesNotMatch(r.stderr, /irq\/1[02]\//);
+    assert.equal(sysRead(root, older.slice(1)), before, 'the two-value file is written back');
+    assert.equal(sysRead(root, changed.slice(1)), '4-7', 'the file changed since is left alone');
+    assert.equal(
+      sysRead(root, ours.slice(1)),
+      before,
+      'the file still holding what the run wrote is written back',
+    );
+    assert.doesNotMatch(fs.readFileSync(j, 'utf8'), /"restored"/);
   });
 
   it('journalHead: the header and the restored mark from the first and last complete lines', () => {
