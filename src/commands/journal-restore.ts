@@ -66,6 +66,7 @@ export function planJournalRestore(
   const failures: string[] = [];
   const conflicts: string[] = [];
   const known = new Map<string, string[]>();
+  const leftAlone = new Set<string>();
   for (const rec of recs)
     if (rec.kind === 'write')
       for (const [p, old, wrote] of rec.files)
@@ -81,7 +82,7 @@ export function planJournalRestore(
           : [{ target: 'path' in rec ? rec.path : rec.kind, note: describeRecord(rec) }],
     keptOnFailure: true,
     apply({ k, log }) {
-      const r = undoRecord(k, rec, log, { force: opts.force, known });
+      const r = undoRecord(k, rec, log, { force: opts.force, known, leftAlone });
       failures.push(...r.failed);
       conflicts.push(...r.conflicts);
       return { changed: r.done, skipped: r.failed.map((f) => ({ what: f, why: 'failed' })) };

@@ -30,6 +30,11 @@ export interface UndoOptions {
    * of them is in a state the journal itself made (a restore killed half-way and run again): not a conflict.
    */
   known?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Files a newer record of the same restore left alone (changed since): an older record does not write them either
+   * (one of a journal before 0.6 has no value written to compare). undoRecord adds the files it leaves alone.
+   */
+  leftAlone?: Set<string>;
 }
 
 function parentOf(path: string): string {
@@ -152,6 +157,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           r.skipped++;
           continue;
         }
+        if (opts.leftAlone?.has(path) && !opts.force) {
+          r.skipped++;
+          log.debugLine(`undo: ${path}: left alone by a newer record`);
+          continue;
+        }
         const form = valueForm(path);
         if (now !== undefined && (sameValue(form, now, old) || inheritsAlready(k, path, now, old))) {
           r.skipped++;
@@ -167,6 +177,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           !opts.force
         ) {
           r.conflicts.push(`${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`);
+          opts.leftAlone?.add(path);
           log.debugLine(`undo: ${path}: conflict, left alone`);
           continue;
         }

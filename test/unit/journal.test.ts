@@ -220,6 +220,62 @@ describe('journal', () => {
     assert.doesNotMatch(fs.readFileSync(j, 'utf8'), /"restored"/);
   });
 
+  it('restore: a file a newer run changed and someone changed since is not written by an older run either', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const x = '/proc/irq/10/smp_affinity_list';
+    const y = '/proc/irq/11/smp_affinity_list';
+    const before = sysRead(root, x.slice(1));
+    assert.ok(![before, sysRead(root, y.slice(1))].some((v) => ['4-7', '8-15', '16-23'].includes(v)), before);
+    // run 1 (a tool before 0.6: no value written) set both to 8-15, run 2 set both to 16-23; then someone wrote 4-7
+    // to x, while y still holds what run 2 wrote
+    sysWrite(root, x.slice(1), '4-7');
+    sysWrite(root, y.slice(1), '16-23');
+    const header = { t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', created: 'c' };
+    const j = path.join(tmp(), 'undo');
+    fs.writeFileSync(
+      j,
+      [
+        { ...header, bootId: sysRead(root, 'proc/sys/kernel/random/boot_id') },
+        { t: 'run', run: 1, at: 'x', argv: [] },
+        {
+          t: 'rec',
+          run: 1,
+          rec: {
+            kind: 'write',
+            files: [
+              [x, before],
+              [y, before],
+            ],
+          },
+        },
+        { t: 'run', run: 2, at: 'x', argv: [] },
+        {
+          t: 'rec',
+          run: 2,
+          rec: {
+            kind: 'write',
+            files: [
+              [x, '8-15', '16-23'],
+              [y, '8-15', '16-23'],
+            ],
+          },
+        },
+      ]
+        .map((l) => JSON.stringify(l) + '\n')
+        .join(''),
+      { mode: 0o600 },
+    );
+    const r = await cli(root, ['restore', j]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /1 change\(s\) left alone/);
+    assert.match(r.stderr, /irq\/10\/smp_affinity_list \(holds "4-7", the run wrote "16-23"\)/);
+    assert.equal(sysRead(root, x.slice(1)), '4-7', 'left alone by both runs');
+    assert.equal(sysRead(root, y.slice(1)), before, 'y is undone by run 2, then by run 1');
+    // --force writes it back anyway
+    assert.equal((await cli(root, ['--force', 'restore', j])).code, 0);
+    assert.equal(sysRead(root, x.slice(1)), before);
+  });
+
   it('journalHead: the header and the restored mark from the first and last complete lines', () => {
     const f = path.join(tmp(), 'undo');
     const j = openJournal(f, opts);
