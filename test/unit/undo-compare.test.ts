@@ -82,3 +82,30 @@ describe('restore: a file holds what the run wrote when the kernel prints the sa
     assert.equal(value(), '000000f0');
   });
 });
+
+describe('restore: watchdog_cpumask holds a CPU list, not a hex mask (its name ends in "cpumask")', () => {
+  /** Undo the watchdog_cpumask write of a record ([path, before, wrote]) with the file holding `now`. */
+  function undoWatchdog(now: string, before: string, wrote: string) {
+    const root = buildFixture('ryzen-5950x');
+    const p = '/proc/sys/kernel/watchdog_cpumask';
+    sysWrite(root, p, `${now}\n`);
+    const r = undoRecord(simKernel(root), { kind: 'write', files: [[p, before, wrote]] }, quiet);
+    return { r, value: () => sysRead(root, p) };
+  }
+
+  it('CPU 0 taken off since ("2-5" where the run wrote "0,2-5") is a conflict: left alone', () => {
+    // as hex digits with the commas and leading zeros dropped, "0,2-5" and "2-5" read alike
+    const { r, value } = undoWatchdog('2-5', '0-31', '0,2-5');
+    assert.equal(r.conflicts.length, 1);
+    assert.match(r.conflicts[0]!, /holds "2-5", the run wrote "0,2-5"/);
+    assert.equal(r.done, 0);
+    assert.equal(value(), '2-5');
+  });
+
+  it('the list the run wrote in another spelling ("0-3" for "0,1,2,3") is written back', () => {
+    const { r, value } = undoWatchdog('0-3', '0-31', '0,1,2,3');
+    assert.deepEqual(r.conflicts, []);
+    assert.equal(r.done, 1);
+    assert.equal(value(), '0-31');
+  });
+});
