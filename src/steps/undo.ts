@@ -418,12 +418,20 @@ function parseListLoose(s: string): number[] {
 /** How a file's value is compared: the files whose kernel prints one value in more than one way have a form. */
 type ValueForm = 'list' | 'mask' | 'partition' | 'plain';
 
+/** The files that hold a CPU (or node) list; watchdog_cpumask is one though its name ends in "cpumask". */
+const LIST_FILES = new Set([
+  'cpuset.cpus',
+  'cpuset.mems',
+  'cpuset.cpus.exclusive',
+  'smp_affinity_list',
+  'watchdog_cpumask',
+]);
+
 /** The value form of a file, told by its name once per file (the undo loop compares each file up to three times). */
 function valueForm(path: string): ValueForm {
   const name = path.slice(path.lastIndexOf('/') + 1);
   if (name === 'cpuset.cpus.partition') return 'partition';
-  if (['cpuset.cpus', 'cpuset.mems', 'cpuset.cpus.exclusive', 'smp_affinity_list'].includes(name))
-    return 'list';
+  if (LIST_FILES.has(name)) return 'list';
   if (name.endsWith('smp_affinity') || name.endsWith('cpumask')) return 'mask';
   return 'plain';
 }
