@@ -276,6 +276,43 @@ describe('journal', () => {
     assert.equal(sysRead(root, x.slice(1)), before);
   });
 
+  it('restore: every change left alone says nothing was changed; once the file is put back, restore finishes', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const x = '/proc/irq/10/smp_affinity_list';
+    const before = sysRead(root, x.slice(1));
+    assert.ok(!['4-7', '8-15', '16-23'].includes(before), before);
+    // run 1 (before 0.6: no value written) set x to 8-15, run 2 set it to 16-23; then someone wrote 4-7
+    sysWrite(root, x.slice(1), '4-7');
+    const header = { t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', created: 'c' };
+    const j = path.join(tmp(), 'undo');
+    fs.writeFileSync(
+      j,
+      [
+        { ...header, bootId: sysRead(root, 'proc/sys/kernel/random/boot_id') },
+        { t: 'run', run: 1, at: 'x', argv: [] },
+        { t: 'rec', run: 1, rec: { kind: 'write', files: [[x, before]] } },
+        { t: 'run', run: 2, at: 'x', argv: [] },
+        { t: 'rec', run: 2, rec: { kind: 'write', files: [[x, '8-15', '16-23']] } },
+      ]
+        .map((l) => JSON.stringify(l) + '\n')
+        .join(''),
+      { mode: 0o600 },
+    );
+    const r = await cli(root, ['restore', j]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /1 change\(s\) left alone/);
+    // restore wrote nothing, so there was nothing to undo or keep
+    assert.match(r.stderr, /; nothing was changed$/m);
+    assert.equal(sysRead(root, x.slice(1)), '4-7', 'left alone by both runs');
+    assert.doesNotMatch(fs.readFileSync(j, 'utf8'), /"restored"/);
+    // the user puts back what run 2 wrote: restore (without --force) undoes both runs and marks the journal
+    sysWrite(root, x.slice(1), '16-23');
+    const again = await cli(root, ['restore', j]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(sysRead(root, x.slice(1)), before);
+    assert.match(fs.readFileSync(j, 'utf8'), /"restored"/);
+  });
+
   it('journalHead: the header and the restored mark from the first and last complete lines', () => {
     const f = path.join(tmp(), 'undo');
     const j = openJournal(f, opts);
