@@ -84,8 +84,9 @@ export function applySteps(
           false,
         );
       }
-      const undone = applied.length > 0 || journal.records.length > 0;
-      // Restore's own undo steps journal nothing: what they put back stays.
+      // Restore's own undo steps journal nothing and are not rolled back: what they put back stays (when they put
+      // back nothing, nothing was changed).
+      const undone = applied.some((a) => !a.step.keptOnFailure) || journal.records.length > 0;
       const kept = applied.some((a) => a.step.keptOnFailure && a.result.changed > 0);
       throw new RunFailed(
         `${what}${kept ? '; the changes before it were kept' : undone ? '; the changes of this run were undone' : '; nothing was changed'}`,
