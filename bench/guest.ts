@@ -128,6 +128,18 @@ export async function buildBaselineBundle(rev: string): Promise<{ rev: string; b
   return { rev: sha.startsWith(rev) ? rev : `${rev} (${sha.slice(0, 7)})`, bundle: relative(REPO_ROOT, out) };
 }
 
+/**
+ * BENCH_NODE_FLAGS: node/V8 flags for the guest's node (e.g. "--single-threaded"), to see whether a figure depends on
+ * how V8 runs under emulation. Each must look like --name or --name=value; anything else is refused.
+ */
+export function guestNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const flags = (env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  for (const f of flags)
+    if (!/^--[a-z0-9][a-z0-9-]*(=[\w.,-]+)?$/.test(f))
+      throw new Error(`BENCH_NODE_FLAGS: ${JSON.stringify(f)} is not a node flag (--name or --name=value)`);
+  return flags;
+}
+
 export async function runGuestBench(
   mode: VmMode,
   spec: Spec,
@@ -138,11 +150,13 @@ export async function runGuestBench(
   try {
     await ensureKernels([mode], (l) => opts.log(`guest: ${l}`));
     const bundle = await buildGuestBundle();
+    const nodeFlags = guestNodeFlags();
+    if (nodeFlags.length > 0) opts.log(`guest ${mode}: node ${nodeFlags.join(' ')}`);
     let pending = '';
     for (let attempt = 1; attempt <= 2; attempt++) {
       const r = await runInGuest({
         mode,
-        command: `exec node ${bundle}\n`,
+        command: `exec node ${[...nodeFlags, bundle].join(' ')}\n`,
         timeoutSec: opts.timeoutSec,
         memMiB: opts.memMiB,
         env: {

@@ -16,7 +16,8 @@
  *                                    move-tasks -u and isolate/release, as paired ratios ours ÷ REV's
  *
  * Env: BENCH_PROFILE=1 writes CPU profiles of one run of the tool per benchmark to .vm-cache/bench/;
- * BENCH_REQUIRE_VM=1 makes a missing QEMU a failure instead of a skip.
+ * BENCH_REQUIRE_VM=1 makes a missing QEMU a failure instead of a skip; BENCH_NODE_FLAGS="--flag …" runs the
+ * guest's node with those flags.
  * Kernel-touching work runs only inside the throw-away QEMU guest (test/vm/); the host only spawns node.
  */
 import { writeFileSync } from 'node:fs';

@@ -270,8 +270,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           old,
         ]),
       ];
+      // threads share a few masks: each distinct one is expanded once
+      const masks = new Map<string, number[]>();
       for (const [tid, same, old] of entries) {
-        const cpus = parseListLoose(old);
+        let cpus = masks.get(old);
+        if (cpus === undefined) masks.set(old, (cpus = parseListLoose(old)));
         // a thread that has the journalled mask already needs nothing (a kernel thread bound to a CPU, which the
         // move did not change): one sched_getaffinity, no stat read
         if (hasMask(k, tid, cpus)) continue;
@@ -436,9 +439,30 @@ function valueForm(path: string): ValueForm {
   return 'plain';
 }
 
-/** A CPU list in one spelling ("0-3" and "0,1,2,3" alike); undefined when `s` is not a list of bounded length. */
+/**
+ * A CPU list in one spelling: its ranges sorted and merged, never expanded ("0,1,2,3", "2-3,0-1" and "0-3" alike);
+ * undefined when `s` is not a list ("N" or "N-M" parts, M >= N) of bounded length.
+ */
 function canonicalList(s: string): string | undefined {
-  return /^[0-9,-]*$/.test(s) && s.length <= 4096 ? parseListLoose(s).join(',') : undefined;
+  if (s.length > 4096) return undefined;
+  const ranges: [number, number][] = [];
+  for (const part of s.split(',')) {
+    if (part === '') continue;
+    const m = /^(\d{1,7})(?:-(\d{1,7}))?$/.exec(part);
+    if (!m) return undefined;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) return undefined;
+    ranges.push([a, b]);
+  }
+  ranges.sort((x, y) => x[0] - y[0]);
+  const merged: [number, number][] = [];
+  for (const [a, b] of ranges) {
+    const last = merged.at(-1);
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else merged.push([a, b]);
+  }
+  return merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
 }
 
 /** A hex mask without separators, leading zeros or case ("0000,000f" and "F" alike). */

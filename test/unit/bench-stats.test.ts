@@ -30,3 +30,16 @@ describe('bench linearity verdict', () => {
     );
   });
 });
+
+describe('bench: BENCH_NODE_FLAGS', () => {
+  it('takes node flags and refuses anything else (the flags reach the guest command line)', async () => {
+    const { guestNodeFlags } = await import('../../bench/guest.ts');
+    assert.deepEqual(guestNodeFlags({}), []);
+    assert.deepEqual(guestNodeFlags({ BENCH_NODE_FLAGS: ' --single-threaded  --max-semi-space-size=1 ' }), [
+      '--single-threaded',
+      '--max-semi-space-size=1',
+    ]);
+    for (const bad of ['-e', '--x;reboot', '--a=$(id)', 'script.js', '--a=b c=d`x`', '--a=1|sh'])
+      assert.throws(() => guestNodeFlags({ BENCH_NODE_FLAGS: bad }), /is not a node flag/, bad);
+  });
+});

@@ -54,6 +54,13 @@ describe('restore: a file holds what the run wrote when the kernel prints the sa
     assert.equal(value(), '0-31');
   });
 
+  it('a CPU list written with its ranges in another order or overlapping is the same set: written back', () => {
+    const { r, value } = undoOne('smp_affinity_list', '0-3,8-11', '0-31', '8-11,0-2,2-3');
+    assert.deepEqual(r.conflicts, []);
+    assert.equal(r.done, 1);
+    assert.equal(value(), '0-31');
+  });
+
   it('a CPU list that already holds the value before, spelt otherwise, is restored already: not written', () => {
     const { r, value } = undoOne('smp_affinity_list', '0-31', '0-15,16-31', '4-7');
     assert.deepEqual(r.conflicts, []);
