@@ -21,6 +21,19 @@ import { sysRead, sysWrite } from '../support/tree.ts';
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vi-journal-'));
 const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
 
+/** A journal's text written by hand: its header (with `bootId`), then `lines`, one JSON line each. */
+function journalText(bootId: string, lines: object[]): string {
+  const header = { t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', bootId, created: 'c' };
+  return [header, ...lines].map((l) => JSON.stringify(l) + '\n').join('');
+}
+
+/** A journal file written by hand (0600) for the fixture at `root`: of its boot, holding `lines`. */
+function journalFile(root: string, lines: object[]): string {
+  const j = path.join(tmp(), 'undo');
+  fs.writeFileSync(j, journalText(sysRead(root, 'proc/sys/kernel/random/boot_id'), lines), { mode: 0o600 });
+  return j;
+}
+
 describe('journal', () => {
   it('is created 0600 with a header, one run line and records in order', () => {
     const f = path.join(tmp(), 'undo');
@@ -119,15 +132,11 @@ describe('journal', () => {
   });
 
   it('schema errors name the line', () => {
-    const header = JSON.stringify({
-      t: 'header',
-      format: 'vfio-isolate-journal',
-      version: 1,
-      tool: 't',
-      bootId: 'b',
-      created: 'c',
-    });
-    const bad = `${header}\n{"t":"run","run":1,"at":"x","argv":[]}\n{"t":"rec","run":1,"rec":{"kind":"write","files":[["relative","1"]]}}\n`;
+    const header = journalText('b', []).trim();
+    const bad = journalText('b', [
+      { t: 'run', run: 1, at: 'x', argv: [] },
+      { t: 'rec', run: 1, rec: { kind: 'write', files: [['relative', '1']] } },
+    ]);
     assert.throws(
       () => parseJournal(bad, 'J'),
       (e) => e instanceof UsageError && /J line 3/.test(e.message),
@@ -140,16 +149,11 @@ describe('journal', () => {
   });
 
   it('a written file is [path, before] or [path, before, wrote], read back as it was written; nothing else', () => {
-    const header = JSON.stringify({
-      t: 'header',
-      format: 'vfio-isolate-journal',
-      version: 1,
-      tool: 't',
-      bootId: 'b',
-      created: 'c',
-    });
     const journal = (files: unknown[]): string =>
-      `${header}\n{"t":"run","run":1,"at":"x","argv":[]}\n${JSON.stringify({ t: 'rec', run: 1, rec: { kind: 'write', files } })}\n`;
+      journalText('b', [
+        { t: 'run', run: 1, at: 'x', argv: [] },
+        { t: 'rec', run: 1, rec: { kind: 'write', files } },
+      ]);
     const two = ['/proc/irq/1/smp_affinity_list', '0-7'];
     const three = ['/proc/irq/2/smp_affinity_list', '0-7', '4-7'];
     const [rec] = pendingRecords(parseJournal(journal([two, three]), 'J'));
@@ -192,19 +196,10 @@ describe('journal', () => {
       [changed, before, '8-15'],
       [ours, before, '8-15'],
     ];
-    const header = { t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', created: 'c' };
-    const j = path.join(tmp(), 'undo');
-    fs.writeFileSync(
-      j,
-      [
-        { ...header, bootId: sysRead(root, 'proc/sys/kernel/random/boot_id') },
-        { t: 'run', run: 1, at: 'x', argv: [] },
-        { t: 'rec', run: 1, rec: { kind: 'write', files } },
-      ]
-        .map((l) => JSON.stringify(l) + '\n')
-        .join(''),
-      { mode: 0o600 },
-    );
+    const j = journalFile(root, [
+      { t: 'run', run: 1, at: 'x', argv: [] },
+      { t: 'rec', run: 1, rec: { kind: 'write', files } },
+    ]);
     const r = await cli(root, ['restore', j]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /1 change\(s\) left alone/);
@@ -230,41 +225,32 @@ describe('journal', () => {
     // to x, while y still holds what run 2 wrote
     sysWrite(root, x.slice(1), '4-7');
     sysWrite(root, y.slice(1), '16-23');
-    const header = { t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', created: 'c' };
-    const j = path.join(tmp(), 'undo');
-    fs.writeFileSync(
-      j,
-      [
-        { ...header, bootId: sysRead(root, 'proc/sys/kernel/random/boot_id') },
-        { t: 'run', run: 1, at: 'x', argv: [] },
-        {
-          t: 'rec',
-          run: 1,
-          rec: {
-            kind: 'write',
-            files: [
-              [x, before],
-              [y, before],
-            ],
-          },
+    const j = journalFile(root, [
+      { t: 'run', run: 1, at: 'x', argv: [] },
+      {
+        t: 'rec',
+        run: 1,
+        rec: {
+          kind: 'write',
+          files: [
+            [x, before],
+            [y, before],
+          ],
         },
-        { t: 'run', run: 2, at: 'x', argv: [] },
-        {
-          t: 'rec',
-          run: 2,
-          rec: {
-            kind: 'write',
-            files: [
-              [x, '8-15', '16-23'],
-              [y, '8-15', '16-23'],
-            ],
-          },
+      },
+      { t: 'run', run: 2, at: 'x', argv: [] },
+      {
+        t: 'rec',
+        run: 2,
+        rec: {
+          kind: 'write',
+          files: [
+            [x, '8-15', '16-23'],
+            [y, '8-15', '16-23'],
+          ],
         },
-      ]
-        .map((l) => JSON.stringify(l) + '\n')
-        .join(''),
-      { mode: 0o600 },
-    );
+      },
+    ]);
     const r = await cli(root, ['restore', j]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /1 change\(s\) left alone/);
@@ -283,21 +269,12 @@ describe('journal', () => {
     assert.ok(!['4-7', '8-15', '16-23'].includes(before), before);
     // run 1 (before 0.6: no value written) set x to 8-15, run 2 set it to 16-23; then someone wrote 4-7
     sysWrite(root, x.slice(1), '4-7');
-    const header = { t: 'header', format: 'vfio-isolate-journal', version: 1, tool: 't', created: 'c' };
-    const j = path.join(tmp(), 'undo');
-    fs.writeFileSync(
-      j,
-      [
-        { ...header, bootId: sysRead(root, 'proc/sys/kernel/random/boot_id') },
-        { t: 'run', run: 1, at: 'x', argv: [] },
-        { t: 'rec', run: 1, rec: { kind: 'write', files: [[x, before]] } },
-        { t: 'run', run: 2, at: 'x', argv: [] },
-        { t: 'rec', run: 2, rec: { kind: 'write', files: [[x, '8-15', '16-23']] } },
-      ]
-        .map((l) => JSON.stringify(l) + '\n')
-        .join(''),
-      { mode: 0o600 },
-    );
+    const j = journalFile(root, [
+      { t: 'run', run: 1, at: 'x', argv: [] },
+      { t: 'rec', run: 1, rec: { kind: 'write', files: [[x, before]] } },
+      { t: 'run', run: 2, at: 'x', argv: [] },
+      { t: 'rec', run: 2, rec: { kind: 'write', files: [[x, '8-15', '16-23']] } },
+    ]);
     const r = await cli(root, ['restore', j]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /1 change\(s\) left alone/);
