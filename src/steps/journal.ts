@@ -291,8 +291,7 @@ function readJournalBytes(file: string, judged?: Judged): Buffer {
   try {
     const opened = fs.fstatSync(fd);
     if (!opened.isFile()) throw new UsageError(`${file} is not a regular file`);
-    if (judged && (opened.ino !== judged.ino || opened.dev !== judged.dev))
-      throw new UsageError(`journal ${file} was replaced after its trust check; not read`, TRUST_HINT);
+    refuseIfReplaced(file, opened, judged, 'read');
     buf = fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -301,6 +300,12 @@ function readJournalBytes(file: string, judged?: Judged): Buffer {
     throw new UsageError(`${file} is too large to be a journal (${buf.length} bytes)`);
   if (buf[0] === 0x80) throw new UsageError(`${file} is not a vfio-isolate journal`, PICKLE_HINT);
   return buf;
+}
+
+/** `opened` (an fstat) must be the file its trust check judged (`judged`: its lstat); undefined: nothing to hold to. */
+function refuseIfReplaced(file: string, opened: fs.Stats, judged: Judged | undefined, not: string): void {
+  if (judged && (opened.ino !== judged.ino || opened.dev !== judged.dev))
+    throw new UsageError(`journal ${file} was replaced after its trust check; not ${not}`, TRUST_HINT);
 }
 
 export interface JournalSink {
@@ -408,7 +413,8 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
     exists = false;
   }
   if (exists) {
-    const j = readJournalFile(file);
+    // the file the trust check judged (`there`) is read, cut and appended to; one put in its place since is refused
+    const j = readJournalFile(file, there);
     if (j.restored || j.header.bootId !== opts.bootId) {
       const why = j.restored ? 'was already restored' : 'is from an earlier boot';
       fs.renameSync(file, `${file}.old`);
@@ -421,7 +427,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
           `undo file ${file} already holds ${MAX_RUNS} runs`,
           'release or restore it, or use another -u FILE',
         );
-      if (j.torn) dropTornTail(file);
+      if (j.torn) dropTornTail(file, there);
     }
   }
   let fd: number;
@@ -459,6 +465,12 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
       header = JSON.stringify(head) + '\n';
     } else {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
+      try {
+        refuseIfReplaced(file, fs.fstatSync(fd), there, 'appended to');
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;
@@ -666,11 +678,13 @@ export function markRestored(
   }
 }
 
-/** Cut a partial last line (a crash mid-append) so that new lines start clean. */
-function dropTornTail(file: string): void {
+/** Cut a partial last line (a crash mid-append) so that new lines start clean; only in the file `judged` saw. */
+function dropTornTail(file: string, judged: Judged | undefined): void {
   const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
   try {
-    dropTornTailFd(fd, fs.fstatSync(fd).size);
+    const opened = fs.fstatSync(fd);
+    refuseIfReplaced(file, opened, judged, 'cut');
+    dropTornTailFd(fd, opened.size);
   } finally {
     fs.closeSync(fd);
   }

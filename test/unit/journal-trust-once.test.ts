@@ -314,6 +314,60 @@ describe('journal trust: the way to the file is the one the check walked', () =>
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /symbolic link owned by uid 1000/);
   });
+  it('a run appending to its journal reads, cuts and appends to the file its trust check judged, no other', () => {
+    const dir = tmp();
+    const f = path.join(dir, 'undo');
+    const mutable = nodeFs as { readFileSync: typeof fs.readFileSync };
+    const readFile = nodeFs.readFileSync;
+    /** Another file (root's, 0600, of this boot) put in the journal's place; `torn`: its last line cut short. */
+    const swapIn = (torn: boolean): string => {
+      fs.copyFileSync(f, `${f}.new`);
+      if (torn) fs.appendFileSync(`${f}.new`, '{"t":"rec","ru');
+      fs.renameSync(`${f}.new`, f);
+      return fs.readFileSync(f, 'utf8');
+    };
+    const refused = (not: string) => (e: unknown) =>
+      e instanceof UsageError && new RegExp(`replaced after its trust check; not ${not}`).test(e.message);
+    for (const [when, torn, not] of [
+      ['while its trust check walks to it', false, 'read'],
+      ['after it was read, before it is cut', true, 'cut'],
+      ['after it was read, before it is appended to', false, 'appended to'],
+    ] as const) {
+      fs.rmSync(f, { force: true });
+      // over 4096 bytes: no look for an interrupted creation reads it first
+      openJournal(f, { ...opts, argv: ['x'.repeat(3000), 'y'.repeat(3000)] }).close();
+      if (torn) fs.appendFileSync(f, '{"t":"rec","ru');
+      let theirs = '';
+      if (when.startsWith('while')) {
+        const native = nodeFs.realpathSync.native;
+        nodeFs.realpathSync.native = ((p: fs.PathLike, o?: unknown) => {
+          if ((String(p) === dir || String(p) === f) && !theirs) theirs = swapIn(torn);
+          return (native as (p: fs.PathLike, o?: unknown) => string)(p, o);
+        }) as typeof native;
+        try {
+          assert.throws(() => openJournal(f, opts), refused(not), when);
+        } finally {
+          nodeFs.realpathSync.native = native;
+        }
+      } else {
+        mutable.readFileSync = ((...a: Parameters<typeof fs.readFileSync>) => {
+          const out = readFile(...a);
+          if (typeof a[0] === 'number' && !theirs) theirs = swapIn(torn);
+          return out;
+        }) as typeof readFile;
+        syncBuiltinESMExports();
+        try {
+          assert.throws(() => openJournal(f, opts), refused(not), when);
+        } finally {
+          mutable.readFileSync = readFile;
+          syncBuiltinESMExports();
+        }
+      }
+      assert.ok(theirs, `${when}: swapped`);
+      assert.equal(fs.readFileSync(f, 'utf8'), theirs, `${when}: the file put in its place is left as it is`);
+    }
+  });
+
   it('isolate’s look for an interrupted creation of an unchecked -u file does not follow a symlink swapped in after its lstat', () => {
     // isolate reads its -u file under the lock before openJournal checks it again; in a sticky directory the file
     // may be uid 1000's, who may replace it by a symlink (to a FIFO, which would block root's run holding the lock)
