@@ -237,10 +237,14 @@ function parsedBytes(buf: Buffer, file: string): ParsedJournal {
  * restored or earlier-boot host journal aside; is another isolation's journal over?); an active journal is then read
  * whole where its records are used. A journal another user could have written is refused (checkJournalTrust).
  * One left by a run killed while creating it (interruptedCreation's rule) holds no change: it is reported as a
- * missing one is (RuntimeFailure), and is started anew by the next run that opens it (openJournal).
+ * missing one is (RuntimeFailure), and is started anew by the next run that opens it (openJournal). `judged`: what
+ * the caller's trust check of it judged (checkExistingJournalTrust; by default checked here).
  */
-export function journalHead(file: string): { header: HeaderLine; restored: boolean } {
-  const buf = readJournalBytes(file, checkExistingJournalTrust(file));
+export function journalHead(
+  file: string,
+  judged: Judged = checkExistingJournalTrust(file),
+): { header: HeaderLine; restored: boolean } {
+  const buf = readJournalBytes(file, judged);
   if (interruptedBytes(buf))
     throw new RuntimeFailure(`journal ${file} was left unfinished by an interrupted run: it holds no change`);
   const text = buf.toString('utf8');
@@ -540,9 +544,11 @@ export const EMPTY_BASELINE: Baseline = {
 export function readBaseline(file: string, bootId: string): Baseline {
   let j: ParsedJournal;
   try {
-    const head = journalHead(file);
+    // one trust check; the head and the whole are read from the file it judged
+    const judged = checkExistingJournalTrust(file);
+    const head = journalHead(file, judged);
     if (head.restored || head.header.bootId !== bootId) return EMPTY_BASELINE;
-    j = readJournalFile(file);
+    j = readJournalFile(file, judged);
   } catch (e) {
     if (e instanceof RuntimeFailure) return EMPTY_BASELINE;
     throw e;

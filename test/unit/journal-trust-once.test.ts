@@ -16,6 +16,7 @@ import {
   checkJournalTrust,
   interruptedCreation,
   openJournal,
+  readBaseline,
   readJournalToUndo,
 } from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
@@ -366,6 +367,38 @@ describe('journal trust: the way to the file is the one the check walked', () =>
       assert.ok(theirs, `${when}: swapped`);
       assert.equal(fs.readFileSync(f, 'utf8'), theirs, `${when}: the file put in its place is left as it is`);
     }
+  });
+
+  it('a baseline is read, head and whole, from the file its trust check judged', () => {
+    const f = path.join(tmp(), 'host.journal');
+    const j = openJournal(f, opts);
+    j.record({ kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7', '0-3']] });
+    j.close();
+    assert.equal(readBaseline(f, opts.bootId).file('/proc/irq/1/smp_affinity_list'), '0-7');
+    const mutable = nodeFs as { readFileSync: typeof fs.readFileSync };
+    const readFile = nodeFs.readFileSync;
+    let swapped = false;
+    // another file (root's, of this boot, with another value) in its place once its head was read
+    mutable.readFileSync = ((...a: Parameters<typeof fs.readFileSync>) => {
+      const out = readFile(...a);
+      if (typeof a[0] === 'number' && !swapped) {
+        swapped = true;
+        fs.writeFileSync(`${f}.new`, readFile(f, 'utf8').replace('"0-7"', '"0-1"'), { mode: 0o600 });
+        fs.renameSync(`${f}.new`, f);
+      }
+      return out;
+    }) as typeof readFile;
+    syncBuiltinESMExports();
+    try {
+      assert.throws(
+        () => readBaseline(f, opts.bootId),
+        (e: unknown) => e instanceof UsageError && /replaced after its trust check; not read/.test(e.message),
+      );
+    } finally {
+      mutable.readFileSync = readFile;
+      syncBuiltinESMExports();
+    }
+    assert.ok(swapped);
   });
 
   it('isolate’s look for an interrupted creation of an unchecked -u file does not follow a symlink swapped in after its lstat', () => {
