@@ -11,7 +11,7 @@ import type { Ctx, Handler } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
-import { checkExistingJournalTrust, readJournalFile } from '../steps/journal.ts';
+import { checkExistingJournalTrust, readJournalFile, type ParsedJournal } from '../steps/journal.ts';
 import type { UnitRecord } from '../steps/records.ts';
 import type { Step } from '../steps/step.ts';
 import { validateRecords } from '../steps/validate.ts';
@@ -32,9 +32,11 @@ export interface Drift extends Applied {
   fix: string;
 }
 
-/** What the live runs of an active journal (unrestored, this boot) last applied to each unit property. */
-export function appliedBy(ctx: Ctx, file: string): Applied[] {
-  const j = readJournalFile(file);
+/**
+ * What the live runs of an active journal (unrestored, this boot) last applied to each unit property. `j`: the
+ * journal as its caller read it (by default read here).
+ */
+export function appliedBy(ctx: Ctx, file: string, j: ParsedJournal = readJournalFile(file)): Applied[] {
   if (j.restored || j.header.bootId !== ctx.k.bootId()) return [];
   const last = new Map<string, Applied>();
   for (const run of j.runs) {
@@ -111,14 +113,15 @@ export function driftLine(d: Drift): string {
 /** reapply [JOURNAL]: set again, through systemd, what the journal applied and systemd no longer has. */
 function planReapply(ctx: Ctx, command: string, file: string): Step[] {
   // root acts on what the journal says (units and values): only a journal root alone could have written (exit 2)
-  const judged = checkExistingJournalTrust(file);
+  // read once, from the file that check judged
+  const j = readJournalFile(file, checkExistingJournalTrust(file));
   // and only values the tool itself sets: the unit records' lists are checked as restore checks them (exit 2)
   validateRecords(
     ctx.k,
-    readJournalFile(file, judged).runs.flatMap((r) => r.records.filter((rec) => rec.kind === 'unit')),
+    j.runs.flatMap((r) => r.records.filter((rec) => rec.kind === 'unit')),
     file,
   );
-  const applied = appliedBy(ctx, file);
+  const applied = appliedBy(ctx, file, j);
   if (applied.length === 0) {
     throw new RuntimeFailure(
       `${command}: ${file} has no active restriction applied through systemd`,
