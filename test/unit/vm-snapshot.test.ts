@@ -243,6 +243,7 @@ describe('parseStat', () => {
     assert.equal(s?.field(3), 3);
     assert.equal(s?.field(22), 22);
     assert.equal(s?.field(41), 41);
+    assert.equal(parseStat(`42 (a) Z 1 2`)?.state, 'Z');
   });
 });
 
@@ -332,6 +333,35 @@ describe('takeSnapshot on a fake tree', () => {
       assert.deepEqual(diffSnapshots(s, takeSnapshot(root)), [
         'task 12 (ksoftirqd/0) Cpus_allowed_list: 0 → 1',
       ]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('a process that exited and is not reaped yet (a zombie, which cgroup.procs no longer lists) is gone', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
+    const put = (path: string, value: string): void => {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), value);
+    };
+    const stat = (pid: number, state: string): string =>
+      `${pid} (helper) ${state} ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? 500 : 0)).join(' ')}\n`;
+    try {
+      put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
+      put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
+      put('/sys/fs/cgroup/cgroup.procs', '1\n34\n');
+      for (const pid of [1, 34]) {
+        put(`/proc/${pid}/task/${pid}/stat`, stat(pid, 'S'));
+        put(`/proc/${pid}/task/${pid}/status`, 'Name:\thelper\nCpus_allowed_list:\t0-7\n');
+      }
+      const before = takeSnapshot(root);
+      assert.deepEqual(before.cgroups['/']?.pids, [1, 34]);
+      put('/sys/fs/cgroup/cgroup.procs', '1\n');
+      put('/proc/34/task/34/stat', stat(34, 'Z'));
+      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
+      // one that left the cgroup alive is still a difference
+      put('/proc/34/task/34/stat', stat(34, 'S'));
+      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), ['cgroup / cgroup.procs: lost 34']);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

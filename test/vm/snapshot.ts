@@ -218,8 +218,10 @@ function readIrqs(root: string): Record<string, string> {
   return out;
 }
 
-/** Parse /proc/PID/task/TID/stat; fields are numbered from 1 as in proc(5). */
-export function parseStat(stat: string): { comm: string; field: (n: number) => number } | undefined {
+/** Parse /proc/PID/task/TID/stat; fields are numbered from 1 as in proc(5); `state` is field 3 (R, S, Z, ...). */
+export function parseStat(
+  stat: string,
+): { comm: string; state: string; field: (n: number) => number } | undefined {
   const open = stat.indexOf('(');
   const close = stat.lastIndexOf(')');
   if (open < 0 || close < open) return undefined;
@@ -227,7 +229,7 @@ export function parseStat(stat: string): { comm: string; field: (n: number) => n
     .slice(close + 2)
     .trim()
     .split(/\s+/);
-  return { comm: stat.slice(open + 1, close), field: (n) => Number(rest[n - 3]) };
+  return { comm: stat.slice(open + 1, close), state: rest[0] ?? '', field: (n) => Number(rest[n - 3]) };
 }
 
 function readTasks(root: string, only?: ReadonlySet<number>): Record<string, TaskState> {
@@ -244,6 +246,8 @@ function readTasks(root: string, only?: ReadonlySet<number>): Record<string, Tas
       const parsed = parseStat(stat);
       const cpus = /^Cpus_allowed_list:\s*(.*)$/m.exec(status)?.[1];
       if (!parsed || cpus === undefined) continue;
+      // exited, not yet reaped by its parent (a zombie): gone, as an exited task is (cgroup.procs no longer lists it)
+      if (parsed.state === 'Z' || parsed.state === 'X') continue;
       out[t.name] = {
         tid: Number(t.name),
         tgid: Number(p.name),
