@@ -20,22 +20,22 @@ export interface TaskStat {
   policy: number;
 }
 
-/** Parse /proc/PID/stat. The comm field may contain spaces and parentheses: it ends at the last ")". */
+/**
+ * Parse /proc/PID/stat. The comm field may contain spaces and parentheses: it ends at the last ")". The kernel
+ * separates the fields after it by one space each; only fields 3 to 41 are split off (the line has about 52).
+ */
 export function parseStat(text: string): TaskStat | undefined {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return undefined;
   const pid = Number.parseInt(text.slice(0, open), 10);
-  const rest = text
-    .slice(close + 2)
-    .trim()
-    .split(/\s+/);
-  // rest[0] is field 3 (state); field n is rest[n - 3]
+  const rest = text.slice(close + 2).split(' ', 39);
+  // rest[0] is field 3 (state); field n is rest[n - 3]; Number() ignores the newline of a line that ends early
   const f = (n: number): number => Number(rest[n - 3] ?? 0);
   return {
     pid,
     comm: text.slice(open + 1, close),
-    state: rest[0] ?? '?',
+    state: rest[0]?.trimEnd() || '?',
     ppid: f(4),
     flags: f(9),
     start: f(22),
