@@ -211,14 +211,22 @@ export class Procs {
   }
 
   /**
-   * Every task (thread) on the machine: [tid, pid] pairs (kernel threads without listing their task/), with the
-   * stat of the process when it was read on the way (kthreadd's children).
+   * Every task (thread) on the machine: [tid, pid] pairs. A process of one thread (threadCount: most kernel
+   * threads and daemons) is its own only task: neither its task/ nor its stat is read. Where the count cannot be
+   * told, kthreadd's children are told apart by their stat (threadsAndStat), which is then handed out.
    */
   allTasks(): { tid: number; pid: number; stat?: TaskStat }[] {
     const out: { tid: number; pid: number; stat?: TaskStat }[] = [];
-    const kernel = this.kernelThreads();
+    let kernel: Set<number> | undefined | null = null; // read when first needed
     for (const pid of this.pids()) {
-      const { tids, stat } = this.threadsAndStat(pid, kernel);
+      const n = this.threadCount(pid);
+      if (n === 1) {
+        out.push({ tid: pid, pid });
+        continue;
+      }
+      if (n === undefined && kernel === null) kernel = this.kernelThreads();
+      const { tids, stat } =
+        n === undefined ? this.threadsAndStat(pid, kernel ?? undefined) : { tids: this.threads(pid) };
       if (tids.length === 0) out.push({ tid: pid, pid, ...(stat ? { stat } : {}) });
       for (const tid of tids) out.push({ tid, pid, ...(stat && tid === pid ? { stat } : {}) });
     }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { findIrqbalance } from '../../src/kernel/irqbalance.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
+import { Procs } from '../../src/kernel/procs.ts';
 import { USERMODE_HELPER, buildFixture } from '../fixtures/build.ts';
 import { cliOn } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
@@ -43,6 +44,7 @@ describe('isolate: no per-task read of a process whose threads have no VM CPU, n
         extraProcs: [
           { pid: 4600, comm: 'hostonly', cmdline: ['hostonly'], cgroup: '/user.slice', affinity: '0-1' },
           { pid: 4700, comm: 'anywhere', cmdline: ['anywhere'], cgroup: '/' },
+          USERMODE_HELPER,
         ],
       });
       const v2 = fs.existsSync(path.join(root, 'sys/fs/cgroup/cgroup.controllers'));
@@ -65,10 +67,25 @@ describe('isolate: no per-task read of a process whose threads have no VM CPU, n
         .map(Number);
       assert.ok(kthreads.length > 10);
       assert.deepEqual(
-        kthreads.filter((id) => fsx.listed.has(id)),
+        kthreads.filter((id) => id !== USERMODE_HELPER.pid && fsx.listed.has(id)),
         [],
       );
-      assert.ok(fsx.listed.has(4700), 'a user process is listed');
+      // a process of one thread is its own only task where /proc/PID/task counts its links (procfs, most fake
+      // trees): not listed; a process of two threads is
+      if (new Procs(new SimFs(root)).threadCount(4700) === 1) {
+        assert.ok(!fsx.listed.has(4700), 'a process of one thread is not listed');
+        assert.ok(fsx.listed.has(4800), 'a process of two threads is listed');
+        // a kernel thread bound to CPU 0 (never a VM CPU): nothing of it is read, in the whole run
+        const onCpu0 = kthreads.filter((id) =>
+          /^Cpus_allowed_list:\s*0$/m.test(fs.readFileSync(path.join(root, `proc/${id}/status`), 'utf8')),
+        );
+        assert.ok(onCpu0.length >= 3, `kernel threads bound to CPU 0: ${onCpu0.join(' ')}`);
+        assert.deepEqual(
+          onCpu0.filter((id) => fsx.taskReads.has(id)).map((id) => [id, fsx.taskReads.get(id)]),
+          [],
+        );
+      } else
+        assert.ok(fsx.listed.has(4700), 'a user process is listed (no link count to tell its threads by)');
       assert.equal((await cliOn(new SimFs(root), ['restore', undo])).code, 0);
     });
   }
@@ -121,9 +138,40 @@ describe('isolate and a user process whose parent is kthreadd (a usermode helper
 });
 
 describe('reads of kernel threads: once each, and never to look for irqbalance', () => {
-  it('allTasks hands out the stat it read of a kthreadd child; findIrqbalance reads no kernel thread', () => {
-    const root = buildFixture('ryzen-5950x', { irqbalance: true });
+  it('allTasks reads no stat and lists only the task/ of a process of several threads', (t) => {
+    const root = buildFixture('ryzen-5950x', { irqbalance: true, extraProcs: [USERMODE_HELPER] });
     const fsx = new TaskReads(root);
+    const k = new Kernel(fsx, { systemctl: '', euid: 0 });
+    if (k.procs.threadCount(1) === undefined) return t.skip('the fixture directory counts no links (btrfs)');
+    const tasks = k.procs.allTasks();
+    assert.deepEqual([...fsx.taskReads.keys()], [], 'no stat, status or cgroup read');
+    const pids = fs
+      .readdirSync(path.join(root, 'proc'))
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number);
+    const threadsOf = (pid: number) => fs.readdirSync(path.join(root, `proc/${pid}/task`)).map(Number);
+    const several = pids.filter((pid) => threadsOf(pid).length > 1);
+    assert.ok(several.includes(4800) && several.length > 1, `${several.join(' ')}`);
+    assert.deepEqual(
+      [...fsx.listed].sort(),
+      several.sort(),
+      'only the task/ of a process of several threads is listed',
+    );
+    assert.deepEqual(
+      tasks.map((x) => `${x.pid}/${x.tid}`).sort(),
+      pids.flatMap((pid) => threadsOf(pid).map((tid) => `${pid}/${tid}`)).sort(),
+      'every thread of every process, once',
+    );
+  });
+
+  it('where the links cannot be told: allTasks hands out the stat it read of a kthreadd child; findIrqbalance reads no kernel thread', () => {
+    const root = buildFixture('ryzen-5950x', { irqbalance: true });
+    class NoLinks extends TaskReads {
+      override linkCount(): number | undefined {
+        return undefined;
+      }
+    }
+    const fsx = new NoLinks(root);
     const k = new Kernel(fsx, { systemctl: '', euid: 0 });
     // kthreadd and its children
     const kthreads = [
