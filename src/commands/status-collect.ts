@@ -280,13 +280,14 @@ function readIrqs(k: Kernel, notVisible: ReturnType<typeof counter>, only?: CpuS
   for (const irq of k.irqs.list()) {
     const line = table.ok ? table.value.get(irq) : undefined;
     const e: IrqEntry = { irq, names: [], counts: line?.counts };
-    const hasAffinity = k.irqs.hasAffinity(irq);
-    if (hasAffinity) {
-      try {
-        e.affinity = k.irqs.affinity(irq);
-      } catch (err) {
-        notVisible.add('the affinity of # IRQ{s}', (err as { code?: string }).code ?? 'EIO');
-      }
+    // an IRQ without an affinity file (e.g. IRQ 0 on some machines) is told by the read's ENOENT
+    let hasAffinity = true;
+    try {
+      e.affinity = k.irqs.affinity(irq);
+    } catch (err) {
+      const code = errnoOf(err) ?? 'EIO';
+      if (code === 'ENOENT') hasAffinity = false;
+      else notVisible.add('the affinity of # IRQ{s}', code);
     }
     if (only && !e.affinity?.overlaps(only)) {
       out.push(e);

@@ -14,9 +14,6 @@ export class Irqs {
   affinityPath(irq: number): string {
     return `${P.irq(irq)}/smp_affinity_list`;
   }
-  hasAffinity(irq: number): boolean {
-    return this.fs.exists(this.affinityPath(irq));
-  }
   affinity(irq: number): CpuSet {
     return CpuSet.parseList(this.fs.read(this.affinityPath(irq)));
   }

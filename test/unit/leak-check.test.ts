@@ -248,3 +248,27 @@ describe('a user process whose parent is kthreadd (a usermode helper the kernel 
     }
   });
 });
+
+describe('an IRQ affinity file: one read each, no test of its existence first', () => {
+  it('an IRQ whose smp_affinity_list is gone has no affinity and is not writable, and hides nothing', () => {
+    const root = buildFixture('ryzen-5950x');
+    fs.rmSync(path.join(root, 'proc/irq/9/smp_affinity_list'));
+    for (const opts of [{}, { leaksOn: CpuSet.parseList('0-31') }]) {
+      const exists: string[] = [];
+      const counting = new (class extends SimFs {
+        override exists(p: string): boolean {
+          if (p.startsWith('/proc/irq/')) exists.push(p);
+          return super.exists(p);
+        }
+      })(root);
+      const model = readStatusModel(new Kernel(counting as Fs, { systemctl: '', euid: 0 }), opts);
+      const e = model.irqs.find((q) => q.irq === 9);
+      assert.ok(e, JSON.stringify(opts));
+      assert.equal(e.affinity, undefined);
+      assert.equal(e.writable, undefined);
+      assert.deepEqual(model.notVisible, [], JSON.stringify(opts));
+      assert.ok(model.irqs.find((q) => q.irq === 10)?.affinity, 'the others are read');
+      assert.deepEqual(exists, [], JSON.stringify(opts));
+    }
+  });
+});
