@@ -77,8 +77,10 @@ export function planEnableCpuset(ctx: Ctx, parts: readonly string[], command: st
       const avail = ctx.state.read(`${child}/cgroup.controllers`) ?? '';
       if (!avail.split(/\s+/).includes('cpuset'))
         ctx.state.set(`${child}/cgroup.controllers`, `${avail} cpuset`.trim());
-      ctx.state.set(`${child}/cpuset.cpus`, ctx.state.read(`${child}/cpuset.cpus`) ?? '');
-      ctx.state.set(`${child}/cpuset.mems`, ctx.state.read(`${child}/cpuset.mems`) ?? '');
+      // a child has no cpuset files while its parent does not enable the controller (none to read); once
+      // enabled, they are empty, unless an earlier step of the chain plans them
+      for (const file of [`${child}/cpuset.cpus`, `${child}/cpuset.mems`])
+        ctx.state.set(file, ctx.state.planned(file) ? (ctx.state.read(file) ?? '') : '');
     }
     steps.push({
       command,

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { buildFixture } from '../fixtures/build.ts';
-import { cli } from '../support/cli.ts';
+import { cli, cliOn } from '../support/cli.ts';
+import { SimFs } from '../support/simfs.ts';
 import { seedHookArgv } from '../support/seed.ts';
 import { diffTrees, simWrites, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
@@ -228,6 +229,29 @@ describe('cgroup v2 top-down enabling', () => {
       assert.match(sysRead(root, `${CG}/cgroup.subtree_control`), /cpuset/);
       assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-3');
     });
+  });
+
+  it('plans the children of a cgroup that does not enable cpuset without reading their cpuset files (there are none)', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const missing: string[] = [];
+    const fsx = new (class extends SimFs {
+      override read(p: string): string {
+        try {
+          return super.read(p);
+        } catch (e) {
+          if (/\/cpuset\.(cpus|mems)$/.test(p)) missing.push(p);
+          throw e;
+        }
+      }
+    })(root);
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+    const r = await cliOn(fsx, ['-u', undo, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(missing, []);
+    assert.equal(sysRead(root, `${CG}/system.slice/cpuset.cpus`), '0-3');
+    assert.equal(sysRead(root, `${CG}/user.slice/cpuset.cpus`), '', 'a sibling: enabled, empty');
+    assert.equal((await cliOn(new SimFs(root), ['restore', undo])).code, 0);
+    assert.doesNotMatch(sysRead(root, `${CG}/cgroup.subtree_control`), /cpuset/);
   });
 
   it('cpuset-create of a nested cgroup on v2 leaves unset values empty (inherit)', async () => {
