@@ -125,7 +125,27 @@ export const UnitRecord = v.strictObject({
 });
 export type UnitRecord = v.InferOutput<typeof UnitRecord>;
 
-export const UndoRecord = v.variant('kind', [
+/**
+ * A variant that goes straight to the option whose discriminator (a literal) the input names. valibot's `variant`
+ * tries the options' discriminators in turn and builds an issue (message and all) for each one that does not
+ * match: most of the time a journal's parse took. The variant itself reads an input whose discriminator no
+ * option has (its message names every value expected). Same output, same issues.
+ */
+function byDiscriminator<T extends v.GenericSchema>(
+  key: string,
+  options: readonly { entries: Record<string, unknown> }[],
+  variant: T,
+): v.LazySchema<T> {
+  const byValue = new Map<unknown, T>();
+  for (const o of options) byValue.set((o.entries[key] as { literal: unknown }).literal, o as unknown as T);
+  return v.lazy((input) =>
+    input !== null && typeof input === 'object' && Object.hasOwn(input, key)
+      ? (byValue.get((input as Record<string, unknown>)[key]) ?? variant)
+      : variant,
+  );
+}
+
+const RECORDS = [
   UnitRecord,
   IrqbalanceBanRecord,
   WriteRecord,
@@ -136,7 +156,8 @@ export const UndoRecord = v.variant('kind', [
   AffinityRecord,
   SchedRecord,
   ServiceRecord,
-]);
+] as const;
+export const UndoRecord = byDiscriminator('kind', RECORDS, v.variant('kind', RECORDS));
 export type UndoRecord = v.InferOutput<typeof UndoRecord>;
 
 export const JOURNAL_FORMAT = 'vfio-isolate-journal';
@@ -170,6 +191,7 @@ export const RestoredLine = v.strictObject({
   at: v.pipe(v.string(), v.maxLength(64)),
   forced: v.optional(v.boolean()),
 });
-export const BodyLine = v.variant('t', [RunLine, RecLine, RollbackLine, RestoredLine]);
+const BODY_LINES = [RunLine, RecLine, RollbackLine, RestoredLine] as const;
+export const BodyLine = byDiscriminator('t', BODY_LINES, v.variant('t', BODY_LINES));
 export type HeaderLine = v.InferOutput<typeof HeaderLine>;
 export type BodyLine = v.InferOutput<typeof BodyLine>;
