@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { ErrnoError, type DirEntry, type Fs, type Writer } from './fs.ts';
+import { loadLinkCount } from './libc-statx.ts';
 import { loadRawWrite } from './libc-write.ts';
 import { loadSched } from './sched.ts';
 import { irqRuleOf } from './writable.ts';
@@ -218,6 +219,8 @@ export class RealFs implements Fs {
   }
 
   linkCount(path: string): number | undefined {
+    const statx = loadLinkCount();
+    if (statx) return statx(path);
     try {
       return fs.statSync(path).nlink;
     } catch {

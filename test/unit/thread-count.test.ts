@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import { loadLinkCount } from '../../src/kernel/libc-statx.ts';
 import { Procs } from '../../src/kernel/procs.ts';
 import { RealFs } from '../../src/kernel/realfs.ts';
 import { USERMODE_HELPER, buildFixture } from '../fixtures/build.ts';
@@ -38,4 +40,30 @@ test('on a fake tree: a process of two threads and a kernel thread', (t) => {
   assert.equal(procs.threadCount(4800), fs.readdirSync(path.join(root, 'proc/4800/task')).length);
   assert.equal(procs.threadCount(4800), 2);
   assert.equal(procs.threadCount(2), 1);
+});
+
+test('statx link counts (koffi) are what node:fs stat says, for files, directories, symlinks followed; none for a gone path', () => {
+  const statx = loadLinkCount();
+  assert.ok(statx, 'koffi and statx load here');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-nlink-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'a'));
+    fs.mkdirSync(path.join(dir, 'b'));
+    fs.writeFileSync(path.join(dir, 'f'), '');
+    fs.linkSync(path.join(dir, 'f'), path.join(dir, 'g'));
+    fs.symlinkSync(path.join(dir, 'f'), path.join(dir, 'l'));
+    for (const p of [
+      dir,
+      path.join(dir, 'a'),
+      path.join(dir, 'f'),
+      path.join(dir, 'l'),
+      '/proc/self/task',
+      '/',
+    ])
+      assert.equal(statx(p), fs.statSync(p).nlink, p);
+    assert.equal(statx(path.join(dir, 'f')), 2, 'a file with a second hard link');
+    assert.equal(statx(path.join(dir, 'missing')), undefined);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
