@@ -48,6 +48,8 @@ export interface Fs {
   /** Optional: the link count (st_nlink) of what is at `path`, following symlinks; undefined when it cannot be read. */
   linkCount?(path: string): number | undefined;
   list(path: string): DirEntry[];
+  /** Optional: the names in a directory only (no entry types: cheaper where the caller needs none). */
+  listNames?(path: string): string[];
   /** mkdir (not recursive): in a cgroup hierarchy this creates a cgroup. */
   mkdir(path: string): void;
   /** rmdir: in a cgroup hierarchy this removes an (empty) cgroup. */

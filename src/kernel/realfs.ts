@@ -238,6 +238,10 @@ export class RealFs implements Fs {
     );
   }
 
+  listNames(path: string): string[] {
+    return wrap('list', path, () => fs.readdirSync(path));
+  }
+
   mkdir(path: string): void {
     wrap('mkdir', path, () => fs.mkdirSync(path));
   }
