@@ -416,6 +416,11 @@ export function formatGuest(run: GuestRun): string {
         `    release:      ${fmtMs(summarize(ms(b.release)).median)} (${fmtPhases(phaseMedians(b.release))})`,
         `    isolate + release: ours ${fmtMs(summarize(ours).median)}, ${b.rev} ${fmtMs(summarize(theirs).median)}: ratio ours/theirs ${fmtRatio(pairedRatio(ours, theirs))}`,
       );
+      // BENCH_RAW=1: each pair's two sums (ms), in the order they ran
+      if (process.env.BENCH_RAW === '1')
+        out.push(
+          `    pairs (ours/${b.rev} ms): ${ours.map((o, i) => `${o.toFixed(0)}/${theirs[i]?.toFixed(0)}`).join(' ')}`,
+        );
     }
     out.push(...c.notes.map((n) => `  note: ${n}`));
   }
