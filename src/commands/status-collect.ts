@@ -180,20 +180,28 @@ function readTasks(
   };
   const kindOf = (st: NonNullable<ReturnType<Kernel['procs']['stat']>>): TaskEntry['kind'] =>
     isPinnedKernelThread(st) ? 'pinned' : isKernelThread(st) ? 'kthread' : 'user';
-  // kernel threads (one read of kthreadd's children) need no listing of their task/ directory
-  const kernel = k.procs.kernelThreads();
+  // kernel threads (one read of kthreadd's children, when first needed) need no listing of their task/ directory
+  let kernel: Set<number> | undefined | null = null;
   // each process's thread ids, and the stat of a kthreadd child read on the way (a kernel thread or a helper the
   // kernel started)
   const seen = new Map<number, ReturnType<Kernel['procs']['threadsAndStat']>>();
   const threadsAndStat = (pid: number): ReturnType<Kernel['procs']['threadsAndStat']> => {
     let r = seen.get(pid);
-    if (!r) seen.set(pid, (r = k.procs.threadsAndStat(pid, kernel)));
+    if (!r) {
+      if (kernel === null) kernel = k.procs.kernelThreads();
+      seen.set(pid, (r = k.procs.threadsAndStat(pid, kernel)));
+    }
     return r;
   };
-  // the leak check: a process of one thread (most kernel threads, kthreadd's children) is told by one stat of its
-  // task/ directory; the stat file of a kernel thread is then read only if its mask has a VM CPU (for its kind)
+  // the leak check: a process's threads are told by one stat of its task/ directory (the link count): one thread
+  // (most kernel threads, kthreadd's children) is the process itself, whose stat is then read only if its mask has
+  // a VM CPU (for its kind); several are listed (no kernel thread has more than one)
   const tidsOfPid = (pid: number): number[] => {
-    if (only && !seen.has(pid) && k.procs.threadCount(pid) === 1) seen.set(pid, { tids: [pid] });
+    if (only && !seen.has(pid)) {
+      const n = k.procs.threadCount(pid);
+      if (n === 1) seen.set(pid, { tids: [pid] });
+      else if (n !== undefined) seen.set(pid, { tids: k.procs.threads(pid) });
+    }
     return threadsAndStat(pid).tids;
   };
   const threadsOf = (pid: number): TaskEntry['threads'] => {

@@ -272,3 +272,25 @@ describe('an IRQ affinity file: one read each, no test of its existence first', 
     }
   });
 });
+
+describe("kthreadd's children: read only where a process's threads are not told by its task/ links", () => {
+  it('the leak check reads it only to look for irqbalance where links count threads; the full model once more', (t) => {
+    const root = buildFixture('ryzen-5950x', { extraProcs: [USERMODE_HELPER] });
+    if (fs.statSync(path.join(root, 'proc/1/task')).nlink !== 3) return t.skip('no link counts (btrfs)');
+    for (const [opts, want] of [
+      [{ leaksOn: CpuSet.parseList('8-15') }, 1],
+      [{}, 2],
+    ] as const) {
+      let reads = 0;
+      const counting = new (class extends SimFs {
+        override read(p: string): string {
+          if (p === '/proc/2/task/2/children') reads++;
+          return super.read(p);
+        }
+      })(root);
+      const model = readStatusModel(new Kernel(counting as Fs, { systemctl: '', euid: 0 }), opts);
+      assert.equal(reads, want, JSON.stringify(opts));
+      assert.ok(model.tasks.some((x) => x.pid === 4800 && x.threads.length === 2) || 'leaksOn' in opts);
+    }
+  });
+});
