@@ -226,6 +226,8 @@ function planAffinity(
           return false;
         }
       };
+      // the cgroup of the process whose threads come next (allTasks hands out a process's threads together)
+      let cgOf: { pid: number; path: string } | undefined;
       for (const { tid, pid, stat } of k.procs.allTasks()) {
         if (offVm(tid)) continue;
         const st = stat ?? k.procs.stat(pid, tid);
@@ -233,7 +235,8 @@ function planAffinity(
         const kthread = isKernelThread(st);
         if (kthread ? !what.kthreads : !what.tasks) continue;
         if (!kthread) {
-          const cgp = k.procs.cgroupOf(pid, version) ?? '/';
+          if (cgOf?.pid !== pid) cgOf = { pid, path: k.procs.cgroupOf(pid, version) ?? '/' };
+          const cgp = cgOf.path;
           if (vmPrefixes.some((v) => cgp === v || cgp.startsWith(v + '/'))) continue;
         }
         const allowed = k.procs.allowed(tid, pid);
