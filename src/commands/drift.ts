@@ -11,7 +11,12 @@ import type { Ctx, Handler } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
-import { checkExistingJournalTrust, readJournalFile, type ParsedJournal } from '../steps/journal.ts';
+import {
+  checkExistingJournalTrust,
+  readJournalFile,
+  type Judged,
+  type ParsedJournal,
+} from '../steps/journal.ts';
 import type { UnitRecord } from '../steps/records.ts';
 import type { Step } from '../steps/step.ts';
 import { validateRecords } from '../steps/validate.ts';
@@ -75,14 +80,25 @@ function journalsToCheck(ctx: Ctx): string[] {
   return [...out];
 }
 
-/** Restrictions applied through systemd by active journals and missing now (the newest application wins). */
-export function findDrift(ctx: Ctx): Drift[] {
-  if (ctx.k.cgroups.version !== 2 || systemdOf(ctx).kind !== 'managed') return [];
+/**
+ * Restrictions applied through systemd by active journals and missing now (the newest application wins), and why
+ * each journal that root alone could not have written was not read (`untrusted`): its units are never asked about.
+ */
+export function findDrift(ctx: Ctx): { drift: Drift[]; untrusted: string[] } {
+  const untrusted: string[] = [];
+  if (ctx.k.cgroups.version !== 2 || systemdOf(ctx).kind !== 'managed') return { drift: [], untrusted };
   const latest = new Map<string, Applied>();
   for (const file of journalsToCheck(ctx)) {
+    let judged: Judged;
+    try {
+      judged = checkExistingJournalTrust(file);
+    } catch (e) {
+      untrusted.push((e as Error).message);
+      continue;
+    }
     let applied: Applied[];
     try {
-      applied = appliedBy(ctx, file);
+      applied = appliedBy(ctx, file, readJournalFile(file, judged));
     } catch {
       continue; // missing, unreadable without root, or not a journal: status reads what it can
     }
@@ -92,7 +108,7 @@ export function findDrift(ctx: Ctx): Drift[] {
       if (!prev || prev.at <= a.at) latest.set(key, a);
     }
   }
-  if (latest.size === 0) return [];
+  if (latest.size === 0) return { drift: [], untrusted };
   const units = [...new Set([...latest.values()].map((a) => a.unit))];
   const now = showUnits(ctx.k, units);
   const out: Drift[] = [];
@@ -103,7 +119,7 @@ export function findDrift(ctx: Ctx): Drift[] {
     if (value === a.value) continue;
     out.push({ ...a, now: value, fix: `vfio-isolate reapply ${a.journal}` });
   }
-  return out;
+  return { drift: out, untrusted };
 }
 
 export function driftLine(d: Drift): string {

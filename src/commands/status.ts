@@ -25,7 +25,9 @@ export const handlers: Record<string, Handler> = {
       let drift: Drift[] = [];
       let driftError: string | undefined;
       try {
-        drift = findDrift(ctx);
+        const found = findDrift(ctx);
+        drift = found.drift;
+        for (const why of found.untrusted) ctx.log.warn(`${why}; not read for drift`);
       } catch (e) {
         driftError = e instanceof Error ? e.message : String(e);
       }

@@ -350,6 +350,30 @@ describe('drift', () => {
   });
 });
 
+describe('drift and a journal another user could have written', () => {
+  it('status does not read it: one warning naming it, no systemd query of its units, no drift from it', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const j = path.join(root, 'run/vfio-isolate/host.journal');
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+    assert.match(
+      (await cli(root, ['status', 'C4-7'], sd.env)).stdout,
+      /Drift/,
+      'drift while the journal is root’s',
+    );
+    fs.chownSync(j, 1000, 1000);
+    const shows = () => sd.calls().filter((c) => c.startsWith('show')).length;
+    const n = shows();
+    const st = await cli(root, ['status', 'C4-7'], sd.env);
+    assert.doesNotMatch(st.stdout, /Drift/);
+    assert.equal(st.stderr.match(/not read for drift/g)?.length, 1, st.stderr);
+    assert.match(st.stderr, new RegExp(`journal ${j.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not trusted`));
+    assert.equal(shows(), n, 'no unit of it asked about');
+    fs.chownSync(j, 0, 0);
+  });
+});
+
 describe('unit names and records', () => {
   it('maps cgroups to units only below slices', () => {
     assert.equal(unitOfCgroup(['system.slice']), 'system.slice');
