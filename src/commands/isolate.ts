@@ -215,21 +215,26 @@ function planAffinity(
       // one sched_getaffinity tells before the stat, cgroup and status reads, when the VM CPUs are all online (the
       // syscall shows the online part of the mask; an offline VM CPU is allowed, with a warning). koffi is loaded
       // by the run's lock; if the call fails, those reads decide for every thread.
+      // With every possible CPU online, that mask is the whole mask (as restore's hasMask takes it): it is the
+      // one journalled, and no status is read.
       let prefilter = !baseline.hasAffinities && o.vm.isSubsetOf(k.machine.online);
-      const offVm = (tid: number): boolean => {
-        if (!prefilter) return false;
+      const whole = k.machine.possible.isSubsetOf(k.machine.online);
+      /** The thread's mask by sched_getaffinity; null when gone; undefined when not asked or not told. */
+      const shownMask = (tid: number): number[] | null | undefined => {
+        if (!prefilter) return undefined;
         try {
-          return !k.fs.getAffinity(tid).some((c) => o.vm.has(c));
+          return k.fs.getAffinity(tid);
         } catch (e) {
-          if (errnoOf(e) === 'ESRCH') return true; // gone
+          if (errnoOf(e) === 'ESRCH') return null; // gone
           prefilter = false;
-          return false;
+          return undefined;
         }
       };
       // the cgroup of the process whose threads come next (allTasks hands out a process's threads together)
       let cgOf: { pid: number; path: string } | undefined;
       for (const { tid, pid, stat } of k.procs.allTasks()) {
-        if (offVm(tid)) continue;
+        const shown = shownMask(tid);
+        if (shown === null || (shown && !shown.some((c) => o.vm.has(c)))) continue;
         const st = stat ?? k.procs.stat(pid, tid);
         if (!st || isPinnedKernelThread(st)) continue;
         const kthread = isKernelThread(st);
@@ -239,7 +244,7 @@ function planAffinity(
           const cgp = cgOf.path;
           if (vmPrefixes.some((v) => cgp === v || cgp.startsWith(v + '/'))) continue;
         }
-        const allowed = k.procs.allowed(tid, pid);
+        const allowed = whole && shown ? CpuSet.of(shown) : k.procs.allowed(tid, pid);
         if (!allowed) continue;
         // from its affinity before the first isolate (CPUs another VM gave back return), else the current one
         const base = baseline.affinity(tid, st.start);

@@ -12,12 +12,16 @@ export class CpuSet {
   static readonly EMPTY = new CpuSet([]);
 
   static of(values: Iterable<number>): CpuSet {
-    const arr = [...new Set(values)];
-    for (const v of arr) {
+    const arr = [...values];
+    // values already ascending without repeats (a parsed kernel list, a mask read bit by bit) are kept as they
+    // are; others are deduplicated and sorted
+    let ascending = true;
+    for (let i = 0; i < arr.length; i++) {
+      const v = arr[i]!;
       if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`not a CPU number: ${v}`);
+      if (i > 0 && v <= arr[i - 1]!) ascending = false;
     }
-    arr.sort((a, b) => a - b);
-    return new CpuSet(arr);
+    return new CpuSet(ascending ? arr : [...new Set(arr)].sort((a, b) => a - b));
   }
 
   static range(from: number, to: number): CpuSet {

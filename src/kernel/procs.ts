@@ -45,6 +45,18 @@ export function parseStat(text: string): TaskStat | undefined {
   };
 }
 
+/** The value of a field of /proc/ID/status ("Name:\tvalue"), trimmed; undefined when the text has no such line. */
+export function statusField(text: string, name: string): string | undefined {
+  const key = `${name}:`;
+  let i = 0;
+  if (!text.startsWith(key)) {
+    i = text.indexOf(`\n${key}`) + 1;
+    if (i === 0) return undefined;
+  }
+  const end = text.indexOf('\n', i + key.length);
+  return text.slice(i + key.length, end < 0 ? undefined : end).trim();
+}
+
 export function isKernelThread(s: TaskStat): boolean {
   return (s.flags & PF_KTHREAD) !== 0 || s.pid === 2 || s.ppid === 2;
 }
@@ -122,8 +134,8 @@ export class Procs {
   allowed(id: number, pid?: number): CpuSet | undefined {
     try {
       const path = pid === undefined || pid === id ? `${P.pid(id)}/status` : `${P.task(pid, id)}/status`;
-      const m = /^Cpus_allowed_list:\s*(.*)$/m.exec(this.fs.read(path));
-      return m ? CpuSet.parseList(m[1] ?? '') : undefined;
+      const list = statusField(this.fs.read(path), 'Cpus_allowed_list');
+      return list === undefined ? undefined : CpuSet.parseList(list);
     } catch {
       return undefined;
     }
@@ -144,10 +156,7 @@ export class Procs {
         return undefined;
       }
     }
-    const i = text.indexOf('\nCpus_allowed_list:');
-    if (i < 0) return undefined;
-    const end = text.indexOf('\n', i + 1);
-    return text.slice(i + 19, end < 0 ? undefined : end).trim();
+    return statusField(text, 'Cpus_allowed_list');
   }
 
   /**

@@ -145,7 +145,12 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
     }
   };
   switch (rec.kind) {
-    case 'write':
+    case 'write': {
+      // the canonical form of each distinct list value, worked out once per record (an IRQ record holds a few
+      // values for many files)
+      const lists = new Map<string, string | undefined>();
+      const sameValue = (form: ValueForm, now: string, v: string): boolean =>
+        sameValueIn(form, now, v, lists);
       for (const [path, old, wrote] of [...rec.files].reverse()) {
         let now: string | undefined;
         try {
@@ -189,6 +194,7 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
         );
       }
       break;
+    }
     case 'mkdir': {
       if (!k.fs.isDir(rec.path)) {
         r.skipped++;
@@ -470,8 +476,16 @@ function canonicalMask(s: string): string {
   return s.replace(/[,\s]/g, '').replace(/^0+/, '').toLowerCase();
 }
 
-/** The same value, as the kernel prints it or as it was written ("0-3" and "0,1,2,3"; masks with leading zeros). */
-function sameValue(form: ValueForm, now: string, v: string): boolean {
+/**
+ * The same value, as the kernel prints it or as it was written ("0-3" and "0,1,2,3"; masks with leading zeros).
+ * `lists` keeps the canonical form of each list seen (canonicalList), for the caller's next files.
+ */
+function sameValueIn(
+  form: ValueForm,
+  now: string,
+  v: string,
+  lists: Map<string, string | undefined>,
+): boolean {
   const b = v.trim();
   if (now === b) return true;
   switch (form) {
@@ -481,8 +495,12 @@ function sameValue(form: ValueForm, now: string, v: string): boolean {
       // "isolated invalid (reason)" is the kernel's verdict on "isolated": the file holds what was written
       return /^(member|root|isolated)\b/.exec(now)?.[1] === b;
     case 'list': {
-      const x = canonicalList(now);
-      return x !== undefined && x === canonicalList(b);
+      const canonical = (t: string): string | undefined => {
+        if (!lists.has(t)) lists.set(t, canonicalList(t));
+        return lists.get(t);
+      };
+      const x = canonical(now);
+      return x !== undefined && x === canonical(b);
     }
     case 'plain':
       return false;

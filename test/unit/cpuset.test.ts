@@ -127,6 +127,17 @@ describe('CpuSet.toMask', () => {
 describe('CpuSet construction and queries', () => {
   it('of() sorts and merges duplicates', () => {
     assert.deepEqual(CpuSet.of([3, 1, 3, 2, 1]).toArray(), [1, 2, 3]);
+    assert.deepEqual(CpuSet.of([1, 2, 2]).toArray(), [1, 2], 'a repeat at the end of an ascending run');
+    assert.deepEqual(CpuSet.of([0, 5, 4]).toArray(), [0, 4, 5]);
+    assert.deepEqual(CpuSet.of(new Set([9, 1])).toArray(), [1, 9]);
+    assert.ok(CpuSet.of([0, 1]).equals(CpuSet.of([1, 0])));
+  });
+  it('of() keeps no reference to the values it was given', () => {
+    const values = [0, 1, 2];
+    const set = CpuSet.of(values);
+    values.push(3);
+    values[0] = 7;
+    assert.equal(set.toList(), '0-2');
   });
   it('of() rejects negative, fractional and unsafe numbers', () => {
     assert.throws(() => CpuSet.of([-1]), RangeError);

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { findIrqbalance } from '../../src/kernel/irqbalance.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { Procs } from '../../src/kernel/procs.ts';
@@ -55,10 +56,21 @@ describe('isolate: no per-task read of a process whose threads have no VM CPU, n
       assert.deepEqual(fsx.taskReads.get(4600) ?? [], hostonlyReads, 'hostonly (CPUs 0-1)');
       // v2: a task of the root cgroup keeps the VM CPUs until its affinity is set (read: stat, cgroup, mask)
       if (v2) {
-        assert.ok(
-          (fsx.taskReads.get(4700) ?? []).includes('status'),
-          'a root task that may run on the VM CPUs',
-        );
+        // a root task that may run on the VM CPUs: its stat and cgroup are read; its mask is the one
+        // sched_getaffinity showed (every possible CPU is online here), so no status; it loses the VM CPUs
+        const sys = (f: string) =>
+          fs.readFileSync(path.join(root, 'sys/devices/system/cpu', f), 'utf8').trim();
+        assert.equal(sys('possible'), sys('online'));
+        const reads = fsx.taskReads.get(4700) ?? [];
+        assert.ok(reads.includes('stat') && reads.includes('cgroup'), reads.join(' '));
+        assert.ok(!reads.includes('status'), reads.join(' '));
+        for (const tid of fs.readdirSync(path.join(root, 'proc/4700/task'))) {
+          const mask = /^Cpus_allowed_list:\s*(.*)$/m.exec(
+            fs.readFileSync(path.join(root, `proc/4700/task/${tid}/status`), 'utf8'),
+          )?.[1];
+          const vm = /Isolated CPUs (\S+) for the VM/.exec(r.stdout + r.stderr)?.[1];
+          assert.ok(vm && mask && !CpuSet.parseList(mask).overlaps(CpuSet.parseList(vm)), `${tid}: ${mask}`);
+        }
         // its cgroup: read once by the affinity step, not once per thread (the leak check then finds its threads
         // off the VM CPUs and reads nothing more of it)
         assert.equal(fsx.taskReads.get(4700)?.filter((f) => f === 'cgroup').length, 1);

@@ -116,3 +116,38 @@ describe('restore: watchdog_cpumask holds a CPU list, not a hex mask (its name e
     assert.equal(value(), '0-31');
   });
 });
+
+describe('restore: one record of many files, values repeating across them', () => {
+  it('each file is compared with its own values (a value seen for one file never stands in for another)', () => {
+    const root = buildFixture('ryzen-5950x');
+    const irqs = fs
+      .readdirSync(path.join(root, 'proc/irq'))
+      .filter(
+        (n) =>
+          /^\d+$/.test(n) &&
+          fs.existsSync(path.join(root, `proc/irq/${n}/smp_affinity_list`)) &&
+          !fs.existsSync(path.join(root, `proc/irq/${n}/.sim-refuse`)),
+      )
+      .slice(0, 5)
+      .map((n) => `/proc/irq/${n}/smp_affinity_list`);
+    assert.equal(irqs.length, 5);
+    // [now, before, wrote] per file: written back / conflict / restored already / written back / conflict
+    const cases: [string, string, string][] = [
+      ['0-3', '0-31', '0,1,2,3'],
+      ['0-7', '0-31', '0-3'],
+      ['0-31', '0-31', '0-3'],
+      ['0-7', '0-15', '0,1,2,3,4,5,6,7'],
+      ['0-3', '0-15', '0-7'],
+    ];
+    cases.forEach(([now], i) => sysWrite(root, irqs[i]!, `${now}\n`));
+    const files = cases.map(([, before, wrote], i) => [irqs[i]!, before, wrote] as [string, string, string]);
+    const r = undoRecord(simKernel(root), { kind: 'write', files }, quiet);
+    assert.deepEqual(
+      irqs.map((p) => sysRead(root, p)),
+      ['0-31', '0-7', '0-31', '0-15', '0-3'],
+    );
+    assert.equal(r.conflicts.length, 2, r.conflicts.join('; '));
+    assert.equal(r.done, 2);
+    assert.equal(r.skipped, 1);
+  });
+});
