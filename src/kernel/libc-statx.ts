@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 
-/** The link count of what is at `path` (symlinks followed), or undefined when it cannot be read. */
+/** The link count of what is at `path` (symlinks followed), or undefined when it cannot be read (or holds a NUL byte). */
 export type LinkCount = (path: string) => number | undefined;
 
 const AT_FDCWD = -100;
@@ -28,6 +28,8 @@ export function loadLinkCount(): LinkCount | undefined {
     const buf = Buffer.alloc(256);
     const word = new Uint32Array(buf.buffer, buf.byteOffset, 64);
     cached = (path) => {
+      // the C string ends at a NUL: statx would count another path's links (node:fs refuses such a path)
+      if (path.includes('\0')) return undefined;
       if ((statx(AT_FDCWD, path, 0, STATX_NLINK, buf) as number) !== 0) return undefined;
       return (word[0]! & STATX_NLINK) !== 0 ? word[4] : undefined;
     };

@@ -67,3 +67,14 @@ test('statx link counts (koffi) are what node:fs stat says, for files, directori
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a path with a NUL byte has no link count: statx would count the links of the path cut at the NUL', () => {
+  const statx = loadLinkCount();
+  assert.ok(statx, 'koffi and statx load here');
+  // node:fs refuses such a path (ERR_INVALID_ARG_VALUE); the C string koffi passes ends at the NUL
+  assert.throws(() => fs.statSync('/proc/self/task\0/x'));
+  assert.equal(statx('/proc/self/task\0/x'), undefined);
+  assert.equal(statx('/\0'), undefined);
+  assert.equal(new RealFs().linkCount('/proc/self/task\0'), undefined);
+  assert.ok((statx('/proc/self/task') ?? 0) >= 3, 'the same path without it is counted');
+});
