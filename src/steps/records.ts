@@ -131,13 +131,19 @@ export type UnitRecord = v.InferOutput<typeof UnitRecord>;
  * match: most of the time a journal's parse took. The variant itself reads an input whose discriminator no
  * option has (its message names every value expected). Same output, same issues.
  */
-function byDiscriminator<T extends v.GenericSchema>(
+export function byDiscriminator<T extends v.GenericSchema>(
   key: string,
   options: readonly { entries: Record<string, unknown> }[],
   variant: T,
 ): v.LazySchema<T> {
   const byValue = new Map<unknown, T>();
-  for (const o of options) byValue.set((o.entries[key] as { literal: unknown }).literal, o as unknown as T);
+  for (const o of options) {
+    // each option names itself by a literal of its own (else a lookup could pick another than variant would)
+    const d = o.entries[key] as { type?: string; literal?: unknown } | undefined;
+    if (d?.type !== 'literal' || byValue.has(d.literal))
+      throw new TypeError(`byDiscriminator: every option needs a literal ${key} of its own`);
+    byValue.set(d.literal, o as unknown as T);
+  }
   return v.lazy((input) =>
     input !== null && typeof input === 'object' && Object.hasOwn(input, key)
       ? (byValue.get((input as Record<string, unknown>)[key]) ?? variant)

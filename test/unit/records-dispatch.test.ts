@@ -9,6 +9,7 @@ import * as v from 'valibot';
 import {
   AffinityRecord,
   BodyLine,
+  byDiscriminator,
   ControllerRecord,
   IrqbalanceBanRecord,
   MkdirRecord,
@@ -117,4 +118,15 @@ test('journal body lines: the same output and issues as valibot variant', () => 
   // the inputs reach every option and both sides of it
   const ok = lines.filter((l) => v.safeParse(plainLine, l).success).length;
   assert.ok(ok >= 10 && ok < lines.length - 10, `${ok} of ${lines.length} valid`);
+});
+
+test('byDiscriminator refuses options that do not each name themselves by a literal of their own', () => {
+  const a = v.strictObject({ t: v.literal('a') });
+  const b = v.strictObject({ t: v.literal('b') });
+  assert.doesNotThrow(() => byDiscriminator('t', [a, b], v.variant('t', [a, b])));
+  const a2 = v.strictObject({ t: v.literal('a'), x: v.number() });
+  assert.throws(() => byDiscriminator('t', [a, a2], v.variant('t', [a, a2])), TypeError);
+  const p = v.strictObject({ t: v.picklist(['c', 'd']) });
+  assert.throws(() => byDiscriminator('t', [a, p], v.variant('t', [a, p])), TypeError);
+  assert.throws(() => byDiscriminator('kind', [a], v.variant('t', [a])), TypeError, 'no such key');
 });
