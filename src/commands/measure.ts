@@ -17,7 +17,8 @@ import {
   type TaskRuns,
 } from '../kernel/proc-counters.ts';
 import { analyse, isVcpuThread, type Budgets, type MeasureReport } from '../measure/analysis.ts';
-import { measureJson, printable, renderMeasure, summaryLine } from '../measure/view.ts';
+import { measureJson, renderMeasure, summaryLine } from '../measure/view.ts';
+import { printable } from '../report/printable.ts';
 import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type StatusModel, type VmCpuChoice } from '../report/status-model.ts';
 import { cpusArg } from './common.ts';

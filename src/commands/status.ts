@@ -7,6 +7,7 @@ import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type VmCpuChoice } from '../report/status-model.ts';
 import { renderStatus, statusJson } from '../report/status-view.ts';
 import { suggestSplit } from '../report/topology-view.ts';
+import { printable } from '../report/printable.ts';
 import { plural } from '../report/table.ts';
 import { cpusArg } from './common.ts';
 import { driftLine, findDrift, type Drift } from './drift.ts';
@@ -27,7 +28,8 @@ export const handlers: Record<string, Handler> = {
       try {
         const found = findDrift(ctx);
         drift = found.drift;
-        for (const why of found.untrusted) ctx.log.warn(`${why}; not read for drift`);
+        // the name of a file another user put in a directory others may write is theirs: escaped for the terminal
+        for (const why of found.untrusted) ctx.log.warn(`${printable(why)}; not read for drift`);
       } catch (e) {
         driftError = e instanceof Error ? e.message : String(e);
       }

@@ -1,19 +1,9 @@
 /** The report of `measure`: a compact human table, and the --json document (schema: MeasureJson). Pure. */
 import { GAP_BUCKETS_US } from '../kernel/probe.ts';
 import type { MeasureJson } from '../report/json-schema.ts';
+import { printable } from '../report/printable.ts';
 import { table } from '../report/table.ts';
 import type { MeasureReport, Verdict } from './analysis.ts';
-
-/**
- * A name from /proc (thread comm, IRQ handler, VM name) as text: control characters escaped (`\n`, `\xHH`), since
- * any user can name a thread "a\nb" or put an escape sequence in it; the summary line stays one (syslog) line.
- */
-export function printable(name: string): string {
-  // eslint-disable-next-line no-control-regex
-  return name.replace(/[\x00-\x1f\x7f]/g, (c) =>
-    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
 
 const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
 

@@ -372,6 +372,40 @@ describe('drift and a journal another user could have written', () => {
     assert.equal(shows(), n, 'no unit of it asked about');
     fs.chownSync(j, 0, 0);
   });
+
+  it('a file name another user chose reaches the terminal with its control characters escaped', async () => {
+    // a root-owned sticky /run/vfio-isolate is a place journals may be (checkJournalTrust): anyone may add a file
+    // there, with a name that carries a terminal escape sequence and a line break
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const dir = path.join(root, 'run/vfio-isolate');
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+    fs.chmodSync(dir, 0o1777);
+    const evil = path.join(dir, 'x\x1b]0;owned\x07\x1b[2J\nvfio-isolate: all clear.journal');
+    fs.writeFileSync(evil, '');
+    fs.chownSync(evil, 1000, 1000);
+    try {
+      const st = await cli(root, ['status', 'C4-7'], sd.env);
+      assert.match(st.stdout, /Drift/, 'root’s journal in the sticky directory is still read');
+      const warning = st.stderr.split('\n').filter((l) => /not read for drift/.test(l));
+      assert.equal(warning.length, 1, st.stderr);
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(st.stderr, /[\x00-\x09\x0b-\x1f\x7f]/, 'no control character but line ends');
+      assert.doesNotMatch(
+        st.stderr,
+        /^vfio-isolate: all clear/m,
+        'the name does not start a line of its own',
+      );
+      assert.ok(
+        warning[0]!.includes('x\\x1b]0;owned\\x07\\x1b[2J\\nvfio-isolate: all clear.journal'),
+        st.stderr,
+      );
+    } finally {
+      fs.rmSync(evil);
+      fs.chmodSync(dir, 0o700);
+    }
+  });
 });
 
 describe('unit names and records', () => {
