@@ -210,7 +210,6 @@ function planAffinity(
     ],
     apply({ k, record, log }) {
       const version = k.cgroups.version;
-      const todo: [number, number, string, CpuSet][] = [];
       // Without a baseline mask, a thread whose mask has no VM CPU keeps it (target = its mask minus the VM CPUs):
       // one sched_getaffinity tells before the stat, cgroup and status reads, when the VM CPUs are all online (the
       // syscall shows the online part of the mask; an offline VM CPU is allowed, with a warning). koffi is loaded
@@ -218,7 +217,17 @@ function planAffinity(
       // With every possible CPU online, that mask is the whole mask (as restore's hasMask takes it): it is the
       // one journalled, and no status is read.
       let prefilter = !baseline.hasAffinities && o.vm.isSubsetOf(k.machine.online);
-      const whole = k.machine.possible.isSubsetOf(k.machine.online);
+      /**
+       * Every possible CPU online, by the online list read now (a CPU may go offline after the machine was read,
+       * or while the masks are read: sched_getaffinity then no longer shows it).
+       */
+      const allOnline = (): boolean => {
+        try {
+          return k.machine.possible.isSubsetOf(CpuSet.parseList(k.fs.read(P.cpuOnline).trim()));
+        } catch {
+          return false;
+        }
+      };
       /** The thread's mask by sched_getaffinity; null when gone; undefined when not asked or not told. */
       const shownMask = (tid: number): number[] | null | undefined => {
         if (!prefilter) return undefined;
@@ -230,29 +239,39 @@ function planAffinity(
           return undefined;
         }
       };
-      // the cgroup of the process whose threads come next (allTasks hands out a process's threads together)
-      let cgOf: { pid: number; path: string } | undefined;
-      for (const { tid, pid, stat } of k.procs.allTasks()) {
-        const shown = shownMask(tid);
-        if (shown === null || (shown && !shown.some((c) => o.vm.has(c)))) continue;
-        const st = stat ?? k.procs.stat(pid, tid);
-        if (!st || isPinnedKernelThread(st)) continue;
-        const kthread = isKernelThread(st);
-        if (kthread ? !what.kthreads : !what.tasks) continue;
-        if (!kthread) {
-          if (cgOf?.pid !== pid) cgOf = { pid, path: k.procs.cgroupOf(pid, version) ?? '/' };
-          const cgp = cgOf.path;
-          if (vmPrefixes.some((v) => cgp === v || cgp.startsWith(v + '/'))) continue;
+      /** The threads to narrow: [tid, start, old mask, new mask]; `whole`: a shown mask is the whole mask. */
+      const collect = (whole: boolean): [number, number, string, CpuSet][] => {
+        const todo: [number, number, string, CpuSet][] = [];
+        // the cgroup of the process whose threads come next (allTasks hands out a process's threads together)
+        let cgOf: { pid: number; path: string } | undefined;
+        for (const { tid, pid, stat } of k.procs.allTasks()) {
+          const shown = shownMask(tid);
+          if (shown === null || (shown && !shown.some((c) => o.vm.has(c)))) continue;
+          const st = stat ?? k.procs.stat(pid, tid);
+          if (!st || isPinnedKernelThread(st)) continue;
+          const kthread = isKernelThread(st);
+          if (kthread ? !what.kthreads : !what.tasks) continue;
+          if (!kthread) {
+            if (cgOf?.pid !== pid) cgOf = { pid, path: k.procs.cgroupOf(pid, version) ?? '/' };
+            const cgp = cgOf.path;
+            if (vmPrefixes.some((v) => cgp === v || cgp.startsWith(v + '/'))) continue;
+          }
+          const allowed = whole && shown ? CpuSet.of(shown) : k.procs.allowed(tid, pid);
+          if (!allowed) continue;
+          // from its affinity before the first isolate (CPUs another VM gave back return), else the current one
+          const base = baseline.affinity(tid, st.start);
+          const rest = (base !== undefined ? CpuSet.parseList(base) : allowed).minus(o.vm);
+          const target = rest.isEmpty ? o.host : rest;
+          if (target.equals(allowed)) continue;
+          todo.push([tid, st.start, allowed.toList(), target]);
         }
-        const allowed = whole && shown ? CpuSet.of(shown) : k.procs.allowed(tid, pid);
-        if (!allowed) continue;
-        // from its affinity before the first isolate (CPUs another VM gave back return), else the current one
-        const base = baseline.affinity(tid, st.start);
-        const rest = (base !== undefined ? CpuSet.parseList(base) : allowed).minus(o.vm);
-        const target = rest.isEmpty ? o.host : rest;
-        if (target.equals(allowed)) continue;
-        todo.push([tid, st.start, allowed.toList(), target]);
-      }
+        return todo;
+      };
+      const whole = allOnline();
+      let todo = collect(whole);
+      // a CPU gone offline meanwhile is missing from the masks shown: each mask is then read from the status (the
+      // whole mask); a CPU on its way down still online at both reads of the list is not seen
+      if (whole && !allOnline()) todo = collect(false);
       if (todo.length === 0) return { changed: 0 };
       record({ kind: 'affinity', tasks: todo.map(([t, s, old]) => [t, s, old]) });
       let changed = 0;

@@ -132,6 +132,46 @@ describe('isolate with an offline VM CPU (allowed, with a warning)', () => {
   });
 });
 
+describe('isolate while a host CPU goes offline (hotplug during the affinity step)', () => {
+  it('the mask journalled is the whole one: restore gives the task back the CPU that went offline', async () => {
+    // sched_getaffinity shows a mask's active CPUs only: once a CPU went offline (or, before that, was deactivated
+    // on its way down), a mask read by it lacks that CPU, which Cpus_allowed_list (the task's cpus_mask) still has
+    const root = buildFixture('ryzen-5950x', {
+      extraProcs: [{ pid: 4700, comm: 'anywhere', cmdline: ['anywhere'], cgroup: '/' }],
+    });
+    const onlineFile = path.join(root, 'sys/devices/system/cpu/online');
+    const allowed = () =>
+      /^Cpus_allowed_list:\s*(.*)$/m.exec(
+        fs.readFileSync(path.join(root, 'proc/4700/task/4700/status'), 'utf8'),
+      )?.[1];
+    const before = allowed();
+    assert.equal(before, '0-31');
+    assert.equal(fs.readFileSync(onlineFile, 'utf8').trim(), '0-31');
+    /** CPU 31 goes offline when the affinity step first asks about task 4700 (the tool takes no CPU offline). */
+    class Hotplug extends SimFs {
+      done = false;
+      override getAffinity(tid: number): number[] {
+        if (tid === 4700 && !this.done) {
+          this.done = true;
+          fs.writeFileSync(onlineFile, '0-30\n');
+        }
+        return super.getAffinity(tid);
+      }
+    }
+    const fsx = new Hotplug(root);
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+    const r = await cliOn(fsx, ['-u', undo, 'isolate', 'C4-7']);
+    assert.ok(fsx.done, 'the affinity step asked about task 4700');
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    assert.equal(allowed(), '0-3,8-31', 'the VM CPUs are taken from the whole mask');
+    // CPU 31 comes back; release brings the task back exactly as it was
+    fs.writeFileSync(onlineFile, '0-31\n');
+    const re = await cliOn(new SimFs(root), ['-u', undo, 'release']);
+    assert.equal(re.code, 0, re.stderr);
+    assert.equal(allowed(), before);
+  });
+});
+
 describe('isolate and a user process whose parent is kthreadd (a usermode helper: a core dump pipe handler)', () => {
   it('every thread of it loses the VM CPUs, and the leak check sees them all', async () => {
     // the kernel starts usermode helpers with CLONE_PARENT from a kworker: they are kthreadd's children, in the
