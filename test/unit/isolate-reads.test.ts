@@ -133,7 +133,7 @@ describe('isolate with an offline VM CPU (allowed, with a warning)', () => {
 });
 
 describe('isolate while a host CPU goes offline (hotplug during the affinity step)', () => {
-  it('the mask journalled is the whole one: restore gives the task back the CPU that went offline', async () => {
+  it('the mask journalled is the whole one: release gives the task back the CPU that went offline', async () => {
     // sched_getaffinity shows a mask's active CPUs only: once a CPU went offline (or, before that, was deactivated
     // on its way down), a mask read by it lacks that CPU, which Cpus_allowed_list (the task's cpus_mask) still has
     const root = buildFixture('ryzen-5950x', {
