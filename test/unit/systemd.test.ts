@@ -401,6 +401,16 @@ describe('drift and a journal another user could have written', () => {
         warning[0]!.includes('x\\x1b]0;owned\\x07\\x1b[2J\\nvfio-isolate: all clear.journal'),
         st.stderr,
       );
+      // --json: the document on stdout, parseable; the warning, escaped alike, on stderr only
+      const js = await cli(root, ['status', '--json', 'C4-7'], sd.env);
+      const doc = JSON.parse(js.stdout) as { ok: boolean; drift: { unit: string }[] };
+      assert.equal(doc.ok, false);
+      assert.deepEqual(
+        doc.drift.map((d) => d.unit),
+        ['system.slice'],
+      );
+      assert.doesNotMatch(js.stdout, /not read for drift/);
+      assert.equal(js.stderr, st.stderr);
     } finally {
       fs.rmSync(evil);
       fs.chmodSync(dir, 0o700);
