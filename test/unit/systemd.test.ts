@@ -374,8 +374,9 @@ describe('drift and a journal another user could have written', () => {
   });
 
   it('a file name another user chose reaches the terminal with its control characters escaped', async () => {
-    // a root-owned sticky /run/vfio-isolate is a place journals may be (checkJournalTrust): anyone may add a file
-    // there, with a name that carries a terminal escape sequence and a line break
+    // a /run/vfio-isolate others may write (here root-owned and sticky, which checkJournalTrust accepts for a
+    // journal; the lock refuses it, so isolate and release do not run, but status does: it is what one runs to
+    // look): anyone may add a file there, with a name that carries a terminal escape sequence and a line break
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
     const dir = path.join(root, 'run/vfio-isolate');
