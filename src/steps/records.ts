@@ -151,7 +151,8 @@ export function byDiscriminator<T extends v.GenericSchema>(
   );
 }
 
-const RECORDS = [
+/** Every kind of undo record, each named by its literal `kind`. */
+export const UNDO_RECORDS = [
   UnitRecord,
   IrqbalanceBanRecord,
   WriteRecord,
@@ -163,7 +164,7 @@ const RECORDS = [
   SchedRecord,
   ServiceRecord,
 ] as const;
-export const UndoRecord = byDiscriminator('kind', RECORDS, v.variant('kind', RECORDS));
+export const UndoRecord = byDiscriminator('kind', UNDO_RECORDS, v.variant('kind', UNDO_RECORDS));
 export type UndoRecord = v.InferOutput<typeof UndoRecord>;
 
 export const JOURNAL_FORMAT = 'vfio-isolate-journal';

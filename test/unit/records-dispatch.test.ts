@@ -7,38 +7,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as v from 'valibot';
 import {
-  AffinityRecord,
   BodyLine,
   byDiscriminator,
-  ControllerRecord,
-  IrqbalanceBanRecord,
-  MkdirRecord,
   RecLine,
   RestoredLine,
-  RmdirRecord,
   RollbackLine,
   RunLine,
-  SchedRecord,
-  ServiceRecord,
-  TasksRecord,
   UndoRecord,
-  UnitRecord,
-  WriteRecord,
+  UNDO_RECORDS,
 } from '../../src/steps/records.ts';
 
-const RECORDS = [
-  UnitRecord,
-  IrqbalanceBanRecord,
-  WriteRecord,
-  MkdirRecord,
-  RmdirRecord,
-  ControllerRecord,
-  TasksRecord,
-  AffinityRecord,
-  SchedRecord,
-  ServiceRecord,
-] as const;
-const plainRecord = v.variant('kind', RECORDS);
+const plainRecord = v.variant('kind', UNDO_RECORDS);
 const plainLine = v.variant('t', [RunLine, RecLine, RollbackLine, RestoredLine]);
 
 /** What a parse gives: the output, or each issue's message and path. */

@@ -22,19 +22,26 @@ const quiet: Log = {
   progress: () => {},
 };
 
+/** The affinity list files of a fixture's IRQs that have both affinity files and take writes, the first `n`. */
+function writableIrqFiles(root: string, n: number): string[] {
+  return fs
+    .readdirSync(path.join(root, 'proc/irq'))
+    .filter(
+      (d) =>
+        /^\d+$/.test(d) &&
+        fs.existsSync(path.join(root, `proc/irq/${d}/smp_affinity_list`)) &&
+        !fs.existsSync(path.join(root, `proc/irq/${d}/.sim-refuse`)),
+    )
+    .slice(0, n)
+    .map((d) => `/proc/irq/${d}/smp_affinity_list`);
+}
+
 /** A fixture and the directory of one of its IRQs that has both affinity files and takes writes. */
 function irqDir(): { root: string; dir: string } {
   const root = buildFixture('ryzen-5950x');
-  const irq = fs
-    .readdirSync(path.join(root, 'proc/irq'))
-    .find(
-      (n) =>
-        /^\d+$/.test(n) &&
-        fs.existsSync(path.join(root, `proc/irq/${n}/smp_affinity_list`)) &&
-        !fs.existsSync(path.join(root, `proc/irq/${n}/.sim-refuse`)),
-    );
-  assert.ok(irq, 'the fixture has an IRQ');
-  return { root, dir: `/proc/irq/${irq}` };
+  const file = writableIrqFiles(root, 1)[0];
+  assert.ok(file, 'the fixture has an IRQ');
+  return { root, dir: path.posix.dirname(file) };
 }
 
 /** Undo one file of a write record ([path, before, wrote]) with the file holding `now`. */
@@ -120,16 +127,7 @@ describe('restore: watchdog_cpumask holds a CPU list, not a hex mask (its name e
 describe('restore: one record of many files, values repeating across them', () => {
   it('each file is compared with its own values (a value seen for one file never stands in for another)', () => {
     const root = buildFixture('ryzen-5950x');
-    const irqs = fs
-      .readdirSync(path.join(root, 'proc/irq'))
-      .filter(
-        (n) =>
-          /^\d+$/.test(n) &&
-          fs.existsSync(path.join(root, `proc/irq/${n}/smp_affinity_list`)) &&
-          !fs.existsSync(path.join(root, `proc/irq/${n}/.sim-refuse`)),
-      )
-      .slice(0, 5)
-      .map((n) => `/proc/irq/${n}/smp_affinity_list`);
+    const irqs = writableIrqFiles(root, 5);
     assert.equal(irqs.length, 5);
     // [now, before, wrote] per file: written back / conflict / restored already / written back / conflict
     const cases: [string, string, string][] = [
