@@ -338,14 +338,14 @@ describe('takeSnapshot on a fake tree', () => {
     }
   });
 
-  test('a process that exited and is not reaped yet (a zombie, which cgroup.procs no longer lists) is gone', () => {
+  test('a process that is exiting, or exited and not reaped yet (a zombie), which cgroup.procs no longer lists, is gone', () => {
     const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
     const put = (path: string, value: string): void => {
       mkdirSync(dirname(join(root, path)), { recursive: true });
       writeFileSync(join(root, path), value);
     };
-    const stat = (pid: number, state: string): string =>
-      `${pid} (helper) ${state} ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? 500 : 0)).join(' ')}\n`;
+    const stat = (pid: number, state: string, flags = 0): string =>
+      `${pid} (helper) ${state} ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? 500 : i + 4 === 9 ? flags : 0)).join(' ')}\n`;
     try {
       put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
       put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
@@ -359,8 +359,11 @@ describe('takeSnapshot on a fake tree', () => {
       put('/sys/fs/cgroup/cgroup.procs', '1\n');
       put('/proc/34/task/34/stat', stat(34, 'Z'));
       assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
+      // one that is exiting (PF_EXITING, still running its exit: an idle kworker the kernel retires) is gone too
+      put('/proc/34/task/34/stat', stat(34, 'R', 0x4 | 0x00200000));
+      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
       // one that left the cgroup alive is still a difference
-      put('/proc/34/task/34/stat', stat(34, 'S'));
+      put('/proc/34/task/34/stat', stat(34, 'S', 0x00200000));
       assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), ['cgroup / cgroup.procs: lost 34']);
     } finally {
       rmSync(root, { recursive: true, force: true });

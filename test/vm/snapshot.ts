@@ -19,6 +19,8 @@ import { join } from 'node:path';
 
 /** Task flag (stat field 9): only the kernel may set the thread's affinity. */
 const PF_NO_SETAFFINITY = 0x04000000;
+/** Set at the start of do_exit(), before the task leaves its cgroup's cgroup.procs (cgroup_exit). */
+const PF_EXITING = 0x00000004;
 
 export interface CgroupMount {
   mountPoint: string;
@@ -246,8 +248,9 @@ function readTasks(root: string, only?: ReadonlySet<number>): Record<string, Tas
       const parsed = parseStat(stat);
       const cpus = /^Cpus_allowed_list:\s*(.*)$/m.exec(status)?.[1];
       if (!parsed || cpus === undefined) continue;
-      // exited, not yet reaped by its parent (a zombie): gone, as an exited task is (cgroup.procs no longer lists it)
-      if (parsed.state === 'Z' || parsed.state === 'X') continue;
+      // exiting (an idle kworker the kernel retires, a helper ending), or exited and not yet reaped by its parent (a
+      // zombie): gone, as an exited task is (cgroup.procs no longer lists it)
+      if (parsed.state === 'Z' || parsed.state === 'X' || (parsed.field(9) & PF_EXITING) !== 0) continue;
       out[t.name] = {
         tid: Number(t.name),
         tgid: Number(p.name),
