@@ -39,9 +39,9 @@ export interface Drift extends Applied {
 
 /**
  * What the live runs of an active journal (unrestored, this boot) last applied to each unit property. `j`: the
- * journal as its caller read it (by default read here).
+ * journal as its caller read it, from the file its trust check judged.
  */
-export function appliedBy(ctx: Ctx, file: string, j: ParsedJournal = readJournalFile(file)): Applied[] {
+export function appliedBy(ctx: Ctx, file: string, j: ParsedJournal): Applied[] {
   if (j.restored || j.header.bootId !== ctx.k.bootId()) return [];
   const last = new Map<string, Applied>();
   for (const run of j.runs) {
