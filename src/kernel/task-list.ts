@@ -34,14 +34,14 @@ export function readIds(fs: Fs, path: string): number[] {
 export function listIds(fs: Fs, dir: string, dirsOnly = false): number[] {
   try {
     const out: number[] = [];
-    const names = !dirsOnly && fs.listNames ? fs.listNames(dir) : undefined;
-    if (names) {
-      for (const name of names) if (/^\d+$/.test(name)) out.push(Number(name));
-    } else
-      for (const e of fs.list(dir)) {
-        if (dirsOnly && !e.isDir) continue;
-        if (/^\d+$/.test(e.name)) out.push(Number(e.name));
-      }
+    const names =
+      !dirsOnly && fs.listNames
+        ? fs.listNames(dir)
+        : fs
+            .list(dir)
+            .filter((e) => !dirsOnly || e.isDir)
+            .map((e) => e.name);
+    for (const name of names) if (/^\d+$/.test(name)) out.push(Number(name));
     return out.sort((a, b) => a - b);
   } catch {
     return [];
