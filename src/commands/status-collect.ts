@@ -181,28 +181,16 @@ function readTasks(
   const kindOf = (st: NonNullable<ReturnType<Kernel['procs']['stat']>>): TaskEntry['kind'] =>
     isPinnedKernelThread(st) ? 'pinned' : isKernelThread(st) ? 'kthread' : 'user';
   // kernel threads (one read of kthreadd's children, when first needed) need no listing of their task/ directory
-  let kernel: Set<number> | undefined | null = null;
+  const kernel = k.procs.kernelThreadsOnce();
   // each process's thread ids, and the stat of a kthreadd child read on the way (a kernel thread or a helper the
-  // kernel started)
+  // kernel started). The leak check tells them first by the link count (threadsByCount): the stat of a process of
+  // one thread is then read only if its mask has a VM CPU (for its kind).
   const seen = new Map<number, ReturnType<Kernel['procs']['threadsAndStat']>>();
-  const threadsAndStat = (pid: number): ReturnType<Kernel['procs']['threadsAndStat']> => {
-    let r = seen.get(pid);
-    if (!r) {
-      if (kernel === null) kernel = k.procs.kernelThreads();
-      seen.set(pid, (r = k.procs.threadsAndStat(pid, kernel)));
-    }
-    return r;
-  };
-  // the leak check: a process's threads are told by one stat of its task/ directory (the link count): one thread
-  // (most kernel threads, kthreadd's children) is the process itself, whose stat is then read only if its mask has
-  // a VM CPU (for its kind); several are listed (no kernel thread has more than one)
   const tidsOfPid = (pid: number): number[] => {
-    if (only && !seen.has(pid)) {
-      const n = k.procs.threadCount(pid);
-      if (n === 1) seen.set(pid, { tids: [pid] });
-      else if (n !== undefined) seen.set(pid, { tids: k.procs.threads(pid) });
-    }
-    return threadsAndStat(pid).tids;
+    let r = seen.get(pid);
+    if (!r)
+      seen.set(pid, (r = only ? k.procs.threadsByCount(pid, kernel) : k.procs.threadsAndStat(pid, kernel())));
+    return r.tids;
   };
   const threadsOf = (pid: number): TaskEntry['threads'] => {
     const tids = tidsOfPid(pid);

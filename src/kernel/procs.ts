@@ -219,23 +219,36 @@ export class Procs {
     return { tids: this.threads(pid) };
   }
 
+  /** kernelThreads(), read at the first call of the function returned, then kept. */
+  kernelThreadsOnce(): () => Set<number> | undefined {
+    let kernel: Set<number> | undefined | null = null;
+    return () => (kernel === null ? (kernel = this.kernelThreads()) : kernel);
+  }
+
   /**
-   * Every task (thread) on the machine: [tid, pid] pairs. A process of one thread (threadCount: most kernel
-   * threads and daemons) is its own only task: neither its task/ nor its stat is read. Where the count cannot be
-   * told, kthreadd's children are told apart by their stat (threadsAndStat), which is then handed out.
+   * threadsAndStat, told first by the link count of /proc/PID/task (threadCount): a process of one thread (most
+   * kernel threads and daemons) is its own only task, with neither its task/ nor its stat read; one of several is
+   * listed (no kernel thread has more than one). Only where the count cannot be told is `kernel` asked for.
+   */
+  threadsByCount(
+    pid: number,
+    kernel: () => ReadonlySet<number> | undefined,
+  ): { tids: number[]; stat?: TaskStat } {
+    const n = this.threadCount(pid);
+    if (n === 1) return { tids: [pid] };
+    if (n !== undefined) return { tids: this.threads(pid) };
+    return this.threadsAndStat(pid, kernel());
+  }
+
+  /**
+   * Every task (thread) on the machine: [tid, pid] pairs (threadsByCount), with the stat of a kthreadd child when
+   * it was read on the way.
    */
   allTasks(): { tid: number; pid: number; stat?: TaskStat }[] {
     const out: { tid: number; pid: number; stat?: TaskStat }[] = [];
-    let kernel: Set<number> | undefined | null = null; // read when first needed
+    const kernel = this.kernelThreadsOnce();
     for (const pid of this.pids()) {
-      const n = this.threadCount(pid);
-      if (n === 1) {
-        out.push({ tid: pid, pid });
-        continue;
-      }
-      if (n === undefined && kernel === null) kernel = this.kernelThreads();
-      const { tids, stat } =
-        n === undefined ? this.threadsAndStat(pid, kernel ?? undefined) : { tids: this.threads(pid) };
+      const { tids, stat } = this.threadsByCount(pid, kernel);
       if (tids.length === 0) out.push({ tid: pid, pid, ...(stat ? { stat } : {}) });
       for (const tid of tids) out.push({ tid, pid, ...(stat && tid === pid ? { stat } : {}) });
     }
