@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runCli } from '../src/cli/run.ts';
 import { COMMANDS } from '../src/cli/table.ts';
@@ -88,6 +88,13 @@ export interface IrqResult {
    */
   bareSafe?: number[];
   restoreBareSafe?: number[];
+  /**
+   * "bare + safety" plus the system calls of the checks other issues ask of every run, with no logic around them
+   * (bareChecks): the trust walks of the journal and of the lock's directory, the boot id, and for the restore the
+   * registry lookup. The floor of any tool that keeps those guarantees, on this kernel.
+   */
+  bareChecked?: number[];
+  restoreBareChecked?: number[];
 }
 
 export interface CycleResult {
@@ -918,9 +925,11 @@ function planIrqs(mask: CpuSet): { all: number; plan: IrqPlan[] } {
  * and the old values journalled durably before the first write (a new file: one write, fsync, fsync of its
  * directory).
  */
-function bareIrqMask(mask: CpuSet, safe?: { journal: string }): number {
+function bareIrqMask(mask: CpuSet, safe?: { journal: string; checks?: boolean }): number {
   const t0 = now();
-  const unlock = safe ? bareLock() : undefined;
+  // -u FILE is judged before the lock: nothing there yet, and the directories on its way
+  if (safe?.checks) bareTrustNew(safe.journal);
+  const unlock = safe ? bareLock(safe.checks) : undefined;
   const online = CpuSet.parseList(readTrim('/sys/devices/system/cpu/online'));
   const fallback = online.minus(mask);
   const todo: IrqPlan[] = [];
@@ -937,6 +946,8 @@ function bareIrqMask(mask: CpuSet, safe?: { journal: string }): number {
     const target = (rest.intersect(online).isEmpty ? fallback : rest).toList();
     if (target !== orig) todo.push({ path, orig, target });
   }
+  // the boot id goes into the journal's header
+  if (safe?.checks) readTrim('/proc/sys/kernel/random/boot_id');
   const fd = safe ? durableCreate(safe.journal, JSON.stringify(todo) + '\n') : undefined;
   for (const p of todo) put(p.path, p.target);
   if (fd !== undefined) fs.closeSync(fd);
@@ -972,14 +983,36 @@ function flock(fd: number, op: number): number {
   return flockFn(fd, op);
 }
 
-/** The tool's lock, bare: open the lock file and flock it (LOCK_EX); returns the unlock. */
-function bareLock(): () => void {
+/**
+ * The tool's lock, bare: open the lock file and flock it (LOCK_EX); returns the unlock. `checks`: first the trust
+ * walk of its directory (a stat of each directory on the way), and an fstat of the file opened.
+ */
+function bareLock(checks = false): () => void {
+  if (checks) bareWalk('/run/vfio-isolate');
   const fd = fs.openSync('/run/vfio-isolate/lock', fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  if (checks) fs.fstatSync(fd);
   flock(fd, 2);
   return () => {
     flock(fd, 8);
     fs.closeSync(fd);
   };
+}
+
+/** The least a trust walk reads: a stat of each directory from / down to `dir` (owner and mode, nothing else). */
+function bareWalk(dir: string): void {
+  let cur = '';
+  fs.statSync('/');
+  for (const part of dir.split('/').filter(Boolean)) fs.statSync((cur += `/${part}`));
+}
+
+/** The trust check of a journal still to be created: nothing at its path (lstat), and the walk of its directory. */
+function bareTrustNew(file: string): void {
+  try {
+    fs.lstatSync(file);
+  } catch {
+    /* not there: a new journal */
+  }
+  bareWalk(dirname(file));
 }
 
 /** Append `text` to a new file (O_EXCL) and make it durable: fsync of the file and of its directory. */
@@ -997,10 +1030,26 @@ function durableCreate(file: string, text: string): number {
  * bareIrqRestore plus what an exclusive, crash-safe tool must add, all inside the timing: the lock; each value read
  * before it is written back (one changed since is left alone); the journal marked restored durably (append, fsync).
  */
-function bareIrqRestoreSafe(journal: string): number {
+function bareIrqRestoreSafe(journal: string, checks = false): number {
   const t0 = now();
-  const unlock = bareLock();
-  const plan = JSON.parse(read(journal)) as IrqPlan[];
+  const unlock = bareLock(checks);
+  let plan: IrqPlan[];
+  if (checks) {
+    // the registry (is the journal an isolation's, to release?), the journal's trust check (lstat, the walk of its
+    // directory, fstat of what was opened) and the boot id its header is checked against
+    try {
+      fs.lstatSync('/run/vfio-isolate/reservations.json');
+    } catch {
+      /* no isolation registered */
+    }
+    fs.lstatSync(journal);
+    bareWalk(dirname(journal));
+    const fd = fs.openSync(journal, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fs.fstatSync(fd);
+    plan = JSON.parse(fs.readFileSync(fd, 'utf8')) as IrqPlan[];
+    fs.closeSync(fd);
+    readTrim('/proc/sys/kernel/random/boot_id');
+  } else plan = JSON.parse(read(journal)) as IrqPlan[];
   for (const p of plan) if (readTrim(p.path) === p.target) put(p.path, p.orig);
   const fd = fs.openSync(journal, fs.constants.O_WRONLY | fs.constants.O_APPEND);
   fs.writeSync(fd, '{"t":"restored"}\n');
@@ -1021,6 +1070,8 @@ async function benchIrq(res: GuestBenchResult): Promise<void> {
     restore: [],
     bareSafe: [],
     restoreBareSafe: [],
+    bareChecked: [],
+    restoreBareChecked: [],
   };
   res.irq = out;
   fs.mkdirSync('/run/vfio-isolate', { recursive: true, mode: 0o700 }); // the lock's directory, for bareLock
@@ -1043,11 +1094,17 @@ async function benchIrq(res: GuestBenchResult): Promise<void> {
     const safe = bareIrqMask(CpuSet.parseList('4-7'), { journal: j });
     const safeBack = bareIrqRestoreSafe(j);
     fs.rmSync(j, { force: true });
+    const jc = freshJournal();
+    const checked = bareIrqMask(CpuSet.parseList('4-7'), { journal: jc, checks: true });
+    const checkedBack = bareIrqRestoreSafe(jc, true);
+    fs.rmSync(jc, { force: true });
     if (keep) {
       out.bare.push(ms);
       out.restoreBare!.push(back);
       out.bareSafe!.push(safe);
       out.restoreBareSafe!.push(safeBack);
+      out.bareChecked!.push(checked);
+      out.restoreBareChecked!.push(checkedBack);
     }
   };
   runBare(false);

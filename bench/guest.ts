@@ -275,6 +275,22 @@ export function moveRows(run: GuestRun): MoveRow[] {
   });
 }
 
+/**
+ * The lines of a "bare + checks" floor (bare + safety + the system calls of the checks other issues ask for): what
+ * the floor itself costs against the bare loop (a target below it cannot be met by any tool that keeps those
+ * guarantees, on this kernel) and ours against the floor (the tool's own cost).
+ */
+function checkedLines(
+  checked: readonly number[],
+  bare: readonly number[],
+  ours: readonly number[],
+): string[] {
+  return [
+    `    the floor with the checks' system calls (bare + safety + the trust walks of the journal and the lock's directory, the boot id; restore: the registry lookup too): ${fmtMs(summarize(checked).median)}`,
+    `      floor ÷ bare ${fmtRatio(pairedRatio(checked, bare))}; ours ÷ floor ${fmtRatio(pairedRatio(ours, checked))}`,
+  ];
+}
+
 export function formatGuest(run: GuestRun): string {
   const out: string[] = [];
   const head = `Guest ${run.mode}`;
@@ -379,6 +395,7 @@ export function formatGuest(run: GuestRun): string {
       out.push(
         `    ours ÷ the bare loop plus the lock and a durable journal (the floor of an exclusive, crash-safe tool; bare + safety ${fmtMs(summarize(q.bareSafe).median)}): ${fmtRatio(pairedRatio(ms(q.ours), q.bareSafe))}`,
       );
+    if (q.bareChecked?.length) out.push(...checkedLines(q.bareChecked, q.bare, ms(q.ours)));
     if (q.restore?.length && q.restoreBare?.length) {
       out.push(
         `  restore of it (restore F) vs a bare loop reading the saved old values and writing each back:`,
@@ -389,6 +406,8 @@ export function formatGuest(run: GuestRun): string {
         out.push(
           `    ours ÷ the bare loop plus the lock, a read of each value before its write and the journal marked restored durably (bare + safety ${fmtMs(summarize(q.restoreBareSafe).median)}): ${fmtRatio(pairedRatio(ms(q.restore), q.restoreBareSafe))}`,
         );
+      if (q.restoreBareChecked?.length && q.restoreBare?.length)
+        out.push(...checkedLines(q.restoreBareChecked, q.restoreBare, ms(q.restore)));
     }
   }
   if (r.cycle) {
