@@ -26,6 +26,15 @@ export interface Writer {
   close(): void;
 }
 
+/** A control file opened once to be read and then, if the caller so decides, written (see Fs.openForUpdate). */
+export interface Updater {
+  /** What the file held when it was opened. */
+  readonly text: string;
+  /** One write(2) of `value`, as `Fs.write` writes it. Throws ErrnoError. */
+  write(value: string): void;
+  close(): void;
+}
+
 export interface Fs {
   /** Root directory that system paths are resolved under ("/" for the real machine). */
   readonly root: string;
@@ -43,6 +52,12 @@ export interface Fs {
    * per write). Errors of a single write are thrown from `write` and leave the writer usable.
    */
   openWriter?(path: string): Writer;
+  /**
+   * Optional: open an IRQ's affinity file once, read it, and keep it open for a write (restore's read of each value
+   * before it writes the old one back: one open where a read and a write took two). Throws ErrnoError as read does;
+   * EINVAL for any other file.
+   */
+  openForUpdate?(path: string): Updater;
   exists(path: string): boolean;
   isDir(path: string): boolean;
   /** Optional: the link count (st_nlink) of what is at `path`, following symlinks; undefined when it cannot be read. */

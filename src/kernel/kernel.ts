@@ -6,7 +6,7 @@ import * as nodeFs from 'node:fs';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { UsageError } from '../errors.ts';
 import { Cgroups } from './cgroup.ts';
-import type { Fs } from './fs.ts';
+import type { Fs, Updater } from './fs.ts';
 import { Irqs } from './irq.ts';
 import { P } from './paths.ts';
 import type { ProbeRunner } from './probe.ts';
@@ -16,6 +16,9 @@ import { SYSTEMCTL_TIMEOUT_MS } from './systemd.ts';
 import { readMachine, type Machine } from './topology.ts';
 
 export { P } from './paths.ts';
+
+/** A zero-length write(2) never reaches a control file's handler: an empty value goes out as "\n" (see write). */
+const nonEmpty = (value: string): string => (value === '' ? '\n' : value);
 
 export class Kernel {
   private _cgroups?: Cgroups;
@@ -161,7 +164,16 @@ export class Kernel {
    * value ("inherit" for a v2 cpuset.cpus) is written as "\n", which the kernel strips, as `echo > file` does.
    */
   write(path: string, value: string): void {
-    this.fs.write(path, value === '' ? '\n' : value);
+    this.fs.write(path, nonEmpty(value));
+  }
+
+  /**
+   * An IRQ's affinity file opened once for a read and then a write (Fs.openForUpdate), where the Fs can; undefined
+   * where it cannot. Its write takes an empty value as write does.
+   */
+  openForUpdate(path: string): Updater | undefined {
+    const u = this.fs.openForUpdate?.(path);
+    return u && { text: u.text, write: (v: string) => u.write(nonEmpty(v)), close: () => u.close() };
   }
 
   /**
@@ -170,7 +182,7 @@ export class Kernel {
    * write does.
    */
   tryWrite(path: string, value: string): string | undefined {
-    const v = value === '' ? '\n' : value;
+    const v = nonEmpty(value);
     if (this.fs.tryWrite) return this.fs.tryWrite(path, v);
     this.fs.write(path, v);
     return undefined;

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { ErrnoError, type DirEntry, type Fs, type Writer } from './fs.ts';
+import { ErrnoError, type DirEntry, type Fs, type Updater, type Writer } from './fs.ts';
 import { loadLinkCount } from './libc-statx.ts';
 import { loadRawWrite } from './libc-write.ts';
 import { loadSched } from './sched.ts';
@@ -41,21 +41,26 @@ let readBuf = Buffer.allocUnsafe(64 * 1024);
 function readWhole(path: string): string {
   const fd = fs.openSync(path, 'r');
   try {
-    let total = 0;
-    for (;;) {
-      if (total === readBuf.length) {
-        const bigger = Buffer.allocUnsafe(readBuf.length * 2);
-        readBuf.copy(bigger, 0, 0, total);
-        readBuf = bigger;
-      }
-      const n = fs.readSync(fd, readBuf, total, readBuf.length - total, null);
-      if (n === 0) break;
-      total += n;
-    }
-    return readBuf.toString('utf8', 0, total);
+    return readFd(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** What an open descriptor reads from its current offset to end of file, as UTF-8 text (readWhole's loop). */
+function readFd(fd: number): string {
+  let total = 0;
+  for (;;) {
+    if (total === readBuf.length) {
+      const bigger = Buffer.allocUnsafe(readBuf.length * 2);
+      readBuf.copy(bigger, 0, 0, total);
+      readBuf = bigger;
+    }
+    const n = fs.readSync(fd, readBuf, total, readBuf.length - total, null);
+    if (n === 0) break;
+    total += n;
+  }
+  return readBuf.toString('utf8', 0, total);
 }
 
 /** File system types whose files are kernel control files: writing them never truncates anything. */
@@ -133,8 +138,8 @@ export class RealFs implements Fs {
    * no per-file check once /proc/irq is known to be procfs (irqRuleOf): under TCG the readlink and fstat
    * tripled the cost of each IRQ's write.
    */
-  private openControl(path: string): number {
-    const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  private openControl(path: string, access: number = fs.constants.O_WRONLY): number {
+    const fd = fs.openSync(path, access | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     if (irqRuleOf(path) && this.procIrqIsProcfs()) return fd;
     try {
       let opened: string;
@@ -192,6 +197,39 @@ export class RealFs implements Fs {
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  /**
+   * An IRQ's affinity file (irqRuleOf, once /proc/irq is known to be procfs) opened read-write, read whole, and kept
+   * open for one write(2): procfs's handler takes the value whatever offset the read left (a positional write is
+   * ESPIPE there). Any other path: EINVAL, nothing opened (a sysctl's handler would ignore a write past offset 0).
+   */
+  openForUpdate(path: string): Updater {
+    if (!irqRuleOf(path) || !this.procIrqIsProcfs())
+      throw new ErrnoError(
+        'EINVAL',
+        'read',
+        path,
+        `${path}: only an IRQ's affinity file is opened to read and write`,
+      );
+    const fd = wrap('read', path, () => this.openControl(path, fs.constants.O_RDWR));
+    let text: string;
+    try {
+      text = wrap('read', path, () => readFd(fd));
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    return {
+      text,
+      write: (value: string) =>
+        wrap('write', path, () => {
+          const buf = Buffer.from(value);
+          if (fs.writeSync(fd, buf, 0, buf.length) !== buf.length)
+            throw Object.assign(new Error('short write'), { code: 'EIO' });
+        }),
+      close: () => fs.closeSync(fd),
+    };
   }
 
   openWriter(path: string): Writer {

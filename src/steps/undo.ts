@@ -1,6 +1,6 @@
 /** Applying an undo record: the one code path shared by rollback and `restore`. Tolerant and idempotent. */
 import { CpuSet } from '../cpus/cpuset.ts';
-import { errnoOf } from '../kernel/fs.ts';
+import { errnoOf, type Updater } from '../kernel/fs.ts';
 import { isIrqAffinityPath } from '../kernel/writable.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { moveBackKeepingMasks } from '../kernel/tasks.ts';
@@ -152,46 +152,57 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
       const sameValue = (form: ValueForm, now: string, v: string): boolean =>
         sameValueIn(form, now, v, lists);
       for (const [path, old, wrote] of [...rec.files].reverse()) {
+        // An IRQ's affinity file (records hold many) is opened once, read, and written through the same
+        // descriptor; any other file, or one that cannot be opened so, is read and then written on its own.
+        const irq = isIrqAffinityPath(path);
+        let handle: Updater | undefined;
         let now: string | undefined;
         try {
-          now = k.read(path).trim();
+          if (irq) handle = k.openForUpdate(path);
+          now = (handle ? handle.text : k.read(path)).trim();
         } catch {
           now = undefined;
         }
-        if (now === undefined && !k.fs.exists(path)) {
-          r.skipped++;
-          continue;
+        try {
+          if (now === undefined && !k.fs.exists(path)) {
+            r.skipped++;
+            continue;
+          }
+          if (opts.leftAlone?.has(path) && !opts.force) {
+            r.skipped++;
+            log.debugLine(`undo: ${path}: left alone by a newer record`);
+            continue;
+          }
+          const form = valueForm(path);
+          if (now !== undefined && (sameValue(form, now, old) || inheritsAlready(k, path, now, old))) {
+            r.skipped++;
+            continue;
+          }
+          // Only where the file still holds what the run wrote: a value changed since by someone else stays.
+          const ours = (v: string): boolean => sameValue(form, now!, v) || inheritsAlready(k, path, now!, v);
+          if (
+            wrote !== undefined &&
+            now !== undefined &&
+            !ours(wrote) &&
+            !(opts.known?.get(path) ?? []).some(ours) &&
+            !opts.force
+          ) {
+            r.conflicts.push(
+              `${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`,
+            );
+            opts.leftAlone?.add(path);
+            log.debugLine(`undo: ${path}: conflict, left alone`);
+            continue;
+          }
+          // IRQs that refuse were never changed; tolerate them refusing again.
+          attempt(
+            `${path} <- ${JSON.stringify(old)}`,
+            () => (handle ? handle.write(old) : writeBack(k, path, old, log)),
+            irq ? ['EIO', 'EPERM'] : [],
+          );
+        } finally {
+          handle?.close();
         }
-        if (opts.leftAlone?.has(path) && !opts.force) {
-          r.skipped++;
-          log.debugLine(`undo: ${path}: left alone by a newer record`);
-          continue;
-        }
-        const form = valueForm(path);
-        if (now !== undefined && (sameValue(form, now, old) || inheritsAlready(k, path, now, old))) {
-          r.skipped++;
-          continue;
-        }
-        // Only where the file still holds what the run wrote: a value changed since by someone else stays.
-        const ours = (v: string): boolean => sameValue(form, now!, v) || inheritsAlready(k, path, now!, v);
-        if (
-          wrote !== undefined &&
-          now !== undefined &&
-          !ours(wrote) &&
-          !(opts.known?.get(path) ?? []).some(ours) &&
-          !opts.force
-        ) {
-          r.conflicts.push(`${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`);
-          opts.leftAlone?.add(path);
-          log.debugLine(`undo: ${path}: conflict, left alone`);
-          continue;
-        }
-        // IRQs that refuse were never changed; tolerate them refusing again.
-        attempt(
-          `${path} <- ${JSON.stringify(old)}`,
-          () => writeBack(k, path, old, log),
-          isIrqAffinityPath(path) ? ['EIO', 'EPERM'] : [],
-        );
       }
       break;
     }

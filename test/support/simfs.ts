@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
-import { ErrnoError, type DirEntry, type Fs, type Writer } from '../../src/kernel/fs.ts';
+import { ErrnoError, type DirEntry, type Fs, type Updater, type Writer } from '../../src/kernel/fs.ts';
 
 const PF_KTHREAD = 0x00200000;
 const PF_NO_SETAFFINITY = 0x04000000;
@@ -308,6 +308,12 @@ export class SimFs implements Fs {
       // Like the kernel: a zero-length write(2) never reaches a control file's handler.
       if (value !== '') this.emulateWrite(sys, value, path);
     });
+  }
+
+  /** A read, then the same write as `write` (the tree's files are plain files: no descriptor is kept). */
+  openForUpdate(path: string): Updater {
+    const text = this.read(path);
+    return { text, write: (value: string) => this.write(path, value), close: () => {} };
   }
 
   openWriter(path: string): Writer {

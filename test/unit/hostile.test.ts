@@ -656,6 +656,20 @@ describe('writes: exactly the validated path, kernel files only (RealFs, on temp
       assert.ok(code === 'ELOOP' || code === 'EXDEV', String(code));
       assert.equal(fileState(victim), before);
     });
+    it(`${what}: not opened for restore's read and write either`, () => {
+      const d = tmpDir(0o700);
+      const { path: p, victim } = make(d);
+      const before = fileState(victim);
+      let code: string | undefined;
+      try {
+        rf.openForUpdate(p).close();
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      count('write target', code !== undefined && fileState(victim) === before);
+      assert.equal(code, 'EINVAL', 'only an IRQ affinity file is opened so');
+      assert.equal(fileState(victim), before);
+    });
   }
 });
 

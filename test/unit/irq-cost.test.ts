@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { cliOn } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
+import type { Updater } from '../../src/kernel/fs.ts';
 
 class IrqWatch extends SimFs {
   ops: string[] = [];
@@ -26,6 +27,20 @@ class IrqWatch extends SimFs {
   override realpath(p: string): string {
     if (p.startsWith('/proc/irq/')) this.ops.push(`realpath ${p}`);
     return super.realpath(p);
+  }
+  /** One open for a read and a write: logged as `update` and `close` (its read and write are logged as above). */
+  override openForUpdate(p: string): Updater {
+    const u = super.openForUpdate(p);
+    if (!p.startsWith('/proc/irq/')) return u;
+    this.ops.push(`update ${p}`);
+    return {
+      text: u.text,
+      write: (v: string) => u.write(v),
+      close: () => {
+        this.ops.push(`close ${p}`);
+        u.close();
+      },
+    };
   }
 }
 
@@ -72,7 +87,8 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
     const files = writeRecords(undo)[0]!;
     assert.deepEqual(files.map(([p]) => p).sort(), [...writes.keys()].sort());
     assert.ok(!fsx.ops.includes('read /proc/self/mountinfo'), 'no cgroup discovery');
-    // restore: one read (is it still what this run wrote?) and one write per IRQ; no cgroup discovery either
+    // restore: one read (is it still what this run wrote?) and one write per IRQ, both through one open of the
+    // file, which is closed; no cgroup discovery either
     const back = new IrqWatch(root);
     assert.equal((await cliOn(back, ['restore', undo])).code, 0);
     assert.deepEqual(lists(), before);
@@ -83,6 +99,17 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
     assert.equal(new Set(backWrites).size, backWrites.length, 'each IRQ written at most once');
     assert.ok(backWrites.every((p) => journalled.includes(p)));
     assert.ok(backWrites.length >= 5);
+    const opened = (op: string) =>
+      back.ops
+        .filter((o) => o.startsWith(`${op} `))
+        .map((o) => o.slice(op.length + 1))
+        .sort();
+    assert.deepEqual(
+      opened('update'),
+      journalled,
+      'each journalled IRQ opened once, for its read and its write',
+    );
+    assert.deepEqual(opened('close'), journalled, 'and closed');
     assert.ok(!back.ops.includes('read /proc/self/mountinfo'), 'restore: no cgroup discovery');
   });
 

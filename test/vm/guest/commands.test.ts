@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -217,6 +217,36 @@ describe(`compatible commands on a real kernel (${mode ?? 'host'})`, { skip }, (
     const r = await run(['cpu-governor', 'performance', 'C4-7']);
     assert.equal(r.code, 1);
     assert.match(r.err, /has no cpufreq policy/);
+  });
+
+  test('restore of IRQs: one changed since is left alone (exit 1), the others written back; --force writes it', async () => {
+    const beforeSnap = takeSnapshot();
+    const undo = undoFile();
+    await ok(['-u', undo, 'irq-affinity', 'mask', 'C4-7']);
+    const files = readFileSync(undo, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { rec?: { kind: string; files?: [string, string, string][] } })
+      .flatMap((l) => (l.rec?.kind === 'write' ? l.rec.files! : []))
+      .filter(([, old, wrote]) => old !== wrote);
+    // the IRQs this run changed (a managed one refused, so it still holds its old value)
+    const changed = files.filter(([p, old]) => read(p) !== old);
+    assert.ok(changed.length >= 2, `${changed.length} IRQs changed`);
+    const [victim, victimOld, victimWrote] = changed[0]!;
+    const other = CpuSet.parseList(victimWrote).equals(CpuSet.parseList('0')) ? '1' : '0';
+    writeFileSync(victim, other); // someone else sets this IRQ after the run
+    const r = await run(['restore', undo]);
+    assert.equal(r.code, 1, r.err);
+    assert.ok(r.err.includes(`${victim} (holds "${other}", the run wrote "${victimWrote}")`), r.err);
+    assert.equal(read(victim), other, 'left alone');
+    for (const [p, old] of changed.slice(1)) assert.equal(read(p), old, `${p} written back`);
+    await ok(['--force', 'restore', undo]);
+    assert.equal(read(victim), victimOld);
+    assert.deepEqual(
+      diffSnapshots(beforeSnap, takeSnapshot()),
+      [],
+      'state after restore equals state before',
+    );
   });
 });
 
