@@ -156,9 +156,13 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
         // descriptor; any other file, or one that cannot be opened so, is read and then written on its own.
         const irq = isIrqAffinityPath(path);
         let handle: Updater | undefined;
-        let now: string | undefined;
         try {
           if (irq) handle = k.openForUpdate(path);
+        } catch {
+          handle = undefined;
+        }
+        let now: string | undefined;
+        try {
           now = (handle ? handle.text : k.read(path)).trim();
         } catch {
           now = undefined;

@@ -113,6 +113,29 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
     assert.ok(!back.ops.includes('read /proc/self/mountinfo'), 'restore: no cgroup discovery');
   });
 
+  it('restore: an IRQ that cannot be opened for a read and a write is read on its own, and one changed since stays', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+    assert.equal((await cliOn(new SimFs(root), ['-u', undo, 'irq-affinity', 'mask', 'C8-15'])).code, 0);
+    const changed = writeRecords(undo)[0]!.filter(([, o, w]) => o !== w);
+    assert.ok(changed.length >= 2, `${changed.length} IRQs changed`);
+    const [victim, , wrote] = changed[0]!;
+    const [other, otherOld] = changed[1]!;
+    const host = (p: string) => path.join(root, p);
+    assert.notEqual(wrote, '0-1');
+    fs.writeFileSync(host(victim), '0-1'); // set by someone else after the run
+    class NoUpdate extends SimFs {
+      override openForUpdate(p: string): Updater {
+        throw Object.assign(new Error(`EINVAL ${p}`), { code: 'EINVAL' });
+      }
+    }
+    const r = await cliOn(new NoUpdate(root), ['restore', undo]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /holds "0-1"/);
+    assert.equal(fs.readFileSync(host(victim), 'utf8').trim(), '0-1', 'left alone');
+    assert.equal(fs.readFileSync(host(other), 'utf8').trim(), otherOld, 'the others written back');
+  });
+
   it('a chain that writes an IRQ twice journals what the first write left, even when the kernel refused it', async () => {
     const root = buildFixture('ryzen-5950x');
     const lists = () => irqLists(root);
