@@ -205,7 +205,11 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
             irq ? ['EIO', 'EPERM'] : [],
           );
         } finally {
-          handle?.close();
+          try {
+            handle?.close();
+          } catch {
+            // the value is written (or left alone) already: a failing close changes nothing of that
+          }
         }
       }
       break;

@@ -114,6 +114,23 @@ describe('restore of an IRQ that cannot be opened for a read and a write: read a
   });
 });
 
+describe('restore of IRQs through openForUpdate: every descriptor closed, a failing close throws nothing', () => {
+  it('a close that fails neither throws out of the record nor stops its other files', () => {
+    const root = buildFixture('ryzen-5950x');
+    const files = irqFiles(root, 3).filter((p) => p.endsWith('_list'));
+    for (const p of files) sysWrite(root, p, '0-3\n');
+    const fsx = new UpdateFs(root, 'close-throws');
+    const r = undoRecord(
+      kernelOn(fsx),
+      { kind: 'write', files: files.map((p): [string, string, string] => [p, '0-31', '0-3']) },
+      quiet,
+    );
+    assert.equal(fsx.open, 0);
+    assert.equal(r.done, files.length);
+    for (const p of files) assert.equal(sysRead(root, p), '0-31');
+  });
+});
+
 /** A small deterministic generator (mulberry32). */
 function rng(seed: number): () => number {
   let a = seed >>> 0;
