@@ -1063,14 +1063,19 @@ function bareIrqRestoreSafe(journal: string, checks = false): number {
 
 const rwBuf = Buffer.alloc(4096);
 
-/** The read before the write through one descriptor (the least a restore can do): open, read, write at 0, close. */
+/**
+ * The read before the write through one descriptor (the least a restore can do): open, read, write, close. procfs
+ * takes the value at the offset the read left (a positional write is ESPIPE there); a managed IRQ refuses (EIO,
+ * EPERM), anything else is an error of the benchmark.
+ */
 function readThenPut(p: IrqPlan): void {
   const fd = fs.openSync(p.path, fs.constants.O_RDWR);
   try {
     const n = fs.readSync(fd, rwBuf, 0, rwBuf.length, null);
-    if (rwBuf.toString('utf8', 0, n).trim() === p.target) fs.writeSync(fd, p.orig, 0);
-  } catch {
-    /* a managed IRQ refuses, as put's callers allow */
+    if (rwBuf.toString('utf8', 0, n).trim() === p.target) fs.writeSync(fd, p.orig);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EIO' && code !== 'EPERM') throw e;
   } finally {
     fs.closeSync(fd);
   }
