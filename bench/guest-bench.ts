@@ -924,7 +924,7 @@ function planIrqs(mask: CpuSet): { all: number; plan: IrqPlan[] } {
  * ones, or every online CPU minus them when none is left) and write it with one open+write+close when it changes.
  * `safe` ("bare + safety"): also what an exclusive, crash-safe tool must add: the lock (open + flock) around it all,
  * and the old values journalled durably before the first write (a new file: one write, fsync, fsync of its
- * directory).
+ * directory). `safe.checks`: also the checks' system calls (IrqResult.bareChecked).
  */
 function bareIrqMask(mask: CpuSet, safe?: { journal: string; checks?: boolean }): number {
   const t0 = now();
@@ -1030,6 +1030,8 @@ function durableCreate(file: string, text: string): number {
 /**
  * bareIrqRestore plus what an exclusive, crash-safe tool must add, all inside the timing: the lock; each value read
  * before it is written back (one changed since is left alone); the journal marked restored durably (append, fsync).
+ * `checks`: the floor with the checks' system calls (IrqResult.restoreBareChecked), each value read and written
+ * through one descriptor.
  */
 function bareIrqRestoreSafe(journal: string, checks = false): number {
   const t0 = now();
