@@ -149,6 +149,15 @@ describe('restore decides the same with and without openForUpdate (generated rec
   it('same result, same file contents, same leftAlone, over 60 records', () => {
     const base = buildFixture('ryzen-5950x');
     const all = irqFiles(base, 4);
+    const initial = new Map(all.map((p) => [p, sysRead(base, p)]));
+    // one copy of the tree per mode; each round sets the files of `all` afresh (the undo writes no others)
+    const roots = new Map(
+      (['update', 'plain', 'refuse'] as const).map((mode) => {
+        const root = fs.mkdtempSync(path.join(path.dirname(base), 'undo-update-'));
+        fs.cpSync(base, root, { recursive: true });
+        return [mode, root];
+      }),
+    );
     const next = rng(20261207);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
     for (let round = 0; round < 60; round++) {
@@ -165,11 +174,10 @@ describe('restore decides the same with and without openForUpdate (generated rec
       const force = next() < 0.2;
       const left = all.filter(() => next() < 0.1);
       const out: { r: UndoResult; state: (string | null)[]; leftAlone: string[] }[] = [];
-      for (const mode of ['update', 'plain', 'refuse'] as const) {
-        const root = fs.mkdtempSync(path.join(path.dirname(base), 'undo-update-'));
-        fs.cpSync(base, root, { recursive: true });
-        for (const [p, v] of nows) {
-          if (v === null) fs.rmSync(path.join(root, p));
+      for (const [mode, root] of roots) {
+        for (const p of all) {
+          const v = nows.has(p) ? nows.get(p)! : initial.get(p)!;
+          if (v === null) fs.rmSync(path.join(root, p), { force: true });
           else sysWrite(root, p, `${v}\n`);
         }
         const leftAlone = new Set(left);
@@ -183,10 +191,10 @@ describe('restore decides the same with and without openForUpdate (generated rec
           state: all.map((p) => (fs.existsSync(path.join(root, p)) ? sysRead(root, p) : null)),
           leftAlone: [...leftAlone].sort(),
         });
-        fs.rmSync(root, { recursive: true, force: true });
       }
       assert.deepEqual(out[0], out[1], `round ${round}: update vs read + write`);
       assert.deepEqual(out[2], out[1], `round ${round}: refused update vs read + write`);
     }
+    for (const root of roots.values()) fs.rmSync(root, { recursive: true, force: true });
   });
 });
