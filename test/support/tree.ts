@@ -13,6 +13,19 @@ export function sysExists(root: string, p: string): boolean {
   return fs.existsSync(path.join(root, p));
 }
 
+/** The first `n` IRQs of a fixture tree that have both affinity files and take writes (no `.sim-refuse`). */
+export function writableIrqs(root: string, n: number): string[] {
+  return fs
+    .readdirSync(path.join(root, 'proc/irq'))
+    .filter(
+      (d) =>
+        /^\d+$/.test(d) &&
+        fs.existsSync(path.join(root, `proc/irq/${d}/smp_affinity_list`)) &&
+        !fs.existsSync(path.join(root, `proc/irq/${d}/.sim-refuse`)),
+    )
+    .slice(0, n);
+}
+
 /** A hash of every file (path, content, symlink target) under root, except the simulator's write log and /run. */
 export function treeHash(root: string): string {
   const h = createHash('sha256');

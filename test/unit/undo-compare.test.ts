@@ -4,36 +4,17 @@
  * commas is the same value. Only a value that truly differs is a conflict, left alone.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { simKernel } from '../support/sim.ts';
-import { sysRead, sysWrite } from '../support/tree.ts';
+import { quiet } from '../support/quiet-log.ts';
+import { sysRead, sysWrite, writableIrqs } from '../support/tree.ts';
 import { undoRecord } from '../../src/steps/undo.ts';
-import type { Log } from '../../src/report/log.ts';
-
-const quiet: Log = {
-  verbose: false,
-  debug: false,
-  warn: () => {},
-  info: () => {},
-  debugLine: () => {},
-  progress: () => {},
-};
 
 /** The affinity list files of a fixture's IRQs that have both affinity files and take writes, the first `n`. */
 function writableIrqFiles(root: string, n: number): string[] {
-  return fs
-    .readdirSync(path.join(root, 'proc/irq'))
-    .filter(
-      (d) =>
-        /^\d+$/.test(d) &&
-        fs.existsSync(path.join(root, `proc/irq/${d}/smp_affinity_list`)) &&
-        !fs.existsSync(path.join(root, `proc/irq/${d}/.sim-refuse`)),
-    )
-    .slice(0, n)
-    .map((d) => `/proc/irq/${d}/smp_affinity_list`);
+  return writableIrqs(root, n).map((d) => `/proc/irq/${d}/smp_affinity_list`);
 }
 
 /** A fixture and the directory of one of its IRQs that has both affinity files and takes writes. */

@@ -10,21 +10,12 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { SimFs } from '../support/simfs.ts';
-import { sysRead, sysWrite } from '../support/tree.ts';
+import { quiet } from '../support/quiet-log.ts';
+import { sysRead, sysWrite, writableIrqs } from '../support/tree.ts';
 import { ErrnoError, type Updater } from '../../src/kernel/fs.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { undoRecord, type UndoOptions, type UndoResult } from '../../src/steps/undo.ts';
 import type { UndoRecord } from '../../src/steps/records.ts';
-import type { Log } from '../../src/report/log.ts';
-
-const quiet: Log = {
-  verbose: false,
-  debug: false,
-  warn: () => {},
-  info: () => {},
-  debugLine: () => {},
-  progress: () => {},
-};
 
 type Mode = 'update' | 'plain' | 'refuse' | 'read-fails' | 'close-throws';
 
@@ -63,16 +54,10 @@ const kernelOn = (fsx: SimFs): Kernel =>
 
 /** The affinity files of a fixture's IRQs that take writes, both files of the first `n`. */
 function irqFiles(root: string, n: number): string[] {
-  return fs
-    .readdirSync(path.join(root, 'proc/irq'))
-    .filter(
-      (d) =>
-        /^\d+$/.test(d) &&
-        fs.existsSync(path.join(root, `proc/irq/${d}/smp_affinity_list`)) &&
-        !fs.existsSync(path.join(root, `proc/irq/${d}/.sim-refuse`)),
-    )
-    .slice(0, n)
-    .flatMap((d) => [`/proc/irq/${d}/smp_affinity_list`, `/proc/irq/${d}/smp_affinity`]);
+  return writableIrqs(root, n).flatMap((d) => [
+    `/proc/irq/${d}/smp_affinity_list`,
+    `/proc/irq/${d}/smp_affinity`,
+  ]);
 }
 
 describe('restore of an IRQ that cannot be opened for a read and a write: read and written on its own', () => {
