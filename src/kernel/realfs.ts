@@ -30,6 +30,13 @@ function writeFd(fd: number, value: string): string | undefined {
   }
 }
 
+/** `value` with one write(2) to `fd`; a short write of a control file (not what the kernel does) is EIO. */
+function writeValue(fd: number, value: string): void {
+  const buf = Buffer.from(value);
+  if (fs.writeSync(fd, buf, 0, buf.length) !== buf.length)
+    throw Object.assign(new Error('short write'), { code: 'EIO' });
+}
+
 /** One buffer for every read: kernel files are small, and most fit in one read(2). */
 let readBuf = Buffer.allocUnsafe(64 * 1024);
 
@@ -180,9 +187,7 @@ export class RealFs implements Fs {
     wrap('write', path, () => {
       const fd = this.openControl(path);
       try {
-        const buf = Buffer.from(value);
-        const n = fs.writeSync(fd, buf, 0, buf.length);
-        if (n !== buf.length) throw Object.assign(new Error('short write'), { code: 'EIO' });
+        writeValue(fd, value);
       } finally {
         fs.closeSync(fd);
       }
@@ -222,12 +227,7 @@ export class RealFs implements Fs {
     }
     return {
       text,
-      write: (value: string) =>
-        wrap('write', path, () => {
-          const buf = Buffer.from(value);
-          if (fs.writeSync(fd, buf, 0, buf.length) !== buf.length)
-            throw Object.assign(new Error('short write'), { code: 'EIO' });
-        }),
+      write: (value: string) => wrap('write', path, () => writeValue(fd, value)),
       close: () => fs.closeSync(fd),
     };
   }
