@@ -79,12 +79,14 @@ export function hostJournalPath(k: Kernel): string {
  */
 export function readRegistry(k: Kernel): Registry {
   const file = registryPath(k);
-  let st: fs.Stats;
+  let st: fs.Stats | undefined;
   try {
-    st = fs.lstatSync(file);
+    // missing: answered without an exception (the common case; a thrown ENOENT costs far more under emulation)
+    st = fs.lstatSync(file, { throwIfNoEntry: false });
   } catch {
-    return { file, reservations: [], staleBoot: false };
+    st = undefined;
   }
+  if (!st) return { file, reservations: [], staleBoot: false };
   const fix = 'remove it (vfio-isolate reset does, after putting the CPUs back)';
   if (!st.isFile()) throw new UsageError(`reservation registry ${file} is not a regular file`, fix);
   const bad = distrust(file, { allowSticky: true });

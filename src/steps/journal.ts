@@ -23,10 +23,13 @@ export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
 /** Runs one journal may hold (the schema bounds run numbers to this). */
 export const MAX_RUNS = 1_000_000;
 
-/** What lstat says of `file`, or undefined when nothing is there (or it cannot be looked at). */
+/**
+ * What lstat says of `file`, or undefined when nothing is there (or it cannot be looked at). A missing file is
+ * answered without an exception (under TCG a thrown ENOENT cost 0.6 ms, the answer without one 0.07 ms).
+ */
 function lstatOf(file: string): fs.Stats | undefined {
   try {
-    return fs.lstatSync(file);
+    return fs.lstatSync(file, { throwIfNoEntry: false });
   } catch {
     return undefined;
   }
@@ -49,14 +52,18 @@ const TRUST_HINT =
  * ".." is refused: the kernel resolves it after the symbolic links before it, the walk lexically, so the file read or
  * created could be another than the one checked. Anything else: exit 2.
  */
-export function checkJournalTrust(file: string): JournalTrust {
+export function checkJournalTrust(
+  file: string,
+  /** What lstat said of `file` a moment ago (null: nothing was there), taken in place of another lstat. */
+  seen?: fs.Stats | null,
+): JournalTrust {
   if (hasParentStep(file))
     throw new UsageError(
       `journal ${file}: a path with ".." is not used (the kernel resolves ".." after the symbolic links before it, which the trust check cannot follow)`,
       'name the journal without ".." (an absolute path such as /run/vfio-isolate/NAME)',
     );
   const abs = path.resolve(file);
-  const st = lstatOf(abs);
+  const st = seen === undefined ? lstatOf(abs) : (seen ?? undefined);
   if (st?.isSymbolicLink())
     throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`, TRUST_HINT);
   if (st) {
@@ -107,7 +114,7 @@ export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
  */
 export function checkExistingJournalTrust(file: string): Judged {
   const st = lstatOf(file) ?? null;
-  if (st) checkJournalTrust(file);
+  if (st) checkJournalTrust(file, st);
   return st;
 }
 
@@ -278,24 +285,33 @@ export function journalHead(
  * what the trust check looked at (checkExistingJournalTrust); the file read must be that one (missing then: missing).
  */
 function readJournalBytes(file: string, judged?: Judged): Buffer {
-  let st: fs.Stats;
-  try {
-    if (judged === null) throw new Error('missing when checked');
-    st = fs.lstatSync(file);
-  } catch {
-    throw new RuntimeFailure(`journal ${file} does not exist`, 'check the path given to restore / -u');
-  }
-  if (st.isSymbolicLink())
-    throw new UsageError(`${file} is a symbolic link; journals are never followed through links`);
+  const missing = (): RuntimeFailure =>
+    new RuntimeFailure(`journal ${file} does not exist`, 'check the path given to restore / -u');
+  const symlink = (): UsageError =>
+    new UsageError(`${file} is a symbolic link; journals are never followed through links`);
+  // the lstat its trust check judged stands for a new one (what is opened is held to it below)
+  const st = judged === undefined ? lstatOf(file) : judged;
+  if (!st) throw missing();
+  if (st.isSymbolicLink()) throw symlink();
   if (!st.isFile()) throw new UsageError(`${file} is not a regular file`);
   if (st.size > MAX_JOURNAL_BYTES)
     throw new UsageError(`${file} is too large to be a journal (${st.size} bytes)`);
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw missing();
+    if (code === 'ELOOP') throw symlink();
+    throw e;
+  }
   let buf: Buffer;
   try {
     const opened = fs.fstatSync(fd);
     if (!opened.isFile()) throw new UsageError(`${file} is not a regular file`);
     refuseIfReplaced(file, opened, judged, 'read');
+    if (opened.size > MAX_JOURNAL_BYTES)
+      throw new UsageError(`${file} is too large to be a journal (${opened.size} bytes)`);
     buf = fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -401,13 +417,15 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   // What is at the path is looked at once, before the trust check: a file that appears after it is not taken for
   // the journal (the create below is O_EXCL)
   const there = lstatOf(file);
-  if (there || !opts.checkedNew) checkJournalTrust(file);
+  if (there || !opts.checkedNew) checkJournalTrust(file, there ?? null);
   let runNo = 1;
   let exists = there !== undefined;
   if (there?.isSymbolicLink())
     throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`);
   if (there && !there.isFile()) throw new UsageError(`undo file ${file} is not a regular file`);
-  if (exists && interruptedCreation(file)) {
+  // the file the trust check judged (`there`) is read once, cut and appended to; one put in its place since is refused
+  const buf = exists ? readJournalBytes(file, there) : undefined;
+  if (buf && interruptedBytes(buf)) {
     // Left by a run killed while creating it: nothing was applied; start it anew in place of it.
     checkJournalTrust(file);
     fs.unlinkSync(file);
@@ -417,8 +435,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
     exists = false;
   }
   if (exists) {
-    // the file the trust check judged (`there`) is read, cut and appended to; one put in its place since is refused
-    const j = readJournalFile(file, there);
+    const j = parsedBytes(buf!, file);
     if (j.restored || j.header.bootId !== opts.bootId) {
       const why = j.restored ? 'was already restored' : 'is from an earlier boot';
       fs.renameSync(file, `${file}.old`);

@@ -89,6 +89,86 @@ describe('restore reads the journal it undoes once', () => {
   });
 });
 
+/**
+ * The lstat calls made while `f` runs: for each path, how many were made and how many ended in an exception (a
+ * missing file answered by a thrown ENOENT).
+ */
+async function lstatsOf(f: () => Promise<void>): Promise<Map<string, { calls: number; thrown: number }>> {
+  const lstat = nodeFs.lstatSync;
+  const seen = new Map<string, { calls: number; thrown: number }>();
+  // lstatSync is declared a const of node:fs; the module's object takes the assignment
+  const mutable = nodeFs as { lstatSync: typeof lstat };
+  mutable.lstatSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+    const c = seen.get(String(p)) ?? { calls: 0, thrown: 0 };
+    seen.set(String(p), c);
+    c.calls++;
+    try {
+      return (lstat as (...a: unknown[]) => unknown)(p, ...rest);
+    } catch (e) {
+      c.thrown++;
+      throw e;
+    }
+  }) as typeof lstat;
+  syncBuiltinESMExports();
+  try {
+    await f();
+  } finally {
+    mutable.lstatSync = lstat;
+    syncBuiltinESMExports();
+  }
+  return seen;
+}
+
+describe('the journal and the registry are looked up without repeats and without exceptions', () => {
+  it('restore: one lstat of the journal (the trust check hands it to the read); a missing registry throws nothing', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'undo');
+    assert.equal((await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C0-7'])).code, 0);
+    const seen = await lstatsOf(async () => {
+      const b = await cli(root, ['restore', undo]);
+      assert.equal(b.code, 0, b.stderr);
+    });
+    assert.deepEqual(seen.get(undo), { calls: 1, thrown: 0 });
+    const registry = path.join(root, 'run/vfio-isolate/reservations.json');
+    assert.equal(fs.existsSync(registry), false);
+    assert.deepEqual(seen.get(registry), { calls: 1, thrown: 0 });
+    assert.match(fs.readFileSync(undo, 'utf8').trim().split('\n').at(-1)!, /"t":"restored"/);
+  });
+
+  it('-u NEW: the journal still to be created is looked up twice (the check, the open), neither throwing', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'undo');
+    const seen = await lstatsOf(async () => {
+      const r = await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C0-7']);
+      assert.equal(r.code, 0, r.stderr);
+    });
+    assert.deepEqual(seen.get(undo), { calls: 2, thrown: 0 });
+  });
+
+  it('-u EXISTING: the check and the open look at it once each, and the open reads the file the check judged', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'undo');
+    assert.equal((await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C0-7'])).code, 0);
+    let opens = 0;
+    const seen = await lstatsOf(async () => {
+      opens = await opensOf(undo, async () => {
+        const r = await cli(root, ['-u', undo, 'irq-affinity', 'mask', 'C8-9']);
+        assert.equal(r.code, 0, r.stderr);
+      });
+    });
+    assert.deepEqual(seen.get(undo), { calls: 2, thrown: 0 });
+    assert.equal(
+      opens,
+      2,
+      'one open to read it (an interrupted creation is told from the same bytes), one to append',
+    );
+    assert.deepEqual(
+      readJournalFile(undo).runs.map((r) => r.run),
+      [1, 2],
+    );
+  });
+});
+
 describe('a new journal is started with one write', () => {
   it('the header and the run line go out in one write(2) and one fsync; a run appended later writes its run line', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jwrites-')), 'undo');
