@@ -713,8 +713,11 @@ function dropTornTail(file: string, judged: Judged | undefined): void {
   }
 }
 
+/** `size` bytes long: its last byte is read, and only a file that does not end in a newline is read whole and cut. */
 function dropTornTailFd(fd: number, size: number): void {
   if (size === 0) return;
+  const last = Buffer.alloc(1);
+  if (fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] === 0x0a) return;
   const buf = Buffer.alloc(size);
   fs.readSync(fd, buf, 0, size, 0);
   if (buf[size - 1] === 0x0a) return;

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { RuntimeFailure } from '../../src/errors.ts';
-import { openJournal, readJournalFile } from '../../src/steps/journal.ts';
+import { markRestored, openJournal, readJournalFile } from '../../src/steps/journal.ts';
 import { cli } from '../support/cli.ts';
 import { treeHash } from '../support/tree.ts';
 
@@ -166,6 +166,59 @@ describe('the journal and the registry are looked up without repeats and without
       readJournalFile(undo).runs.map((r) => r.run),
       [1, 2],
     );
+  });
+});
+
+describe('marking a journal restored', () => {
+  /** The bytes readSync was asked for while `f` runs. */
+  function bytesRead(f: () => void): number {
+    const read = nodeFs.readSync;
+    let n = 0;
+    nodeFs.readSync = ((fd: number, buf: NodeJS.ArrayBufferView, ...rest: unknown[]) => {
+      const len = typeof rest[1] === 'number' ? rest[1] : buf.byteLength;
+      n += len;
+      return (read as (...a: unknown[]) => number)(fd, buf, ...rest);
+    }) as typeof read;
+    syncBuiltinESMExports();
+    try {
+      f();
+    } finally {
+      nodeFs.readSync = read;
+      syncBuiltinESMExports();
+    }
+    return n;
+  }
+  const journalOf = (records: number): string => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jmark-')), 'undo');
+    const j = openJournal(file, { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] });
+    for (let i = 0; i < records; i++) j.record({ kind: 'mkdir', path: `/sys/fs/cgroup/c${i}` });
+    j.close();
+    return file;
+  };
+
+  it('reads only the last byte of a journal whose last line is whole', () => {
+    const file = journalOf(200);
+    const size = fs.statSync(file).size;
+    assert.ok(size > 8000, `${size} bytes`);
+    assert.equal(
+      bytesRead(() => markRestored(file, false, undefined, size)),
+      1,
+    );
+    const j = readJournalFile(file);
+    assert.equal(j.restored, true);
+    assert.equal(j.torn, false);
+  });
+
+  it('a torn last line is still cut before the mark, and the records before it are kept', () => {
+    const file = journalOf(3);
+    fs.appendFileSync(file, '{"t":"rec","run":1,"rec":{"kind":"mkd');
+    markRestored(file, false);
+    const text = fs.readFileSync(file, 'utf8');
+    assert.doesNotMatch(text, /"mkd[^i]/);
+    const j = readJournalFile(file);
+    assert.equal(j.restored, true);
+    assert.equal(j.torn, false);
+    assert.equal(j.runs[0]!.records.length, 3);
   });
 });
 
