@@ -37,18 +37,30 @@ export function planIrqMasks(
     );
   }
   const writes: FileWrite[] = [];
+  // Most IRQs hold one of a few lists: each distinct (list, base) pair is worked out once. Its value: the new list,
+  // or null when it is the list the IRQ has already.
+  const targets = new Map<string, string | null>();
+  const targetOf = (before: string, base: string | undefined): string | null => {
+    const key = base === undefined ? `-${before}` : `${base.length}:${base}${before}`;
+    let t = targets.get(key);
+    if (t === undefined) {
+      const current = CpuSet.parseList(before);
+      const target = irqTarget(op, base !== undefined ? CpuSet.parseList(base) : current, cpus, online);
+      t = target.equals(current) ? null : target.toList();
+      targets.set(key, t);
+    }
+    return t;
+  };
   for (const irq of k.irqs.list()) {
     const path = k.irqs.affinityPath(irq);
     const before = ctx.state.read(path);
     if (before === undefined) continue; // no smp_affinity_list: nothing to do (0.5.2 skipped these too)
-    const current = CpuSet.parseList(before);
-    const base = baseOf?.(path);
-    const target = irqTarget(op, base !== undefined ? CpuSet.parseList(base) : current, cpus, online);
-    if (target.equals(current)) continue;
+    const value = targetOf(before, baseOf?.(path));
+    if (value === null) continue;
     // read under the run's lock (taken before planning): journalled as it is, unless an earlier step writes it
     const fresh = !ctx.state.planned(path);
-    writes.push({ path, value: target.toList(), before, label: `IRQ ${irq}`, canonical: true, fresh });
-    ctx.state.set(path, target.toList());
+    writes.push({ path, value, before, label: `IRQ ${irq}`, canonical: true, fresh });
+    ctx.state.set(path, value);
   }
   if (writes.length === 0) return undefined;
   return writeFilesStep(

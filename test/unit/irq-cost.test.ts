@@ -8,11 +8,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { cliOn } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
+import { writableIrqs } from '../support/tree.ts';
 import type { Updater } from '../../src/kernel/fs.ts';
+import { CpuSet } from '../../src/cpus/cpuset.ts';
 
 class IrqWatch extends SimFs {
   ops: string[] = [];
@@ -111,6 +113,43 @@ describe('irq-affinity mask: per IRQ one read, and one write to change it', () =
     );
     assert.deepEqual(opened('close'), journalled, 'and closed');
     assert.ok(!back.ops.includes('read /proc/self/mountinfo'), 'restore: no cgroup discovery');
+  });
+
+  it('each distinct list is worked out once, however many IRQs hold it', async () => {
+    const root = buildFixture('ryzen-5950x');
+    // lists no other file of the machine holds: every parse of them is the plan's
+    const ids = irqLists(root).map(([n]) => n!);
+    assert.ok(ids.length >= 10, `${ids.length} IRQs`);
+    const listOf = (i: number): string => (i % 3 === 0 ? '1,3,5,7-13' : '2,4,6,8-12,14');
+    ids.forEach((n, i) => fs.writeFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), listOf(i)));
+    const undo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-undo-')), 'undo');
+    const parse = mock.method(CpuSet, 'parseList');
+    let r;
+    try {
+      r = await cliOn(new SimFs(root), ['-u', undo, 'irq-affinity', 'mask', 'C8-15']);
+    } finally {
+      parse.mock.restore();
+    }
+    assert.equal(r.code, 0, r.stderr);
+    const parsed = (v: string) => parse.mock.calls.filter((c) => c.arguments[0] === v).length;
+    assert.equal(parsed('1,3,5,7-13'), 1);
+    assert.equal(parsed('2,4,6,8-12,14'), 1);
+    // and every IRQ got its own list's answer (one the kernel refuses keeps its list)
+    const writable = new Set(writableIrqs(root, ids.length));
+    assert.ok(writable.size >= 10, `${writable.size} writable IRQs`);
+    ids.forEach((n, i) =>
+      assert.equal(
+        fs.readFileSync(path.join(root, `proc/irq/${n}/smp_affinity_list`), 'utf8').trim(),
+        !writable.has(n) ? listOf(i) : i % 3 === 0 ? '1,3,5,7' : '2,4,6',
+        `IRQ ${n}`,
+      ),
+    );
+    const files = writeRecords(undo)[0]!;
+    assert.equal(files.length, ids.length);
+    for (const [p, old, wrote] of files) {
+      const i = ids.indexOf(/\/proc\/irq\/(\d+)\//.exec(p)![1]!);
+      assert.deepEqual([old, wrote], [listOf(i), i % 3 === 0 ? '1,3,5,7' : '2,4,6'], p);
+    }
   });
 
   it('restore: an IRQ that cannot be opened for a read and a write is read on its own, and one changed since stays', async () => {
