@@ -3,7 +3,7 @@ import { ErrnoError, type DirEntry, type Fs, type Updater, type Writer } from '.
 import { loadLinkCount } from './libc-statx.ts';
 import { loadRawWrite } from './libc-write.ts';
 import { loadSched } from './sched.ts';
-import { irqRuleOf } from './writable.ts';
+import { irqRuleOf, isIrqAffinityPath } from './writable.ts';
 
 function wrap<T>(op: string, path: string, f: () => T): T {
   try {
@@ -45,17 +45,21 @@ let readBuf = Buffer.allocUnsafe(64 * 1024);
  * fit), close. What readFileSync does without its fstat and per-call option handling, which under emulation cost
  * about a third of a /proc/ID/task/ID/status read (move-tasks reads one per thread on kernels before 6.2).
  */
-function readWhole(path: string): string {
+function readWhole(path: string, oneRecord = false): string {
   const fd = fs.openSync(path, 'r');
   try {
-    return readFd(fd);
+    return readFd(fd, oneRecord);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** What an open descriptor reads from its current offset to end of file, as UTF-8 text (readWhole's loop). */
-function readFd(fd: number): string {
+/**
+ * What an open descriptor reads from its current offset to end of file, as UTF-8 text (readWhole's loop).
+ * `oneRecord`: a procfs file the kernel prints in one go (single_open: an IRQ's affinity files), where a read that
+ * leaves room in the buffer has returned all there is; the read(2) that would return 0 is not made.
+ */
+function readFd(fd: number, oneRecord = false): string {
   let total = 0;
   for (;;) {
     if (total === readBuf.length) {
@@ -63,9 +67,10 @@ function readFd(fd: number): string {
       readBuf.copy(bigger, 0, 0, total);
       readBuf = bigger;
     }
-    const n = fs.readSync(fd, readBuf, total, readBuf.length - total, null);
-    if (n === 0) break;
+    const room = readBuf.length - total;
+    const n = fs.readSync(fd, readBuf, total, room, null);
     total += n;
+    if (n === 0 || (oneRecord && n < room)) break;
   }
   return readBuf.toString('utf8', 0, total);
 }
@@ -180,7 +185,9 @@ export class RealFs implements Fs {
   read(path: string): string {
     if (path === '/proc/self/mountinfo')
       return (this.mountinfo ??= wrap('read', path, () => readWhole(path)));
-    return wrap('read', path, () => readWhole(path));
+    // an IRQ's affinity list (read for every IRQ by irq-affinity and isolate) in one read(2) on procfs
+    const oneRecord = isIrqAffinityPath(path) && this.procIrqIsProcfs();
+    return wrap('read', path, () => readWhole(path, oneRecord));
   }
 
   write(path: string, value: string): void {
@@ -220,7 +227,7 @@ export class RealFs implements Fs {
     const fd = wrap('read', path, () => this.openControl(path, fs.constants.O_RDWR));
     let text: string;
     try {
-      text = wrap('read', path, () => readFd(fd));
+      text = wrap('read', path, () => readFd(fd, true));
     } catch (e) {
       fs.closeSync(fd);
       throw e;
