@@ -26,12 +26,13 @@ function readSet(fs: Fs, path: string): CpuSet {
 }
 
 /** readSet for a file older kernels lack: `missing` when it is not there (one read, no existence check first). */
-function readOptionalSet(fs: Fs, path: string, missing: CpuSet): CpuSet {
+function readOptionalSet(fs: Fs, path: string, missing: CpuSet | (() => CpuSet)): CpuSet {
   let text: string;
   try {
     text = fs.read(path);
   } catch (e) {
-    return errnoOf(e) === 'ENOENT' ? missing : CpuSet.EMPTY;
+    if (errnoOf(e) !== 'ENOENT') return CpuSet.EMPTY;
+    return typeof missing === 'function' ? missing() : missing;
   }
   try {
     return CpuSet.parseList(text);
@@ -64,19 +65,23 @@ function numbered(fs: Fs, dir: string, prefix: string): number[] {
 }
 
 /**
- * Read the machine's topology from sysfs. Never throws for a missing optional file. possible/present/online are
- * read at once (possible only when not read already: `possibleRead`); the rest (a dozen files per CPU: ~50 ms for
+ * Read the machine's topology from sysfs. Never throws for a missing optional file. present and online are read
+ * at once; possible on first use (or at once where present is missing), unless read already (`possibleRead`): the
+ * CPU notation and IRQ masking need only the other two. The rest (a dozen files per CPU: ~50 ms for
  * 8 CPUs under TCG, more on big machines) on first use, so commands that take plain CPU lists (the hook sequences)
  * never read it.
  */
 export function readMachine(fs: Fs, possibleRead?: CpuSet): Machine {
-  const possible = possibleRead ?? readSet(fs, P.cpuPossible);
-  const present = readOptionalSet(fs, P.cpuPresent, possible);
+  let possible = possibleRead;
+  const possibleSet = (): CpuSet => (possible ??= readSet(fs, P.cpuPossible));
+  const present = readOptionalSet(fs, P.cpuPresent, possibleSet);
   const online = readOptionalSet(fs, P.cpuOnline, present);
   let rest: Omit<Machine, 'possible' | 'present' | 'online'> | undefined;
   const more = (): Omit<Machine, 'possible' | 'present' | 'online'> => (rest ??= readDetails(fs, present));
   return {
-    possible,
+    get possible() {
+      return possibleSet();
+    },
     present,
     online,
     get siblings() {

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { buildFixture } from '../fixtures/build.ts';
+import { cliOn } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
 
 const CPU_FILES = ['possible', 'present', 'online'].map((n) => `/sys/devices/system/cpu/${n}`);
@@ -48,6 +49,29 @@ describe('the machine’s CPU lists: one read each per run', () => {
       );
     });
   }
+
+  it('the machine without a use of possible (CPU notation, IRQ masking) reads present and online only', () => {
+    const fsx = new CountingFs(buildFixture('tr-1920x'));
+    const m = new Kernel(fsx).machine;
+    assert.deepEqual([m.present.toList(), m.online.toList()], ['0-23', '0-23']);
+    assert.deepEqual(
+      CPU_FILES.map((f) => fsx.readsOf.get(f) ?? 0),
+      [0, 1, 1],
+    );
+    // read on first use, once
+    assert.equal(m.possible.toList(), '0-31');
+    assert.equal(m.possible.toList(), '0-31');
+    assert.equal(fsx.readsOf.get(CPU_FILES[0]!), 1);
+  });
+
+  it('irq-affinity mask reads no possible CPUs list', async () => {
+    const fsx = new CountingFs(buildFixture('tr-1920x'));
+    const r = await cliOn(fsx, ['irq-affinity', 'mask', 'C0-3']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fsx.readsOf.get(CPU_FILES[0]!) ?? 0, 0);
+    assert.equal(fsx.readsOf.get(CPU_FILES[1]!), 1);
+    assert.equal(fsx.readsOf.get(CPU_FILES[2]!), 1);
+  });
 
   it('without present and online files: present is possible, online is present', () => {
     const root = buildFixture('intel-6c12t');
