@@ -6,9 +6,30 @@ import * as v from 'valibot';
 import { UNIT_LIST_RE, UNIT_NAME_RE } from '../kernel/systemd.ts';
 
 const SystemPath = v.pipe(v.string(), v.maxLength(4096), v.startsWith('/'));
-const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4194304));
+const MAX_ID = 4194304;
+const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_ID));
 const Ticks = v.pipe(v.number(), v.integer(), v.minValue(0));
 const ShortValue = v.pipe(v.string(), v.maxLength(8192));
+
+const AS_IS = v.unknown();
+
+/**
+ * `schema`, with the arrays the tool writes by the thousand checked first in plain JavaScript: `accepts` is true
+ * only for input that `schema` accepts and gives back unchanged (the exact shape the tool writes), which then
+ * passes as it is; anything else goes to `schema`, which judges it and words the issue. valibot runs several
+ * functions per item: for a record of 10,000 tasks, 7 ms on this host against 1.4 ms for the JSON parse itself.
+ */
+function fastArray<S extends v.GenericSchema>(schema: S, accepts: (input: unknown[]) => boolean): S {
+  return v.lazy((input) => (Array.isArray(input) && accepts(input) ? AS_IS : schema)) as unknown as S;
+}
+
+const isId = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= MAX_ID;
+const isTicks = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+const isShort = (x: unknown): boolean => typeof x === 'string' && x.length <= 8192;
+const isCpuListText = (x: unknown): boolean =>
+  typeof x === 'string' && x.length <= 4096 && /^[0-9,-]*$/.test(x);
+/** `a` is an array of exactly `n` items. */
+const tupleOf = (a: unknown, n: number): a is unknown[] => Array.isArray(a) && a.length === n;
 
 /**
  * One file of a write record: [path, value before] or (since 0.6) [path, value before, value this run wrote]. One
@@ -26,9 +47,24 @@ const WrittenFile = v.pipe(
  * Files written, each with the value it had before and the value this run wrote, which restore compares with what
  * the file holds now: a file someone else changed since is a conflict, left alone (unless --force).
  */
+export const WrittenFiles = v.pipe(v.array(WrittenFile), v.minLength(1), v.maxLength(100000));
 export const WriteRecord = v.strictObject({
   kind: v.literal('write'),
-  files: v.pipe(v.array(WrittenFile), v.minLength(1), v.maxLength(100000)),
+  files: fastArray(
+    WrittenFiles,
+    (a) =>
+      a.length >= 1 &&
+      a.length <= 100000 &&
+      a.every(
+        (f) =>
+          Array.isArray(f) &&
+          (f.length === 2 || (f.length === 3 && isShort(f[2]))) &&
+          typeof f[0] === 'string' &&
+          f[0].length <= 4096 &&
+          f[0].startsWith('/') &&
+          isShort(f[1]),
+      ),
+  ),
 });
 /** A cgroup the tool created (undo: move leftover tasks to the parent, rmdir). */
 export const MkdirRecord = v.strictObject({ kind: v.literal('mkdir'), path: SystemPath });
@@ -47,19 +83,24 @@ export const ControllerRecord = v.strictObject({
   path: SystemPath,
   controller: v.literal('cpuset'),
 });
+export const TaskIds = v.pipe(v.array(v.tuple([Id, Ticks])), v.maxLength(MAX_ID));
+export const Pids = v.pipe(v.array(Id), v.maxLength(MAX_ID));
 /** Tasks moved from one cgroup to another: [id, start time]; undo moves those still in `to` back. */
 export const TasksRecord = v.strictObject({
   kind: v.literal('tasks'),
   from: SystemPath,
   to: SystemPath,
   file: v.picklist(['tasks', 'cgroup.procs']),
-  ids: v.pipe(v.array(v.tuple([Id, Ticks])), v.maxLength(4194304)),
+  ids: fastArray(
+    TaskIds,
+    (a) => a.length <= MAX_ID && a.every((t) => tupleOf(t, 2) && isId(t[0]) && isTicks(t[1])),
+  ),
   /**
    * Tasks listed without reading each one's start time (a source other than the root, which holds no kernel
    * threads): the same task on restore is the one with this pid that started no later than `listedAt` (clock
    * ticks since boot when the list was read) - a reused pid starts after the original was listed.
    */
-  pids: v.optional(v.pipe(v.array(Id), v.maxLength(4194304))),
+  pids: v.optional(fastArray(Pids, (a) => a.length <= MAX_ID && a.every(isId))),
   listedAt: v.optional(Ticks),
 });
 const CpuListText = v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096));
@@ -68,10 +109,22 @@ const CpuListText = v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096))
  * start time was not read (kernel threads moved out of a cpuset): the same thread on restore is the one with this
  * tid that started no later than `listedAt` (clock ticks since boot when it was listed), as in TasksRecord.
  */
+export const AffinityTasks = v.pipe(v.array(v.tuple([Id, Ticks, CpuListText])), v.maxLength(MAX_ID));
+export const AffinityListed = v.pipe(v.array(v.tuple([Id, CpuListText])), v.maxLength(MAX_ID));
 export const AffinityRecord = v.strictObject({
   kind: v.literal('affinity'),
-  tasks: v.pipe(v.array(v.tuple([Id, Ticks, CpuListText])), v.maxLength(4194304)),
-  listed: v.optional(v.pipe(v.array(v.tuple([Id, CpuListText])), v.maxLength(4194304))),
+  tasks: fastArray(
+    AffinityTasks,
+    (a) =>
+      a.length <= MAX_ID &&
+      a.every((t) => tupleOf(t, 3) && isId(t[0]) && isTicks(t[1]) && isCpuListText(t[2])),
+  ),
+  listed: v.optional(
+    fastArray(
+      AffinityListed,
+      (a) => a.length <= MAX_ID && a.every((t) => tupleOf(t, 2) && isId(t[0]) && isCpuListText(t[1])),
+    ),
+  ),
   listedAt: v.optional(Ticks),
 });
 /**

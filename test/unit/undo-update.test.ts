@@ -16,6 +16,7 @@ import { ErrnoError, type Updater } from '../../src/kernel/fs.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { undoRecord, type UndoOptions, type UndoResult } from '../../src/steps/undo.ts';
 import type { UndoRecord } from '../../src/steps/records.ts';
+import { rng } from '../support/rng.ts';
 
 type Mode = 'update' | 'plain' | 'refuse' | 'read-fails' | 'close-throws';
 
@@ -115,18 +116,6 @@ describe('restore of IRQs through openForUpdate: every descriptor closed, a fail
     for (const p of files) assert.equal(sysRead(root, p), '0-31');
   });
 });
-
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('restore decides the same with and without openForUpdate (generated records and file states)', () => {
   const LISTS = ['0-31', '0-3', '0,1,2,3', '4-7', '8-15', '0-15,16-31', '0', '1'];
