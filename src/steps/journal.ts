@@ -300,9 +300,14 @@ function readJournalBytes(file: string, judged?: Judged): Buffer {
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw missing();
-    if (code === 'ELOOP') throw symlink();
+    // what is there now says why, as the lstat before the open did: open(2)'s errno alone cannot (ELOOP is also a
+    // symlink loop on the way, ENXIO a socket, ENOTDIR a directory on the way that is no longer one). Only a failed
+    // open pays for this lstat.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw missing();
+    const now = lstatOf(file);
+    if (!now) throw missing();
+    if (now.isSymbolicLink()) throw symlink();
+    if (!now.isFile()) throw new UsageError(`${file} is not a regular file`);
     throw e;
   }
   let buf: Buffer;

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -285,6 +286,42 @@ describe('journal trust: the way to the file is the one the check walked', () =>
       () => readJournalToUndo(made, missing),
       (e: unknown) => e instanceof RuntimeFailure && /does not exist/.test(e.message),
     );
+  });
+  it('what replaced a journal after its check is named as a new lstat would name it (a socket, a directory on the way that is no longer one)', async () => {
+    const root = buildFixture('intel-6c12t');
+    const dir = tmp();
+    const made = path.join(dir, 'undo');
+    assert.equal((await cli(root, ['-u', made, 'irq-affinity', 'mask', 'C2'])).code, 0);
+    const judged = checkExistingJournalTrust(made);
+    assert.ok(judged);
+    const bytes = fs.readFileSync(made);
+    // a socket in its place (open(2) says ENXIO): not a regular file, exit 2, as before the open
+    fs.unlinkSync(made);
+    const server = net.createServer();
+    await new Promise<void>((done) => server.listen(made, done));
+    try {
+      assert.throws(
+        () => readJournalToUndo(made, judged),
+        (e: unknown) => e instanceof UsageError && /undo is not a regular file/.test(e.message),
+      );
+    } finally {
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+    // its directory replaced by a file (ENOTDIR) or by a symlink loop (ELOOP, with no symlink at the journal's own
+    // name): nothing is there, exit 1, and never "a symbolic link"
+    fs.rmSync(made, { force: true });
+    fs.writeFileSync(made, bytes, { mode: 0o600 });
+    const judgedAgain = checkExistingJournalTrust(made);
+    assert.ok(judgedAgain);
+    fs.renameSync(dir, `${dir}.gone`);
+    for (const put of [() => fs.writeFileSync(dir, 'x', { mode: 0o600 }), () => fs.symlinkSync(dir, dir)]) {
+      put();
+      assert.throws(
+        () => readJournalToUndo(made, judgedAgain),
+        (e: unknown) => e instanceof RuntimeFailure && /does not exist/.test(e.message),
+      );
+      fs.unlinkSync(dir);
+    }
   });
   it('-u in a directory still to be made in a sticky one: a symlink another user puts there right before the mkdir is not followed (exit 2)', async () => {
     const root = buildFixture('intel-6c12t');
