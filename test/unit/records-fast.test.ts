@@ -41,6 +41,9 @@ function outcome(schema: v.GenericSchema, input: unknown): unknown {
       kind: i.kind,
       type: i.type,
       path: i.path?.map((p) => p.key),
+      expected: i.expected,
+      received: i.received,
+      requirement: String(i.requirement),
     })),
   };
 }
@@ -159,6 +162,33 @@ test('generated records: 3,000 arrays of good and bad items, the same outcome ei
       ...(next() < 0.5 ? { listed: list(() => tuple([num, () => str('2')])), listedAt: 7 } : {}),
     });
   }
+});
+
+test('arrays with holes (not from JSON, but any caller): judged as valibot judges them', () => {
+  /** An array of `n` slots holding only `items` (the others are holes). */
+  const holey = (n: number, items: Record<number, unknown>): unknown[] => {
+    const out = new Array<unknown>(n);
+    for (const [i, item] of Object.entries(items)) out[Number(i)] = item;
+    return out;
+  };
+  const inputs: [keyof typeof fast, unknown][] = [
+    ['write', { kind: 'write', files: holey(2, { 1: ['/a', '1'] }) }],
+    ['write', { kind: 'write', files: holey(3, {}) }],
+    [
+      'tasks',
+      { kind: 'tasks', from: '/a', to: '/b', file: 'tasks', ids: holey(3, { 0: [1, 2], 2: [3, 4] }) },
+    ],
+    [
+      'tasks',
+      { kind: 'tasks', from: '/a', to: '/b', file: 'tasks', ids: [], pids: holey(3, { 0: 1, 2: 3 }) },
+    ],
+    [
+      'affinity',
+      { kind: 'affinity', tasks: holey(2, { 1: [5, 10, '0-7'] }), listed: holey(2, { 0: [6, '1'] }) },
+    ],
+  ];
+  for (const [kind, input] of inputs)
+    assert.deepEqual(outcome(fast[kind], input), outcome(plain[kind], input), kind);
 });
 
 test('arrays at and past their length bounds', () => {
