@@ -16,23 +16,10 @@ import {
   UndoRecord,
   UNDO_RECORDS,
 } from '../../src/steps/records.ts';
+import { outcome } from '../support/valibot-outcome.ts';
 
 const plainRecord = v.variant('kind', UNDO_RECORDS);
 const plainLine = v.variant('t', [RunLine, RecLine, RollbackLine, RestoredLine]);
-
-/** What a parse gives: the output, or each issue's message and path. */
-function outcome(schema: v.GenericSchema, input: unknown): unknown {
-  const r = v.safeParse(schema, input);
-  if (r.success) return { output: r.output };
-  return {
-    issues: r.issues.map((i) => ({
-      message: i.message,
-      kind: i.kind,
-      type: i.type,
-      path: i.path?.map((p) => p.key),
-    })),
-  };
-}
 
 const records: unknown[] = [
   { kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7', '0-3']] },

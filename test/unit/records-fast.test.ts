@@ -17,6 +17,7 @@ import {
   WriteRecord,
   WrittenFiles,
 } from '../../src/steps/records.ts';
+import { outcome } from '../support/valibot-outcome.ts';
 import { rng } from '../support/rng.ts';
 
 /** The same records with valibot's own arrays. */
@@ -30,23 +31,6 @@ const plain = {
   }),
 };
 const fast = { write: WriteRecord, tasks: TasksRecord, affinity: AffinityRecord };
-
-/** What a parse gives: the output, or each issue's message, kind, type and path. */
-function outcome(schema: v.GenericSchema, input: unknown): unknown {
-  const r = v.safeParse(schema, input);
-  if (r.success) return { output: r.output };
-  return {
-    issues: r.issues.map((i) => ({
-      message: i.message,
-      kind: i.kind,
-      type: i.type,
-      path: i.path?.map((p) => p.key),
-      expected: i.expected,
-      received: i.received,
-      requirement: String(i.requirement),
-    })),
-  };
-}
 
 function same(kind: keyof typeof fast, input: unknown): void {
   // the input is parsed from JSON text each time, as a journal line is (the fast path passes arrays as they are)
