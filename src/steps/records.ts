@@ -5,11 +5,18 @@
 import * as v from 'valibot';
 import { UNIT_LIST_RE, UNIT_NAME_RE } from '../kernel/systemd.ts';
 
-const SystemPath = v.pipe(v.string(), v.maxLength(4096), v.startsWith('/'));
+/** Bounds of what a record may hold: a path's and a value's length, a CPU list's, a write record's files, an id. */
+const MAX_PATH = 4096;
+const MAX_VALUE = 8192;
+const MAX_LIST = 4096;
+const MAX_FILES = 100000;
 const MAX_ID = 4194304;
+const CPU_LIST_TEXT = /^[0-9,-]*$/;
+
+const SystemPath = v.pipe(v.string(), v.maxLength(MAX_PATH), v.startsWith('/'));
 const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_ID));
 const Ticks = v.pipe(v.number(), v.integer(), v.minValue(0));
-const ShortValue = v.pipe(v.string(), v.maxLength(8192));
+const ShortValue = v.pipe(v.string(), v.maxLength(MAX_VALUE));
 
 const AS_IS = v.unknown();
 
@@ -43,9 +50,9 @@ function all(a: unknown[], ok: (item: unknown) => boolean): boolean {
 
 const isId = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= MAX_ID;
 const isTicks = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 0;
-const isShort = (x: unknown): boolean => typeof x === 'string' && x.length <= 8192;
+const isShort = (x: unknown): boolean => typeof x === 'string' && x.length <= MAX_VALUE;
 const isCpuListText = (x: unknown): boolean =>
-  typeof x === 'string' && x.length <= 4096 && /^[0-9,-]*$/.test(x);
+  typeof x === 'string' && x.length <= MAX_LIST && CPU_LIST_TEXT.test(x);
 /** `a` is an array of exactly `n` items. */
 const tupleOf = (a: unknown, n: number): a is unknown[] => Array.isArray(a) && a.length === n;
 
@@ -65,7 +72,7 @@ const WrittenFile = v.pipe(
  * Files written, each with the value it had before and the value this run wrote, which restore compares with what
  * the file holds now: a file someone else changed since is a conflict, left alone (unless --force).
  */
-export const WrittenFiles = v.pipe(v.array(WrittenFile), v.minLength(1), v.maxLength(100000));
+export const WrittenFiles = v.pipe(v.array(WrittenFile), v.minLength(1), v.maxLength(MAX_FILES));
 export const WriteRecord = v.strictObject({
   kind: v.literal('write'),
   files: fastArray(
@@ -74,10 +81,10 @@ export const WriteRecord = v.strictObject({
       Array.isArray(f) &&
       (f.length === 2 || (f.length === 3 && isShort(f[2]))) &&
       typeof f[0] === 'string' &&
-      f[0].length <= 4096 &&
+      f[0].length <= MAX_PATH &&
       f[0].startsWith('/') &&
       isShort(f[1]),
-    { min: 1, max: 100000 },
+    { min: 1, max: MAX_FILES },
   ),
 });
 /** A cgroup the tool created (undo: move leftover tasks to the parent, rmdir). */
@@ -114,7 +121,7 @@ export const TasksRecord = v.strictObject({
   pids: v.optional(fastArray(Pids, isId, { max: MAX_ID })),
   listedAt: v.optional(Ticks),
 });
-const CpuListText = v.pipe(v.string(), v.regex(/^[0-9,-]*$/), v.maxLength(4096));
+const CpuListText = v.pipe(v.string(), v.regex(CPU_LIST_TEXT), v.maxLength(MAX_LIST));
 /**
  * Thread affinities changed: `tasks` [tid, start time, old CPU list]; `listed` [tid, old CPU list] for threads whose
  * start time was not read (kernel threads moved out of a cpuset): the same thread on restore is the one with this
