@@ -13,25 +13,23 @@ import { buildFixture } from '../fixtures/build.ts';
 import { RuntimeFailure } from '../../src/errors.ts';
 import { markRestored, openJournal, readJournalFile } from '../../src/steps/journal.ts';
 import { cli } from '../support/cli.ts';
+import { withFsSpy } from '../support/fs-spy.ts';
 import { treeHash } from '../support/tree.ts';
 
 const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
 
 /** The opens of `file` while `f` runs. */
 async function opensOf(file: string, f: () => Promise<void>): Promise<number> {
-  const open = nodeFs.openSync;
   let n = 0;
-  nodeFs.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
-    if (String(p) === file) n++;
-    return (open as (...a: unknown[]) => number)(p, ...rest);
-  }) as typeof open;
-  syncBuiltinESMExports();
-  try {
-    await f();
-  } finally {
-    nodeFs.openSync = open;
-    syncBuiltinESMExports();
-  }
+  await withFsSpy(
+    'openSync',
+    (open) =>
+      ((p: fs.PathLike, ...rest: unknown[]) => {
+        if (String(p) === file) n++;
+        return (open as (...a: unknown[]) => number)(p, ...rest);
+      }) as typeof open,
+    f,
+  );
   return n;
 }
 
@@ -94,28 +92,23 @@ describe('restore reads the journal it undoes once', () => {
  * missing file answered by a thrown ENOENT).
  */
 async function lstatsOf(f: () => Promise<void>): Promise<Map<string, { calls: number; thrown: number }>> {
-  const lstat = nodeFs.lstatSync;
   const seen = new Map<string, { calls: number; thrown: number }>();
-  // lstatSync is declared a const of node:fs; the module's object takes the assignment
-  const mutable = nodeFs as { lstatSync: typeof lstat };
-  mutable.lstatSync = ((p: fs.PathLike, ...rest: unknown[]) => {
-    const c = seen.get(String(p)) ?? { calls: 0, thrown: 0 };
-    seen.set(String(p), c);
-    c.calls++;
-    try {
-      return (lstat as (...a: unknown[]) => unknown)(p, ...rest);
-    } catch (e) {
-      c.thrown++;
-      throw e;
-    }
-  }) as typeof lstat;
-  syncBuiltinESMExports();
-  try {
-    await f();
-  } finally {
-    mutable.lstatSync = lstat;
-    syncBuiltinESMExports();
-  }
+  await withFsSpy(
+    'lstatSync',
+    (lstat) =>
+      ((p: fs.PathLike, ...rest: unknown[]) => {
+        const c = seen.get(String(p)) ?? { calls: 0, thrown: 0 };
+        seen.set(String(p), c);
+        c.calls++;
+        try {
+          return (lstat as (...a: unknown[]) => unknown)(p, ...rest);
+        } catch (e) {
+          c.thrown++;
+          throw e;
+        }
+      }) as typeof lstat,
+    f,
+  );
   return seen;
 }
 
@@ -172,20 +165,16 @@ describe('the journal and the registry are looked up without repeats and without
 describe('marking a journal restored', () => {
   /** The bytes readSync was asked for while `f` runs. */
   function bytesRead(f: () => void): number {
-    const read = nodeFs.readSync;
     let n = 0;
-    nodeFs.readSync = ((fd: number, buf: NodeJS.ArrayBufferView, ...rest: unknown[]) => {
-      const len = typeof rest[1] === 'number' ? rest[1] : buf.byteLength;
-      n += len;
-      return (read as (...a: unknown[]) => number)(fd, buf, ...rest);
-    }) as typeof read;
-    syncBuiltinESMExports();
-    try {
-      f();
-    } finally {
-      nodeFs.readSync = read;
-      syncBuiltinESMExports();
-    }
+    withFsSpy(
+      'readSync',
+      (read) =>
+        ((fd: number, buf: NodeJS.ArrayBufferView, ...rest: unknown[]) => {
+          n += typeof rest[1] === 'number' ? rest[1] : buf.byteLength;
+          return (read as (...a: unknown[]) => number)(fd, buf, ...rest);
+        }) as typeof read,
+      f,
+    );
     return n;
   }
   const journalOf = (records: number): string => {

@@ -5,29 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { RealFs } from '../../src/kernel/realfs.ts';
-
-const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+import { withFsSpy } from '../support/fs-spy.ts';
 
 /** What `f` returns, and the read(2) calls (readSync) made while it runs. */
 function withReads<T>(f: () => T): { value: T; reads: number } {
-  const read = nodeFs.readSync;
   let reads = 0;
-  nodeFs.readSync = ((...a: unknown[]) => {
-    reads++;
-    return (read as (...a: unknown[]) => number)(...a);
-  }) as typeof read;
-  syncBuiltinESMExports();
-  try {
-    return { value: f(), reads };
-  } finally {
-    nodeFs.readSync = read;
-    syncBuiltinESMExports();
-  }
+  const value = withFsSpy(
+    'readSync',
+    (read) =>
+      ((...a: unknown[]) => {
+        reads++;
+        return (read as (...a: unknown[]) => number)(...a);
+      }) as typeof read,
+    f,
+  );
+  return { value, reads };
 }
 
 describe('RealFs.read: one read(2) for an IRQ affinity list', () => {
