@@ -379,6 +379,24 @@ describe('lost state', () => {
     assert.deepEqual(diffTrees(before0, treeFiles(fresh)), []);
   });
 
+  it('a registry owned by another user is refused (exit 2, naming it) by isolate, restore and release', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const j = journals();
+    await ok(root, ['-u', j('a'), 'isolate', 'C8-15']);
+    fs.chownSync(path.join(root, REGISTRY), 1000, 1000);
+    const h = treeHash(root);
+    for (const argv of [
+      ['-u', j('b'), 'isolate', 'C24-31'],
+      ['restore', j('a')],
+      ['release', j('a')],
+    ]) {
+      const r = await cli(root, argv);
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /reservations\.json.*owned by uid 1000/);
+      assert.equal(treeHash(root), h, argv.join(' '));
+    }
+  });
+
   it('a registry that others could write is refused (exit 2, naming it); reset removes it', async () => {
     const root = buildFixture('ryzen-5950x');
     const j = journals();
