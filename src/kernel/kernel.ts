@@ -72,24 +72,13 @@ export class Kernel {
     return this._cgroups;
   }
   get machine(): Machine {
-    this._machine ??= readMachine(this.fs, this._possible);
+    this._machine ??= readMachine(this.fs);
     return this._machine;
   }
-  /**
-   * The possible CPUs, without reading present and online when the machine is not read yet (move-tasks from the
-   * root needs only these); read once per run, by whichever of the two comes first.
-   */
+  /** The possible CPUs (the machine reads them on first use, without present and online: move-tasks from the root). */
   get possibleCpus(): CpuSet {
-    if (this._machine) return this._machine.possible;
-    if (this._possible) return this._possible;
-    try {
-      this._possible = CpuSet.parseList(this.fs.read(P.cpuPossible));
-      return this._possible;
-    } catch {
-      return this.machine.possible;
-    }
+    return this.machine.possible;
   }
-  private _possible?: CpuSet;
 
   /**
    * Host path of a system path (for files the tool keeps itself: lock, journals, hooks, the irqbalance drop-in).

@@ -65,25 +65,32 @@ function numbered(fs: Fs, dir: string, prefix: string): number[] {
 }
 
 /**
- * Read the machine's topology from sysfs. Never throws for a missing optional file. present and online are read
- * at once; possible on first use (or at once where present is missing), unless read already (`possibleRead`): the
- * CPU notation and IRQ masking need only the other two. The rest (a dozen files per CPU: ~50 ms for
- * 8 CPUs under TCG, more on big machines) on first use, so commands that take plain CPU lists (the hook sequences)
+ * Read the machine's topology from sysfs. Never throws for a missing optional file. Everything is read on first use
+ * and once: possible, present and online each by itself (the CPU notation and IRQ masking need present and online,
+ * move-tasks from the root and restore's validation possible alone); the rest (a dozen files per CPU: ~50 ms for
+ * 8 CPUs under TCG, more on big machines) together, so commands that take plain CPU lists (the hook sequences)
  * never read it.
  */
-export function readMachine(fs: Fs, possibleRead?: CpuSet): Machine {
-  let possible = possibleRead;
+export function readMachine(fs: Fs): Machine {
+  let possible: CpuSet | undefined;
+  let present: CpuSet | undefined;
+  let online: CpuSet | undefined;
   const possibleSet = (): CpuSet => (possible ??= readSet(fs, P.cpuPossible));
-  const present = readOptionalSet(fs, P.cpuPresent, possibleSet);
-  const online = readOptionalSet(fs, P.cpuOnline, present);
+  const presentSet = (): CpuSet => (present ??= readOptionalSet(fs, P.cpuPresent, possibleSet));
+  const onlineSet = (): CpuSet => (online ??= readOptionalSet(fs, P.cpuOnline, presentSet));
   let rest: Omit<Machine, 'possible' | 'present' | 'online'> | undefined;
-  const more = (): Omit<Machine, 'possible' | 'present' | 'online'> => (rest ??= readDetails(fs, present));
+  const more = (): Omit<Machine, 'possible' | 'present' | 'online'> =>
+    (rest ??= readDetails(fs, presentSet()));
   return {
     get possible() {
       return possibleSet();
     },
-    present,
-    online,
+    get present() {
+      return presentSet();
+    },
+    get online() {
+      return onlineSet();
+    },
     get siblings() {
       return more().siblings;
     },
