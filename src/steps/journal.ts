@@ -40,6 +40,18 @@ export function hasParentStep(file: string): boolean {
   return file.split('/').includes('..');
 }
 
+/**
+ * A journal path that ends in "/" names a directory, never a journal: refused (exit 2) before it is looked at
+ * (path.resolve would drop the "/", while open(2) and lstat(2) of it fail with EISDIR or ENOTDIR).
+ */
+function refuseDirectoryPath(file: string): void {
+  if (file.endsWith('/'))
+    throw new UsageError(
+      `journal ${file}: the path ends in "/", which names a directory; a journal is a file`,
+      `name the file without the trailing "/" (such as ${file.replace(/\/+$/, '') || '/run/vfio-isolate/NAME'})`,
+    );
+}
+
 const TRUST_HINT =
   'a journal must be a regular file owned by root and writable only by root (chown root: FILE; chmod go-w FILE), in directories only root can change (a sticky /tmp is fine, for a file with no second name: remove a hard link to it); /run/vfio-isolate/ is the usual place';
 
@@ -57,6 +69,7 @@ export function checkJournalTrust(
   /** What lstat said of `file` a moment ago (null: nothing was there), taken in place of another lstat. */
   seen?: fs.Stats | null,
 ): JournalTrust {
+  refuseDirectoryPath(file);
   if (hasParentStep(file))
     throw new UsageError(
       `journal ${file}: a path with ".." is not used (the kernel resolves ".." after the symbolic links before it, which the trust check cannot follow)`,
@@ -113,6 +126,7 @@ export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
  * there (a file someone puts there afterwards, in a sticky directory, was never checked).
  */
 export function checkExistingJournalTrust(file: string): Judged {
+  refuseDirectoryPath(file);
   const st = lstatOf(file) ?? null;
   if (st) checkJournalTrust(file, st);
   return st;

@@ -16,7 +16,7 @@ import {
 } from '../../src/steps/journal.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
-import { sysRead, sysWrite } from '../support/tree.ts';
+import { sysRead, sysWrite, treeHash } from '../support/tree.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vi-journal-'));
 const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
@@ -288,6 +288,36 @@ describe('journal', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.equal(sysRead(root, x.slice(1)), before);
     assert.match(fs.readFileSync(j, 'utf8'), /"restored"/);
+  });
+
+  it('a journal path ending in "/" is refused with exit 2 by -u, restore and release, and nothing changes', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const d = tmp();
+    fs.chmodSync(d, 0o700);
+    const j = path.join(d, 'undo');
+    const slashed = `${j}/`;
+    const refused = (r: { code: number; stderr: string }, what: string): void => {
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, /the path ends in "\/", which names a directory; a journal is a file/, what);
+      assert.ok(r.stderr.includes(`such as ${j}`), what);
+    };
+    const before = treeHash(root);
+    // a journal still to be created: -u NEW/ (a run used to fail with EISDIR, exit 1)
+    refused(await cli(root, ['-u', slashed, 'irq-affinity', 'mask', 'C1']), '-u new');
+    assert.equal(fs.existsSync(j), false);
+    assert.equal(treeHash(root), before);
+    // one that exists: -u, restore and release of FILE/ (restore used to say "does not exist", exit 1)
+    assert.equal((await cli(root, ['-u', j, 'irq-affinity', 'mask', 'C2'])).code, 0);
+    const masked = treeHash(root);
+    const text = fs.readFileSync(j, 'utf8');
+    refused(await cli(root, ['-u', slashed, 'irq-affinity', 'mask', 'C3']), '-u existing');
+    refused(await cli(root, ['restore', slashed]), 'restore');
+    refused(await cli(root, ['release', slashed]), 'release');
+    assert.equal(treeHash(root), masked);
+    assert.equal(fs.readFileSync(j, 'utf8'), text);
+    // the same file without the "/" restores
+    assert.equal((await cli(root, ['restore', j])).code, 0);
+    assert.equal(treeHash(root), before);
   });
 
   it('journalHead: the header and the restored mark from the first and last complete lines', () => {
