@@ -785,6 +785,7 @@ async function benchMove(res: GuestBenchResult): Promise<void> {
       }
       if (size === spec.sizes[0]) await profiled(`move-${size}`, () => runOurs(true));
       if (size === spec.sizes[0]) await traced(`move-${size}`, () => runOurs(true));
+      if (size === spec.sizes[0]) await traced(`move-no-u-${size}`, () => runOurs(false));
       await rotateMoveRuns(entry, runBare, runOurs, base);
       const med = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
       last = { size, ms: med(entry.ours.map((o) => o.ms)) };

@@ -174,6 +174,8 @@ export async function runGuestBench(
           for (const l of lines) if (l.trim()) opts.log(`  ${l}`);
         },
       });
+      // the guest's whole standard output, for a run with V8's tracing flags (BENCH_NODE_FLAGS="--trace-deopt")
+      writeFileSync(join(cacheSubdir('bench'), `guest-${mode}.out`), r.stdout);
       const line = r.stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
       const base = {
         mode,
@@ -373,6 +375,8 @@ export function formatGuest(run: GuestRun): string {
         );
     const big = r.move.filter((m) => m.ours.length && (m.source ?? 'cgroup') === source).at(-1);
     if (big) out.push(`  phases at ${big.tasks} tasks (median): ${fmtPhases(phaseMedians(big.ours))}`);
+    if (big?.oursNoJournal.length)
+      out.push(`  the same without -u: ${fmtPhases(phaseMedians(big.oursNoJournal))}`);
   }
   if (r.diag) {
     out.push(
