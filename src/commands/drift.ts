@@ -80,12 +80,19 @@ function journalsToCheck(ctx: Ctx): string[] {
   return [...out];
 }
 
+/** A journal status did not read for drift: root alone could not have written it (`why`, the trust check's words). */
+export interface Unchecked {
+  journal: string;
+  why: string;
+}
+
 /**
- * Restrictions applied through systemd by active journals and missing now (the newest application wins), and why
- * each journal that root alone could not have written was not read (`untrusted`): its units are never asked about.
+ * Restrictions applied through systemd by active journals and missing now (the newest application wins), and the
+ * journals that root alone could not have written, which were not read (`untrusted`): their units are never asked
+ * about.
  */
-export function findDrift(ctx: Ctx): { drift: Drift[]; untrusted: string[] } {
-  const untrusted: string[] = [];
+export function findDrift(ctx: Ctx): { drift: Drift[]; untrusted: Unchecked[] } {
+  const untrusted: Unchecked[] = [];
   if (ctx.k.cgroups.version !== 2 || systemdOf(ctx).kind !== 'managed') return { drift: [], untrusted };
   const latest = new Map<string, Applied>();
   for (const file of journalsToCheck(ctx)) {
@@ -93,7 +100,7 @@ export function findDrift(ctx: Ctx): { drift: Drift[]; untrusted: string[] } {
     try {
       judged = checkExistingJournalTrust(file);
     } catch (e) {
-      untrusted.push((e as Error).message);
+      untrusted.push({ journal: file, why: (e as Error).message });
       continue;
     }
     let applied: Applied[];

@@ -10,7 +10,7 @@ import { suggestSplit } from '../report/topology-view.ts';
 import { printable } from '../report/printable.ts';
 import { plural } from '../report/table.ts';
 import { cpusArg } from './common.ts';
-import { driftLine, findDrift, type Drift } from './drift.ts';
+import { driftLine, findDrift, type Drift, type Unchecked } from './drift.ts';
 
 /** The handlers of this file's commands, by full name (the command table loads this module on demand). */
 export const handlers: Record<string, Handler> = {
@@ -24,17 +24,22 @@ export const handlers: Record<string, Handler> = {
         : defaultVmCpus(model);
       const report = findLeaks(model, choice.cpus);
       let drift: Drift[] = [];
+      let unchecked: Unchecked[] = [];
       let driftError: string | undefined;
       try {
         const found = findDrift(ctx);
         drift = found.drift;
+        unchecked = found.untrusted;
         // the name of a file another user put in a directory others may write is theirs: escaped for the terminal
-        for (const why of found.untrusted) ctx.log.warn(`${printable(why)}; not read for drift`);
+        for (const u of unchecked) ctx.log.warn(`${printable(u.why)}; not read for drift`);
       } catch (e) {
         driftError = e instanceof Error ? e.message : String(e);
       }
       if (ctx.g.json || inv.values.json === true) {
         const json = statusJson(model, choice, report);
+        // what the drift check could not look at, for a reader of the document alone (the warnings go to stderr)
+        if (unchecked.length > 0) json.driftUnchecked = unchecked;
+        if (driftError !== undefined) json.driftError = driftError;
         if (drift.length > 0) {
           json.ok = false;
           json.drift = drift.map((d) => ({

@@ -202,6 +202,10 @@ export const StatusJson = v.strictObject({
   ),
   /** Only when something drifted (then ok is false and the exit status 1). */
   drift: v.optional(v.array(DriftJson)),
+  /** Only when an active journal was not read for drift: root alone could not have written it. */
+  driftUnchecked: v.optional(v.array(v.strictObject({ journal: v.string(), why: v.string() }))),
+  /** Only when the drift check failed. */
+  driftError: v.optional(v.string()),
   cgroups: v.nullable(
     v.strictObject({
       version: v.picklist([1, 2]),

@@ -14,6 +14,7 @@ import { RuntimeFailure } from '../../src/errors.ts';
 import { Kernel } from '../../src/kernel/kernel.ts';
 import { SimFs } from '../support/simfs.ts';
 import { runSystemctl, showUnits, unitOfCgroup } from '../../src/kernel/systemd.ts';
+import { StatusJson } from '../../src/report/json-schema.ts';
 import { UnitRecord } from '../../src/steps/records.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
@@ -370,7 +371,50 @@ describe('drift and a journal another user could have written', () => {
     assert.equal(st.stderr.match(/not read for drift/g)?.length, 1, st.stderr);
     assert.match(st.stderr, new RegExp(`journal ${j.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not trusted`));
     assert.equal(shows(), n, 'no unit of it asked about');
+    // --json: the document says which journal was not read and why, valid against its schema; ok stays what the
+    // leaks say (this fixture leaks nothing onto C4-7)
+    const js = await cli(root, ['status', '--json', 'C4-7'], sd.env);
+    const doc = v.parse(StatusJson, JSON.parse(js.stdout));
+    assert.deepEqual(
+      doc.driftUnchecked?.map((u) => u.journal),
+      [j],
+    );
+    assert.match(doc.driftUnchecked![0]!.why, /is not trusted: .* owned by uid 1000/);
+    assert.equal(doc.drift, undefined);
+    assert.equal(doc.driftError, undefined);
+    assert.equal(doc.ok, js.code === 0);
     fs.chownSync(j, 0, 0);
+    // trusted again: read, and nothing is left unchecked
+    const back = v.parse(
+      StatusJson,
+      JSON.parse((await cli(root, ['status', '--json', 'C4-7'], sd.env)).stdout),
+    );
+    assert.equal(back.driftUnchecked, undefined);
+    assert.equal(back.drift?.[0]?.unit, 'system.slice');
+  });
+
+  it('status --json names a drift check that failed (driftError) and stays valid; the warning is on stderr', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    // systemd does not answer `show` (the bus is gone): everything else goes to the fake
+    const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-systemctl-')), 'systemctl');
+    fs.writeFileSync(
+      bin,
+      `#!/bin/sh\nif [ "$1" = show ]; then echo "Failed to connect to bus" >&2; exit 1; fi\nexec '${sd.bin}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const js = await cli(root, ['status', '--json', 'C4-7'], { VFIO_ISOLATE_SYSTEMCTL: bin });
+    const doc = v.parse(StatusJson, JSON.parse(js.stdout));
+    assert.match(doc.driftError ?? '', /systemctl show .* failed: Failed to connect to bus/);
+    assert.equal(doc.drift, undefined);
+    assert.match(js.stderr, /warning: could not check for drift: systemctl show/);
+    // answered again: no error in the document
+    const ok = v.parse(
+      StatusJson,
+      JSON.parse((await cli(root, ['status', '--json', 'C4-7'], sd.env)).stdout),
+    );
+    assert.equal(ok.driftError, undefined);
   });
 
   it('a file name another user chose reaches the terminal with its control characters escaped', async () => {
