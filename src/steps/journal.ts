@@ -41,14 +41,15 @@ export function hasParentStep(file: string): boolean {
 }
 
 /**
- * A journal path that ends in "/" names a directory, never a journal: refused (exit 2) before it is looked at
- * (path.resolve would drop the "/", while open(2) and lstat(2) of it fail with EISDIR or ENOTDIR).
+ * A journal path that ends in "/" or "/." (or is ".") names a directory, never a journal: refused (exit 2) before it
+ * is looked at. path.resolve would drop the ending and judge another file, while lstat(2) and open(2) of the path
+ * fail (ENOTDIR, EISDIR) or, with O_CREAT, create directories on the way.
  */
-function refuseDirectoryPath(file: string): void {
-  if (file.endsWith('/'))
+export function refuseDirectoryPath(file: string): void {
+  if (file === '.' || file.endsWith('/') || file.endsWith('/.'))
     throw new UsageError(
-      `journal ${file}: the path ends in "/", which names a directory; a journal is a file`,
-      `name the file without the trailing "/" (such as ${file.replace(/\/+$/, '') || '/run/vfio-isolate/NAME'})`,
+      `journal ${file}: the path ends in "/" or "/.", which names a directory; a journal is a file`,
+      `name the file itself (such as ${file.replace(/(\/\.?)+$/, '').replace(/^\.$/, '') || '/run/vfio-isolate/NAME'})`,
     );
 }
 

@@ -296,28 +296,58 @@ describe('journal', () => {
     fs.chmodSync(d, 0o700);
     const j = path.join(d, 'undo');
     const slashed = `${j}/`;
-    const refused = (r: { code: number; stderr: string }, what: string): void => {
+    const refused = (r: { code: number; stderr: string }, what: string, named = j): void => {
       assert.equal(r.code, 2, `${what}: ${r.stderr}`);
-      assert.match(r.stderr, /the path ends in "\/", which names a directory; a journal is a file/, what);
-      assert.ok(r.stderr.includes(`such as ${j}`), what);
+      assert.match(
+        r.stderr,
+        /the path ends in "\/" or "\/\.", which names a directory; a journal is a file/,
+        what,
+      );
+      assert.ok(r.stderr.includes(`such as ${named}`), what);
     };
     const before = treeHash(root);
-    // a journal still to be created: -u NEW/ (a run used to fail with EISDIR, exit 1)
+    // a journal still to be created: -u NEW/ (a run used to fail with EISDIR, exit 1); -u D/a/b/. created the
+    // directories on its way before it failed
     refused(await cli(root, ['-u', slashed, 'irq-affinity', 'mask', 'C1']), '-u new');
     assert.equal(fs.existsSync(j), false);
+    refused(await cli(root, ['-u', `${d}/a/b/.`, 'irq-affinity', 'mask', 'C1']), '-u new/.', `${d}/a/b`);
+    assert.deepEqual(fs.readdirSync(d), []);
     assert.equal(treeHash(root), before);
-    // one that exists: -u, restore and release of FILE/ (restore used to say "does not exist", exit 1)
+    // one that exists: -u, restore and release of FILE/ and FILE/. (restore used to say "does not exist", exit 1)
     assert.equal((await cli(root, ['-u', j, 'irq-affinity', 'mask', 'C2'])).code, 0);
     const masked = treeHash(root);
     const text = fs.readFileSync(j, 'utf8');
-    refused(await cli(root, ['-u', slashed, 'irq-affinity', 'mask', 'C3']), '-u existing');
-    refused(await cli(root, ['restore', slashed]), 'restore');
-    refused(await cli(root, ['release', slashed]), 'release');
+    for (const given of [slashed, `${j}/.`, `${j}//`]) {
+      refused(await cli(root, ['-u', given, 'irq-affinity', 'mask', 'C3']), `-u ${given}`);
+      refused(await cli(root, ['restore', given]), `restore ${given}`);
+      refused(await cli(root, ['release', given]), `release ${given}`);
+    }
     assert.equal(treeHash(root), masked);
     assert.equal(fs.readFileSync(j, 'utf8'), text);
-    // the same file without the "/" restores
+    // the same file named as it is restores
     assert.equal((await cli(root, ['restore', j])).code, 0);
     assert.equal(treeHash(root), before);
+  });
+
+  it('release and restore of a registered isolation whose journal is gone refuse JOURNAL/ too (exit 2)', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const d = tmp();
+    fs.chmodSync(d, 0o700);
+    const j = path.join(d, 'vm1');
+    assert.equal((await cli(root, ['-u', j, 'isolate', 'C8-15'])).code, 0);
+    fs.rmSync(j);
+    const isolated = treeHash(root);
+    for (const cmd of ['release', 'restore'])
+      for (const given of [`${j}/`, `${j}/.`]) {
+        const r = await cli(root, [cmd, given]);
+        assert.equal(r.code, 2, `${cmd} ${given}: ${r.stderr}`);
+        assert.match(r.stderr, /names a directory/);
+      }
+    assert.equal(treeHash(root), isolated, 'nothing released');
+    // named as it was, the isolation is released (its own changes cannot be undone: the journal is gone)
+    const r = await cli(root, ['release', j]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.notEqual(treeHash(root), isolated);
   });
 
   it('journalHead: the header and the restored mark from the first and last complete lines', () => {
