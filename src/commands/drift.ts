@@ -14,7 +14,7 @@ import { showUnits } from '../kernel/systemd.ts';
 import {
   checkExistingJournalTrust,
   readJournalFile,
-  type Judged,
+  readJournalToUndo,
   type ParsedJournal,
 } from '../steps/journal.ts';
 import type { UnitRecord } from '../steps/records.ts';
@@ -80,7 +80,10 @@ function journalsToCheck(ctx: Ctx): string[] {
   return [...out];
 }
 
-/** A journal status did not read for drift: root alone could not have written it (`why`, the trust check's words). */
+/**
+ * A journal status found and did not read for drift (`why`: the trust check's or the read's words): root alone
+ * could not have written it, or it is no journal this tool can read (malformed, too large, a newer version).
+ */
 export interface Unchecked {
   journal: string;
   why: string;
@@ -88,26 +91,24 @@ export interface Unchecked {
 
 /**
  * Restrictions applied through systemd by active journals and missing now (the newest application wins), and the
- * journals that root alone could not have written, which were not read (`untrusted`): their units are never asked
- * about.
+ * journals that were there but not read (`unchecked`): their units are never asked about. A journal that is not
+ * there, or that an interrupted run left holding no change, is neither.
  */
-export function findDrift(ctx: Ctx): { drift: Drift[]; untrusted: Unchecked[] } {
-  const untrusted: Unchecked[] = [];
-  if (ctx.k.cgroups.version !== 2 || systemdOf(ctx).kind !== 'managed') return { drift: [], untrusted };
+export function findDrift(ctx: Ctx): { drift: Drift[]; unchecked: Unchecked[] } {
+  const unchecked: Unchecked[] = [];
+  if (ctx.k.cgroups.version !== 2 || systemdOf(ctx).kind !== 'managed') return { drift: [], unchecked };
   const latest = new Map<string, Applied>();
   for (const file of journalsToCheck(ctx)) {
-    let judged: Judged;
-    try {
-      judged = checkExistingJournalTrust(file);
-    } catch (e) {
-      untrusted.push({ journal: file, why: (e as Error).message });
-      continue;
-    }
     let applied: Applied[];
     try {
-      applied = appliedBy(ctx, file, readJournalFile(file, judged));
-    } catch {
-      continue; // missing, unreadable without root, or not a journal: status reads what it can
+      const judged = checkExistingJournalTrust(file);
+      if (judged === null) continue; // not there: nothing applied through it
+      const j = readJournalToUndo(file, judged);
+      if (j === 'interrupted') continue;
+      applied = appliedBy(ctx, file, j);
+    } catch (e) {
+      unchecked.push({ journal: file, why: (e as Error).message });
+      continue;
     }
     for (const a of applied) {
       const key = `${a.unit} ${a.property}`;
@@ -115,7 +116,7 @@ export function findDrift(ctx: Ctx): { drift: Drift[]; untrusted: Unchecked[] } 
       if (!prev || prev.at <= a.at) latest.set(key, a);
     }
   }
-  if (latest.size === 0) return { drift: [], untrusted };
+  if (latest.size === 0) return { drift: [], unchecked };
   const units = [...new Set([...latest.values()].map((a) => a.unit))];
   const now = showUnits(ctx.k, units);
   const out: Drift[] = [];
@@ -126,7 +127,7 @@ export function findDrift(ctx: Ctx): { drift: Drift[]; untrusted: Unchecked[] } 
     if (value === a.value) continue;
     out.push({ ...a, now: value, fix: `vfio-isolate reapply ${a.journal}` });
   }
-  return { drift: out, untrusted };
+  return { drift: out, unchecked };
 }
 
 export function driftLine(d: Drift): string {

@@ -29,7 +29,7 @@ export const handlers: Record<string, Handler> = {
       try {
         const found = findDrift(ctx);
         drift = found.drift;
-        unchecked = found.untrusted;
+        unchecked = found.unchecked;
         // the name of a file another user put in a directory others may write is theirs: escaped for the terminal
         for (const u of unchecked) ctx.log.warn(`${printable(u.why)}; not read for drift`);
       } catch (e) {

@@ -393,6 +393,35 @@ describe('drift and a journal another user could have written', () => {
     assert.equal(back.drift?.[0]?.unit, 'system.slice');
   });
 
+  it('a journal of root that status cannot read (a bad record) is named as unchecked, not passed over', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const j = path.join(root, 'run/vfio-isolate/host.journal');
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+    const text = fs.readFileSync(j, 'utf8');
+    fs.appendFileSync(j, JSON.stringify({ t: 'rec', run: 1, rec: { kind: 'bogus' } }) + '\n');
+    const lines = fs.readFileSync(j, 'utf8').split('\n').length - 1;
+    const js = await cli(root, ['status', '--json', 'C4-7'], sd.env);
+    const doc = v.parse(StatusJson, JSON.parse(js.stdout));
+    assert.equal(doc.drift, undefined, 'its restrictions were not read');
+    assert.deepEqual(
+      doc.driftUnchecked?.map((u) => u.journal),
+      [j],
+    );
+    assert.match(doc.driftUnchecked![0]!.why, new RegExp(`line ${lines}: `));
+    const st = await cli(root, ['status', 'C4-7'], sd.env);
+    assert.match(st.stderr, new RegExp(`line ${lines}: .*; not read for drift`));
+    // read again once it is whole: the drift is found
+    fs.writeFileSync(j, text);
+    const back = v.parse(
+      StatusJson,
+      JSON.parse((await cli(root, ['status', '--json', 'C4-7'], sd.env)).stdout),
+    );
+    assert.equal(back.driftUnchecked, undefined);
+    assert.equal(back.drift?.[0]?.unit, 'system.slice');
+  });
+
   it('status --json names a drift check that failed (driftError) and stays valid; the warning is on stderr', async () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
