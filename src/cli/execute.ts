@@ -20,6 +20,7 @@ import type { Step } from '../steps/step.ts';
 import { VERSION } from '../version.ts';
 import type { Marks, RunOptions } from './run.ts';
 import type { Ctx, Globals, Handler, Invocation, Plan, PlanHandler } from './spec.ts';
+import { jsonDocument } from '../report/json-text.ts';
 
 export async function execute(
   commands: Ctx['chain'],
@@ -164,14 +165,10 @@ async function loadHandler(inv: Invocation): Promise<Handler> {
 function printPlan(streams: Streams, g: Globals, steps: Step[]): void {
   if (g.json) {
     streams.out(
-      JSON.stringify(
-        {
-          dryRun: true,
-          steps: steps.map((s) => ({ command: s.command, title: s.title, changes: s.changes })),
-        },
-        null,
-        2,
-      ) + '\n',
+      jsonDocument({
+        dryRun: true,
+        steps: steps.map((s) => ({ command: s.command, title: s.title, changes: s.changes })),
+      }),
     );
     return;
   }
@@ -204,7 +201,7 @@ export function printResult(
     gone: a.result.gone ?? 0,
     skipped: a.result.skipped ?? [],
   }));
-  streams.out(JSON.stringify({ ...extra, planned: steps.length, steps: results }, null, 2) + '\n');
+  streams.out(jsonDocument({ ...extra, planned: steps.length, steps: results }));
 }
 
 function summariseSkips(log: ReturnType<typeof makeLog>, applied: AppliedStep[]): void {

@@ -38,6 +38,7 @@ import {
 } from '../libvirt/hook-script.ts';
 import { loadNamedProfile, loadProfile, profileFile, type Profile } from '../profile.ts';
 import { emulatorCpusOf, schedOf, vmCpusOf } from './pin-qemu.ts';
+import { jsonDocument } from '../report/json-text.ts';
 
 function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
   const f = inv.values.profile;
@@ -81,7 +82,7 @@ function cputuneRun(ctx: Ctx, inv: Invocation): number {
   });
   for (const w of plan.warnings) ctx.log.warn(w);
   if (ctx.g.json || v.json === true) {
-    ctx.streams.out(JSON.stringify(cputuneJson(plan), null, 2) + '\n');
+    ctx.streams.out(jsonDocument(cputuneJson(plan)));
     return 0;
   }
   if (ctx.streams.isTTY) {
@@ -219,18 +220,14 @@ function hookInstallRun(ctx: Ctx, inv: Invocation): number {
   const res = installHookFile(ctx.k, hookFileName(domain), text, isOurHook);
   if (ctx.g.json) {
     ctx.streams.out(
-      JSON.stringify(
-        {
-          installed: res.path,
-          domain,
-          profile: profilePath,
-          journal,
-          replaced: res.replaced,
-          created: res.created,
-        },
-        null,
-        2,
-      ) + '\n',
+      jsonDocument({
+        installed: res.path,
+        domain,
+        profile: profilePath,
+        journal,
+        replaced: res.replaced,
+        created: res.created,
+      }),
     );
   } else {
     ctx.streams.out(
@@ -269,8 +266,7 @@ function hookUninstallRun(ctx: Ctx, inv: Invocation): number {
   }
   removeHookFile(ctx.k, hookFileName(domain), isOurHook);
   const dirs = removeEmptyDirs(ctx.k, info?.created ?? []);
-  if (ctx.g.json)
-    ctx.streams.out(JSON.stringify({ removed: target, domain, removedDirs: dirs }, null, 2) + '\n');
+  if (ctx.g.json) ctx.streams.out(jsonDocument({ removed: target, domain, removedDirs: dirs }));
   else ctx.streams.out(`Removed the hook for domain ${domain}: ${target}\n`);
   return 0;
 }
@@ -297,7 +293,7 @@ function hookListRun(ctx: Ctx): number {
   const legacy = readHookFile(ctx.k, QEMU_HOOK_SCRIPT);
   if (legacy) others.unshift(legacy.path);
   if (ctx.g.json) {
-    ctx.streams.out(JSON.stringify({ dir: QEMU_HOOK_DIR, hooks: ours, others }, null, 2) + '\n');
+    ctx.streams.out(jsonDocument({ dir: QEMU_HOOK_DIR, hooks: ours, others }));
     return 0;
   }
   if (ours.length === 0) ctx.streams.out(`No vfio-isolate hooks in ${QEMU_HOOK_DIR}.\n`);

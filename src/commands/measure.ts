@@ -23,6 +23,7 @@ import { readStatusModel } from './status-collect.ts';
 import { defaultVmCpus, findLeaks, type StatusModel, type VmCpuChoice } from '../report/status-model.ts';
 import { cpusArg } from './common.ts';
 import { loadNamedProfile, type ProfileMeasure } from '../profile.ts';
+import { jsonDocument } from '../report/json-text.ts';
 
 /** Gaps longer than this count as interruptions in probe mode. */
 export const PROBE_THRESHOLD_NS = 5000;
@@ -258,7 +259,7 @@ async function run(ctx: Ctx, inv: Invocation): Promise<number> {
     model,
   });
   if (ctx.g.json || inv.values.json === true) {
-    ctx.streams.out(JSON.stringify(measureJson(report), null, 2) + '\n');
+    ctx.streams.out(jsonDocument(measureJson(report)));
   } else if (inv.values.afterStart === true || inv.values.summary === true) {
     ctx.streams.out(summaryLine(report) + '\n');
   } else {

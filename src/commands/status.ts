@@ -11,6 +11,7 @@ import { printable } from '../report/printable.ts';
 import { plural } from '../report/table.ts';
 import { cpusArg } from './common.ts';
 import { driftLine, findDrift, type Drift, type Unchecked } from './drift.ts';
+import { jsonDocument } from '../report/json-text.ts';
 
 /** The handlers of this file's commands, by full name (the command table loads this module on demand). */
 export const handlers: Record<string, Handler> = {
@@ -52,7 +53,7 @@ export const handlers: Record<string, Handler> = {
             fix: d.fix,
           }));
         }
-        ctx.streams.out(JSON.stringify(json, null, 2) + '\n');
+        ctx.streams.out(jsonDocument(json));
       } else {
         const verbose = ctx.g.verbose || ctx.g.debug || inv.values.verbose === true;
         ctx.streams.out(
@@ -69,7 +70,8 @@ export const handlers: Record<string, Handler> = {
           for (const d of drift) ctx.streams.out(`  ${driftLine(d)}\n    fix: ${d.fix}\n`);
         }
       }
-      if (driftError !== undefined) ctx.log.warn(`could not check for drift: ${driftError}`);
+      // systemctl's words may carry what another user chose (a unit's description): escaped for the terminal too
+      if (driftError !== undefined) ctx.log.warn(`could not check for drift: ${printable(driftError)}`);
       if (drift.length > 0) return 1;
       return report.leaks.length > 0 ? 1 : 0;
     },

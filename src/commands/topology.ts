@@ -1,6 +1,7 @@
 /** topology: the machine at a glance (packages, dies, L3 domains, cores, nodes) and the suggested host/VM split. */
 import type { Ctx, Handler } from '../cli/spec.ts';
 import { buildTopology, renderTopology, topologyJson } from '../report/topology-view.ts';
+import { jsonDocument } from '../report/json-text.ts';
 
 /** Can a running VM's vCPUs become isolated partitions here? undefined = yes, else why not. */
 function partitionSupport(ctx: Ctx): string | undefined {
@@ -22,8 +23,7 @@ export const handlers: Record<string, Handler> = {
     kind: 'report',
     run(ctx, inv) {
       const view = buildTopology(ctx.k.machine);
-      if (ctx.g.json || inv.values.json === true)
-        ctx.streams.out(JSON.stringify(topologyJson(view), null, 2) + '\n');
+      if (ctx.g.json || inv.values.json === true) ctx.streams.out(jsonDocument(topologyJson(view)));
       else ctx.streams.out(renderTopology(view, ctx.colour, partitionSupport(ctx)));
       return 0;
     },

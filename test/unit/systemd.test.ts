@@ -456,7 +456,10 @@ describe('drift and a journal another user could have written', () => {
     assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
     assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
     fs.chmodSync(dir, 0o1777);
-    const evil = path.join(dir, 'x\x1b]0;owned\x07\x1b[2J\nvfio-isolate: all clear.journal');
+    const evil = path.join(
+      dir,
+      'x\x1b]0;owned\x07\x1b[2J\nvfio-isolate: all clear\x7f\u009b2J\u0085\u2028.journal',
+    );
     fs.writeFileSync(evil, '');
     fs.chownSync(evil, 1000, 1000);
     try {
@@ -472,9 +475,12 @@ describe('drift and a journal another user could have written', () => {
         'the name does not start a line of its own',
       );
       assert.ok(
-        warning[0]!.includes('x\\x1b]0;owned\\x07\\x1b[2J\\nvfio-isolate: all clear.journal'),
+        warning[0]!.includes(
+          'x\\x1b]0;owned\\x07\\x1b[2J\\nvfio-isolate: all clear\\x7f\\x9b2J\\x85\\u2028.journal',
+        ),
         st.stderr,
       );
+      assert.doesNotMatch(st.stderr, /[\u007f-\u009f\u2028\u2029]/, 'nor DEL, C1 or a line separator');
       // --json: the document on stdout, parseable; the warning, escaped alike, on stderr only
       const js = await cli(root, ['status', '--json', 'C4-7'], sd.env);
       const doc = JSON.parse(js.stdout) as { ok: boolean; drift: { unit: string }[] };
@@ -485,6 +491,15 @@ describe('drift and a journal another user could have written', () => {
       );
       assert.doesNotMatch(js.stdout, /not read for drift/);
       assert.equal(js.stderr, st.stderr);
+      // the document names the file as it is, written with \u escapes: no raw control character reaches stdout
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(js.stdout, /[\x00-\x09\x0b-\x1f\u007f-\u009f\u2028\u2029]/);
+      assert.deepEqual(
+        (JSON.parse(js.stdout) as { driftUnchecked: { journal: string }[] }).driftUnchecked.map(
+          (u) => u.journal,
+        ),
+        [evil],
+      );
     } finally {
       fs.rmSync(evil);
       fs.chmodSync(dir, 0o700);
