@@ -351,13 +351,34 @@ describe('drift', () => {
   });
 });
 
+/** `status --json C4-7` on `root`: the document, validated against its schema, with the exit code and stderr. */
+async function statusDoc(
+  root: string,
+  env: Record<string, string>,
+): Promise<{ doc: v.InferOutput<typeof StatusJson>; code: number; stdout: string; stderr: string }> {
+  const r = await cli(root, ['status', '--json', 'C4-7'], env);
+  return { ...r, doc: v.parse(StatusJson, JSON.parse(r.stdout)) };
+}
+
+/** C4-7 isolated on v2 under a fake systemd, then system.slice's AllowedCPUs= lifted behind the tool's back. */
+async function driftedIsolation(): Promise<{ root: string; sd: FakeSystemd; j: string }> {
+  const root = buildFixture('v2-nocpuset');
+  const sd = fakeSystemd(root);
+  assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+  assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+  return { root, sd, j: path.join(root, 'run/vfio-isolate/host.journal') };
+}
+
+/** status reads every journal and finds system.slice's restriction gone. */
+async function assertAllRead(root: string, sd: FakeSystemd): Promise<void> {
+  const { doc } = await statusDoc(root, sd.env);
+  assert.equal(doc.driftUnchecked, undefined);
+  assert.equal(doc.drift?.[0]?.unit, 'system.slice');
+}
+
 describe('drift and a journal another user could have written', () => {
   it('status does not read it: one warning naming it, no systemd query of its units, no drift from it', async () => {
-    const root = buildFixture('v2-nocpuset');
-    const sd = fakeSystemd(root);
-    const j = path.join(root, 'run/vfio-isolate/host.journal');
-    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
-    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+    const { root, sd, j } = await driftedIsolation();
     assert.match(
       (await cli(root, ['status', 'C4-7'], sd.env)).stdout,
       /Drift/,
@@ -373,8 +394,8 @@ describe('drift and a journal another user could have written', () => {
     assert.equal(shows(), n, 'no unit of it asked about');
     // --json: the document says which journal was not read and why, valid against its schema; ok stays what the
     // leaks say (this fixture leaks nothing onto C4-7)
-    const js = await cli(root, ['status', '--json', 'C4-7'], sd.env);
-    const doc = v.parse(StatusJson, JSON.parse(js.stdout));
+    const js = await statusDoc(root, sd.env);
+    const doc = js.doc;
     assert.deepEqual(
       doc.driftUnchecked?.map((u) => u.journal),
       [j],
@@ -385,25 +406,16 @@ describe('drift and a journal another user could have written', () => {
     assert.equal(doc.ok, js.code === 0);
     fs.chownSync(j, 0, 0);
     // trusted again: read, and nothing is left unchecked
-    const back = v.parse(
-      StatusJson,
-      JSON.parse((await cli(root, ['status', '--json', 'C4-7'], sd.env)).stdout),
-    );
-    assert.equal(back.driftUnchecked, undefined);
-    assert.equal(back.drift?.[0]?.unit, 'system.slice');
+    await assertAllRead(root, sd);
   });
 
   it('a journal of root that status cannot read (a bad record) is named as unchecked, not passed over', async () => {
-    const root = buildFixture('v2-nocpuset');
-    const sd = fakeSystemd(root);
-    const j = path.join(root, 'run/vfio-isolate/host.journal');
-    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
-    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
+    const { root, sd, j } = await driftedIsolation();
     const text = fs.readFileSync(j, 'utf8');
     fs.appendFileSync(j, JSON.stringify({ t: 'rec', run: 1, rec: { kind: 'bogus' } }) + '\n');
     const lines = fs.readFileSync(j, 'utf8').split('\n').length - 1;
-    const js = await cli(root, ['status', '--json', 'C4-7'], sd.env);
-    const doc = v.parse(StatusJson, JSON.parse(js.stdout));
+    const js = await statusDoc(root, sd.env);
+    const doc = js.doc;
     assert.equal(doc.drift, undefined, 'its restrictions were not read');
     assert.deepEqual(
       doc.driftUnchecked?.map((u) => u.journal),
@@ -414,12 +426,7 @@ describe('drift and a journal another user could have written', () => {
     assert.match(st.stderr, new RegExp(`line ${lines}: .*; not read for drift`));
     // read again once it is whole: the drift is found
     fs.writeFileSync(j, text);
-    const back = v.parse(
-      StatusJson,
-      JSON.parse((await cli(root, ['status', '--json', 'C4-7'], sd.env)).stdout),
-    );
-    assert.equal(back.driftUnchecked, undefined);
-    assert.equal(back.drift?.[0]?.unit, 'system.slice');
+    await assertAllRead(root, sd);
   });
 
   it('status --json names a drift check that failed (driftError) and stays valid; the warning is on stderr', async () => {
@@ -433,16 +440,13 @@ describe('drift and a journal another user could have written', () => {
       `#!/bin/sh\nif [ "$1" = show ]; then echo "Failed to connect to bus" >&2; exit 1; fi\nexec '${sd.bin}' "$@"\n`,
       { mode: 0o755 },
     );
-    const js = await cli(root, ['status', '--json', 'C4-7'], { VFIO_ISOLATE_SYSTEMCTL: bin });
-    const doc = v.parse(StatusJson, JSON.parse(js.stdout));
+    const js = await statusDoc(root, { VFIO_ISOLATE_SYSTEMCTL: bin });
+    const doc = js.doc;
     assert.match(doc.driftError ?? '', /systemctl show .* failed: Failed to connect to bus/);
     assert.equal(doc.drift, undefined);
     assert.match(js.stderr, /warning: could not check for drift: systemctl show/);
     // answered again: no error in the document
-    const ok = v.parse(
-      StatusJson,
-      JSON.parse((await cli(root, ['status', '--json', 'C4-7'], sd.env)).stdout),
-    );
+    const ok = (await statusDoc(root, sd.env)).doc;
     assert.equal(ok.driftError, undefined);
   });
 
@@ -450,11 +454,8 @@ describe('drift and a journal another user could have written', () => {
     // a /run/vfio-isolate others may write (here root-owned and sticky, which checkJournalTrust accepts for a
     // journal; the lock refuses it, so isolate and release do not run, but status does: it is what one runs to
     // look): anyone may add a file there, with a name that carries a terminal escape sequence and a line break
-    const root = buildFixture('v2-nocpuset');
-    const sd = fakeSystemd(root);
+    const { root, sd } = await driftedIsolation();
     const dir = path.join(root, 'run/vfio-isolate');
-    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
-    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=').code, 0);
     fs.chmodSync(dir, 0o1777);
     const evil = path.join(
       dir,
