@@ -4,6 +4,7 @@
  * whether it could be moved. `isolate` uses the same function for its leak check.
  */
 import { CpuSet } from '../cpus/cpuset.ts';
+import { printable } from './printable.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The model
@@ -490,5 +491,6 @@ export function findLeaks(model: StatusModel, vmCpus: CpuSet): LeakReport {
 
 /** One line per finding: what it is and how to fix it. */
 export function findingLine(f: Finding): string {
-  return f.fix ? `${f.message}: ${f.fix}` : f.message;
+  // a task's name is its own to choose (prctl, a cgroup another user made): escaped for the terminal
+  return printable(f.fix ? `${f.message}: ${f.fix}` : f.message);
 }

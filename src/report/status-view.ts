@@ -14,6 +14,7 @@ import {
 } from './status-model.ts';
 import { paint, plural, table } from './table.ts';
 import type { SplitSuggestion } from './topology-view.ts';
+import { printable } from './printable.ts';
 
 export interface StatusViewOptions {
   colour: boolean;
@@ -59,7 +60,8 @@ function cgroupRows(model: StatusModel, verbose: boolean): { rows: string[][]; h
   let hidden = 0;
   const count = (n: CgroupNode): number => 1 + n.children.reduce((a, c) => a + count(c), 0);
   const visit = (n: CgroupNode, prefix: string, childPrefix: string): void => {
-    const label = n.name === '/' ? '/' : n.name.slice(n.name.lastIndexOf('/') + 1);
+    // a cgroup's name is chosen by whoever made it (a delegated user tree): escaped for the terminal
+    const label = n.name === '/' ? '/' : printable(n.name.slice(n.name.lastIndexOf('/') + 1));
     const configured = !n.cpuset
       ? '-'
       : n.configuredCpus === undefined
@@ -251,7 +253,7 @@ export function renderStatus(
       if (o.verbose) out += findingLines(r.unmovable, true, '  ');
       else {
         if (pinned.length > 0) {
-          const names = pinned.slice(0, 4).map((f) => f.name);
+          const names = pinned.slice(0, 4).map((f) => printable(f.name ?? ''));
           out += `  ${plural(pinned.length, 'kernel thread')} whose affinity only the kernel sets (per-CPU threads, workqueue workers): ${names.join(', ')}${pinned.length > 4 ? ', ...' : ''}\n`;
         }
         out += findingLines(

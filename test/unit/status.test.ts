@@ -656,3 +656,37 @@ describe('vfio-isolate status on the fixture machines', () => {
     }
   });
 });
+
+describe('status text: names others chose reach the terminal escaped', () => {
+  it('a task name (comm) and a cgroup name with escape sequences, C1 controls and a line separator', async () => {
+    const evil = 'a\x1b[2Jb\u009b31mc\u2028d';
+    const root = buildFixture('ryzen-5950x', {
+      extraProcs: [
+        {
+          pid: 4000,
+          comm: evil,
+          cmdline: ['/x'],
+          cgroup: '/user.slice/user-1000.slice/session-3.scope',
+          uid: 1000,
+        },
+      ],
+    });
+    // a cgroup a user made in a tree delegated to them: a copy of user.slice's first child under that name
+    const base = path.join(root, 'sys/fs/cgroup/user.slice');
+    const first = fs.readdirSync(base).find((n) => fs.statSync(path.join(base, n)).isDirectory())!;
+    fs.cpSync(path.join(base, first), path.join(base, `x${evil}`), { recursive: true });
+    const r = await cli(root, ['status', '-v', 'C8-15']);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(r.stdout + r.stderr, /[\x00-\x09\x0b-\x1f\u007f-\u009f\u2028\u2029]/);
+    const escaped = 'a\\x1b[2Jb\\x9b31mc\\u2028d';
+    assert.match(r.stdout, new RegExp(`task 4000 \\(${escaped.replace(/[\\[\]()]/g, '\\$&')}\\)`));
+    assert.ok(r.stdout.includes(`x${escaped}`), 'the cgroup, escaped, in the tree');
+    // the JSON document keeps the names as they are (written with \u escapes)
+    const js = JSON.parse((await cli(root, ['status', '--json', 'C8-15'])).stdout) as {
+      leaks: { name: string | null; line: string }[];
+    };
+    const leak = js.leaks.find((l) => l.name === evil);
+    assert.ok(leak, 'the task among the leaks, by its own name');
+    assert.ok(leak.line.includes(escaped), 'its line is the escaped text');
+  });
+});
