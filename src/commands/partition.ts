@@ -214,11 +214,13 @@ function planPartition(ctx: Ctx, inv: Invocation): Plan {
     steps,
     after: (c) => {
       const isolated = c.k.readTrim(`${cg.path([])}/cpuset.cpus.isolated`);
-      c.streams.out(
-        `${cgroupName(parent)}: ${vcpus.length} vCPU cgroups are isolated partitions on CPUs ${union.toList()}` +
-          (isolated !== undefined ? ` (the kernel isolates ${isolated || 'none'})` : '') +
-          '\n',
-      );
+      // with --json the same facts are in the result document, the only thing on stdout
+      if (!c.g.json)
+        c.streams.out(
+          `${cgroupName(parent)}: ${vcpus.length} vCPU cgroups are isolated partitions on CPUs ${union.toList()}` +
+            (isolated !== undefined ? ` (the kernel isolates ${isolated || 'none'})` : '') +
+            '\n',
+        );
       return { code: 0, json: { command, cgroup: cgroupName(parent), cpus: union.toList(), isolated } };
     },
   };

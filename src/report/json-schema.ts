@@ -395,3 +395,17 @@ export const IsolateResultJson = v.strictObject({
   measureAfter: v.optional(MeasureJson),
 });
 export type IsolateResultJson = v.InferOutput<typeof IsolateResultJson>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// partition --json
+
+/** partition --json: the applied steps (as ResultJson) plus what became isolated partitions, once every step was applied. */
+export const PartitionResultJson = v.strictObject({
+  ...ResultJson.entries,
+  command: v.literal('partition'),
+  cgroup: v.string(),
+  cpus: CpuList,
+  /** The root's cpuset.cpus.isolated as read afterwards; absent when the kernel has no such file. */
+  isolated: v.optional(CpuList),
+});
+export type PartitionResultJson = v.InferOutput<typeof PartitionResultJson>;

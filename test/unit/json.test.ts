@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import * as v from 'valibot';
 import {
   IsolateResultJson,
+  PartitionResultJson,
   PlanJson,
   ResultJson,
   StatusJson,
@@ -158,6 +159,7 @@ describe('docs/json.md', () => {
     PlanJson,
     ResultJson,
     IsolateResultJson,
+    PartitionResultJson,
     MeasureJson,
   })) {
     it(`documents every field of ${name}`, () => {

@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
+import * as v from 'valibot';
+import { PartitionResultJson } from '../../src/report/json-schema.ts';
 import { buildFixture, removeFixture, type FixtureOptions } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { SimFs } from '../support/simfs.ts';
@@ -61,6 +63,17 @@ describe('partition on a running VM (fixture, 6.8)', () => {
     assert.equal(back.code, 0, back.stderr);
     // the same state (cgroup member order and a task's last CPU are the kernel's: diffTrees ignores them)
     assert.deepEqual(diffTrees(beforeFiles, treeFiles(root)), []);
+  });
+
+  it('--json: the result document alone on stdout, valid against its schema', async () => {
+    const root = vmMachine(['8', '9']);
+    const r = await cli(root, ['--json', '-u', journal(), 'partition', 'win10']);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = v.parse(PartitionResultJson, JSON.parse(r.stdout));
+    assert.equal(doc.ok, true);
+    assert.equal(doc.cpus, '8-9');
+    assert.equal(doc.isolated, '8-9');
+    assert.match(doc.cgroup, /win10/);
   });
 
   it('takes a cgroup path too, and -n shows the writes without making them', async () => {
