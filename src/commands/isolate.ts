@@ -21,7 +21,7 @@ import {
   markRestored,
   readBaseline,
   readJournalFile,
-  refuseDirectoryPath,
+  refuseUnusableJournalPath,
   type Baseline,
 } from '../steps/journal.ts';
 import type { AfterReport, Ctx, Handler, Invocation } from '../cli/spec.ts';
@@ -724,8 +724,9 @@ export function registered(ctx: Ctx, file: string): boolean {
  */
 export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
   const k = ctx.k;
-  // before the path is resolved (which drops a trailing "/"): a registered journal deleted since is still released
-  refuseDirectoryPath(given);
+  // before the path is resolved (which drops a trailing "/" and folds ".."): a registered journal deleted since is
+  // still released
+  refuseUnusableJournalPath(given);
   const file = path.resolve(given);
   refuseHostJournal(ctx, command, file);
   const bootId = k.bootId();

@@ -41,15 +41,22 @@ export function hasParentStep(file: string): boolean {
 }
 
 /**
- * A journal path that ends in "/" or "/." (or is ".") names a directory, never a journal: refused (exit 2) before it
- * is looked at. path.resolve would drop the ending and judge another file, while lstat(2) and open(2) of the path
- * fail (ENOTDIR, EISDIR) or, with O_CREAT, create directories on the way.
+ * A journal path that cannot name a journal file, refused (exit 2) before it is looked at: an empty one; one ending in
+ * "/" or "/." (or "."), which names a directory (path.resolve would drop the ending and judge another file, while
+ * lstat(2) and open(2) of the path fail, or with O_CREAT make directories on the way); one with a ".." component (the
+ * kernel resolves ".." after the symbolic links before it, which the trust walk, done lexically, cannot follow).
  */
-export function refuseDirectoryPath(file: string): void {
+export function refuseUnusableJournalPath(file: string): void {
+  if (file === '') throw new UsageError('the journal path is empty', 'name a file, such as /run/vfio-isolate/NAME');
   if (file === '.' || file.endsWith('/') || file.endsWith('/.'))
     throw new UsageError(
       `journal ${file}: the path ends in "/" or "/.", which names a directory; a journal is a file`,
       `name the file itself (such as ${file.replace(/(\/\.?)+$/, '').replace(/^\.$/, '') || '/run/vfio-isolate/NAME'})`,
+    );
+  if (hasParentStep(file))
+    throw new UsageError(
+      `journal ${file}: a path with ".." is not used (the kernel resolves ".." after the symbolic links before it, which the trust check cannot follow)`,
+      'name the journal without ".." (an absolute path such as /run/vfio-isolate/NAME)',
     );
 }
 
@@ -70,12 +77,7 @@ export function checkJournalTrust(
   /** What lstat said of `file` a moment ago (null: nothing was there), taken in place of another lstat. */
   seen?: fs.Stats | null,
 ): JournalTrust {
-  refuseDirectoryPath(file);
-  if (hasParentStep(file))
-    throw new UsageError(
-      `journal ${file}: a path with ".." is not used (the kernel resolves ".." after the symbolic links before it, which the trust check cannot follow)`,
-      'name the journal without ".." (an absolute path such as /run/vfio-isolate/NAME)',
-    );
+  refuseUnusableJournalPath(file);
   const abs = path.resolve(file);
   const st = seen === undefined ? lstatOf(abs) : (seen ?? undefined);
   if (st?.isSymbolicLink())
@@ -127,7 +129,7 @@ export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
  * there (a file someone puts there afterwards, in a sticky directory, was never checked).
  */
 export function checkExistingJournalTrust(file: string): Judged {
-  refuseDirectoryPath(file);
+  refuseUnusableJournalPath(file);
   const st = lstatOf(file) ?? null;
   if (st) checkJournalTrust(file, st);
   return st;

@@ -322,6 +322,17 @@ describe('journal', () => {
       refused(await cli(root, ['restore', given]), `restore ${given}`);
       refused(await cli(root, ['release', given]), `release ${given}`);
     }
+    // restore, release and reapply of "J/..", "J/../undo" or "": exit 2 as -u gives, not "does not exist" (exit 1)
+    for (const cmd of ['restore', 'release', 'reapply'])
+      for (const [given, why] of [
+        [`${j}/..`, /a path with "\.\." is not used/],
+        [`${j}/../undo`, /a path with "\.\." is not used/],
+        ['', /the journal path is empty/],
+      ] as const) {
+        const r = await cli(root, [cmd, given]);
+        assert.equal(r.code, 2, `${cmd} ${given}: ${r.stderr}`);
+        assert.match(r.stderr, why, `${cmd} ${given}`);
+      }
     assert.equal(treeHash(root), masked);
     assert.equal(fs.readFileSync(j, 'utf8'), text);
     // the same file named as it is restores
@@ -337,11 +348,16 @@ describe('journal', () => {
     assert.equal((await cli(root, ['-u', j, 'isolate', 'C8-15'])).code, 0);
     fs.rmSync(j);
     const isolated = treeHash(root);
+    fs.mkdirSync(path.join(d, 'x'));
     for (const cmd of ['release', 'restore'])
-      for (const given of [`${j}/`, `${j}/.`]) {
+      for (const [given, why] of [
+        [`${j}/`, /names a directory/],
+        [`${j}/.`, /names a directory/],
+        [`${d}/x/../vm1`, /a path with "\.\." is not used/],
+      ] as const) {
         const r = await cli(root, [cmd, given]);
         assert.equal(r.code, 2, `${cmd} ${given}: ${r.stderr}`);
-        assert.match(r.stderr, /names a directory/);
+        assert.match(r.stderr, why);
       }
     assert.equal(treeHash(root), isolated, 'nothing released');
     // named as it was, the isolation is released (its own changes cannot be undone: the journal is gone)
