@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Ctx, Handler } from '../cli/spec.ts';
 import { RuntimeFailure } from '../errors.ts';
+import { errnoOf } from '../kernel/fs.ts';
 import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
 import {
@@ -65,19 +66,40 @@ export function appliedBy(ctx: Ctx, file: string, j: ParsedJournal): Applied[] {
   return [...last.values()];
 }
 
-/** Journals status looks at: -u FILE, the default one, and every *.journal in /run/vfio-isolate. */
-function journalsToCheck(ctx: Ctx): string[] {
+/**
+ * Journals status looks at: -u FILE, the default one, and every *.journal in /run/vfio-isolate. `unseen`: the run
+ * directory when it is there but cannot be listed (status without root), with why.
+ */
+function journalsToCheck(ctx: Ctx): { files: string[]; unseen?: Unchecked } {
   const out = new Set<string>();
   if (ctx.g.undoFile) out.add(ctx.g.undoFile);
   out.add(defaultJournal(ctx));
   const dir = ctx.k.hostPath(P.runDir);
+  let unseen: Unchecked | undefined;
   try {
     for (const name of fs.readdirSync(dir).sort())
       if (name.endsWith('.journal')) out.add(path.join(dir, name));
-  } catch {
-    /* no run directory: nothing isolated */
+  } catch (e) {
+    // no run directory: nothing isolated
+    const code = errnoOf(e);
+    if (code !== 'ENOENT') unseen = { journal: dir, why: notLookedAt(dir, code) };
   }
-  return [...out];
+  return { files: [...out], ...(unseen ? { unseen } : {}) };
+}
+
+/** Why a path status could not look at was not read for drift. */
+function notLookedAt(p: string, code: string | undefined): string {
+  return `${p} cannot be read (${code ?? 'error'}${code === 'EACCES' ? '; run status as root' : ''})`;
+}
+
+/** The errno of lstat(file), undefined when it succeeds. */
+function lstatErrno(file: string): string | undefined {
+  try {
+    fs.lstatSync(file);
+    return undefined;
+  } catch (e) {
+    return errnoOf(e) ?? 'EIO';
+  }
 }
 
 /**
@@ -98,11 +120,20 @@ export function findDrift(ctx: Ctx): { drift: Drift[]; unchecked: Unchecked[] } 
   const unchecked: Unchecked[] = [];
   if (ctx.k.cgroups.version !== 2 || systemdOf(ctx).kind !== 'managed') return { drift: [], unchecked };
   const latest = new Map<string, Applied>();
-  for (const file of journalsToCheck(ctx)) {
+  const { files, unseen } = journalsToCheck(ctx);
+  if (unseen) unchecked.push(unseen);
+  for (const file of files) {
     let applied: Applied[];
     try {
       const judged = checkExistingJournalTrust(file);
-      if (judged === null) continue; // not there: nothing applied through it
+      if (judged === null) {
+        // not there: nothing applied through it; unless it could not be looked at (a directory status may not search;
+        // the run directory's files are named by `unseen` already)
+        const code = lstatErrno(file);
+        if (code !== undefined && code !== 'ENOENT' && path.dirname(file) !== unseen?.journal)
+          unchecked.push({ journal: file, why: notLookedAt(file, code) });
+        continue;
+      }
       const j = readJournalToUndo(file, judged);
       if (j === 'interrupted') continue;
       applied = appliedBy(ctx, file, j);

@@ -5,6 +5,7 @@
  * properties back, failures roll back, and status names drift that `reapply` repairs.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -428,6 +429,45 @@ describe('drift and a journal another user could have written', () => {
     fs.writeFileSync(j, text);
     await assertAllRead(root, sd);
   });
+
+  it(
+    'status without root names the run directory it cannot list as unchecked, where it said nothing',
+    { skip: process.geteuid?.() !== 0 && 'needs root, to run status as uid 65534' },
+    async () => {
+      const { root, sd } = await driftedIsolation();
+      // the fixture readable by others (its own directories are), but /run/vfio-isolate (0700, as the tool makes it)
+      fs.chmodSync(root, 0o755);
+      const dir = path.join(root, 'run/vfio-isolate');
+      assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+      // and a journal given with -u in another directory it may not search
+      const hidden = path.join(root, 'private/vm.journal');
+      fs.mkdirSync(path.dirname(hidden), { mode: 0o700 });
+      fs.writeFileSync(hidden, '', { mode: 0o600 });
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'test/support/sim-main.ts', '-u', hidden, 'status', '--json', 'C4-7'],
+        {
+          cwd: path.resolve(import.meta.dirname, '../..'),
+          uid: 65534,
+          gid: 65534,
+          env: { ...process.env, VFIO_ISOLATE_ROOT: root, ...sd.env },
+          encoding: 'utf8',
+        },
+      );
+      const doc = v.parse(StatusJson, JSON.parse(r.stdout));
+      assert.deepEqual(doc.driftUnchecked, [
+        { journal: dir, why: `${dir} cannot be read (EACCES; run status as root)` },
+        { journal: hidden, why: `${hidden} cannot be read (EACCES; run status as root)` },
+      ]);
+      assert.equal(doc.drift, undefined);
+      assert.match(
+        r.stderr,
+        /run\/vfio-isolate cannot be read \(EACCES; run status as root\); not read for drift/,
+      );
+      // as root, the same status finds the drift
+      await assertAllRead(root, sd);
+    },
+  );
 
   it('status --json names a drift check that failed (driftError) and stays valid; the warning is on stderr', async () => {
     const root = buildFixture('v2-nocpuset');
