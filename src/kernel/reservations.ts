@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { CpuSet } from '../cpus/cpuset.ts';
-import { UsageError } from '../errors.ts';
+import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
 import { distrust } from './trust.ts';
@@ -83,8 +83,13 @@ export function readRegistry(k: Kernel): Registry {
   try {
     // missing: answered without an exception (the common case; a thrown ENOENT costs far more under emulation)
     st = fs.lstatSync(file, { throwIfNoEntry: false });
-  } catch {
-    st = undefined;
+  } catch (e) {
+    // anything but "not there" (EACCES without root, ENOTDIR) is not "no reservations": said, not passed over
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new RuntimeFailure(
+      `reservation registry ${file} cannot be read (${code})`,
+      code === 'EACCES' ? 'run as root' : undefined,
+    );
   }
   if (!st) return { file, reservations: [], staleBoot: false };
   const fix = 'remove it (vfio-isolate reset does, after putting the CPUs back)';

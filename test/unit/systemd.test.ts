@@ -464,6 +464,14 @@ describe('drift and a journal another user could have written', () => {
         r.stderr,
         /run\/vfio-isolate cannot be read \(EACCES; run status as root\); not read for drift/,
       );
+      // nor is the isolation passed over: the registry it cannot read is named among what is not visible
+      assert.deepEqual(doc.reservations, []);
+      assert.ok(
+        doc.notVisible.some((n) =>
+          /^the active isolations: reservation registry .* cannot be read \(EACCES\)$/.test(n),
+        ),
+        JSON.stringify(doc.notVisible),
+      );
       // as root, the same status finds the drift
       await assertAllRead(root, sd);
     },
