@@ -21,6 +21,7 @@ import { VERSION } from '../version.ts';
 import type { Marks, RunOptions } from './run.ts';
 import type { Ctx, Globals, Handler, Invocation, Plan, PlanHandler } from './spec.ts';
 import { jsonDocument } from '../report/json-text.ts';
+import { printable } from '../report/printable.ts';
 
 export async function execute(
   commands: Ctx['chain'],
@@ -182,7 +183,8 @@ function printPlan(streams: Streams, g: Globals, steps: Step[]): void {
     for (const c of s.changes.slice(0, 50)) {
       const val =
         c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} -> ${JSON.stringify(c.after)}` : '';
-      streams.out(`       ${c.target}${val}${c.note ? `  (${c.note})` : ''}\n`);
+      // targets and notes may carry names others chose (a thread's, a cgroup's): escaped for the terminal
+      streams.out(`       ${printable(c.target)}${printable(val)}${c.note ? `  (${printable(c.note)})` : ''}\n`);
     }
     if (s.changes.length > 50) streams.out(`       ... and ${s.changes.length - 50} more\n`);
   });

@@ -20,6 +20,7 @@ import type { Profile } from '../profile.ts';
 import { suggestSplit } from '../report/topology-view.ts';
 import { cpusArg } from './common.ts';
 import type { Step } from '../steps/step.ts';
+import { printable } from '../report/printable.ts';
 
 /** QEMU names its vCPU threads `CPU n/KVM` (or `CPU n/TCG`, `CPU n/HVF`, ...) when started with debug-threads=on. */
 export const VCPU_THREAD = /^CPU (\d+)\/(KVM|TCG)$/;
@@ -165,7 +166,7 @@ function planPin(ctx: Ctx, inv: Invocation): Plan {
   const vcpus = threads.filter((t) => t.vcpu !== undefined).sort((a, b) => a.vcpu! - b.vcpu!);
   if (vcpus.length === 0) {
     throw new RuntimeFailure(
-      `${cmd}: process ${pid} (${st.comm}) has no vCPU threads named "CPU n/KVM" or "CPU n/TCG": not a QEMU, or one without named threads`,
+      `${cmd}: process ${pid} (${printable(st.comm)}) has no vCPU threads named "CPU n/KVM" or "CPU n/TCG": not a QEMU, or one without named threads`,
       'QEMU names its threads when started with -name NAME,debug-threads=on (libvirt does this); TCG also needs -accel tcg,thread=multi',
     );
   }
@@ -343,13 +344,14 @@ function pinSummary(ctx: Ctx, p: PinPlan): AfterReport {
     return { code: 0, json };
   }
   const out: string[] = [
-    `QEMU ${p.pid} (${p.comm}): pinned ${vcpus.length} vCPU threads and ${others.length} other threads`,
+    // a QEMU run by a user names its own threads: escaped for the terminal
+    `QEMU ${p.pid} (${printable(p.comm)}): pinned ${vcpus.length} vCPU threads and ${others.length} other threads`,
   ];
   for (const t of vcpus)
     out.push(`  vCPU ${t.vcpu} (thread ${t.tid}) -> CPU ${p.target.get(t.tid)!.toList()}`);
   if (others.length)
     out.push(
-      `  ${others.length} other threads (${[...new Set(others.map((t) => t.comm))].join(', ')}) -> CPUs ${p.emulator.toList()}`,
+      `  ${others.length} other threads (${[...new Set(others.map((t) => printable(t.comm)))].join(', ')}) -> CPUs ${p.emulator.toList()}`,
     );
   if (p.sched)
     out.push(`  vCPU threads run SCHED_${p.sched.policy.toUpperCase()} priority ${p.sched.priority}`);

@@ -60,7 +60,7 @@ export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): str
         s.kind === 'irq' && /^\d+$/.test(s.label) ? printable(s.name) : '',
         fmt(s.perSecond),
         cpusOf(s.perCpu),
-        `${TAG[s.verdict]}: ${s.note}`,
+        `${TAG[s.verdict]}: ${printable(s.note)}`,
       ]),
       { indent: '  ', align: ['left', 'left', 'right', 'left', 'left'] },
     );
@@ -75,7 +75,8 @@ export function renderMeasure(r: MeasureReport, opts: { verbose: boolean }): str
         `${t.tid === t.pid ? `pid ${t.pid}` : `tid ${t.tid} of ${t.pid}`} (${printable(t.comm)})`,
         `${fmt(t.totalNs / 1e6)} ms`,
         `on ${[...t.perCpuNs.keys()].sort((a, b) => a - b).join(',')}`,
-        `${TAG[t.verdict]}: ${t.note}`,
+        // a note may quote a task's own name (the leak's line, the task it was): escaped like the name column
+        `${TAG[t.verdict]}: ${printable(t.note)}`,
       ]),
       { indent: '  ', align: ['left', 'right', 'left', 'left'] },
     );

@@ -316,14 +316,20 @@ function moreInterrupts(text: string, label: string, cpu: number, n: number): st
 const LAST_INTERRUPTS_READ = 2;
 const LAST_STAT_READ = 1;
 
-function noisyTree(opts: { vcpu?: boolean; comm?: string; vmName?: string } = {}): {
+function noisyTree(opts: { vcpu?: boolean; comm?: string; vmName?: string; affinity?: string } = {}): {
   root: string;
   pid: number;
 } {
   const pid = 3000;
   const root = buildFixture('intel-6c12t', {
     extraProcs: [
-      { pid, comm: opts.comm ?? 'stress-ng', cmdline: ['stress-ng', '--cpu', '1'], cgroup: '/user.slice' },
+      {
+        pid,
+        comm: opts.comm ?? 'stress-ng',
+        cmdline: ['stress-ng', '--cpu', '1'],
+        cgroup: '/user.slice',
+        ...(opts.affinity !== undefined ? { affinity: opts.affinity } : {}),
+      },
       ...(opts.vcpu
         ? [
             {
@@ -735,6 +741,20 @@ describe('measure --summary: one line, whatever the threads are called', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.split('\n').length, 2, JSON.stringify(r.stdout));
     assert.ok(r.stdout.includes(`pid ${pid} (x\\nwin11: ok\\x1b[2J) 400 ms`), JSON.stringify(r.stdout));
+  });
+
+  it('the full report: a note quoting the thread name is escaped like the name column', async () => {
+    // its affinity (as read) leaves out the CPUs it ran on: the note is measure's own, not status's leak line
+    const { root, pid } = noisyTree({ comm: 'x\x1b[2J\u009b31mEVIL\u2028', affinity: '0-3' });
+    const r = await cli(root, ['measure', '--mode', 'passive', '--seconds', '0.3', 'C4-5']);
+    const lines = r.stdout.split('\n').filter((l) => l.includes(String(pid)));
+    assert.ok(lines.length > 0, r.stdout);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(r.stdout, /[\x00-\x09\x0b-\x1f\u007f-\u009f\u2028\u2029]/);
+    assert.ok(
+      lines.some((l) => /: task 3000 \(x\\x1b\[2J\\x9b31mEVIL\\u2028\)/.test(l)),
+      JSON.stringify(lines),
+    );
   });
 
   it('a VM named with a newline: the refusal stays one line (the name escaped)', async () => {

@@ -296,3 +296,39 @@ describe('pin-qemu on the 5950X fixture', () => {
     }
   });
 });
+
+describe('pin-qemu: thread names a QEMU chose reach the terminal escaped', () => {
+  // a QEMU run by an ordinary user (session libvirt), or one a guest took over, names its own threads
+  const evil = (threads: string[]) =>
+    buildFixture('ryzen-5950x', {
+      extraProcs: [
+        {
+          pid: 3000,
+          comm: 'qemu\x1b]0;pwned\x07',
+          cmdline: ['qemu-system-x86_64', '-name', 't,debug-threads=on'],
+          cgroup: '/user.slice/user-1000.slice/session-3.scope',
+          uid: 1000,
+          threads,
+        },
+      ],
+    });
+  // eslint-disable-next-line no-control-regex
+  const RAW = /[\x00-\x09\x0b-\x1f\u007f-\u009f\u2028\u2029]/;
+
+  it('the dry run, the summary and the refusals', async () => {
+    const root = evil(['qemu\x1b]0;pwned\x07', 'CPU 0/KVM', 'worker\x1b[2J\u009b']);
+    const argv = ['pin-qemu', '3000', '--vm', 'C8', '--emulator', 'C0'];
+    const dry = await cli(root, ['-n', ...argv]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.ok(dry.stdout.includes('(worker\\x1b[2J\\x9b)'), dry.stdout);
+    const run = await cli(root, argv);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(run.stdout.includes('QEMU 3000 (qemu\\x1b]0;pwned\\x07): pinned 1 vCPU threads'), run.stdout);
+    assert.ok(run.stdout.includes('worker\\x1b[2J\\x9b'), run.stdout);
+    // no vCPU thread: refused, naming the process escaped
+    const none = await cli(evil(['qemu\x1b]0;pwned\x07']), argv);
+    assert.equal(none.code, 1, none.stderr);
+    assert.match(none.stderr, /process 3000 \(qemu\\x1b\]0;pwned\\x07\) has no vCPU threads/);
+    for (const r of [dry, run, none]) assert.doesNotMatch(r.stdout + r.stderr, RAW);
+  });
+});
