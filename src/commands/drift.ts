@@ -103,8 +103,9 @@ function lstatErrno(file: string): string | undefined {
 }
 
 /**
- * A journal status found and did not read for drift (`why`: the trust check's or the read's words): root alone
- * could not have written it, or it is no journal this tool can read (malformed, too large, a newer version).
+ * A journal status did not read for drift (`why`: the trust check's or the read's words): root alone could not have
+ * written it, it is no journal this tool can read (malformed, too large, a newer version), or it could not be looked
+ * at (without root); `journal` is then the run directory itself when that could not be listed.
  */
 export interface Unchecked {
   journal: string;
