@@ -184,7 +184,9 @@ function printPlan(streams: Streams, g: Globals, steps: Step[]): void {
       const val =
         c.after !== undefined ? `: ${JSON.stringify(c.before ?? '')} -> ${JSON.stringify(c.after)}` : '';
       // targets and notes may carry names others chose (a thread's, a cgroup's): escaped for the terminal
-      streams.out(`       ${printable(c.target)}${printable(val)}${c.note ? `  (${printable(c.note)})` : ''}\n`);
+      streams.out(
+        `       ${printable(c.target)}${printable(val)}${c.note ? `  (${printable(c.note)})` : ''}\n`,
+      );
     }
     if (s.changes.length > 50) streams.out(`       ... and ${s.changes.length - 50} more\n`);
   });

@@ -47,7 +47,8 @@ export function hasParentStep(file: string): boolean {
  * kernel resolves ".." after the symbolic links before it, which the trust walk, done lexically, cannot follow).
  */
 export function refuseUnusableJournalPath(file: string): void {
-  if (file === '') throw new UsageError('the journal path is empty', 'name a file, such as /run/vfio-isolate/NAME');
+  if (file === '')
+    throw new UsageError('the journal path is empty', 'name a file, such as /run/vfio-isolate/NAME');
   if (file === '.' || file.endsWith('/') || file.endsWith('/.'))
     throw new UsageError(
       `journal ${file}: the path ends in "/" or "/.", which names a directory; a journal is a file`,
