@@ -2,15 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { byExpectedLength, guestJobs, runPool } from '../vm/pool.ts';
 
-test('guestJobs: VFIO_VM_JOBS when a whole number ≥ 1, else up to 2 by cores; never more than the modes', () => {
-  assert.equal(guestJobs(undefined, 4, 2), 2);
-  assert.equal(guestJobs(undefined, 4, 1), 1);
-  assert.equal(guestJobs(undefined, 4, 16), 2);
-  assert.equal(guestJobs('3', 4, 2), 3);
-  assert.equal(guestJobs(' 1 ', 4, 2), 1);
-  assert.equal(guestJobs('9', 4, 2), 4);
-  assert.equal(guestJobs(undefined, 1, 2), 1);
-  for (const bad of ['0', '-1', '1.5', 'two', '']) assert.equal(guestJobs(bad, 4, 2), 2, bad);
+test('guestJobs: VFIO_VM_JOBS when a whole number ≥ 1, else 1; never more than the modes', () => {
+  assert.equal(guestJobs(undefined, 4), 1);
+  assert.equal(guestJobs('2', 4), 2);
+  assert.equal(guestJobs(' 3 ', 4), 3);
+  assert.equal(guestJobs('9', 4), 4);
+  assert.equal(guestJobs('2', 1), 1);
+  for (const bad of ['0', '-1', '1.5', 'two', '']) assert.equal(guestJobs(bad, 4), 1, bad);
 });
 
 test('byExpectedLength: the longest suites first, so a pool of two ends at about one time', () => {

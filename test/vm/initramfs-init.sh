@@ -86,9 +86,9 @@ case "$MODE" in
     ;;
 esac
 
-# tsx's compile cache survives the guest (its entries are keyed by content). One folder per mode: guests of
-# different modes run at once, and tsx writes an entry in place, so one guest could read another's half-written one.
-mkdir -p "$R$CACHE/tsx/$MODE" $R/tmp/tsx-0 && mount --bind "$R$CACHE/tsx/$MODE" $R/tmp/tsx-0
+# tsx's compile cache survives the guest (its entries are keyed by content; guests run at once share it: tsx reads
+# an entry it cannot parse, such as one another guest is still writing, as a miss).
+mkdir -p "$R$CACHE/tsx" $R/tmp/tsx-0 && mount --bind "$R$CACHE/tsx" $R/tmp/tsx-0
 
 # The kernel's own modules (there is no modules.dep: busybox/kmod modprobe need `depmod` first).
 if [ -n "$MODULES" ] && [ -d "$R$MODULES" ]; then

@@ -183,8 +183,7 @@ async function main(): Promise<number> {
     out('vm: built dist/ (the systemd guest installs a libvirt hook that runs it)');
   }
 
-  // Guests run `jobs` at a time: each TCG guest keeps one host core busy (thread=single), so two at once on a
-  // 2-core machine take about half the wall time of one after another. Longest suites start first.
+  // Guests run `jobs` at a time (VFIO_VM_JOBS, default 1: see guestJobs), the longest suites first.
   const jobs = guestJobs(process.env.VFIO_VM_JOBS, modes.length);
   out(`vm: ${modes.length} guest(s), ${jobs} at a time`);
   const outcomes = await runPool(byExpectedLength(modes), jobs, async (mode) => {
