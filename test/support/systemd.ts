@@ -1,18 +1,17 @@
 /**
  * A fake systemd for a fixture tree: fakeSystemd(root) records the tree's units (every cgroup below slices named
  * like a unit) in the fake's state file inside the tree and writes a `systemctl` wrapper (outside the tree) that
- * runs test/support/fake-systemctl.ts on that tree. Pass `env` to cli() so the tool uses it.
+ * runs test/support/fake-systemctl.ts, bundled (fakeSystemctlBundle), on that tree. Pass `env` to cli() so the tool
+ * uses it.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { unitOfCgroup } from '../../src/kernel/systemd.ts';
+import { fakeSystemctlBundle } from './bundle.ts';
 import { LOG_FILE, STATE_FILE, type FakeState, type FakeUnit } from './fake-systemctl.ts';
 
-const SCRIPT = fileURLToPath(new URL('./fake-systemctl.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 
 export interface FakeSystemd {
   bin: string;
@@ -60,7 +59,7 @@ export function fakeSystemd(root: string): FakeSystemd {
   const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-fake-systemctl-')), 'systemctl');
   fs.writeFileSync(
     bin,
-    `#!/bin/sh\nFAKE_SYSTEMD_ROOT='${root}' exec '${process.execPath}' --import '${TSX}' '${SCRIPT}' "$@"\n`,
+    `#!/bin/sh\nFAKE_SYSTEMD_ROOT='${root}' exec '${process.execPath}' '${fakeSystemctlBundle()}' "$@"\n`,
     { mode: 0o755 },
   );
   const state = (): FakeState => JSON.parse(fs.readFileSync(stateFile, 'utf8')) as FakeState;
