@@ -25,3 +25,22 @@ export class RuntimeFailure extends VfioError {
     this.name = 'RuntimeFailure';
   }
 }
+
+/**
+ * A file the tool reads could not be looked at: lstat(2) or readdir(2) failed with `code`, which is not "nothing is
+ * there" (EACCES for a user who is not root). Never taken for a missing file: exit 1.
+ */
+export class CannotRead extends RuntimeFailure {
+  constructor(
+    /** What the file is, as the message names it: "journal", "reservation registry", "run directory". */
+    what: string,
+    readonly path: string,
+    readonly code: string,
+  ) {
+    super(
+      `${what} ${path} cannot be read (${code})`,
+      code === 'EACCES' || code === 'EPERM' ? 'run as root' : undefined,
+    );
+    this.name = 'CannotRead';
+  }
+}

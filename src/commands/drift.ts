@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Ctx, Handler } from '../cli/spec.ts';
-import { RuntimeFailure } from '../errors.ts';
+import { CannotRead, RuntimeFailure } from '../errors.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
@@ -81,25 +81,17 @@ function journalsToCheck(ctx: Ctx): { files: string[]; unseen?: Unchecked } {
       if (name.endsWith('.journal')) out.add(path.join(dir, name));
   } catch (e) {
     // no run directory: nothing isolated
-    const code = errnoOf(e);
-    if (code !== 'ENOENT') unseen = { journal: dir, why: notLookedAt(dir, code) };
+    const code = errnoOf(e) ?? 'EIO';
+    if (code !== 'ENOENT')
+      unseen = { journal: dir, why: whyUnchecked(new CannotRead('run directory', dir, code)) };
   }
   return { files: [...out], ...(unseen ? { unseen } : {}) };
 }
 
-/** Why a path status could not look at was not read for drift. */
-function notLookedAt(p: string, code: string | undefined): string {
-  return `${p} cannot be read (${code ?? 'error'}${code === 'EACCES' ? '; run status as root' : ''})`;
-}
-
-/** The errno of lstat(file), undefined when it succeeds. */
-function lstatErrno(file: string): string | undefined {
-  try {
-    fs.lstatSync(file);
-    return undefined;
-  } catch (e) {
-    return errnoOf(e) ?? 'EIO';
-  }
+/** Why a journal was not read for drift: the error's message; for one that could not be looked at, with its hint. */
+function whyUnchecked(e: unknown): string {
+  if (e instanceof CannotRead) return e.hint ? `${e.message}: ${e.hint}` : e.message;
+  return (e as Error).message;
 }
 
 /**
@@ -127,19 +119,14 @@ export function findDrift(ctx: Ctx): { drift: Drift[]; unchecked: Unchecked[] } 
     let applied: Applied[];
     try {
       const judged = checkExistingJournalTrust(file);
-      if (judged === null) {
-        // not there: nothing applied through it; unless it could not be looked at (a directory status may not search;
-        // the run directory's files are named by `unseen` already)
-        const code = lstatErrno(file);
-        if (code !== undefined && code !== 'ENOENT' && path.dirname(file) !== unseen?.journal)
-          unchecked.push({ journal: file, why: notLookedAt(file, code) });
-        continue;
-      }
+      if (judged === null) continue; // not there: nothing applied through it
       const j = readJournalToUndo(file, judged);
       if (j === 'interrupted') continue;
       applied = appliedBy(ctx, file, j);
     } catch (e) {
-      unchecked.push({ journal: file, why: (e as Error).message });
+      // one that could not be looked at in a run directory that could not be listed is named by `unseen` already
+      if (!(e instanceof CannotRead && path.dirname(file) === unseen?.journal))
+        unchecked.push({ journal: file, why: whyUnchecked(e) });
       continue;
     }
     for (const a of applied) {

@@ -18,6 +18,7 @@ import {
   journalActive,
   journalState,
   journalThere,
+  JournalMissing,
   markRestored,
   readBaseline,
   readJournalFile,
@@ -90,7 +91,7 @@ export function activeIsolation(ctx: Ctx, file: string): string | undefined {
     const live = j.runs.filter((r) => !r.rolledBack && r.records.length > 0);
     return live.length ? live[live.length - 1]!.argv.join(' ') || 'isolate' : undefined;
   } catch (e) {
-    if (e instanceof RuntimeFailure) return undefined; // missing file
+    if (e instanceof JournalMissing) return undefined; // missing file
     throw e;
   }
 }

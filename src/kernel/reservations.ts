@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { CpuSet } from '../cpus/cpuset.ts';
-import { RuntimeFailure, UsageError } from '../errors.ts';
+import { CannotRead, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
 import { distrust } from './trust.ts';
@@ -85,11 +85,7 @@ export function readRegistry(k: Kernel): Registry {
     st = fs.lstatSync(file, { throwIfNoEntry: false });
   } catch (e) {
     // anything but "not there" (EACCES without root, ENOTDIR) is not "no reservations": said, not passed over
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new RuntimeFailure(
-      `reservation registry ${file} cannot be read (${code})`,
-      code === 'EACCES' ? 'run as root' : undefined,
-    );
+    throw new CannotRead('reservation registry', file, (e as NodeJS.ErrnoException).code ?? 'EIO');
   }
   if (!st) return { file, reservations: [], staleBoot: false };
   const fix = 'remove it (vfio-isolate reset does, after putting the CPUs back)';

@@ -456,13 +456,13 @@ describe('drift and a journal another user could have written', () => {
       );
       const doc = v.parse(StatusJson, JSON.parse(r.stdout));
       assert.deepEqual(doc.driftUnchecked, [
-        { journal: dir, why: `${dir} cannot be read (EACCES; run status as root)` },
-        { journal: hidden, why: `${hidden} cannot be read (EACCES; run status as root)` },
+        { journal: dir, why: `run directory ${dir} cannot be read (EACCES): run as root` },
+        { journal: hidden, why: `journal ${hidden} cannot be read (EACCES): run as root` },
       ]);
       assert.equal(doc.drift, undefined);
       assert.match(
         r.stderr,
-        /run\/vfio-isolate cannot be read \(EACCES; run status as root\); not read for drift/,
+        /run\/vfio-isolate cannot be read \(EACCES\): run as root; not read for drift/,
       );
       // nor is the isolation passed over: the registry it cannot read is named among what is not visible
       assert.deepEqual(doc.reservations, []);
