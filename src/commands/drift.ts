@@ -14,6 +14,7 @@ import { P } from '../kernel/kernel.ts';
 import { showUnits } from '../kernel/systemd.ts';
 import {
   checkExistingJournalTrust,
+  hasParentStep,
   readJournalFile,
   readJournalToUndo,
   type ParsedJournal,
@@ -67,25 +68,30 @@ export function appliedBy(ctx: Ctx, file: string, j: ParsedJournal): Applied[] {
 }
 
 /**
- * Journals status looks at: -u FILE, the default one, and every *.journal in /run/vfio-isolate. `unseen`: the run
- * directory when it is there but cannot be listed (status without root), with why.
+ * Journals status looks at: -u FILE, the default one, and every *.journal in /run/vfio-isolate; each file once, by
+ * the spelling met first (a path with ".." stays as given: the trust check refuses it, and it must not stand for
+ * the file it would name). `unseen`: the run directory when it is there but cannot be listed (status without root),
+ * with why.
  */
 function journalsToCheck(ctx: Ctx): { files: string[]; unseen?: Unchecked } {
-  const out = new Set<string>();
-  if (ctx.g.undoFile) out.add(ctx.g.undoFile);
-  out.add(defaultJournal(ctx));
+  const out = new Map<string, string>();
+  const add = (p: string): void => {
+    const key = hasParentStep(p) ? p : path.resolve(p);
+    if (!out.has(key)) out.set(key, p);
+  };
+  if (ctx.g.undoFile) add(ctx.g.undoFile);
+  add(defaultJournal(ctx));
   const dir = ctx.k.hostPath(P.runDir);
   let unseen: Unchecked | undefined;
   try {
-    for (const name of fs.readdirSync(dir).sort())
-      if (name.endsWith('.journal')) out.add(path.join(dir, name));
+    for (const name of fs.readdirSync(dir).sort()) if (name.endsWith('.journal')) add(path.join(dir, name));
   } catch (e) {
     // no run directory: nothing isolated
     const code = errnoOf(e) ?? 'EIO';
     if (code !== 'ENOENT')
       unseen = { journal: dir, why: whyUnchecked(new CannotRead('run directory', dir, code)) };
   }
-  return { files: [...out], ...(unseen ? { unseen } : {}) };
+  return { files: [...out.values()], ...(unseen ? { unseen } : {}) };
 }
 
 /** Why a journal was not read for drift: the error's message; for one that could not be looked at, with its hint. */

@@ -430,6 +430,29 @@ describe('drift and a journal another user could have written', () => {
     await assertAllRead(root, sd);
   });
 
+  it('one journal spelled two ways (-u DIR//FILE, DIR/./FILE) is one entry; a spelling with ".." is its own', async () => {
+    const { root, sd, j } = await driftedIsolation();
+    fs.appendFileSync(j, JSON.stringify({ t: 'rec', run: 1, rec: { kind: 'bogus' } }) + '\n');
+    const dir = path.dirname(j);
+    for (const other of [`${dir}//host.journal`, `${dir}/./host.journal`]) {
+      const r = await cli(root, ['-u', other, 'status', '--json', 'C4-7'], sd.env);
+      const doc = v.parse(StatusJson, JSON.parse(r.stdout));
+      assert.deepEqual(
+        doc.driftUnchecked?.map((u) => u.journal),
+        [other],
+        `${other}: listed once, as given first`,
+      );
+    }
+    const up = `${dir}/sub/../host.journal`;
+    const r = await cli(root, ['-u', up, 'status', '--json', 'C4-7'], sd.env);
+    const doc = v.parse(StatusJson, JSON.parse(r.stdout));
+    assert.deepEqual(
+      doc.driftUnchecked?.map((u) => u.journal),
+      [up, j],
+      'the ".." spelling is refused on its own; the file it names is still read',
+    );
+  });
+
   it(
     'status without root names the run directory it cannot list as unchecked, where it said nothing',
     { skip: process.geteuid?.() !== 0 && 'needs root, to run status as uid 65534' },
@@ -460,10 +483,7 @@ describe('drift and a journal another user could have written', () => {
         { journal: hidden, why: `journal ${hidden} cannot be read (EACCES): run as root` },
       ]);
       assert.equal(doc.drift, undefined);
-      assert.match(
-        r.stderr,
-        /run\/vfio-isolate cannot be read \(EACCES\): run as root; not read for drift/,
-      );
+      assert.match(r.stderr, /run\/vfio-isolate cannot be read \(EACCES\): run as root; not read for drift/);
       // nor is the isolation passed over: the registry it cannot read is named among what is not visible
       assert.deepEqual(doc.reservations, []);
       assert.ok(
