@@ -39,7 +39,10 @@ export class CannotRead extends RuntimeFailure {
   ) {
     super(
       `${what} ${path} cannot be read (${code})`,
-      code === 'EACCES' || code === 'EPERM' ? 'run as root' : undefined,
+      // root that is refused (no CAP_DAC_OVERRIDE: NFS root_squash, a user namespace) is not helped by sudo
+      (code === 'EACCES' || code === 'EPERM') && (process.geteuid?.() ?? 0) !== 0
+        ? 'must run as root (try sudo)'
+        : undefined,
     );
     this.name = 'CannotRead';
   }

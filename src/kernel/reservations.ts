@@ -94,9 +94,16 @@ export function readRegistry(k: Kernel): Registry {
   if (bad) throw new UsageError(`reservation registry ${file}: ${bad.path} is ${bad.why}`, fix);
   if (st.size > MAX_REGISTRY_BYTES)
     throw new UsageError(`reservation registry ${file} is too large (${st.size} bytes)`, fix);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    // EACCES without root: said as such, not taken for a file that is no registry
+    throw new CannotRead('reservation registry', file, (e as NodeJS.ErrnoException).code ?? 'EIO');
+  }
   let parsed: v.InferOutput<typeof RegistrySchema>;
   try {
-    parsed = v.parse(RegistrySchema, JSON.parse(fs.readFileSync(file, 'utf8')));
+    parsed = v.parse(RegistrySchema, JSON.parse(text));
   } catch (e) {
     const why = e instanceof v.ValiError ? (e.issues[0]?.message ?? 'invalid') : 'not JSON';
     throw new UsageError(`reservation registry ${file} is not valid (${why})`, fix);

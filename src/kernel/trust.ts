@@ -1,7 +1,7 @@
 /**
  * Who could have changed a file before root reads or runs it. A path is trusted when the file and every directory
- * on the way to it (as written, and after resolving symlinks) belong to root (the effective uid) and are writable
- * by nobody else. A root-owned sticky directory (/tmp) is accepted on the way to a data file only when asked
+ * on the way to it (as written, and after resolving symlinks) belong to root and are writable by nobody else (a run
+ * without root also trusts its own user's files: root's and its own are the only ones it may believe). A root-owned sticky directory (/tmp) is accepted on the way to a data file only when asked
  * (`allowSticky`): others can add files there but cannot replace root's.
  */
 import * as fs from 'node:fs';
@@ -15,7 +15,7 @@ export interface Distrust {
 }
 
 export interface TrustOptions {
-  /** The owner everything must have: the effective uid (root) unless given. */
+  /** The one owner everything must have; unless given, root or the effective uid (the same for root). */
   uid?: number;
   /** Accept a root-owned sticky directory (mode 1777) on the way, for a root-owned data file in it. */
   allowSticky?: boolean;
@@ -23,19 +23,28 @@ export interface TrustOptions {
   kind?: 'file' | 'dir' | 'any';
 }
 
-function ownerUid(opts: TrustOptions): number {
-  return opts.uid ?? process.geteuid?.() ?? 0;
+/** The owners a trusted path may have: `uid` when given, else root and the effective uid. */
+type Owners = readonly number[];
+
+function ownersOf(opts: TrustOptions): Owners {
+  if (opts.uid !== undefined) return [opts.uid];
+  const euid = process.geteuid?.() ?? 0;
+  return euid === 0 ? [0] : [0, euid];
+}
+
+function ownersText(owners: Owners): string {
+  return owners.map((u) => (u === 0 ? 'root' : `uid ${u}`)).join(' or ');
 }
 
 function checkOne(
   p: string,
   st: fs.Stats,
-  uid: number,
+  owners: Owners,
   dirOnPath: boolean,
   allowSticky: boolean,
 ): Distrust | undefined {
-  if (st.uid !== uid)
-    return { path: p, why: `owned by uid ${st.uid}, not by ${uid === 0 ? 'root' : `uid ${uid}`}` };
+  if (!owners.includes(st.uid))
+    return { path: p, why: `owned by uid ${st.uid}, not by ${ownersText(owners)}` };
   if ((st.mode & 0o022) === 0) return undefined;
   if (dirOnPath && allowSticky && st.isDirectory() && (st.mode & 0o1000) !== 0) return undefined;
   return { path: p, why: `writable by ${(st.mode & 0o002) !== 0 ? 'others' : 'group'}` };
@@ -52,14 +61,14 @@ function prefixes(dir: string): string[] {
   return out;
 }
 
-function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefined {
+function walk(file: string, owners: Owners, opts: TrustOptions): Distrust | undefined {
   // in a sticky directory others may write (accepted above), an entry belongs to whoever made it: a symlink there
   // is replaced at its owner's will, so it must be root's (stat follows it and sees only where it leads now), and a
   // file there must have no other name (anyone may link a root file they can reach under a name of their choosing)
   let inSticky = false;
   for (const d of prefixes(path.dirname(file))) {
     if (inSticky) {
-      const link = othersEntry(d, uid);
+      const link = othersEntry(d, owners);
       if (link) return link;
     }
     let st: fs.Stats;
@@ -68,25 +77,25 @@ function walk(file: string, uid: number, opts: TrustOptions): Distrust | undefin
     } catch (e) {
       return { path: d, why: `cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
     }
-    const bad = checkOne(d, st, uid, true, opts.allowSticky ?? false);
+    const bad = checkOne(d, st, owners, true, opts.allowSticky ?? false);
     if (bad) return bad;
     inSticky = (st.mode & 0o022) !== 0;
   }
-  return inSticky ? othersEntry(file, uid) : undefined;
+  return inSticky ? othersEntry(file, owners) : undefined;
 }
 
 /**
- * `p`, in a directory others may write, may be someone else's doing: a symbolic link someone other than `uid` owns,
+ * `p`, in a directory others may write, may be someone else's doing: a symbolic link none of `owners` owns,
  * or a regular file with more than one name.
  */
-function othersEntry(p: string, uid: number): Distrust | undefined {
+function othersEntry(p: string, owners: Owners): Distrust | undefined {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(p);
   } catch {
     return undefined; // missing: its walk or open tells
   }
-  if (st.isSymbolicLink() && st.uid !== uid)
+  if (st.isSymbolicLink() && !owners.includes(st.uid))
     return { path: p, why: `a symbolic link owned by uid ${st.uid} in a directory others may write` };
   if (st.isFile() && st.nlink !== 1)
     return { path: p, why: `a hard link (${st.nlink} names) in a directory others may write` };
@@ -98,7 +107,7 @@ function othersEntry(p: string, uid: number): Distrust | undefined {
  * have written it and every directory leading to it.
  */
 export function distrust(file: string, opts: TrustOptions = {}): Distrust | undefined {
-  const uid = ownerUid(opts);
+  const owners = ownersOf(opts);
   const abs = path.resolve(file);
   let real: string;
   try {
@@ -107,14 +116,14 @@ export function distrust(file: string, opts: TrustOptions = {}): Distrust | unde
     return { path: abs, why: `cannot be resolved (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
   }
   // The directories as written (a symlink there could be swapped by whoever can write its directory) ...
-  const lexical = walk(abs, uid, opts);
+  const lexical = walk(abs, owners, opts);
   if (lexical) return lexical;
   // ... and the ones the file really lives in (the same ones when no symlink is on the way).
-  const canonical = real === abs ? undefined : walk(real, uid, opts);
+  const canonical = real === abs ? undefined : walk(real, owners, opts);
   if (canonical) return canonical;
   const st = fs.statSync(real);
   const kind = opts.kind ?? 'file';
   if (kind === 'file' && !st.isFile()) return { path: real, why: 'not a regular file' };
   if (kind === 'dir' && !st.isDirectory()) return { path: real, why: 'not a directory' };
-  return checkOne(real, st, uid, false, false);
+  return checkOne(real, st, owners, false, false);
 }

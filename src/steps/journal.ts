@@ -41,6 +41,24 @@ function lstatOf(file: string): fs.Stats | undefined {
   }
 }
 
+/**
+ * lstatOf for a trust check: a path that cannot be looked at is judged by the directories on its way first, so that
+ * a directory another user owns is named as the reason (exit 2); else CannotRead (exit 1).
+ */
+function lstatForTrust(file: string): fs.Stats | undefined {
+  try {
+    return lstatOf(file);
+  } catch (e) {
+    if (e instanceof CannotRead) {
+      const bad = distrust(path.dirname(path.resolve(file)), { kind: 'dir', allowSticky: true });
+      // a directory on the way that cannot be looked at either says no more than the lstat did
+      if (bad && !/^cannot be /.test(bad.why))
+        throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
+    }
+    throw e;
+  }
+}
+
 /** No journal to read: nothing is at the path, or only what a run killed while creating it left (no change). */
 export class JournalMissing extends RuntimeFailure {
   constructor(message: string, hint?: string) {
@@ -80,7 +98,8 @@ const TRUST_HINT =
 
 /**
  * The trust boundary of journals (README.md, "Guarantees and limits", "Trust"): root acts on what a journal says,
- * so it must be a regular file owned by root (the effective uid), not writable by group or others, in directories
+ * so it must be a regular file owned by root (a run without root also believes its own user's: distrust), not
+ * writable by group or others, in directories
  * only root can change (a root-owned sticky directory may hold a root-owned journal). A journal that does not exist
  * yet is judged by the directory it will be created in (the nearest existing one), which may be a root-owned sticky
  * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. A path with
@@ -94,7 +113,7 @@ export function checkJournalTrust(
 ): JournalTrust {
   refuseUnusableJournalPath(file);
   const abs = path.resolve(file);
-  const st = seen === undefined ? lstatOf(abs) : (seen ?? undefined);
+  const st = seen === undefined ? lstatForTrust(abs) : (seen ?? undefined);
   if (st?.isSymbolicLink())
     throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`, TRUST_HINT);
   if (st) {
@@ -123,8 +142,9 @@ function checkNewJournalDir(file: string, abs: string): 'new-in-root-dir' | 'new
   }
   const dst = fs.statSync(real);
   const uid = process.geteuid?.() ?? 0;
-  if (bad.path === real && dst.uid === uid && (dst.mode & 0o1000) !== 0 && /^writable by/.test(bad.why))
-    return 'new';
+  // root's, or (a run without root) its own user's, as distrust's owners
+  const owned = dst.uid === 0 || dst.uid === uid;
+  if (bad.path === real && owned && (dst.mode & 0o1000) !== 0 && /^writable by/.test(bad.why)) return 'new';
   throw new UsageError(
     `journal ${file} would be created in an untrusted directory: ${bad.path} is ${bad.why}`,
     TRUST_HINT,
@@ -145,7 +165,7 @@ export type JournalTrust = 'existing' | 'new-in-root-dir' | 'new';
  */
 export function checkExistingJournalTrust(file: string): Judged {
   refuseUnusableJournalPath(file);
-  const st = lstatOf(file) ?? null;
+  const st = lstatForTrust(file) ?? null;
   if (st) checkJournalTrust(file, st);
   return st;
 }
@@ -453,7 +473,7 @@ export function openJournal(file: string, opts: OpenOptions): JournalSink {
   const warnings: string[] = [];
   // What is at the path is looked at once, before the trust check: a file that appears after it is not taken for
   // the journal (the create below is O_EXCL)
-  const there = lstatOf(file);
+  const there = lstatForTrust(file);
   if (there || !opts.checkedNew) checkJournalTrust(file, there ?? null);
   let runNo = 1;
   let exists = there !== undefined;

@@ -12,7 +12,6 @@ import { unitOfCgroup } from '../../src/kernel/systemd.ts';
 import { fakeSystemctlBundle } from './bundle.ts';
 import { LOG_FILE, STATE_FILE, type FakeState, type FakeUnit } from './fake-systemctl.ts';
 
-
 export interface FakeSystemd {
   bin: string;
   env: { VFIO_ISOLATE_SYSTEMCTL: string };

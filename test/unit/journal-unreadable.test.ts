@@ -1,11 +1,15 @@
 // A journal path that cannot be looked at (lstat fails with EACCES, as for a user who is not root) is said to be
-// unreadable, never taken for a missing journal (which a run would then judge as a new one to create).
+// unreadable, never taken for a missing journal (which a run would then judge as a new one to create); and a run
+// without root believes root's files (its trust rule: root's or its own user's), so that it says "run as root"
+// rather than calling root's journal untrusted.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
+import { cli } from '../support/cli.ts';
+import { treeHash } from '../support/tree.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NOT_ROOT = process.geteuid?.() !== 0 && 'needs root, to run as uid 65534';
@@ -44,15 +48,23 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
       '/',
     ]);
     assert.equal(r.status, 1, r.stderr);
-    assert.equal(r.stderr, `vfio-isolate: journal ${journal} cannot be read (EACCES)\nhint: run as root\n`);
+    assert.equal(
+      r.stderr,
+      `vfio-isolate: journal ${journal} cannot be read (EACCES)\nhint: must run as root (try sudo)\n`,
+    );
   });
 
   it('journalState says unreadable, and missing only for a path with nothing there', () => {
     const { root, journal } = hiddenJournal();
+    fs.symlinkSync('loop', path.join(root, 'loop'));
     const script = `
-      import { journalState, journalThere } from './src/steps/journal.ts';
+      import { journalState, journalThere, readBaseline, openHostJournal } from './src/steps/journal.ts';
       const out = {};
-      for (const [name, p] of Object.entries({ hidden: ${JSON.stringify(journal)}, missing: ${JSON.stringify(path.join(root, 'none.journal'))}, underFile: ${JSON.stringify(path.join(root, 'proc/cmdline/x.journal'))} })) {
+      const thrown = (f) => { try { f(); return 'no error'; } catch (e) { return e.name + ': ' + e.message; } };
+      // the callers that take JournalMissing alone for "no journal"
+      out.baseline = thrown(() => readBaseline(${JSON.stringify(journal)}, 'boot'));
+      out.hostJournal = thrown(() => openHostJournal(${JSON.stringify(journal)}, { tool: 't', bootId: 'boot', argv: [] }));
+      for (const [name, p] of Object.entries({ hidden: ${JSON.stringify(journal)}, missing: ${JSON.stringify(path.join(root, 'none.journal'))}, underFile: ${JSON.stringify(path.join(root, 'proc/cmdline/x.journal'))}, inLoop: ${JSON.stringify(path.join(root, 'loop/x.journal'))} })) {
         let there;
         try { there = journalThere(p); } catch (e) { there = e.name + ': ' + e.message; }
         out[name] = [journalState(p, 'boot'), journalState(p, 'boot', 'head'), there];
@@ -63,8 +75,87 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
     assert.deepEqual(JSON.parse(r.stdout), {
       hidden: ['unreadable', 'unreadable', `CannotRead: journal ${journal} cannot be read (EACCES)`],
       missing: ['missing', 'missing', false],
-      // ENOTDIR (a file where a directory should be) is nothing there, as ENOENT is
+      // ENOTDIR (a file where a directory should be) and ELOOP (a symlink loop on the way) are nothing there
       underFile: ['missing', 'missing', false],
+      inLoop: ['missing', 'missing', false],
+      baseline: `CannotRead: journal ${journal} cannot be read (EACCES)`,
+      hostJournal: `CannotRead: journal ${journal} cannot be read (EACCES)`,
     });
   });
+
+  it('a dry run without root plans with -u in a directory root owns (it called / untrusted: exit 2)', () => {
+    const root = buildFixture('ryzen-5950x');
+    fs.chmodSync(root, 0o755);
+    const dir = path.join(root, 'etc/vfio');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const r = asNobody(root, [
+      'test/support/sim-main.ts',
+      '-n',
+      '-u',
+      path.join(dir, 'vm.journal'),
+      'isolate',
+      'C16-23',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^Plan \(dry run: nothing was changed\)/);
+    assert.equal(fs.existsSync(path.join(dir, 'vm.journal')), false);
+  });
+
+  it('without root, an isolation root made: "must run as root", exit 1 (it said the registry is no JSON, exit 2)', async () => {
+    const root = buildFixture('ryzen-5950x');
+    fs.chmodSync(root, 0o755);
+    const dir = path.join(root, 'etc/vfio');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const j = path.join(dir, 'vm.journal');
+    assert.equal((await cli(root, ['-u', j, 'isolate', 'C8-15'])).code, 0);
+    // the run directory searchable, its registry (0600) not readable
+    fs.chmodSync(path.join(root, 'run/vfio-isolate'), 0o755);
+    const registry = path.join(root, 'run/vfio-isolate/reservations.json');
+    const r = asNobody(root, ['test/support/sim-main.ts', '-n', '-u', j, 'release']);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      `vfio-isolate: reservation registry ${registry} cannot be read (EACCES)\nhint: must run as root (try sudo)\n`,
+    );
+  });
+});
+
+describe('root that lstat refuses (no CAP_DAC_OVERRIDE) is told the trust verdict, not "cannot be read"', () => {
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+  it(
+    '-u in a directory another user owns (0700): exit 2 naming that directory, nothing changed',
+    { skip: (NOT_ROOT || (!setpriv && 'needs setpriv (util-linux)')) as string | false },
+    () => {
+      const root = buildFixture('ryzen-5950x');
+      const alice = path.join(root, 'home/alice');
+      fs.mkdirSync(alice, { recursive: true, mode: 0o700 });
+      fs.chownSync(alice, 1000, 1000);
+      const h = treeHash(root);
+      const r = spawnSync(
+        setpriv!,
+        [
+          '--inh-caps=-dac_override,-dac_read_search',
+          '--bounding-set=-dac_override,-dac_read_search',
+          '--',
+          process.execPath,
+          '--import',
+          'tsx',
+          'test/support/sim-main.ts',
+          '-u',
+          path.join(alice, 'vm.journal'),
+          'isolate',
+          'C16-23',
+        ],
+        { cwd: REPO, env: { ...process.env, VFIO_ISOLATE_ROOT: root }, encoding: 'utf8' },
+      );
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^vfio-isolate: journal \\S+ is not trusted: ${alice.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is owned by uid 1000, not by root\n`,
+        ),
+      );
+      assert.equal(treeHash(root), h);
+    },
+  );
 });

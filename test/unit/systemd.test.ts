@@ -479,11 +479,14 @@ describe('drift and a journal another user could have written', () => {
       );
       const doc = v.parse(StatusJson, JSON.parse(r.stdout));
       assert.deepEqual(doc.driftUnchecked, [
-        { journal: dir, why: `run directory ${dir} cannot be read (EACCES): run as root` },
-        { journal: hidden, why: `journal ${hidden} cannot be read (EACCES): run as root` },
+        { journal: dir, why: `run directory ${dir} cannot be read (EACCES): must run as root (try sudo)` },
+        { journal: hidden, why: `journal ${hidden} cannot be read (EACCES): must run as root (try sudo)` },
       ]);
       assert.equal(doc.drift, undefined);
-      assert.match(r.stderr, /run\/vfio-isolate cannot be read \(EACCES\): run as root; not read for drift/);
+      assert.match(
+        r.stderr,
+        /run\/vfio-isolate cannot be read \(EACCES\): must run as root \(try sudo\); not read for drift/,
+      );
       // nor is the isolation passed over: the registry it cannot read is named among what is not visible
       assert.deepEqual(doc.reservations, []);
       assert.ok(
