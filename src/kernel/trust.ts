@@ -1,8 +1,9 @@
 /**
  * Who could have changed a file before root reads or runs it. A path is trusted when the file and every directory
  * on the way to it (as written, and after resolving symlinks) belong to root and are writable by nobody else (a run
- * without root also trusts its own user's files: root's and its own are the only ones it may believe). A root-owned sticky directory (/tmp) is accepted on the way to a data file only when asked
- * (`allowSticky`): others can add files there but cannot replace root's.
+ * without root also trusts its own user's files: root's and its own are the only ones it may believe). A root-owned
+ * sticky directory (/tmp) is accepted on the way to a data file only when asked (`allowSticky`): others can add files
+ * there but cannot replace root's.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
