@@ -98,8 +98,11 @@ export function readRegistry(k: Kernel): Registry {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    // removed since the lstat (the last release, racing a status or dry run that takes no lock): none
+    if (code === 'ENOENT') return { file, reservations: [], staleBoot: false };
     // EACCES without root: said as such, not taken for a file that is no registry
-    throw new CannotRead('reservation registry', file, (e as NodeJS.ErrnoException).code ?? 'EIO');
+    throw new CannotRead('reservation registry', file, code);
   }
   let parsed: v.InferOutput<typeof RegistrySchema>;
   try {

@@ -104,6 +104,16 @@ function othersEntry(p: string, owners: Owners): Distrust | undefined {
 }
 
 /**
+ * The directories on the way to `file` as written, from "/" down (symlinks not resolved first): the first problem,
+ * which may be one that cannot be looked at ("cannot be read (EACCES)"). A root-owned sticky directory is accepted
+ * when asked (`allowSticky`), the file's own directory included. For saying why a path that cannot be looked at is
+ * refused: a directory above it another user owns is the reason.
+ */
+export function distrustWay(file: string, opts: TrustOptions = {}): Distrust | undefined {
+  return walk(path.resolve(file), ownersOf(opts), opts);
+}
+
+/**
  * Check `file` (an absolute host path that exists). Returns the first problem, or undefined when root alone could
  * have written it and every directory leading to it.
  */

@@ -10,7 +10,7 @@ import * as v from 'valibot';
 import { CannotRead, UsageError, RuntimeFailure } from '../errors.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { isoUtc } from '../iso-time.ts';
-import { distrust } from '../kernel/trust.ts';
+import { distrust, distrustWay } from '../kernel/trust.ts';
 import {
   BodyLine,
   HeaderLine,
@@ -41,16 +41,17 @@ function lstatOf(file: string): fs.Stats | undefined {
 }
 
 /**
- * lstatOf for a trust check: a path that cannot be looked at is judged by the directories on its way first, so that
- * a directory another user owns is named as the reason (exit 2); else CannotRead (exit 1).
+ * lstatOf for a trust check: a path that cannot be looked at is judged by the directories on its way first, top
+ * down, so that a directory another user owns above the one that cannot be searched is named as the reason (exit 2);
+ * else CannotRead (exit 1).
  */
 function lstatForTrust(file: string): fs.Stats | undefined {
   try {
     return lstatOf(file);
   } catch (e) {
     if (e instanceof CannotRead) {
-      const bad = distrust(path.dirname(path.resolve(file)), { kind: 'dir', allowSticky: true });
-      // a directory on the way that cannot be looked at either says no more than the lstat did
+      const bad = distrustWay(file, { allowSticky: true });
+      // the first directory that cannot be looked at says no more than the lstat did
       if (bad && !/^cannot be /.test(bad.why))
         throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
     }
@@ -359,7 +360,8 @@ function readJournalBytes(file: string, judged?: Judged): Buffer {
     if (!now) throw missing();
     if (now.isSymbolicLink()) throw symlink();
     if (!now.isFile()) throw new UsageError(`${file} is not a regular file`);
-    throw e;
+    // a file there that cannot be opened (EACCES without root): said as such, as a failed lstat is
+    throw new CannotRead('journal', file, errnoOf(e) ?? 'EIO');
   }
   let buf: Buffer;
   try {

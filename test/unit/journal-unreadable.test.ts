@@ -10,6 +10,12 @@ import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { treeHash } from '../support/tree.ts';
+import { fakeSystemd } from '../support/systemd.ts';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import * as v from 'valibot';
+import { StatusJson } from '../../src/report/json-schema.ts';
+
+const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NOT_ROOT = process.geteuid?.() !== 0 && 'needs root, to run as uid 65534';
@@ -52,6 +58,50 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
       r.stderr,
       `vfio-isolate: journal ${journal} cannot be read (EACCES)\nhint: must run as root (try sudo)\n`,
     );
+    // deeper: a directory below the one it may not search cannot be looked at either; that is no trust verdict
+    const deeper = path.join(path.dirname(journal), 'sub/vm.journal');
+    const d = asNobody(root, [
+      'test/support/sim-main.ts',
+      '-u',
+      deeper,
+      'cpuset-modify',
+      '--cpus',
+      'C0-3',
+      '/',
+    ]);
+    assert.equal(d.status, 1, d.stderr);
+    assert.equal(
+      d.stderr,
+      `vfio-isolate: journal ${deeper} cannot be read (EACCES)\nhint: must run as root (try sudo)\n`,
+    );
+  });
+
+  it('status without root: a root journal it may find but not open is "cannot be read: must run as root"', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    fs.chmodSync(root, 0o755);
+    const dir = path.join(root, 'etc/vfio');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const j = path.join(dir, 'vm.journal');
+    assert.equal((await cli(root, ['-u', j, 'isolate', 'C4-7'], sd.env)).code, 0);
+    assert.equal(fs.statSync(j).mode & 0o777, 0o600);
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'test/support/sim-main.ts', '-u', j, 'status', '--json', 'C4-7'],
+      {
+        cwd: REPO,
+        uid: 65534,
+        gid: 65534,
+        env: { ...process.env, VFIO_ISOLATE_ROOT: root, ...sd.env },
+        encoding: 'utf8',
+      },
+    );
+    const doc = v.parse(StatusJson, JSON.parse(r.stdout));
+    assert.deepEqual(
+      doc.driftUnchecked?.find((u) => u.journal === j),
+      { journal: j, why: `journal ${j} cannot be read (EACCES): must run as root (try sudo)` },
+      JSON.stringify(doc.driftUnchecked),
+    );
   });
 
   it('journalState says unreadable, and missing only for a path with nothing there', () => {
@@ -88,17 +138,16 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
     fs.chmodSync(root, 0o755);
     const dir = path.join(root, 'etc/vfio');
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-    const r = asNobody(root, [
-      'test/support/sim-main.ts',
-      '-n',
-      '-u',
-      path.join(dir, 'vm.journal'),
-      'isolate',
-      'C16-23',
-    ]);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^Plan \(dry run: nothing was changed\)/);
-    assert.equal(fs.existsSync(path.join(dir, 'vm.journal')), false);
+    // and in a root-owned sticky directory (as /tmp), which root may create a journal in
+    const sticky = path.join(root, 'tmp');
+    fs.mkdirSync(sticky, { recursive: true });
+    fs.chmodSync(sticky, 0o1777);
+    for (const j of [path.join(dir, 'vm.journal'), path.join(sticky, 'vm.journal')]) {
+      const r = asNobody(root, ['test/support/sim-main.ts', '-n', '-u', j, 'isolate', 'C16-23']);
+      assert.equal(r.status, 0, `${j}: ${r.stderr}`);
+      assert.match(r.stdout, /^Plan \(dry run: nothing was changed\)/);
+      assert.equal(fs.existsSync(j), false);
+    }
   });
 
   it('without root, an isolation root made: "must run as root", exit 1 (it said the registry is no JSON, exit 2)', async () => {
@@ -122,40 +171,93 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
 
 describe('root that lstat refuses (no CAP_DAC_OVERRIDE) is told the trust verdict, not "cannot be read"', () => {
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+  const skip = (NOT_ROOT || (!setpriv && 'needs setpriv (util-linux)')) as string | false;
+  /** The CLI as root without the capabilities that let root search any directory. */
+  const withoutDac = (root: string, args: string[]) =>
+    spawnSync(
+      setpriv!,
+      [
+        '--inh-caps=-dac_override,-dac_read_search',
+        '--bounding-set=-dac_override,-dac_read_search',
+        '--',
+        process.execPath,
+        '--import',
+        'tsx',
+        'test/support/sim-main.ts',
+        ...args,
+      ],
+      { cwd: REPO, env: { ...process.env, VFIO_ISOLATE_ROOT: root }, encoding: 'utf8' },
+    );
+  const escaped = (p: string): string => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
   it(
-    '-u in a directory another user owns (0700): exit 2 naming that directory, nothing changed',
-    { skip: (NOT_ROOT || (!setpriv && 'needs setpriv (util-linux)')) as string | false },
+    '-u or restore in (or below) a directory another user owns (0700): exit 2 naming that directory, nothing changed',
+    { skip },
     () => {
       const root = buildFixture('ryzen-5950x');
       const alice = path.join(root, 'home/alice');
-      fs.mkdirSync(alice, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(path.join(alice, 'vms'), { recursive: true, mode: 0o700 });
       fs.chownSync(alice, 1000, 1000);
+      fs.chownSync(path.join(alice, 'vms'), 1000, 1000);
+      fs.chmodSync(alice, 0o700);
       const h = treeHash(root);
-      const r = spawnSync(
-        setpriv!,
-        [
-          '--inh-caps=-dac_override,-dac_read_search',
-          '--bounding-set=-dac_override,-dac_read_search',
-          '--',
-          process.execPath,
-          '--import',
-          'tsx',
-          'test/support/sim-main.ts',
-          '-u',
-          path.join(alice, 'vm.journal'),
-          'isolate',
-          'C16-23',
-        ],
-        { cwd: REPO, env: { ...process.env, VFIO_ISOLATE_ROOT: root }, encoding: 'utf8' },
-      );
-      assert.equal(r.status, 2, r.stderr);
-      assert.match(
-        r.stderr,
-        new RegExp(
-          `^vfio-isolate: journal \\S+ is not trusted: ${alice.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is owned by uid 1000, not by root\n`,
-        ),
-      );
+      for (const j of [path.join(alice, 'vm.journal'), path.join(alice, 'vms/vm.journal')]) {
+        for (const args of [
+          ['-u', j, 'isolate', 'C16-23'],
+          ['restore', j],
+        ]) {
+          const r = withoutDac(root, args);
+          assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+          assert.match(
+            r.stderr,
+            new RegExp(
+              `^vfio-isolate: journal \\S+ is not trusted: ${escaped(alice)} is owned by uid 1000, not by root\n`,
+            ),
+            args.join(' '),
+          );
+        }
+      }
       assert.equal(treeHash(root), h);
     },
   );
+
+  it(
+    'a root directory root may not search (mode 0): exit 1, "cannot be read", and no "run as root" hint to root',
+    { skip },
+    () => {
+      const root = buildFixture('ryzen-5950x');
+      const shut = path.join(root, 'shut');
+      fs.mkdirSync(shut);
+      fs.chmodSync(shut, 0);
+      const j = path.join(shut, 'vm.journal');
+      const r = withoutDac(root, ['-u', j, 'isolate', 'C16-23']);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, `vfio-isolate: journal ${j} cannot be read (EACCES)\n`);
+    },
+  );
+});
+
+describe('the registry', () => {
+  it('removed between its lstat and its read (the last release racing a status): no reservations, not an error', async () => {
+    const root = buildFixture('ryzen-5950x');
+    assert.equal((await cli(root, ['isolate', 'C8-15'])).code, 0);
+    const registry = path.join(root, 'run/vfio-isolate/reservations.json');
+    assert.ok(fs.existsSync(registry));
+    const read = nodeFs.readFileSync;
+    nodeFs.readFileSync = ((p: fs.PathOrFileDescriptor, o?: unknown) => {
+      if (p === registry) throw Object.assign(new Error(`ENOENT: ${registry}`), { code: 'ENOENT' });
+      return (read as (p: fs.PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
+    }) as typeof fs.readFileSync;
+    syncBuiltinESMExports();
+    let r;
+    try {
+      r = await cli(root, ['status', '--json', 'C8-15']);
+    } finally {
+      nodeFs.readFileSync = read;
+      syncBuiltinESMExports();
+    }
+    const doc = v.parse(StatusJson, JSON.parse(r.stdout));
+    assert.deepEqual(doc.reservations, []);
+    assert.ok(!doc.notVisible.some((n) => /registry/.test(n)), JSON.stringify(doc.notVisible));
+  });
 });
