@@ -131,7 +131,7 @@ export function findDrift(ctx: Ctx): { drift: Drift[]; unchecked: Unchecked[] } 
       applied = appliedBy(ctx, file, j);
     } catch (e) {
       // one that could not be looked at in a run directory that could not be listed is named by `unseen` already
-      if (!(e instanceof CannotRead && path.dirname(file) === unseen?.journal))
+      if (!(e instanceof CannotRead && path.dirname(path.resolve(file)) === unseen?.journal))
         unchecked.push({ journal: file, why: whyUnchecked(e) });
       continue;
     }

@@ -659,11 +659,11 @@ export function readBaseline(file: string, bootId: string): Baseline {
 export type JournalState = 'active' | 'restored' | 'earlier-boot' | 'missing' | 'unreadable';
 
 /**
- * Whether anything is at a journal's path (journalState's `missing`, without reading it or walking to it); CannotRead
- * when the path cannot be looked at.
+ * Whether anything is at a journal's path (journalState's `missing`, without reading it or walking to it); when the
+ * path cannot be looked at, lstatForTrust's verdict (exit 2) or CannotRead.
  */
 export function journalThere(file: string): boolean {
-  return lstatOf(file) !== undefined;
+  return lstatForTrust(file) !== undefined;
 }
 
 /**

@@ -76,6 +76,39 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
     );
   });
 
+  it('status without root: a journal in the run directory it cannot list, spelled with "/./", is not listed again', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    fs.chmodSync(root, 0o755);
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    const dir = path.join(root, 'run/vfio-isolate');
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'test/support/sim-main.ts',
+        '-u',
+        `${dir}/./host.journal`,
+        'status',
+        '--json',
+        'C4-7',
+      ],
+      {
+        cwd: REPO,
+        uid: 65534,
+        gid: 65534,
+        env: { ...process.env, VFIO_ISOLATE_ROOT: root, ...sd.env },
+        encoding: 'utf8',
+      },
+    );
+    const doc = v.parse(StatusJson, JSON.parse(r.stdout));
+    assert.deepEqual(
+      doc.driftUnchecked?.map((u) => u.journal),
+      [dir],
+    );
+  });
+
   it('status without root: a root journal it may find but not open is "cannot be read: must run as root"', async () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
@@ -142,7 +175,17 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
     const sticky = path.join(root, 'tmp');
     fs.mkdirSync(sticky, { recursive: true });
     fs.chmodSync(sticky, 0o1777);
-    for (const j of [path.join(dir, 'vm.journal'), path.join(sticky, 'vm.journal')]) {
+    // and in a sticky directory of its own user's (a run without root believes its own user's files)
+    const own = path.join(root, 'home/nobody/tmp');
+    fs.mkdirSync(own, { recursive: true });
+    fs.chownSync(path.dirname(own), 65534, 65534);
+    fs.chownSync(own, 65534, 65534);
+    fs.chmodSync(own, 0o1777);
+    for (const j of [
+      path.join(dir, 'vm.journal'),
+      path.join(sticky, 'vm.journal'),
+      path.join(own, 'vm.journal'),
+    ]) {
       const r = asNobody(root, ['test/support/sim-main.ts', '-n', '-u', j, 'isolate', 'C16-23']);
       assert.equal(r.status, 0, `${j}: ${r.stderr}`);
       assert.match(r.stdout, /^Plan \(dry run: nothing was changed\)/);
@@ -218,6 +261,35 @@ describe('root that lstat refuses (no CAP_DAC_OVERRIDE) is told the trust verdic
         }
       }
       assert.equal(treeHash(root), h);
+    },
+  );
+
+  it(
+    'release and restore of a registered journal whose directory another user took since: exit 2 naming it',
+    { skip },
+    async () => {
+      const root = buildFixture('ryzen-5950x');
+      const srv = path.join(root, 'srv');
+      fs.mkdirSync(srv, { mode: 0o755 });
+      const j = path.join(srv, 'vm.journal');
+      assert.equal((await cli(root, ['-u', j, 'isolate', 'C16-23'])).code, 0);
+      fs.chownSync(srv, 1000, 1000);
+      fs.chmodSync(srv, 0o700);
+      for (const args of [
+        ['-n', 'release', j],
+        ['-n', 'restore', j],
+        ['-n', '-u', j, 'release'],
+      ]) {
+        const r = withoutDac(root, args);
+        assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `^vfio-isolate: journal \\S+ is not trusted: ${escaped(srv)} is owned by uid 1000, not by root\n`,
+          ),
+          args.join(' '),
+        );
+      }
     },
   );
 
