@@ -33,6 +33,11 @@ function ownersOf(opts: TrustOptions): Owners {
   return euid === 0 ? [0] : [0, euid];
 }
 
+/** Whether `uid` is an owner distrust() believes when no one uid is asked for: root, or the effective uid. */
+export function trustedOwner(uid: number): boolean {
+  return ownersOf({}).includes(uid);
+}
+
 function ownersText(owners: Owners): string {
   return owners.map((u) => (u === 0 ? 'root' : `uid ${u}`)).join(' or ');
 }

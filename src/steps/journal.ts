@@ -10,7 +10,7 @@ import * as v from 'valibot';
 import { CannotRead, UsageError, RuntimeFailure } from '../errors.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { isoUtc } from '../iso-time.ts';
-import { distrust, distrustWay } from '../kernel/trust.ts';
+import { distrust, distrustWay, trustedOwner } from '../kernel/trust.ts';
 import {
   BodyLine,
   HeaderLine,
@@ -99,12 +99,12 @@ const TRUST_HINT =
 /**
  * The trust boundary of journals (README.md, "Guarantees and limits", "Trust"): root acts on what a journal says,
  * so it must be a regular file owned by root (a run without root also believes its own user's: distrust), not
- * writable by group or others, in directories
- * only root can change (a root-owned sticky directory may hold a root-owned journal). A journal that does not exist
- * yet is judged by the directory it will be created in (the nearest existing one), which may be a root-owned sticky
- * directory: the file is created with O_EXCL|O_NOFOLLOW, so nobody else's file can be taken for it. A path with
- * ".." is refused: the kernel resolves it after the symbolic links before it, the walk lexically, so the file read or
- * created could be another than the one checked. Anything else: exit 2.
+ * writable by group or others, in directories only root can change (a root-owned sticky directory may hold a
+ * root-owned journal). A journal that does not exist yet is judged by the directory it will be created in (the
+ * nearest existing one), which may be a root-owned sticky directory: the file is created with O_EXCL|O_NOFOLLOW, so
+ * nobody else's file can be taken for it. A path with ".." is refused: the kernel resolves it after the symbolic
+ * links before it, the walk lexically, so the file read or created could be another than the one checked. Anything
+ * else: exit 2.
  */
 export function checkJournalTrust(
   file: string,
@@ -141,10 +141,8 @@ function checkNewJournalDir(file: string, abs: string): 'new-in-root-dir' | 'new
     real = dir;
   }
   const dst = fs.statSync(real);
-  const uid = process.geteuid?.() ?? 0;
-  // root's, or (a run without root) its own user's, as distrust's owners
-  const owned = dst.uid === 0 || dst.uid === uid;
-  if (bad.path === real && owned && (dst.mode & 0o1000) !== 0 && /^writable by/.test(bad.why)) return 'new';
+  const sticky = (dst.mode & 0o1000) !== 0;
+  if (bad.path === real && trustedOwner(dst.uid) && sticky && /^writable by/.test(bad.why)) return 'new';
   throw new UsageError(
     `journal ${file} would be created in an untrusted directory: ${bad.path} is ${bad.why}`,
     TRUST_HINT,
