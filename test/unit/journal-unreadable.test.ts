@@ -3,7 +3,6 @@
 // without root believes root's files (its trust rule: root's or its own user's), so that it says "run as root"
 // rather than calling root's journal untrusted.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -11,13 +10,13 @@ import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { treeHash } from '../support/tree.ts';
 import { fakeSystemd } from '../support/systemd.ts';
+import { asNobody, wrapped } from '../support/as-user.ts';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as v from 'valibot';
 import { StatusJson } from '../../src/report/json-schema.ts';
 
 const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
 
-const REPO = path.resolve(import.meta.dirname, '../..');
 const NOT_ROOT = process.geteuid?.() !== 0 && 'needs root, to run as uid 65534';
 
 /** A fixture others may enter, with a journal in a directory only root may search (0700). */
@@ -31,49 +30,19 @@ function hiddenJournal(): { root: string; journal: string } {
   return { root, journal };
 }
 
-function asNobody(root: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, ['--import', 'tsx', ...args], {
-    cwd: REPO,
-    uid: 65534,
-    gid: 65534,
-    env: { ...process.env, VFIO_ISOLATE_ROOT: root },
-    encoding: 'utf8',
-  });
-}
-
 describe('a journal that cannot be looked at is not a missing one', { skip: NOT_ROOT }, () => {
   it('-u with such a journal: exit 1, "cannot be read (EACCES)", run as root; not judged as a journal to create', () => {
     const { root, journal } = hiddenJournal();
-    const r = asNobody(root, [
-      'test/support/sim-main.ts',
-      '-u',
-      journal,
-      'cpuset-modify',
-      '--cpus',
-      'C0-3',
-      '/',
-    ]);
-    assert.equal(r.status, 1, r.stderr);
-    assert.equal(
-      r.stderr,
-      `vfio-isolate: journal ${journal} cannot be read (EACCES)\nhint: must run as root (try sudo)\n`,
-    );
-    // deeper: a directory below the one it may not search cannot be looked at either; that is no trust verdict
+    // and deeper: a directory below the one it may not search cannot be looked at either; that is no trust verdict
     const deeper = path.join(path.dirname(journal), 'sub/vm.journal');
-    const d = asNobody(root, [
-      'test/support/sim-main.ts',
-      '-u',
-      deeper,
-      'cpuset-modify',
-      '--cpus',
-      'C0-3',
-      '/',
-    ]);
-    assert.equal(d.status, 1, d.stderr);
-    assert.equal(
-      d.stderr,
-      `vfio-isolate: journal ${deeper} cannot be read (EACCES)\nhint: must run as root (try sudo)\n`,
-    );
+    for (const j of [journal, deeper]) {
+      const r = asNobody(root, ['test/support/sim-main.ts', '-u', j, 'cpuset-modify', '--cpus', 'C0-3', '/']);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(
+        r.stderr,
+        `vfio-isolate: journal ${j} cannot be read (EACCES)\nhint: must run as root (try sudo)\n`,
+      );
+    }
   });
 
   it('status without root: a journal in the run directory it cannot list, spelled with "/./", is not listed again', async () => {
@@ -82,25 +51,10 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
     fs.chmodSync(root, 0o755);
     assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
     const dir = path.join(root, 'run/vfio-isolate');
-    const r = spawnSync(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'test/support/sim-main.ts',
-        '-u',
-        `${dir}/./host.journal`,
-        'status',
-        '--json',
-        'C4-7',
-      ],
-      {
-        cwd: REPO,
-        uid: 65534,
-        gid: 65534,
-        env: { ...process.env, VFIO_ISOLATE_ROOT: root, ...sd.env },
-        encoding: 'utf8',
-      },
+    const r = asNobody(
+      root,
+      ['test/support/sim-main.ts', '-u', `${dir}/./host.journal`, 'status', '--json', 'C4-7'],
+      sd.env,
     );
     const doc = v.parse(StatusJson, JSON.parse(r.stdout));
     assert.deepEqual(
@@ -118,17 +72,7 @@ describe('a journal that cannot be looked at is not a missing one', { skip: NOT_
     const j = path.join(dir, 'vm.journal');
     assert.equal((await cli(root, ['-u', j, 'isolate', 'C4-7'], sd.env)).code, 0);
     assert.equal(fs.statSync(j).mode & 0o777, 0o600);
-    const r = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'test/support/sim-main.ts', '-u', j, 'status', '--json', 'C4-7'],
-      {
-        cwd: REPO,
-        uid: 65534,
-        gid: 65534,
-        env: { ...process.env, VFIO_ISOLATE_ROOT: root, ...sd.env },
-        encoding: 'utf8',
-      },
-    );
+    const r = asNobody(root, ['test/support/sim-main.ts', '-u', j, 'status', '--json', 'C4-7'], sd.env);
     const doc = v.parse(StatusJson, JSON.parse(r.stdout));
     assert.deepEqual(
       doc.driftUnchecked?.find((u) => u.journal === j),
@@ -217,21 +161,29 @@ describe('root that lstat refuses (no CAP_DAC_OVERRIDE) is told the trust verdic
   const skip = (NOT_ROOT || (!setpriv && 'needs setpriv (util-linux)')) as string | false;
   /** The CLI as root without the capabilities that let root search any directory. */
   const withoutDac = (root: string, args: string[]) =>
-    spawnSync(
-      setpriv!,
+    wrapped(
       [
+        setpriv!,
         '--inh-caps=-dac_override,-dac_read_search',
         '--bounding-set=-dac_override,-dac_read_search',
         '--',
-        process.execPath,
-        '--import',
-        'tsx',
-        'test/support/sim-main.ts',
-        ...args,
       ],
-      { cwd: REPO, env: { ...process.env, VFIO_ISOLATE_ROOT: root }, encoding: 'utf8' },
+      root,
+      ['test/support/sim-main.ts', ...args],
     );
   const escaped = (p: string): string => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  /** `args` without the capabilities: exit 2, the journal not trusted because uid 1000 owns `dir`. */
+  const assertRefusedFor = (root: string, args: string[], dir: string): void => {
+    const r = withoutDac(root, args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^vfio-isolate: journal \\S+ is not trusted: ${escaped(dir)} is owned by uid 1000, not by root\n`,
+      ),
+      args.join(' '),
+    );
+  };
 
   it(
     '-u or restore in (or below) a directory another user owns (0700): exit 2 naming that directory, nothing changed',
@@ -248,17 +200,8 @@ describe('root that lstat refuses (no CAP_DAC_OVERRIDE) is told the trust verdic
         for (const args of [
           ['-u', j, 'isolate', 'C16-23'],
           ['restore', j],
-        ]) {
-          const r = withoutDac(root, args);
-          assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-          assert.match(
-            r.stderr,
-            new RegExp(
-              `^vfio-isolate: journal \\S+ is not trusted: ${escaped(alice)} is owned by uid 1000, not by root\n`,
-            ),
-            args.join(' '),
-          );
-        }
+        ])
+          assertRefusedFor(root, args, alice);
       }
       assert.equal(treeHash(root), h);
     },
@@ -279,17 +222,8 @@ describe('root that lstat refuses (no CAP_DAC_OVERRIDE) is told the trust verdic
         ['-n', 'release', j],
         ['-n', 'restore', j],
         ['-n', '-u', j, 'release'],
-      ]) {
-        const r = withoutDac(root, args);
-        assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-        assert.match(
-          r.stderr,
-          new RegExp(
-            `^vfio-isolate: journal \\S+ is not trusted: ${escaped(srv)} is owned by uid 1000, not by root\n`,
-          ),
-          args.join(' '),
-        );
-      }
+      ])
+        assertRefusedFor(root, args, srv);
     },
   );
 

@@ -5,7 +5,6 @@
  * properties back, failures roll back, and status names drift that `reapply` repairs.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,6 +18,7 @@ import { StatusJson } from '../../src/report/json-schema.ts';
 import { UnitRecord } from '../../src/steps/records.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
+import { asNobody } from '../support/as-user.ts';
 import { fakeSystemd, type FakeSystemd } from '../support/systemd.ts';
 import { diffTrees, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
@@ -466,16 +466,10 @@ describe('drift and a journal another user could have written', () => {
       const hidden = path.join(root, 'private/vm.journal');
       fs.mkdirSync(path.dirname(hidden), { mode: 0o700 });
       fs.writeFileSync(hidden, '', { mode: 0o600 });
-      const r = spawnSync(
-        process.execPath,
-        ['--import', 'tsx', 'test/support/sim-main.ts', '-u', hidden, 'status', '--json', 'C4-7'],
-        {
-          cwd: path.resolve(import.meta.dirname, '../..'),
-          uid: 65534,
-          gid: 65534,
-          env: { ...process.env, VFIO_ISOLATE_ROOT: root, ...sd.env },
-          encoding: 'utf8',
-        },
+      const r = asNobody(
+        root,
+        ['test/support/sim-main.ts', '-u', hidden, 'status', '--json', 'C4-7'],
+        sd.env,
       );
       const doc = v.parse(StatusJson, JSON.parse(r.stdout));
       assert.deepEqual(doc.driftUnchecked, [
