@@ -3,10 +3,13 @@
  * only reads files under a temporary directory).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, type PathOrFileDescriptor } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
+
+const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 import {
   diffSnapshots,
   parseStat,
@@ -366,6 +369,43 @@ describe('takeSnapshot on a fake tree', () => {
       put('/proc/34/task/34/stat', stat(34, 'S', 0x00200000));
       assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), ['cgroup / cgroup.procs: lost 34']);
     } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('a kworker the kernel retires while the snapshot is taken is gone, not "lost" from its cgroup', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
+    const put = (path: string, value: string): void => {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), value);
+    };
+    const stat = (pid: number, flags: number): string =>
+      `${pid} (kworker/0:2) S ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? 500 : i + 4 === 9 ? flags : 0)).join(' ')}\n`;
+    const procs = join(root, '/sys/fs/cgroup/cgroup.procs');
+    const read = nodeFs.readFileSync;
+    try {
+      put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
+      put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
+      put('/sys/fs/cgroup/cgroup.procs', '1\n52\n');
+      for (const pid of [1, 52]) {
+        put(`/proc/${pid}/task/${pid}/stat`, stat(pid, 0x00200000));
+        put(`/proc/${pid}/task/${pid}/status`, 'Name:\tkworker\nCpus_allowed_list:\t0-7\n');
+      }
+      const before = takeSnapshot(root);
+      assert.deepEqual(before.cgroups['/']?.pids, [1, 52]);
+      // it exits just as the member list is read: PF_EXITING first, then it leaves cgroup.procs (cgroup_exit)
+      nodeFs.readFileSync = ((p: PathOrFileDescriptor, o?: unknown) => {
+        if (p === procs) {
+          put('/proc/52/task/52/stat', stat(52, 0x4 | 0x00200000));
+          put('/sys/fs/cgroup/cgroup.procs', '1\n');
+        }
+        return (read as (p: PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
+      }) as typeof nodeFs.readFileSync;
+      syncBuiltinESMExports();
+      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
+    } finally {
+      nodeFs.readFileSync = read;
+      syncBuiltinESMExports();
       rmSync(root, { recursive: true, force: true });
     }
   });

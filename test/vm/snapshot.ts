@@ -283,17 +283,20 @@ export interface SnapshotOptions {
 /** Take a snapshot of the system under `root` (default the real one). Read-only. */
 export function takeSnapshot(root = '/', opts: SnapshotOptions = {}): Snapshot {
   const which = opts.tasks ?? true;
-  const tasks = which === false ? {} : readTasks(root, which === true ? undefined : new Set<number>(which));
   const mounts = parseCgroupMounts(read(root, '/proc/self/mountinfo') ?? '', (mp) =>
     (read(root, join(mp, 'cgroup.controllers')) ?? '').split(/\s+/).includes('cpuset'),
   );
   const cs = mounts.find((m) => m.cpuset && m.root === '/') ?? mounts.find((m) => m.cpuset);
-  const snap: Snapshot = { root, cgroupMounts: mounts, cgroups: {}, irqs: readIrqs(root), tasks };
+  const snap: Snapshot = { root, cgroupMounts: mounts, cgroups: {}, irqs: readIrqs(root), tasks: {} };
   if (cs) {
     const version = cs.fsType === 'cgroup2' ? 2 : 1;
     snap.cpuset = { mountPoint: cs.mountPoint, version };
     snap.cgroups = readCgroups(root, cs.mountPoint, version);
   }
+  // The tasks after the cgroups' member lists: a task that left its cgroup.procs before that read was already
+  // PF_EXITING (set before cgroup_exit), so it is not among the tasks and its pid is not compared. Read the other
+  // way round, an idle kworker the kernel retired between the two reads showed as "lost" from the root cgroup.
+  snap.tasks = which === false ? {} : readTasks(root, which === true ? undefined : new Set<number>(which));
   const assign = <
     K extends
       'defaultSmpAffinity' | 'workqueueCpumask' | 'writebackCpumask' | 'statInterval' | 'watchdogCpumask',
