@@ -9,7 +9,7 @@ import {
   removeInterrupted,
 } from '../steps/journal.ts';
 import type { Step } from '../steps/step.ts';
-import { describeRecord, undoRecord } from '../steps/undo.ts';
+import { describeRecord, undoRecord, unitPropertyKey } from '../steps/undo.ts';
 import { validateRecords } from '../steps/validate.ts';
 
 /** Steps that undo a journal file; shared by restore and release. */
@@ -67,10 +67,17 @@ export function planJournalRestore(
   const conflicts: string[] = [];
   const known = new Map<string, string[]>();
   const leftAlone = new Set<string>();
-  for (const rec of recs)
+  const add = (key: string, values: string[]): void =>
+    void known.set(key, [...(known.get(key) ?? []), ...values]);
+  for (const rec of recs) {
     if (rec.kind === 'write')
-      for (const [p, old, wrote] of rec.files)
-        known.set(p, [...(known.get(p) ?? []), old, ...(wrote !== undefined ? [wrote] : [])]);
+      for (const [p, old, wrote] of rec.files) add(p, wrote !== undefined ? [old, wrote] : [old]);
+    if (rec.kind === 'unit') {
+      if (rec.allowedCpus) add(unitPropertyKey(rec.unit, 'AllowedCPUs'), rec.allowedCpus);
+      if (rec.allowedMemoryNodes)
+        add(unitPropertyKey(rec.unit, 'AllowedMemoryNodes'), rec.allowedMemoryNodes);
+    }
+  }
   const steps: Step[] = recs.map((rec) => ({
     command,
     title: describeRecord(rec),
@@ -92,7 +99,7 @@ export function planJournalRestore(
     if (conflicts.length > 0) {
       throw new RuntimeFailure(
         `restore of ${file}: ${conflicts.length} change(s) left alone because they were changed again since this journal's run: ${conflicts.slice(0, 3).join('; ')}${conflicts.length > 3 ? '; ...' : ''}`,
-        `check them; restore --force ${file} writes the old values anyway (the journal is not marked restored)`,
+        `check them; vfio-isolate --force restore ${file} puts the old values back anyway (the journal is not marked restored)`,
       );
     }
     if (failures.length > 0) {

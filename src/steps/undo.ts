@@ -119,6 +119,32 @@ function widenBeforeLift(k: Kernel, unit: string, props: UnitProps): void {
   if (Object.keys(widen).length > 0) setUnitProperties(k, unit, widen);
 }
 
+/** The unit properties a unit record may hold: its key, systemd's name, and the cgroup file systemd realizes it in. */
+const UNIT_PROPERTIES = [
+  { key: 'allowedCpus', name: 'AllowedCPUs', file: 'cpuset.cpus' },
+  { key: 'allowedMemoryNodes', name: 'AllowedMemoryNodes', file: 'cpuset.mems' },
+] as const;
+
+/** How a restore names one property of a unit (in `known`, `leftAlone` and its conflicts); never a file's path. */
+export function unitPropertyKey(unit: string, property: string): string {
+  return `systemd unit ${unit} ${property}`;
+}
+
+/** The same CPU (node) list, however written ("0-3" and "0,1,2,3"); "" only equals "". */
+function sameUnitList(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (a === '' || b === '') return false;
+  const x = canonicalList(a);
+  return x !== undefined && x === canonicalList(b);
+}
+
+/** What a unit's cgroup inherits for `file` (its parent's effective CPUs or nodes), or undefined if unknown. */
+function inheritedBy(k: Kernel, controlGroup: string, file: string): string | undefined {
+  if (!controlGroup.startsWith('/') || controlGroup === '/') return undefined;
+  const dir = `${k.cgroups.mount}${controlGroup}`;
+  return k.readTrim(`${dir.slice(0, dir.lastIndexOf('/'))}/${file}.effective`);
+}
+
 /** "AllowedCPUs=0-7 AllowedMemoryNodes=" with the values before (0) or applied (1). */
 export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which: 0 | 1): string {
   return [
@@ -348,18 +374,41 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
       attempt(`start ${rec.name}`, () => stopOrStartIrqbalance(k, 'start', rec.how));
       break;
     case 'unit': {
-      // Through systemd, only what differs now; a unit that is gone (a stopped scope) has nothing to restore.
-      let props: UnitProps | undefined;
+      // Through systemd, only what differs now, and only where the unit still has what the run set (or another
+      // value this journal recorded); a unit that is gone (a stopped scope) has nothing to restore.
+      const props: UnitProps = {};
       try {
         const now = showUnits(k, [rec.unit]).get(rec.unit)!;
         if (now.loadState !== 'loaded') {
           r.skipped++;
           break;
         }
-        props = {};
-        if (rec.allowedCpus && now.allowedCpus !== rec.allowedCpus[0]) props.allowedCpus = rec.allowedCpus[0];
-        if (rec.allowedMemoryNodes && now.allowedMemoryNodes !== rec.allowedMemoryNodes[0])
-          props.allowedMemoryNodes = rec.allowedMemoryNodes[0];
+        for (const prop of UNIT_PROPERTIES) {
+          const pair = rec[prop.key];
+          if (!pair) continue;
+          const held = now[prop.key];
+          if (sameUnitList(held, pair[0])) continue;
+          const key = unitPropertyKey(rec.unit, prop.name);
+          if (opts.leftAlone?.has(key) && !opts.force) {
+            r.skipped++;
+            log.debugLine(`undo: ${key}: left alone by a newer record`);
+            continue;
+          }
+          // a lifted property ("") and one naming what the unit inherits give it the same CPUs (nodes): reset's
+          // lift sets the inherited set before it empties the property, and restore's own lift may leave it set
+          const ours = (v: string): boolean =>
+            sameUnitList(held, v) ||
+            (v === '' && sameUnitList(held, inheritedBy(k, now.controlGroup, prop.file) ?? ''));
+          if (!opts.force && !ours(pair[1]) && !(opts.known?.get(key) ?? []).some(ours)) {
+            r.conflicts.push(
+              `${key} (holds ${JSON.stringify(held)}, the run set ${JSON.stringify(pair[1])})`,
+            );
+            opts.leftAlone?.add(key);
+            log.debugLine(`undo: ${key}: conflict, left alone`);
+            continue;
+          }
+          props[prop.key] = pair[0];
+        }
       } catch (e) {
         r.failed.push(`${rec.unit}: ${e instanceof Error ? e.message : String(e)}`);
         break;
@@ -368,12 +417,16 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
         r.skipped++;
         break;
       }
-      const p = props;
-      attempt(`${rec.unit} ${unitPropsText(rec, 0)}`, () => {
-        widenBeforeLift(k, rec.unit, p);
-        setUnitProperties(k, rec.unit, p);
+      const text = UNIT_PROPERTIES.filter((p) => props[p.key] !== undefined)
+        .map((p) => `${p.name}=${props[p.key]}`)
+        .join(' ');
+      attempt(`${rec.unit} ${text}`, () => {
+        widenBeforeLift(k, rec.unit, props);
+        setUnitProperties(k, rec.unit, props);
       });
-      attempt(`${rec.unit}: cpuset files after lifting its restriction`, () => settleLifted(k, rec.unit, p));
+      attempt(`${rec.unit}: cpuset files after lifting its restriction`, () =>
+        settleLifted(k, rec.unit, props),
+      );
       break;
     }
     case 'irqbalance-ban':

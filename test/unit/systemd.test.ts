@@ -638,6 +638,146 @@ describe('reapply trusts only a journal root alone could have written', () => {
   });
 });
 
+describe('restore and a unit property changed since the run', () => {
+  /** The journal's last line: whether it was marked restored. */
+  const markedRestored = (j: string): boolean =>
+    fs.readFileSync(j, 'utf8').trimEnd().split('\n').at(-1)!.startsWith('{"t":"restored"');
+
+  it('a restriction someone changed since is left alone (exit 1, named, not marked restored); --force puts it back', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const j = journal();
+    const r = await cli(
+      root,
+      [
+        '-u',
+        j,
+        'cpuset-modify',
+        '--cpus',
+        'C0-3',
+        '--mems',
+        'N0',
+        '/system.slice',
+        'cpuset-modify',
+        '--cpus',
+        'C0-1',
+        '/user.slice',
+      ],
+      sd.env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    // another hook (its own journal) or an administrator narrows system.slice's CPUs afterwards
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-1').code, 0);
+    const n = sets(sd).length;
+    const back = await cli(root, ['restore', j], sd.env);
+    assert.equal(back.code, 1, back.stderr);
+    assert.match(
+      back.stderr,
+      /1 change\(s\) left alone because they were changed again since this journal's run: systemd unit system\.slice AllowedCPUs \(holds "0-1", the run set "0-3"\)/,
+    );
+    assert.match(back.stderr, /hint: check them; vfio-isolate --force restore /);
+    // the rest is restored: user.slice, and system.slice's nodes (still what the run set); its CPUs are not set
+    assert.deepEqual(
+      sets(sd)
+        .slice(n)
+        .filter((c) => c.includes(' system.slice AllowedCPUs')),
+      [],
+    );
+    const u = sd.state().units;
+    assert.deepEqual(
+      [u['system.slice']!.cpus, u['system.slice']!.mems, u['user.slice']!.cpus],
+      ['0-1', '', ''],
+    );
+    assert.equal(markedRestored(j), false);
+
+    const forced = await cli(root, ['--force', 'restore', j], sd.env);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(sd.state().units['system.slice']!.cpus, '');
+    assert.equal(markedRestored(j), true);
+  });
+
+  it("an older run's record of a property a newer one left alone does not set it either (one conflict)", async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const j = journal();
+    assert.equal(
+      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-5', '/system.slice'], sd.env)).code,
+      0,
+    );
+    assert.equal(
+      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
+      0,
+    );
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-1').code, 0);
+    const n = sets(sd).length;
+    const r = await cli(root, ['restore', j], sd.env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /: 1 change\(s\) left alone .*holds "0-1", the run set "0-3"\); nothing was changed\n/);
+    assert.equal(sets(sd).length, n, 'systemd is asked to set nothing');
+  });
+
+  it("two hooks with their own journals, released out of order: the first restore leaves the running one's restriction", async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const [j1, j2] = [journal(), journal()];
+    assert.equal(
+      (await cli(root, ['-u', j1, 'cpuset-modify', '--cpus', 'C0-5', '/system.slice'], sd.env)).code,
+      0,
+    );
+    assert.equal(
+      (await cli(root, ['-u', j2, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
+      0,
+    );
+    const r = await cli(root, ['restore', j1], sd.env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /systemd unit system\.slice AllowedCPUs \(holds "0-3", the run set "0-5"\)/);
+    assert.equal(cpusOf(sd)['system.slice'], '0-3', "the second VM's host restriction stays in effect");
+  });
+
+  it('a value this journal itself recorded is no conflict (a drift that reapply overwrote): release gives the state before', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    assert.equal(cpusOf(sd)['system.slice'], '0-3');
+    // someone widens it; reapply sets the isolation's value again, journalling 0-5 as the value before
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-5').code, 0);
+    assert.equal((await cli(root, ['reapply'], sd.env)).code, 0);
+    assert.equal(cpusOf(sd)['system.slice'], '0-3');
+    const rel = await cli(root, ['release'], sd.env);
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+    );
+  });
+
+  it("reset's lift interrupted after widening (AllowedCPUs= names what the unit inherits) is restored; another value is a conflict", async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-5').code, 0);
+    const j = journal();
+    assert.equal((await cli(root, ['-u', j, 'reset'], sd.env)).code, 0);
+    assert.equal(cpusOf(sd)['system.slice'], '');
+    // as if the run had been killed between its two systemctl calls: the unit holds every CPU, explicitly
+    const inherited = sysRead(root, `${CG}/cpuset.cpus.effective`);
+    assert.equal(
+      sd.run('set-property', '--runtime', '--', 'system.slice', `AllowedCPUs=${inherited}`).code,
+      0,
+    );
+    const r = await cli(root, ['restore', j], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(cpusOf(sd)['system.slice'], '0-5');
+
+    const j2 = journal();
+    assert.equal((await cli(root, ['-u', j2, 'reset'], sd.env)).code, 0);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=2-3').code, 0);
+    const c = await cli(root, ['restore', j2], sd.env);
+    assert.equal(c.code, 1, c.stderr);
+    assert.match(c.stderr, /systemd unit system\.slice AllowedCPUs \(holds "2-3", the run set ""\)/);
+    assert.equal(cpusOf(sd)['system.slice'], '2-3');
+  });
+});
+
 describe('a unit record whose list is no list of possible CPUs / nodes is refused', () => {
   it('a value before that names CPUs this machine lacks (an administrator gave systemd 0-63) restores', async () => {
     const root = buildFixture('v2-nocpuset');
