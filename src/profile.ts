@@ -47,7 +47,7 @@ import type { CpuTopology } from './cpus/topology-model.ts';
 import { suggest } from './cli/parse.ts';
 import { RuntimeFailure, UsageError } from './errors.ts';
 import { P } from './kernel/paths.ts';
-import { distrust } from './kernel/trust.ts';
+import { distrust, distrustText } from './kernel/trust.ts';
 import { domainNameProblem } from './libvirt/hook-script.ts';
 import { exampleVmCpus } from './report/topology-view.ts';
 import type { SchedSpec } from './libvirt/cputune.ts';
@@ -375,7 +375,7 @@ export function checkProfileTrust(file: string, abs: string = path.resolve(file)
   const bad = distrust(abs, { allowSticky: true });
   if (bad)
     throw new UsageError(
-      `profile ${file} is not trusted: ${bad.path} is ${bad.why}`,
+      `profile ${file} is not trusted: ${distrustText(bad)}`,
       "root acts on it: make it root's and writable only by root (chown root: FILE; chmod go-w FILE), in a directory only root can change, e.g. /etc/vfio-isolate/",
     );
 }

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RuntimeFailure } from '../errors.ts';
-import { distrust, type Distrust } from './trust.ts';
+import { distrust, distrustText, type Distrust } from './trust.ts';
 
 export interface HookTarget {
   /** What it is, for messages: "node", "the tool", "koffi", ... */
@@ -180,17 +180,12 @@ export function unsafeHookTarget(t: Pick<HookTargets, 'files' | 'trees'>): Unsaf
   return undefined;
 }
 
-/** "…/clone is owned by uid 1000, not by root" — distrust's reason as the end of a sentence. */
-export function unsafeReason(u: Distrust): string {
-  return /^(cannot|not )/.test(u.why) ? `${u.path} ${u.why}` : `${u.path} is ${u.why}`;
-}
-
 /** One sentence: "the hook runs node /x/node as root, but /x is owned by uid 1000, not by root". */
 export function describeUnsafe(u: UnsafeTarget, verb = 'runs', via = ''): string {
   const gone =
-    u.path === u.target.path && /^cannot be resolved \(ENOENT\)/.test(u.why)
+    u.path === u.target.path && u.kind === 'unresolved' && u.code === 'ENOENT'
       ? `${u.path} is gone`
-      : unsafeReason(u);
+      : distrustText(u);
   return `the hook ${verb} ${u.target.what} ${u.target.path}${via} as root, but ${gone}`;
 }
 

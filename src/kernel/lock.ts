@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
-import { distrust } from './trust.ts';
+import { distrust, distrustText } from './trust.ts';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -69,13 +69,13 @@ function openLockFile(file: string): number {
   const dir = path.dirname(file);
   // made only when missing (the trust walk finds that out; a mkdir of an existing directory is two system calls)
   let badDir = distrust(dir, { kind: 'dir', allowSticky: true });
-  if (badDir?.why.endsWith('(ENOENT)')) {
+  if (badDir?.code === 'ENOENT') {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     badDir = distrust(dir, { kind: 'dir', allowSticky: true });
   }
   if (badDir) {
     throw new UsageError(
-      `lock ${file}: ${badDir.path} is ${badDir.why}`,
+      `lock ${file}: ${distrustText(badDir)}`,
       `only root may be able to change ${dir} and the directories above it (chown root: and chmod go-w)`,
     );
   }

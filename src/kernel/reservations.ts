@@ -13,7 +13,7 @@ import { CpuSet } from '../cpus/cpuset.ts';
 import { CannotRead, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
-import { distrust } from './trust.ts';
+import { distrust, distrustText } from './trust.ts';
 
 export const REGISTRY_FORMAT = 'vfio-isolate-reservations';
 export const REGISTRY_VERSION = 1;
@@ -91,7 +91,7 @@ export function readRegistry(k: Kernel): Registry {
   const fix = 'remove it (vfio-isolate reset does, after putting the CPUs back)';
   if (!st.isFile()) throw new UsageError(`reservation registry ${file} is not a regular file`, fix);
   const bad = distrust(file, { allowSticky: true });
-  if (bad) throw new UsageError(`reservation registry ${file}: ${bad.path} is ${bad.why}`, fix);
+  if (bad) throw new UsageError(`reservation registry ${file}: ${distrustText(bad)}`, fix);
   if (st.size > MAX_REGISTRY_BYTES)
     throw new UsageError(`reservation registry ${file} is too large (${st.size} bytes)`, fix);
   let text: string;

@@ -11,8 +11,27 @@ import * as path from 'node:path';
 export interface Distrust {
   /** The first path that fails (the file itself or a directory on the way). */
   path: string;
+  /**
+   * Which check failed: another owner; writable by group or others; an entry others may have made in a directory
+   * they may write (a symlink, a second name); the wrong kind of file; or one that cannot be looked at (lstat/stat
+   * failed: `unreadable`) or resolved (realpath failed: `unresolved`), with `code`.
+   */
+  kind: 'owner' | 'writable' | 'others-entry' | 'type' | 'unreadable' | 'unresolved';
   /** Why, in words: "owned by uid 1000", "writable by group or others", "not a regular file". */
   why: string;
+  /** The errno of an `unreadable` or `unresolved` path ("ENOENT", "EACCES"). */
+  code?: string;
+}
+
+/** distrust()'s finding as a sentence: "/x is owned by uid 1000, not by root", "/x cannot be read (EACCES)". */
+export function distrustText(d: Distrust): string {
+  return d.kind === 'unreadable' || d.kind === 'unresolved' ? `${d.path} ${d.why}` : `${d.path} is ${d.why}`;
+}
+
+/** A path that cannot be looked at (`unreadable`) or resolved, with the errno of the failed call. */
+function failed(p: string, kind: 'unreadable' | 'unresolved', e: unknown): Distrust {
+  const code = (e as NodeJS.ErrnoException).code ?? 'error';
+  return { path: p, kind, code, why: `cannot be ${kind === 'unreadable' ? 'read' : 'resolved'} (${code})` };
 }
 
 export interface TrustOptions {
@@ -50,10 +69,10 @@ function checkOne(
   allowSticky: boolean,
 ): Distrust | undefined {
   if (!owners.includes(st.uid))
-    return { path: p, why: `owned by uid ${st.uid}, not by ${ownersText(owners)}` };
+    return { path: p, kind: 'owner', why: `owned by uid ${st.uid}, not by ${ownersText(owners)}` };
   if ((st.mode & 0o022) === 0) return undefined;
   if (dirOnPath && allowSticky && st.isDirectory() && (st.mode & 0o1000) !== 0) return undefined;
-  return { path: p, why: `writable by ${(st.mode & 0o002) !== 0 ? 'others' : 'group'}` };
+  return { path: p, kind: 'writable', why: `writable by ${(st.mode & 0o002) !== 0 ? 'others' : 'group'}` };
 }
 
 /** The directories from "/" down to `dir`, inclusive. */
@@ -81,7 +100,7 @@ function walk(file: string, owners: Owners, opts: TrustOptions): Distrust | unde
     try {
       st = fs.statSync(d);
     } catch (e) {
-      return { path: d, why: `cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
+      return failed(d, 'unreadable', e);
     }
     const bad = checkOne(d, st, owners, true, opts.allowSticky ?? false);
     if (bad) return bad;
@@ -102,9 +121,17 @@ function othersEntry(p: string, owners: Owners): Distrust | undefined {
     return undefined; // missing: its walk or open tells
   }
   if (st.isSymbolicLink() && !owners.includes(st.uid))
-    return { path: p, why: `a symbolic link owned by uid ${st.uid} in a directory others may write` };
+    return {
+      path: p,
+      kind: 'others-entry',
+      why: `a symbolic link owned by uid ${st.uid} in a directory others may write`,
+    };
   if (st.isFile() && st.nlink !== 1)
-    return { path: p, why: `a hard link (${st.nlink} names) in a directory others may write` };
+    return {
+      path: p,
+      kind: 'others-entry',
+      why: `a hard link (${st.nlink} names) in a directory others may write`,
+    };
   return undefined;
 }
 
@@ -129,7 +156,7 @@ export function distrust(file: string, opts: TrustOptions = {}): Distrust | unde
   try {
     real = fs.realpathSync.native(abs);
   } catch (e) {
-    return { path: abs, why: `cannot be resolved (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
+    return failed(abs, 'unresolved', e);
   }
   // The directories as written (a symlink there could be swapped by whoever can write its directory) ...
   const lexical = walk(abs, owners, opts);
@@ -139,7 +166,7 @@ export function distrust(file: string, opts: TrustOptions = {}): Distrust | unde
   if (canonical) return canonical;
   const st = fs.statSync(real);
   const kind = opts.kind ?? 'file';
-  if (kind === 'file' && !st.isFile()) return { path: real, why: 'not a regular file' };
-  if (kind === 'dir' && !st.isDirectory()) return { path: real, why: 'not a directory' };
+  if (kind === 'file' && !st.isFile()) return { path: real, kind: 'type', why: 'not a regular file' };
+  if (kind === 'dir' && !st.isDirectory()) return { path: real, kind: 'type', why: 'not a directory' };
   return checkOne(real, st, owners, false, false);
 }

@@ -10,7 +10,7 @@ import * as v from 'valibot';
 import { CannotRead, UsageError, RuntimeFailure } from '../errors.ts';
 import { errnoOf } from '../kernel/fs.ts';
 import { isoUtc } from '../iso-time.ts';
-import { distrust, distrustWay, trustedOwner } from '../kernel/trust.ts';
+import { distrust, distrustText, distrustWay, trustedOwner } from '../kernel/trust.ts';
 import {
   BodyLine,
   HeaderLine,
@@ -52,8 +52,8 @@ function lstatForTrust(file: string): fs.Stats | undefined {
     if (e instanceof CannotRead) {
       const bad = distrustWay(file, { allowSticky: true });
       // the first directory that cannot be looked at says no more than the lstat did
-      if (bad && !/^cannot be /.test(bad.why))
-        throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
+      if (bad && bad.kind !== 'unreadable')
+        throw new UsageError(`journal ${file} is not trusted: ${distrustText(bad)}`, TRUST_HINT);
     }
     throw e;
   }
@@ -118,7 +118,7 @@ export function checkJournalTrust(
     throw new UsageError(`undo file ${file} is a symbolic link; refusing to follow it`, TRUST_HINT);
   if (st) {
     const bad = distrust(abs, { allowSticky: true });
-    if (bad) throw new UsageError(`journal ${file} is not trusted: ${bad.path} is ${bad.why}`, TRUST_HINT);
+    if (bad) throw new UsageError(`journal ${file} is not trusted: ${distrustText(bad)}`, TRUST_HINT);
     return 'existing';
   }
   return checkNewJournalDir(file, abs);
@@ -142,9 +142,9 @@ function checkNewJournalDir(file: string, abs: string): 'new-in-root-dir' | 'new
   }
   const dst = fs.statSync(real);
   const sticky = (dst.mode & 0o1000) !== 0;
-  if (bad.path === real && trustedOwner(dst.uid) && sticky && /^writable by/.test(bad.why)) return 'new';
+  if (bad.path === real && trustedOwner(dst.uid) && sticky && bad.kind === 'writable') return 'new';
   throw new UsageError(
-    `journal ${file} would be created in an untrusted directory: ${bad.path} is ${bad.why}`,
+    `journal ${file} would be created in an untrusted directory: ${distrustText(bad)}`,
     TRUST_HINT,
   );
 }

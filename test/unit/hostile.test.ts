@@ -501,6 +501,23 @@ describe('the lock', () => {
     });
   }
 
+  it('a file where a directory on the way should be: exit 2, one sentence naming it and why', async () => {
+    const root = buildFixture('ryzen-5950x');
+    fs.rmSync(path.join(root, 'run'), { recursive: true, force: true });
+    fs.writeFileSync(path.join(root, 'run'), 'x', { mode: 0o600 });
+    const h = treeHash(root);
+    const r = await cli(root, ['cpuset-modify', '--cpus', 'C0-3', '/user.slice'], {
+      VFIO_ISOLATE_LOCK_WAIT_MS: '0',
+    });
+    assert.equal(r.code, 2, r.stderr);
+    const dir = path.join(root, 'run/vfio-isolate');
+    assert.equal(
+      r.stderr.split('\n')[0],
+      `vfio-isolate: lock ${dir}/lock: ${dir} cannot be resolved (ENOTDIR)`,
+    );
+    assert.equal(treeHash(root), h);
+  });
+
   it('garbage in the lock file does not matter (flock, not contents)', async () => {
     const root = buildFixture('ryzen-5950x');
     prep(root);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { distrust } from '../../src/kernel/trust.ts';
+import { distrust, distrustText, distrustWay } from '../../src/kernel/trust.ts';
 
 // The tests' directories live under os.tmpdir(), a root-owned sticky directory, so the checks accept sticky
 // directories on the way; one test turns that off.
@@ -34,7 +34,7 @@ test('a file owned by another user is named with its owner', () => {
   const f = path.join(d, 'j');
   fs.writeFileSync(f, 'x', { mode: 0o600 });
   fs.chownSync(f, 1000, 1000);
-  assert.deepEqual(distrust(f, T), { path: f, why: 'owned by uid 1000, not by root' });
+  assert.deepEqual(distrust(f, T), { path: f, kind: 'owner', why: 'owned by uid 1000, not by root' });
 });
 
 test('a group-writable file, and a directory writable by others on the way, are refused', () => {
@@ -42,13 +42,17 @@ test('a group-writable file, and a directory writable by others on the way, are 
   const f = path.join(d, 'j');
   fs.writeFileSync(f, 'x');
   fs.chmodSync(f, 0o620);
-  assert.deepEqual(distrust(f, T), { path: f, why: 'writable by group' });
+  assert.deepEqual(distrust(f, T), { path: f, kind: 'writable', why: 'writable by group' });
   fs.chmodSync(f, 0o600);
   const sub = path.join(d, 'open');
   fs.mkdirSync(sub);
   fs.chmodSync(sub, 0o777);
   fs.writeFileSync(path.join(sub, 'j'), 'x', { mode: 0o600 });
-  assert.deepEqual(distrust(path.join(sub, 'j'), T), { path: sub, why: 'writable by others' });
+  assert.deepEqual(distrust(path.join(sub, 'j'), T), {
+    path: sub,
+    kind: 'writable',
+    why: 'writable by others',
+  });
 });
 
 test('a root-owned sticky directory is accepted only when asked, and only for a root-owned file', () => {
@@ -81,9 +85,15 @@ test('a symlink is judged by the directory it sits in and by what it points to',
 
 test('kind: a directory where a file is wanted, and a missing path, are refused', () => {
   const d = tmp();
-  assert.equal(distrust(d, T)?.why, 'not a regular file');
+  assert.deepEqual(distrust(d, T), { path: d, kind: 'type', why: 'not a regular file' });
   assert.equal(distrust(d, { ...T, kind: 'dir' }), undefined);
-  assert.equal(distrust(path.join(d, 'missing'), T)?.why, 'cannot be resolved (ENOENT)');
+  const missing = path.join(d, 'missing');
+  assert.deepEqual(distrust(missing, T), {
+    path: missing,
+    kind: 'unresolved',
+    code: 'ENOENT',
+    why: 'cannot be resolved (ENOENT)',
+  });
 });
 
 test('a symlink another user owns in a root-owned sticky directory is refused, on the way or as the path itself', () => {
@@ -98,8 +108,8 @@ test('a symlink another user owns in a root-owned sticky directory is refused, o
   // uid 1000's: they can point it at a directory of theirs whenever they like
   fs.lchownSync(link, 1000, 1000);
   const why = 'a symbolic link owned by uid 1000 in a directory others may write';
-  assert.deepEqual(distrust(path.join(link, 'j'), T), { path: link, why });
-  assert.deepEqual(distrust(link, { ...T, kind: 'dir' }), { path: link, why });
+  assert.deepEqual(distrust(path.join(link, 'j'), T), { path: link, kind: 'others-entry', why });
+  assert.deepEqual(distrust(link, { ...T, kind: 'dir' }), { path: link, kind: 'others-entry', why });
 });
 
 test('a second name of a root-owned file, made in a root-owned sticky directory, is refused; in a root-only directory it is not', () => {
@@ -113,7 +123,7 @@ test('a second name of a root-owned file, made in a root-owned sticky directory,
   const named = path.join(sticky, 'j');
   fs.linkSync(orig, named);
   const why = 'a hard link (2 names) in a directory others may write';
-  assert.deepEqual(distrust(named, T), { path: named, why });
+  assert.deepEqual(distrust(named, T), { path: named, kind: 'others-entry', why });
   // the same two names where only root can make them: trusted
   assert.equal(distrust(orig, T), undefined);
   // one name only, in the sticky directory: trusted
@@ -123,5 +133,26 @@ test('a second name of a root-owned file, made in a root-owned sticky directory,
   fs.linkSync(named, orig);
   const link = path.join(sticky, 'via');
   fs.symlinkSync(named, link);
-  assert.deepEqual(distrust(link, T), { path: named, why });
+  assert.deepEqual(distrust(link, T), { path: named, kind: 'others-entry', why });
+});
+
+test('distrustText makes one sentence of each finding: "X is ..." or "X cannot be ..."', () => {
+  const d = tmp();
+  const f = path.join(d, 'j');
+  fs.writeFileSync(f, 'x', { mode: 0o600 });
+  fs.chownSync(f, 1000, 1000);
+  assert.equal(distrustText(distrust(f, T)!), `${f} is owned by uid 1000, not by root`);
+  assert.equal(distrustText(distrust(d, T)!), `${d} is not a regular file`);
+  assert.equal(distrustText(distrust(path.join(d, 'gone'), T)!), `${d}/gone cannot be resolved (ENOENT)`);
+  // a directory on the way that cannot be searched (a file in its place: ENOTDIR), as distrustWay finds it
+  const g = path.join(d, 'file');
+  fs.writeFileSync(g, 'x', { mode: 0o600 });
+  const way = distrustWay(path.join(g, 'below', 'j'), T);
+  assert.deepEqual(way, {
+    path: path.join(g, 'below'),
+    kind: 'unreadable',
+    code: 'ENOTDIR',
+    why: 'cannot be read (ENOTDIR)',
+  });
+  assert.equal(distrustText(way!), `${g}/below cannot be read (ENOTDIR)`);
 });
