@@ -743,7 +743,8 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
   else if (['active', 'unreadable'].includes(journalState(hostFile, bootId, 'head')))
     // an unreadable one (malformed, or another user could have written it) is refused by its restore (exit 2)
     // rather than passed over, which would leave the host restricted
-    settle.push(...planJournalRestore(ctx, command, hostFile, { force: false }));
+    // (--force: a value changed since is put back too, as for FILE's own changes; only this boot's is read)
+    settle.push(...planJournalRestore(ctx, command, hostFile, { force: ctx.g.force }));
   const keep = new Set(remaining.map((r) => r.journal));
   if (remaining.length !== reg.reservations.length)
     settle.push(

@@ -69,7 +69,9 @@ export function planJournalRestore(
   const leftAlone = new Set<string>();
   const add = (key: string, values: string[]): void =>
     void known.set(key, [...(known.get(key) ?? []), ...values]);
-  for (const rec of recs) {
+  // every record of the journal, those of runs that rolled back too (a rollback that failed may have left their
+  // values in place)
+  for (const rec of j.runs.flatMap((r) => r.records)) {
     if (rec.kind === 'write')
       for (const [p, old, wrote] of rec.files) add(p, wrote !== undefined ? [old, wrote] : [old]);
     if (rec.kind === 'unit') {

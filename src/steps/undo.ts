@@ -394,11 +394,13 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
             log.debugLine(`undo: ${key}: left alone by a newer record`);
             continue;
           }
-          // a lifted property ("") and one naming what the unit inherits give it the same CPUs (nodes): reset's
+          // a lifted property ("") and one naming what the unit inherits now give it the same CPUs (nodes): reset's
           // lift sets the inherited set before it empties the property, and restore's own lift may leave it set
           const ours = (v: string): boolean =>
             sameUnitList(held, v) ||
-            (v === '' && sameUnitList(held, inheritedBy(k, now.controlGroup, prop.file) ?? ''));
+            (v === '' &&
+              held !== '' &&
+              sameUnitList(held, inheritedBy(k, now.controlGroup, prop.file) ?? ''));
           if (!opts.force && !ours(pair[1]) && !(opts.known?.get(key) ?? []).some(ours)) {
             r.conflicts.push(
               `${key} (holds ${JSON.stringify(held)}, the run set ${JSON.stringify(pair[1])})`,

@@ -712,8 +712,58 @@ describe('restore and a unit property changed since the run', () => {
     const n = sets(sd).length;
     const r = await cli(root, ['restore', j], sd.env);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /: 1 change\(s\) left alone .*holds "0-1", the run set "0-3"\); nothing was changed\n/);
+    assert.match(
+      r.stderr,
+      /: 1 change\(s\) left alone .*holds "0-1", the run set "0-3"\); nothing was changed\n/,
+    );
     assert.equal(sets(sd).length, n, 'systemd is asked to set nothing');
+  });
+
+  it('a value a rolled-back run of the journal left (its rollback failed) is no conflict', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const j = journal();
+    assert.equal(
+      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-5', '/system.slice'], sd.env)).code,
+      0,
+    );
+    assert.equal(
+      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
+      0,
+    );
+    // as if run 2 had failed after this step and its rollback had failed too: marked rolled back, 0-3 still set
+    fs.appendFileSync(j, '{"t":"rollback","run":2}\n');
+    assert.equal(cpusOf(sd)['system.slice'], '0-3');
+    const r = await cli(root, ['restore', j], sd.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(cpusOf(sd)['system.slice'], '');
+  });
+
+  it('the last release with a unit changed since: exit 1, still registered; --force release puts it back', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    assert.equal((await cli(root, ['isolate', 'C4-7'], sd.env)).code, 0);
+    assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-1').code, 0);
+    const registry = path.join(root, 'run/vfio-isolate/reservations.json');
+    const rel = await cli(root, ['release'], sd.env);
+    assert.equal(rel.code, 1, rel.stderr);
+    assert.match(rel.stderr, /systemd unit system\.slice AllowedCPUs \(holds "0-1", the run set "0-3"\)/);
+    assert.equal(
+      (JSON.parse(fs.readFileSync(registry, 'utf8')) as { reservations: unknown[] }).reservations.length,
+      1,
+    );
+    const forced = await cli(root, ['--force', 'release'], sd.env);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+    );
+    assert.equal(
+      fs.existsSync(registry)
+        ? (JSON.parse(fs.readFileSync(registry, 'utf8')) as { reservations: unknown[] }).reservations.length
+        : 0,
+      0,
+    );
   });
 
   it("two hooks with their own journals, released out of order: the first restore leaves the running one's restriction", async () => {
