@@ -101,7 +101,7 @@ export function planJournalRestore(
     if (conflicts.length > 0) {
       throw new RuntimeFailure(
         `restore of ${file}: ${conflicts.length} change(s) left alone because they were changed again since this journal's run: ${conflicts.slice(0, 3).join('; ')}${conflicts.length > 3 ? '; ...' : ''}`,
-        `check them; vfio-isolate --force restore ${file} puts the old values back anyway (the journal is not marked restored)`,
+        `check them; ${forcedAgain(ctx.argv)} puts the old values back anyway (the journal is not marked restored)`,
       );
     }
     if (failures.length > 0) {
@@ -133,4 +133,10 @@ export function planJournalRestore(
     },
   });
   return steps;
+}
+
+/** The run's own command line again with --force in front ("vfio-isolate --force release"), for a hint. */
+function forcedAgain(argv: readonly string[]): string {
+  const word = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+  return ['vfio-isolate', '--force', ...argv.filter((a) => a !== '--force')].map(word).join(' ');
 }

@@ -675,7 +675,10 @@ describe('restore and a unit property changed since the run', () => {
       back.stderr,
       /1 change\(s\) left alone because they were changed again since this journal's run: systemd unit system\.slice AllowedCPUs \(holds "0-1", the run set "0-3"\)/,
     );
-    assert.match(back.stderr, /hint: check them; vfio-isolate --force restore /);
+    assert.match(
+      back.stderr,
+      new RegExp(`hint: check them; vfio-isolate --force restore ${j} puts the old values back`),
+    );
     // the rest is restored: user.slice, and system.slice's nodes (still what the run set); its CPUs are not set
     assert.deepEqual(
       sets(sd)
@@ -748,6 +751,10 @@ describe('restore and a unit property changed since the run', () => {
     const rel = await cli(root, ['release'], sd.env);
     assert.equal(rel.code, 1, rel.stderr);
     assert.match(rel.stderr, /systemd unit system\.slice AllowedCPUs \(holds "0-1", the run set "0-3"\)/);
+    assert.match(
+      rel.stderr,
+      /\nhint: check them; vfio-isolate --force release puts the old values back anyway/,
+    );
     assert.equal(
       (JSON.parse(fs.readFileSync(registry, 'utf8')) as { reservations: unknown[] }).reservations.length,
       1,
