@@ -642,29 +642,16 @@ describe('restore and a unit property changed since the run', () => {
   /** The journal's last line: whether it was marked restored. */
   const markedRestored = (j: string): boolean =>
     fs.readFileSync(j, 'utf8').trimEnd().split('\n').at(-1)!.startsWith('{"t":"restored"');
+  /** `-u J cpuset-modify --cpus CPUS UNIT`, which must succeed. */
+  const modify = async (root: string, sd: FakeSystemd, j: string, cpus: string, unit = '/system.slice') =>
+    assert.equal((await cli(root, ['-u', j, 'cpuset-modify', '--cpus', cpus, unit], sd.env)).code, 0);
 
   it('a restriction someone changed since is left alone (exit 1, named, not marked restored); --force puts it back', async () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
     const j = journal();
-    const r = await cli(
-      root,
-      [
-        '-u',
-        j,
-        'cpuset-modify',
-        '--cpus',
-        'C0-3',
-        '--mems',
-        'N0',
-        '/system.slice',
-        'cpuset-modify',
-        '--cpus',
-        'C0-1',
-        '/user.slice',
-      ],
-      sd.env,
-    );
+    const chain = 'cpuset-modify --cpus C0-3 --mems N0 /system.slice cpuset-modify --cpus C0-1 /user.slice';
+    const r = await cli(root, ['-u', j, ...chain.split(' ')], sd.env);
     assert.equal(r.code, 0, r.stderr);
     // another hook (its own journal) or an administrator narrows system.slice's CPUs afterwards
     assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-1').code, 0);
@@ -703,14 +690,8 @@ describe('restore and a unit property changed since the run', () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
     const j = journal();
-    assert.equal(
-      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-5', '/system.slice'], sd.env)).code,
-      0,
-    );
-    assert.equal(
-      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
-      0,
-    );
+    await modify(root, sd, j, 'C0-5');
+    await modify(root, sd, j, 'C0-3');
     assert.equal(sd.run('set-property', '--runtime', '--', 'system.slice', 'AllowedCPUs=0-1').code, 0);
     const n = sets(sd).length;
     const r = await cli(root, ['restore', j], sd.env);
@@ -726,14 +707,8 @@ describe('restore and a unit property changed since the run', () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
     const j = journal();
-    assert.equal(
-      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-5', '/system.slice'], sd.env)).code,
-      0,
-    );
-    assert.equal(
-      (await cli(root, ['-u', j, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
-      0,
-    );
+    await modify(root, sd, j, 'C0-5');
+    await modify(root, sd, j, 'C0-3');
     // as if run 2 had failed after this step and its rollback had failed too: marked rolled back, 0-3 still set
     fs.appendFileSync(j, '{"t":"rollback","run":2}\n');
     assert.equal(cpusOf(sd)['system.slice'], '0-3');
@@ -777,14 +752,8 @@ describe('restore and a unit property changed since the run', () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
     const [j1, j2] = [journal(), journal()];
-    assert.equal(
-      (await cli(root, ['-u', j1, 'cpuset-modify', '--cpus', 'C0-5', '/system.slice'], sd.env)).code,
-      0,
-    );
-    assert.equal(
-      (await cli(root, ['-u', j2, 'cpuset-modify', '--cpus', 'C0-3', '/system.slice'], sd.env)).code,
-      0,
-    );
+    await modify(root, sd, j1, 'C0-5');
+    await modify(root, sd, j2, 'C0-3');
     const r = await cli(root, ['restore', j1], sd.env);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /systemd unit system\.slice AllowedCPUs \(holds "0-3", the run set "0-5"\)/);
