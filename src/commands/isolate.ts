@@ -40,7 +40,7 @@ import { planWakeupLatency, planWatchdog } from './knobs.ts';
 import { planGovernor } from './governor.ts';
 import { planIrqMasks } from './irq-affinity.ts';
 import { oneWayWrite } from './memory.ts';
-import { planJournalRestore } from './journal-restore.ts';
+import { planJournalRestore, shellWord } from './journal-restore.ts';
 import { planPartitionReset } from './partition.ts';
 import { planRestrictCgroups, planUnitLift, unitsOf } from './restrict.ts';
 import { DECIMAL, checkWindow, measureCpus, probeRefusal } from './measure.ts';
@@ -737,6 +737,9 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
     (r) => r !== mine && journalState(r.journal, bootId, 'head') !== 'restored',
   );
   const hostFile = hostJournalPath(k);
+  // a conflict (the journal's or the host journal's) is forced by this release again, never by a restore of the
+  // host journal alone (which would leave the reservation registered)
+  const again = `vfio-isolate --force ${command} ${shellWord(given)}`;
   const settle: Step[] = [];
   if (remaining.length > 0)
     settle.push(...planHostSet(ctx, remaining, readBaseline(hostFile, bootId), command, reg.reservations));
@@ -744,7 +747,7 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
     // an unreadable one (malformed, or another user could have written it) is refused by its restore (exit 2)
     // rather than passed over, which would leave the host restricted
     // (--force: a value changed since is put back too, as for FILE's own changes; only this boot's is read)
-    settle.push(...planJournalRestore(ctx, command, hostFile, { force: ctx.g.force }));
+    settle.push(...planJournalRestore(ctx, command, hostFile, { force: ctx.g.force, again }));
   const keep = new Set(remaining.map((r) => r.journal));
   if (remaining.length !== reg.reservations.length)
     settle.push(
@@ -762,7 +765,7 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
     );
     return settle;
   }
-  return planJournalRestore(ctx, command, given, { force: ctx.g.force, beforeMark: settle });
+  return planJournalRestore(ctx, command, given, { force: ctx.g.force, beforeMark: settle, again });
 }
 
 function planReset(ctx: Ctx, command: string): Step[] {

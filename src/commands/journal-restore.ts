@@ -17,8 +17,11 @@ export function planJournalRestore(
   ctx: Ctx,
   command: string,
   file: string,
-  /** beforeMark: steps that run after the undo and before the journal is marked restored (release's host set). */
-  opts: { force: boolean; beforeMark?: Step[] },
+  /**
+   * beforeMark: steps that run after the undo and before the journal is marked restored (release's host set);
+   * again: the command a conflict's hint names (default: `vfio-isolate --force restore FILE`).
+   */
+  opts: { force: boolean; beforeMark?: Step[]; again?: string },
 ): Step[] {
   const beforeMark = opts.beforeMark ?? [];
   // Read under the run's lock (taken before planning), and only a journal root alone could have written.
@@ -69,9 +72,7 @@ export function planJournalRestore(
   const leftAlone = new Set<string>();
   const add = (key: string, values: string[]): void =>
     void known.set(key, [...(known.get(key) ?? []), ...values]);
-  // every record of the journal, those of runs that rolled back too (a rollback that failed may have left their
-  // values in place)
-  for (const rec of j.runs.flatMap((r) => r.records)) {
+  for (const rec of recs) {
     if (rec.kind === 'write')
       for (const [p, old, wrote] of rec.files) add(p, wrote !== undefined ? [old, wrote] : [old]);
     if (rec.kind === 'unit') {
@@ -101,7 +102,7 @@ export function planJournalRestore(
     if (conflicts.length > 0) {
       throw new RuntimeFailure(
         `restore of ${file}: ${conflicts.length} change(s) left alone because they were changed again since this journal's run: ${conflicts.slice(0, 3).join('; ')}${conflicts.length > 3 ? '; ...' : ''}`,
-        `check them; ${forcedAgain(ctx.argv)} puts the old values back anyway (the journal is not marked restored)`,
+        `check them; ${opts.again ?? `vfio-isolate --force restore ${shellWord(file)}`} puts the old values back anyway (the journal is not marked restored)`,
       );
     }
     if (failures.length > 0) {
@@ -135,8 +136,7 @@ export function planJournalRestore(
   return steps;
 }
 
-/** The run's own command line again with --force in front ("vfio-isolate --force release"), for a hint. */
-function forcedAgain(argv: readonly string[]): string {
-  const word = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
-  return ['vfio-isolate', '--force', ...argv.filter((a) => a !== '--force')].map(word).join(' ');
+/** `s` as one word of a shell command line (quoted when it holds anything but plain path characters). */
+export function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }

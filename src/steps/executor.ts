@@ -75,7 +75,9 @@ export function applySteps(
         throw new RunFailed(`${what}; changes before it were kept (--no-rollback)`, err.hint, applied, false);
       }
       const failures = rollback(k, journal, log, observe);
-      journal.markRollback();
+      // a run is marked rolled back only when its rollback undid everything: restore skips a run so marked, and
+      // undoes the records of one whose rollback failed (as of one killed mid-way)
+      if (failures.length === 0) journal.markRollback();
       if (failures.length > 0) {
         throw new RunFailed(
           `${what}; rolling back also failed: ${failures.join('; ')}`,

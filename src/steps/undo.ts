@@ -214,15 +214,17 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
             wrote !== undefined &&
             now !== undefined &&
             !ours(wrote) &&
-            !(opts.known?.get(path) ?? []).some(ours) &&
-            !opts.force
+            !(opts.known?.get(path) ?? []).some(ours)
           ) {
-            r.conflicts.push(
-              `${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`,
-            );
-            opts.leftAlone?.add(path);
-            log.debugLine(`undo: ${path}: conflict, left alone`);
-            continue;
+            const what = `${path} (holds ${JSON.stringify(now)}, the run wrote ${JSON.stringify(wrote)})`;
+            if (opts.force)
+              log.warn(`--force: writing back ${JSON.stringify(old)} over a change since the run: ${what}`);
+            else {
+              r.conflicts.push(what);
+              opts.leftAlone?.add(path);
+              log.debugLine(`undo: ${path}: conflict, left alone`);
+              continue;
+            }
           }
           // IRQs that refuse were never changed; tolerate them refusing again.
           attempt(
@@ -401,13 +403,18 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
             (v === '' &&
               held !== '' &&
               sameUnitList(held, inheritedBy(k, now.controlGroup, prop.file) ?? ''));
-          if (!opts.force && !ours(pair[1]) && !(opts.known?.get(key) ?? []).some(ours)) {
-            r.conflicts.push(
-              `${key} (holds ${JSON.stringify(held)}, the run set ${JSON.stringify(pair[1])})`,
-            );
-            opts.leftAlone?.add(key);
-            log.debugLine(`undo: ${key}: conflict, left alone`);
-            continue;
+          if (!ours(pair[1]) && !(opts.known?.get(key) ?? []).some(ours)) {
+            const what = `${key} (holds ${JSON.stringify(held)}, the run set ${JSON.stringify(pair[1])})`;
+            if (opts.force)
+              log.warn(
+                `--force: setting ${JSON.stringify(pair[0])} again over a change since the run: ${what}`,
+              );
+            else {
+              r.conflicts.push(what);
+              opts.leftAlone?.add(key);
+              log.debugLine(`undo: ${key}: conflict, left alone`);
+              continue;
+            }
           }
           props[prop.key] = pair[0];
         }

@@ -78,3 +78,39 @@ export function fakeSystemd(root: string): FakeSystemd {
     },
   };
 }
+
+/**
+ * A systemctl in front of the fake one that fails (exit 1, a D-Bus error) the calls whose arguments match the sh
+ * `case` pattern armed last, after letting `skip` of them through, `times` times; everything else goes to the fake.
+ * `env` points the tool at it (VFIO_ISOLATE_SYSTEMCTL).
+ */
+export function flakySystemctl(sd: FakeSystemd): {
+  env: Record<string, string>;
+  arm(pattern: string, skip: number, times: number): void;
+} {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vi-flaky-'));
+  const at = (name: string): string => path.join(dir, name);
+  const arm = (pattern: string, skip: number, times: number): void => {
+    fs.writeFileSync(at('pattern'), pattern);
+    fs.writeFileSync(at('skip'), String(skip));
+    fs.writeFileSync(at('times'), String(times));
+  };
+  arm('__never__', 0, 0);
+  const bin = at('systemctl');
+  fs.writeFileSync(
+    bin,
+    `#!/bin/sh
+D='${dir}'
+case "$*" in
+  $(cat "$D/pattern"))
+    S=$(cat "$D/skip"); T=$(cat "$D/times")
+    if [ "$S" -gt 0 ]; then echo $((S-1)) > "$D/skip"
+    elif [ "$T" -gt 0 ]; then echo $((T-1)) > "$D/times"; echo "Failed to set unit properties: Transport endpoint is not connected" >&2; exit 1
+    fi;;
+esac
+exec '${sd.bin}' "$@"
+`,
+    { mode: 0o755 },
+  );
+  return { env: { ...sd.env, VFIO_ISOLATE_SYSTEMCTL: bin }, arm };
+}

@@ -410,6 +410,11 @@ describe('restore writes back only what still holds what the run wrote', () => {
     assert.doesNotMatch(fs.readFileSync(j, 'utf8'), /"restored"/, 'not marked restored');
     const f = await cli(root, ['--force', 'restore', j]);
     assert.equal(f.code, 0, f.stderr);
+    assert.match(
+      f.stderr,
+      /--force: writing back "[^"]*" over a change since the run: \S+\/user\.slice\/cpuset\.cpus \(holds "0-7", the run wrote "0-3"\)/,
+      'what --force overwrote is named',
+    );
     // "inherit" comes back as the CPUs it inherits when the cgroup has tasks (README, Guarantees)
     assert.ok(['', '0-31'].includes(sysRead(root, 'sys/fs/cgroup/user.slice/cpuset.cpus')), orig);
   });

@@ -19,7 +19,7 @@ import { UnitRecord } from '../../src/steps/records.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
 import { asNobody } from '../support/as-user.ts';
-import { fakeSystemd, type FakeSystemd } from '../support/systemd.ts';
+import { fakeSystemd, flakySystemctl, type FakeSystemd } from '../support/systemd.ts';
 import { diffTrees, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
 const CG = 'sys/fs/cgroup';
@@ -703,18 +703,43 @@ describe('restore and a unit property changed since the run', () => {
     assert.equal(sets(sd).length, n, 'systemd is asked to set nothing');
   });
 
-  it('a value a rolled-back run of the journal left (its rollback failed) is no conflict', async () => {
+  it('a run whose rollback failed is not marked rolled back: restore, as its hint says, undoes what it left', async () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
     const j = journal();
-    await modify(root, sd, j, 'C0-5');
-    await modify(root, sd, j, 'C0-3');
-    // as if run 2 had failed after this step and its rollback had failed too: marked rolled back, 0-3 still set
-    fs.appendFileSync(j, '{"t":"rollback","run":2}\n');
+    // system.slice is set, user.slice fails, and the rollback's calls for system.slice (undo, then settle) fail too
+    flaky.arm('set-property*', 1, 3);
+    const chain = 'cpuset-modify --cpus C0-3 /system.slice cpuset-modify --cpus C0-3 /user.slice';
+    const r = await cli(root, ['-u', j, ...chain.split(' ')], flaky.env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /rolling back also failed: .*system\.slice/);
+    assert.match(r.stderr, new RegExp(`\nhint: run: vfio-isolate restore ${j}\n`));
     assert.equal(cpusOf(sd)['system.slice'], '0-3');
-    const r = await cli(root, ['restore', j], sd.env);
-    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(fs.readFileSync(j, 'utf8'), /"t":"rollback"/);
+    const back = await cli(root, ['restore', j], sd.env);
+    assert.equal(back.code, 0, back.stderr);
     assert.equal(cpusOf(sd)['system.slice'], '');
+  });
+
+  it("a second VM's isolate whose rollback failed: the last release gives every unit back", async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
+    const [ja, jb] = [journal(), journal()];
+    assert.equal((await cli(root, ['-u', ja, 'isolate', 'C6-7'], sd.env)).code, 0);
+    // init.scope and system.slice are narrowed, user.slice fails, and the rollback of system.slice fails
+    flaky.arm('set-property*', 2, 2);
+    const b = await cli(root, ['-u', jb, 'isolate', 'C4-5'], flaky.env);
+    assert.equal(b.code, 1, b.stderr);
+    assert.match(b.stderr, /rolling back also failed/);
+    assert.equal(cpusOf(sd)['system.slice'], '0-3');
+    const rel = await cli(root, ['release', ja], sd.env);
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.deepEqual(
+      Object.values(cpusOf(sd)).filter((c) => c !== ''),
+      [],
+    );
   });
 
   it('the last release with a unit changed since: exit 1, still registered; --force release puts it back', async () => {
@@ -728,7 +753,7 @@ describe('restore and a unit property changed since the run', () => {
     assert.match(rel.stderr, /systemd unit system\.slice AllowedCPUs \(holds "0-1", the run set "0-3"\)/);
     assert.match(
       rel.stderr,
-      /\nhint: check them; vfio-isolate --force release puts the old values back anyway/,
+      /\nhint: check them; vfio-isolate --force release \S+\/run\/vfio-isolate\/isolate\.journal puts the old values back anyway/,
     );
     assert.equal(
       (JSON.parse(fs.readFileSync(registry, 'utf8')) as { reservations: unknown[] }).reservations.length,
@@ -736,6 +761,10 @@ describe('restore and a unit property changed since the run', () => {
     );
     const forced = await cli(root, ['--force', 'release'], sd.env);
     assert.equal(forced.code, 0, forced.stderr);
+    assert.match(
+      forced.stderr,
+      /--force: setting "" again over a change since the run: systemd unit system\.slice AllowedCPUs \(holds "0-1", the run set "0-3"\)/,
+    );
     assert.deepEqual(
       Object.values(cpusOf(sd)).filter((c) => c !== ''),
       [],

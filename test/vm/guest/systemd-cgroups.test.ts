@@ -200,4 +200,29 @@ describe(`systemd as PID 1 (${guestMode() ?? 'host'}): isolation survives system
       what: 'movable tasks of system.slice/user.slice on the VM CPUs + slices not restricted',
     });
   });
+
+  // A unit property changed since the run (another hook's restriction, an administrator's set-property) is a
+  // conflict, as a file is: left alone, exit 1; --force puts it back. Compared as systemd itself prints the values.
+  test("restore leaves a unit's AllowedCPUs= changed since the run (exit 1); --force restore gives the snapshot before", async () => {
+    const units = topLevelUnits(['system.slice', 'user.slice', 'init.scope']);
+    const snapBefore = takeSnapshot('/', { units });
+    const journal = journalFile();
+    const shown = (unit: string): string => systemctl('show', '-p', 'AllowedCPUs', '--value', unit).trim();
+    const applied = await cli(['-u', journal, ...SEED_HOOK]);
+    assert.equal(applied.code, 0, applied.stderr);
+    systemctl('set-property', '--runtime', 'system.slice', 'AllowedCPUs=0-1');
+    const back = await cli(['restore', journal]);
+    const left = [shown('system.slice'), shown('user.slice')];
+    const forced = await cli(['--force', 'restore', journal]);
+    const diff = diffSnapshots(snapBefore, takeSnapshot('/', { units }));
+    figure(
+      `unit conflict | restore exit ${back.code}, system.slice AllowedCPUs=${left[0]}, user.slice AllowedCPUs=${left[1]} | ` +
+        `--force restore exit ${forced.code} | snapshot ${diff.length === 0 ? 'equal' : `${diff.length} differences`}`,
+    );
+    assert.equal(back.code, 1, back.stderr);
+    assert.match(back.stderr, /systemd unit system\.slice AllowedCPUs \(holds "0-1", the run set "0-3"\)/);
+    assert.deepEqual(left, ['0-1', ''], "the other change stays; the run's other unit is back");
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(diff, [], 'the snapshot after --force restore equals the one before');
+  });
 });
