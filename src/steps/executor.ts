@@ -75,13 +75,12 @@ export function applySteps(
         throw new RunFailed(`${what}; changes before it were kept (--no-rollback)`, err.hint, applied, false);
       }
       const failures = rollback(k, journal, log, observe);
-      // a run is marked rolled back only when its rollback undid everything: restore skips a run so marked, and
-      // undoes the records of one whose rollback failed (as of one killed mid-way)
-      if (failures.length === 0) journal.markRollback();
+      journal.markRollback();
       if (failures.length > 0) {
         throw new RunFailed(
           `${what}; rolling back also failed: ${failures.join('; ')}`,
-          journal.file ? `run: vfio-isolate restore ${journal.file}` : 'check with: vfio-isolate status',
+          // the run is marked rolled back (what it undid must not be undone again), so restore skips all of it
+          `put back by hand what is named above${journal.file ? ` (restore ${journal.file} skips a run that rolled back)` : ''}; vfio-isolate status shows what leaks`,
           applied,
           false,
         );

@@ -346,26 +346,28 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
           r.skipped++;
           continue;
         }
-        if (!opts.force) {
-          // Only a thread that still has the policy the run set gets its old one back.
-          let cur: { policy: number; priority: number } | undefined;
-          try {
-            cur = k.fs.getScheduler(tid);
-          } catch {
-            cur = undefined;
-          }
-          if (cur === undefined) {
+        // Only a thread that still has the policy the run set gets its old one back (--force: any thread, named).
+        let cur: { policy: number; priority: number } | undefined;
+        try {
+          cur = k.fs.getScheduler(tid);
+        } catch {
+          cur = undefined;
+        }
+        if (cur === undefined && !opts.force) {
+          r.skipped++;
+          continue;
+        }
+        if (cur && (cur.policy !== rec.to[0] || cur.priority !== rec.to[1])) {
+          if (cur.policy === policy && cur.priority === prio) {
             r.skipped++;
             continue;
           }
-          if (cur.policy !== rec.to[0] || cur.priority !== rec.to[1]) {
-            if (cur.policy !== policy || cur.priority !== prio)
-              r.conflicts.push(
-                `thread ${tid} (has policy ${cur.policy}/${cur.priority}, the run set ${rec.to[0]}/${rec.to[1]})`,
-              );
-            else r.skipped++;
+          const what = `thread ${tid} (has policy ${cur.policy}/${cur.priority}, the run set ${rec.to[0]}/${rec.to[1]})`;
+          if (!opts.force) {
+            r.conflicts.push(what);
             continue;
           }
+          log.warn(`--force: setting policy ${policy}/${prio} again over a change since the run: ${what}`);
         }
         attempt(`scheduling of ${tid} <- ${policy}/${prio}`, () => k.fs.setScheduler(tid, policy, prio), [
           'ESRCH',

@@ -447,6 +447,12 @@ describe('restore writes back only what still holds what the run wrote', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /thread 1 \(has policy 0\/0, the run set 1\/10\)/);
     assert.equal(sysRead(root, 'proc/1/stat'), stat);
+    const f = await cli(root, ['--force', 'restore', j]);
+    assert.equal(f.code, 0, f.stderr);
+    assert.match(
+      f.stderr,
+      /--force: setting policy 1\/99 again over a change since the run: thread 1 \(has policy 0\/0, the run set 1\/10\)/,
+    );
   });
 });
 
