@@ -724,6 +724,21 @@ describe('restore and a unit property changed since the run', () => {
     assert.match(fs.readFileSync(j, 'utf8'), /"t":"rollback","run":1/);
   });
 
+  it('a rollback whose first systemd call fails and whose second try succeeds reports the run undone', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
+    const j = journal();
+    // system.slice is set, user.slice fails, the rollback's widen of system.slice fails; its settle lifts it
+    flaky.arm('set-property*', 1, 2);
+    const chain = 'cpuset-modify --cpus C0-3 /system.slice cpuset-modify --cpus C0-3 /user.slice';
+    const r = await cli(root, ['-u', j, ...chain.split(' ')], flaky.env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /rolling back also failed/);
+    assert.match(r.stderr, /; the changes of this run were undone\n/);
+    assert.equal(cpusOf(sd)['system.slice'], '');
+  });
+
   it('the last release with a unit changed since: exit 1, still registered; --force release puts it back', async () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
