@@ -78,15 +78,8 @@ export function describeRecord(rec: UndoRecord): string {
  * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack).
  */
 function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
-  const cg = showUnits(k, [unit]).get(unit)?.controlGroup ?? '';
-  if (!cg.startsWith('/') || cg === '/') return;
-  const dir = `${k.cgroups.mount}${cg}`;
-  const parent = dir.slice(0, dir.lastIndexOf('/'));
   const widen: UnitProps = {};
-  if (props.allowedCpus === '' && (k.readTrim(`${dir}/cpuset.cpus`) ?? '') !== '')
-    widen.allowedCpus = k.readTrim(`${parent}/cpuset.cpus.effective`) ?? '';
-  if (props.allowedMemoryNodes === '' && (k.readTrim(`${dir}/cpuset.mems`) ?? '') !== '')
-    widen.allowedMemoryNodes = k.readTrim(`${parent}/cpuset.mems.effective`) ?? '';
+  for (const { key, inherited } of liftedButSet(k, unit, props)) widen[key] = inherited ?? '';
   if (Object.keys(widen).length === 0) return;
   setUnitProperties(k, unit, widen);
   setUnitProperties(k, unit, {
@@ -102,21 +95,28 @@ function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
  * CPU back; lifting then leaves the property empty, as it was.
  */
 function widenBeforeLift(k: Kernel, unit: string, props: UnitProps): void {
-  if (props.allowedCpus !== '' && props.allowedMemoryNodes !== '') return;
-  const cg = showUnits(k, [unit]).get(unit)?.controlGroup ?? '';
-  if (!cg.startsWith('/') || cg === '/') return;
-  const dir = `${k.cgroups.mount}${cg}`;
-  const parent = dir.slice(0, dir.lastIndexOf('/'));
   const widen: UnitProps = {};
-  if (props.allowedCpus === '' && (k.readTrim(`${dir}/cpuset.cpus`) ?? '') !== '') {
-    const all = k.readTrim(`${parent}/cpuset.cpus.effective`);
-    if (all) widen.allowedCpus = all;
-  }
-  if (props.allowedMemoryNodes === '' && (k.readTrim(`${dir}/cpuset.mems`) ?? '') !== '') {
-    const all = k.readTrim(`${parent}/cpuset.mems.effective`);
-    if (all) widen.allowedMemoryNodes = all;
-  }
+  for (const { key, inherited } of liftedButSet(k, unit, props)) if (inherited) widen[key] = inherited;
   if (Object.keys(widen).length > 0) setUnitProperties(k, unit, widen);
+}
+
+/**
+ * The properties `props` lifts ("") whose file in the unit's cgroup still names CPUs (nodes), each with what the
+ * unit inherits (undefined when unknown). No systemd call when `props` lifts nothing.
+ */
+function liftedButSet(
+  k: Kernel,
+  unit: string,
+  props: UnitProps,
+): { key: (typeof UNIT_PROPERTIES)[number]['key']; inherited: string | undefined }[] {
+  const lifted = UNIT_PROPERTIES.filter((p) => props[p.key] === '');
+  if (lifted.length === 0) return [];
+  const cg = showUnits(k, [unit]).get(unit)?.controlGroup ?? '';
+  if (!cg.startsWith('/') || cg === '/') return [];
+  const dir = `${k.cgroups.mount}${cg}`;
+  return lifted
+    .filter((p) => (k.readTrim(`${dir}/${p.file}`) ?? '') !== '')
+    .map((p) => ({ key: p.key, inherited: inheritedBy(k, cg, p.file) }));
 }
 
 /** The unit properties a unit record may hold: its key, systemd's name, and the cgroup file systemd realizes it in. */
@@ -160,11 +160,16 @@ function unitHolds(k: Kernel, unit: string, props: UnitProps): boolean {
 
 /** "AllowedCPUs=0-7 AllowedMemoryNodes=" with the values before (0) or applied (1). */
 export function unitPropsText(rec: Extract<UndoRecord, { kind: 'unit' }>, which: 0 | 1): string {
-  return [
-    rec.allowedCpus ? `AllowedCPUs=${rec.allowedCpus[which]}` : '',
-    rec.allowedMemoryNodes ? `AllowedMemoryNodes=${rec.allowedMemoryNodes[which]}` : '',
-  ]
-    .filter(Boolean)
+  return propsText({
+    allowedCpus: rec.allowedCpus?.[which],
+    allowedMemoryNodes: rec.allowedMemoryNodes?.[which],
+  });
+}
+
+/** "AllowedCPUs=0-7 AllowedMemoryNodes=": the properties `props` sets, by systemd's names. */
+function propsText(props: UnitProps): string {
+  return UNIT_PROPERTIES.filter((p) => props[p.key] !== undefined)
+    .map((p) => `${p.name}=${props[p.key]}`)
     .join(' ');
 }
 
@@ -441,11 +446,8 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
         r.skipped++;
         break;
       }
-      const text = UNIT_PROPERTIES.filter((p) => props[p.key] !== undefined)
-        .map((p) => `${p.name}=${props[p.key]}`)
-        .join(' ');
       const failedBefore = r.failed.length;
-      attempt(`${rec.unit} ${text}`, () => {
+      attempt(`${rec.unit} ${propsText(props)}`, () => {
         widenBeforeLift(k, rec.unit, props);
         setUnitProperties(k, rec.unit, props);
       });
