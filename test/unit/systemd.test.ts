@@ -642,6 +642,19 @@ describe('restore and a unit property changed since the run', () => {
   /** The journal's last line: whether it was marked restored. */
   const markedRestored = (j: string): boolean =>
     fs.readFileSync(j, 'utf8').trimEnd().split('\n').at(-1)!.startsWith('{"t":"restored"');
+  /**
+   * `-u J cpuset-modify --cpus C0-3 /system.slice cpuset-modify --cpus C0-3 /user.slice` where systemd sets
+   * system.slice and then fails `failures` set-property calls: user.slice's, then the rollback's.
+   */
+  const failingChain = async (failures: number) => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
+    const j = journal();
+    flaky.arm('set-property*', 1, failures);
+    const chain = 'cpuset-modify --cpus C0-3 /system.slice cpuset-modify --cpus C0-3 /user.slice';
+    return { sd, j, r: await cli(root, ['-u', j, ...chain.split(' ')], flaky.env) };
+  };
   /** `-u J cpuset-modify --cpus CPUS UNIT`, which must succeed. */
   const modify = async (root: string, sd: FakeSystemd, j: string, cpus: string, unit = '/system.slice') =>
     assert.equal((await cli(root, ['-u', j, 'cpuset-modify', '--cpus', cpus, unit], sd.env)).code, 0);
@@ -704,14 +717,8 @@ describe('restore and a unit property changed since the run', () => {
   });
 
   it('a rollback that fails says what to do by hand, not a restore that would skip the run', async () => {
-    const root = buildFixture('v2-nocpuset');
-    const sd = fakeSystemd(root);
-    const flaky = flakySystemctl(sd);
-    const j = journal();
-    // system.slice is set, user.slice fails, and the rollback's calls for system.slice (undo, then settle) fail too
-    flaky.arm('set-property*', 1, 3);
-    const chain = 'cpuset-modify --cpus C0-3 /system.slice cpuset-modify --cpus C0-3 /user.slice';
-    const r = await cli(root, ['-u', j, ...chain.split(' ')], flaky.env);
+    // the rollback's calls for system.slice (undo, then settle) fail too
+    const { sd, j, r } = await failingChain(3);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /; rolling back also failed: system\.slice AllowedCPUs=: /);
     assert.match(
@@ -725,14 +732,8 @@ describe('restore and a unit property changed since the run', () => {
   });
 
   it('a rollback whose first systemd call fails and whose second try succeeds reports the run undone', async () => {
-    const root = buildFixture('v2-nocpuset');
-    const sd = fakeSystemd(root);
-    const flaky = flakySystemctl(sd);
-    const j = journal();
-    // system.slice is set, user.slice fails, the rollback's widen of system.slice fails; its settle lifts it
-    flaky.arm('set-property*', 1, 2);
-    const chain = 'cpuset-modify --cpus C0-3 /system.slice cpuset-modify --cpus C0-3 /user.slice';
-    const r = await cli(root, ['-u', j, ...chain.split(' ')], flaky.env);
+    // the rollback's widen of system.slice fails; its settle lifts it
+    const { sd, r } = await failingChain(2);
     assert.equal(r.code, 1, r.stderr);
     assert.doesNotMatch(r.stderr, /rolling back also failed/);
     assert.match(r.stderr, /; the changes of this run were undone\n/);
