@@ -471,7 +471,7 @@ export const COMMANDS: CommandSpec[] = [
     examples: ['vfio-isolate release', 'vfio-isolate -u /run/vfio-isolate/win11.journal release'],
     writes: true,
     kind: 'plan',
-    load: () => import('../commands/isolate.ts').then((m) => m.handlers['release']!),
+    load: () => import('../commands/release.ts').then((m) => m.handlers['release']!),
   },
   {
     name: 'reapply',
@@ -495,7 +495,7 @@ export const COMMANDS: CommandSpec[] = [
     examples: ['vfio-isolate -n reset', 'vfio-isolate reset'],
     writes: true,
     kind: 'plan',
-    load: () => import('../commands/isolate.ts').then((m) => m.handlers['reset']!),
+    load: () => import('../commands/reset.ts').then((m) => m.handlers['reset']!),
   },
   {
     name: 'partition',

@@ -23,7 +23,7 @@ import type { UnitRecord } from '../steps/records.ts';
 import type { Step } from '../steps/step.ts';
 import { validateRecords } from '../steps/validate.ts';
 import { hostJournalPath } from '../kernel/reservations.ts';
-import { defaultJournal } from './isolate.ts';
+import { defaultJournal } from './release.ts';
 import { planUnitLimit, systemdOf } from './restrict.ts';
 
 export interface Applied {

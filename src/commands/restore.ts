@@ -1,6 +1,6 @@
 /** restore FILE: undo a journal, newest change first, after validating every record. */
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
-import { planRelease, registered } from './isolate.ts';
+import { planRelease, registered } from './release.ts';
 import { planJournalRestore } from './journal-restore.ts';
 
 export { planJournalRestore };

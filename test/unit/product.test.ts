@@ -122,6 +122,29 @@ describe('start-up loads only the command table', () => {
     }
   });
 
+  it("restore, release and reapply (a hook's 'release end') load none of isolate's own code, measure or profiles", () => {
+    for (const entry of ['src/commands/restore.ts', 'src/commands/release.ts', 'src/commands/drift.ts']) {
+      const loaded = [...staticClosure(outputs, outputOf(entry))];
+      assert.ok(loaded.includes('src/commands/journal-restore.ts') || entry.endsWith('drift.ts'), entry);
+      for (const m of loaded)
+        assert.ok(
+          !/^src\/commands\/(isolate|measure|status|status-collect)\.ts$|^src\/measure\/|^src\/profile\.ts$|smol-toml|^src\/report\/(status|topology)-view\.ts$/.test(
+            m,
+          ),
+          `${entry} loads ${m}`,
+        );
+    }
+  });
+
+  it("isolate loads measure's code only for --measure", () => {
+    const loaded = [...staticClosure(outputs, outputOf('src/commands/isolate.ts'))];
+    assert.ok(loaded.includes('src/commands/host-set.ts'));
+    for (const m of loaded)
+      assert.ok(!/^src\/commands\/(isolate-)?measure\.ts$|^src\/measure\//.test(m), `isolate loads ${m}`);
+    const measuring = [...staticClosure(outputs, outputOf('src/commands/isolate-measure.ts'))];
+    assert.ok(measuring.includes('src/commands/measure.ts'));
+  });
+
   it('a completion script loads no kernel code (only __complete does, on demand)', () => {
     const loaded = [...staticClosure(outputs, outputOf('src/commands/completion.ts'))];
     assert.ok(loaded.includes('src/cli/completion.ts'));
