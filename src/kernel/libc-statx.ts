@@ -3,7 +3,7 @@
  * Dates per call: under TCG 150–250 µs of a /proc/PID/task stat, where the koffi call takes 15–60 µs. Only runs
  * that load koffi anyway (the lock, sched_getaffinity, raw writes) ask for link counts.
  */
-import { createRequire } from 'node:module';
+import { loadLibc } from './koffi.ts';
 
 /** The link count of what is at `path` (symlinks followed), or undefined when it cannot be read (or holds a NUL byte). */
 export type LinkCount = (path: string) => number | undefined;
@@ -18,9 +18,7 @@ export function loadLinkCount(): LinkCount | undefined {
   if (cached !== undefined) return cached ?? undefined;
   cached = null;
   try {
-    const require = createRequire(import.meta.url);
-    const koffi = require('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
+    const libc = loadLibc();
     const statx = libc.func(
       'int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ uint8_t *buf)',
     );

@@ -3,8 +3,8 @@
  * builds two errors with stack traces per refusal (its own, then ours), about 1 ms under TCG; a move from the root
  * cgroup meets one refusal per kernel thread bound to a CPU (four or more per CPU).
  */
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
+import { loadKoffi, loadLibc } from './koffi.ts';
 
 /** Writes `text` (as UTF-8) to `fd` with one write(2): undefined on success, else the errno's name ('EINVAL', ...). */
 export type RawWrite = (fd: number, text: string) => string | undefined;
@@ -17,9 +17,8 @@ let cached: RawWrite | undefined;
 export function loadRawWrite(): RawWrite | undefined {
   if (cached) return cached;
   try {
-    const require = createRequire(import.meta.url);
-    const koffi = require('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
+    const koffi = loadKoffi();
+    const libc = loadLibc();
     const write = libc.func('long write(int fd, const char *buf, size_t count)');
     const errnoFn = libc.func('int *__errno_location()');
     cached = (fd, text) => {

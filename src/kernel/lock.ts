@@ -10,12 +10,12 @@
  * A run waits at most `waitMs` for a live holder, polling, then fails (exit 1).
  */
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
 import { distrust, distrustText } from './trust.ts';
+import { loadKoffi, loadLibc } from './koffi.ts';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -32,9 +32,8 @@ let cached: Flock | undefined;
 
 function loadFlock(): Flock {
   if (cached) return cached;
-  const require = createRequire(import.meta.url);
-  const koffi = require('koffi') as typeof import('koffi');
-  const libc = koffi.load('libc.so.6');
+  const koffi = loadKoffi();
+  const libc = loadLibc();
   const flock = libc.func('int flock(int fd, int operation)');
   const errnoFn = libc.func('int *__errno_location()');
   cached = {

@@ -2,7 +2,7 @@
  * sched_{get,set}affinity and sched_{get,set}scheduler through koffi, loaded lazily (only when a command
  * changes thread affinity or scheduling), so start-up stays fast.
  */
-import { createRequire } from 'node:module';
+import { loadKoffi, loadLibc } from './koffi.ts';
 import { ErrnoError } from './fs.ts';
 
 export interface Sched {
@@ -19,9 +19,8 @@ let cached: Sched | undefined;
 
 export function loadSched(): Sched {
   if (cached) return cached;
-  const require = createRequire(import.meta.url);
-  const koffi = require('koffi') as typeof import('koffi');
-  const libc = koffi.load('libc.so.6');
+  const koffi = loadKoffi();
+  const libc = loadLibc();
   const setaff = libc.func('int sched_setaffinity(int pid, size_t len, const uint8_t *mask)');
   const getaff = libc.func('int sched_getaffinity(int pid, size_t len, _Out_ uint8_t *mask)');
   const getsched = libc.func('int sched_getscheduler(int pid)');

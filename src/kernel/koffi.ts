@@ -1,0 +1,79 @@
+/**
+ * koffi (the C calls node lacks: flock, sched_*affinity, write with its errno, statx), loaded once per run, and the
+ * C library through it.
+ *
+ * On a glibc system the native addon is loaded straight from the `@koromix/koffi-linux-ARCH` package beside koffi,
+ * the file koffi's own loader picks there (and the one a libvirt hook's trust check covers, hook-targets.ts). koffi's
+ * loader first reads node's ELF header and several package files and runs three modules: 10–14 ms natively and
+ * about 400 ms under emulation, against 3 ms for the addon alone. Anywhere else (musl, another layout, versions that
+ * differ), or when the addon does not load, koffi's own loader runs.
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+type Koffi = typeof import('koffi');
+type Library = ReturnType<Koffi['load']>;
+
+/** The dynamic loader of glibc and of musl, by node's process.arch. */
+const GLIBC: Partial<Record<string, string>> = {
+  x64: '/lib64/ld-linux-x86-64.so.2',
+  arm64: '/lib/ld-linux-aarch64.so.1',
+};
+const MUSL: Partial<Record<string, string>> = {
+  x64: '/lib/ld-musl-x86_64.so.1',
+  arm64: '/lib/ld-musl-aarch64.so.1',
+};
+
+let koffi: Koffi | undefined;
+let libc: Library | undefined;
+
+/**
+ * The native addon koffi would load on this system, when it can be loaded without koffi's loader: a glibc system (its
+ * loader present, musl's absent), the `@koromix/koffi-linux-ARCH` package beside koffi's directory, and both packages
+ * of the same version. Undefined otherwise.
+ */
+export function koffiAddon(require: NodeJS.Require, arch = process.arch): string | undefined {
+  const glibc = GLIBC[arch];
+  const musl = MUSL[arch];
+  if (process.platform !== 'linux' || !glibc || !musl) return undefined;
+  if (!fs.existsSync(glibc) || fs.existsSync(musl)) return undefined;
+  try {
+    // koffi's directory as node finds it: the first node_modules on the way up that has it (no exports resolution)
+    const dir = (require.resolve.paths('koffi') ?? [])
+      .map((nm) => path.join(nm, 'koffi'))
+      .find((d) => fs.existsSync(path.join(d, 'package.json')));
+    if (dir === undefined) return undefined;
+    const pkg = path.join(dir, '..', '@koromix', `koffi-linux-${arch}`);
+    const version = (p: string): unknown =>
+      (JSON.parse(fs.readFileSync(path.join(p, 'package.json'), 'utf8')) as { version?: unknown }).version;
+    const want = version(dir);
+    const addon = path.join(pkg, `linux_${arch}`, 'koffi.node');
+    return typeof want === 'string' && version(pkg) === want && fs.existsSync(addon) ? addon : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** koffi itself; throws (as koffi's loader does) where it cannot be loaded. */
+export function loadKoffi(): Koffi {
+  if (koffi) return koffi;
+  const require = createRequire(import.meta.url);
+  const addon = koffiAddon(require);
+  if (addon) {
+    try {
+      koffi = require(addon) as Koffi;
+      return koffi;
+    } catch {
+      /* koffi's own loader decides */
+    }
+  }
+  koffi = require('koffi') as Koffi;
+  return koffi;
+}
+
+/** The C library, loaded through koffi once for every caller. */
+export function loadLibc(): Library {
+  libc ??= loadKoffi().load('libc.so.6');
+  return libc;
+}
