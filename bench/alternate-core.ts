@@ -72,6 +72,16 @@ export function figures(run: GuestRun): Map<string, number> {
     put('irq restore ÷ bare', q.restore && ms(q.restore), q.restoreBare);
     put('irq restore ÷ floor with checks', q.restore && ms(q.restore), q.restoreBareChecked);
   }
+  const k = r.cold;
+  const [ours, base] = k?.tools ?? [];
+  if (k && ours) {
+    // fresh processes: each run's time less the same repetition's empty module, ours ÷ bare
+    const less = (xs: readonly number[]): number[] => xs.map((x, i) => x - (k.empty[i] ?? Number.NaN));
+    put('cold mask − empty ÷ bare − empty', less(ours.mask), less(k.bareMask));
+    put('cold restore − empty ÷ bare − empty', less(ours.restore), less(k.bareRestore));
+    put(`cold mask ÷ ${base?.name ?? 'baseline'}`, ours.mask, base?.mask);
+    put(`cold restore ÷ ${base?.name ?? 'baseline'}`, ours.restore, base?.restore);
+  }
   const c = r.cycle;
   if (c) {
     put('hook sequence ÷ bare', ms(c.hook), c.hookBare);

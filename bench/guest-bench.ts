@@ -5,7 +5,7 @@
  *
  * Input: env BENCH_SPEC (JSON, see Spec). Output: progress on stderr, and one line `BENCH_RESULT {json}` on stdout.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -28,7 +28,7 @@ export interface Spec {
   sizes: number[];
   /** Timed repetitions per size (after one warm-up of each). */
   reps: number;
-  parts: ('move' | 'diag' | 'irq' | 'cycle')[];
+  parts: ('move' | 'diag' | 'irq' | 'cycle' | 'cold')[];
   /** Skip a size whose projected single run of the tool exceeds this (quadratic growth assumed). */
   budgetSec: number;
   irqReps: number;
@@ -37,7 +37,10 @@ export interface Spec {
    * `--baseline REV`: the tool of another revision, bundled (bench/guest.ts) into a module exporting runCli and
    * COMMANDS (a path the guest sees); its isolate/release pairs alternate with ours in the cycle part.
    */
-  baseline?: { rev: string; bundle: string };
+  baseline?: { rev: string; bundle: string; coldEntry?: string };
+  /** The cold part: the product built like dist/ (bench/guest.ts), its entry as a path the guest sees. */
+  coldEntry?: string;
+  coldReps: number;
 }
 
 /** One timed run of the tool: wall time in ms and its phase timings (VFIO_ISOLATE_TIMINGS). */
@@ -111,6 +114,25 @@ export interface CycleResult {
   notes: string[];
 }
 
+/**
+ * Fresh processes, as a libvirt hook runs the tool: each figure is one node process's time from the wrapper's first
+ * line (just before it imports the entry) to its exit, so node's own start-up is apart (`boot`). Loading the
+ * command's modules, compiling them and running them once is all inside.
+ */
+export interface ColdResult {
+  irqs: number;
+  changed: number;
+  /** node's own start-up: the wrapper's first line, ms after the process began, every run. */
+  boot: number[];
+  /** An empty module imported the same way: the floor of any fresh process. */
+  empty: number[];
+  /** The bare loops as a module of their own: read every IRQ's list, write the changing ones; write the old values back. */
+  bareMask: number[];
+  bareRestore: number[];
+  /** `-u J irq-affinity mask C4-7` then `restore J`, by ours and by the baseline revision's build (spec.baseline). */
+  tools: { name: string; mask: number[]; restore: number[] }[];
+}
+
 export interface GuestBenchResult {
   mode: string;
   kernel: string;
@@ -123,6 +145,7 @@ export interface GuestBenchResult {
   diag?: Diag;
   irq?: IrqResult;
   cycle?: CycleResult;
+  cold?: ColdResult;
   errors: string[];
 }
 
@@ -138,6 +161,7 @@ const spec: Spec = {
   budgetSec: 60,
   irqReps: 15,
   cycleReps: 3,
+  coldReps: 7,
   ...(JSON.parse(process.env.BENCH_SPEC ?? '{}') as Partial<Spec>),
 };
 const v1 = mode === 'v1-hybrid';
@@ -1297,6 +1321,150 @@ async function benchCycle(res: GuestBenchResult): Promise<void> {
   log(`cycle: isolate/release, ${spec.cycleReps} repetitions done${base ? ` (and ${base.rev}'s)` : ''}`);
 }
 
+// ------------------------------------------------------------------------------------------------ cold
+
+/** Times one fresh node process: argv[2] the file to write {boot, ms} to at exit, argv[3] the module, then its argv. */
+const COLD_WRAP = `import { writeFileSync } from 'node:fs';
+const t0 = performance.now();
+const [out, entry, ...args] = process.argv.slice(2);
+process.argv = [process.argv[0], entry, ...args];
+process.on('exit', () => writeFileSync(out, JSON.stringify({ boot: t0, ms: performance.now() - t0 })));
+await import(entry);
+`;
+
+/** The bare loops of the cold part: "mask PLAN" reads every IRQ's list and writes the changing ones, "restore PLAN" the old values. */
+const COLD_BARE = `import * as fs from 'node:fs';
+const [what, planFile] = process.argv.slice(2);
+const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+const put = (path, value) => {
+  const fd = fs.openSync(path, 'w');
+  try {
+    fs.writeSync(fd, value);
+  } catch (e) {
+    if (e.code !== 'EIO' && e.code !== 'EPERM') throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
+};
+if (what === 'mask') {
+  const target = new Map(plan.map((p) => [p.path, p.target]));
+  for (const n of fs.readdirSync('/proc/irq')) {
+    if (!/^\\d+$/.test(n)) continue;
+    const path = '/proc/irq/' + n + '/smp_affinity_list';
+    let now;
+    try {
+      now = fs.readFileSync(path, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const t = target.get(path);
+    if (t !== undefined && t !== now) put(path, t);
+  }
+} else for (const p of plan) put(p.path, p.orig);
+`;
+
+/**
+ * The cost a hook pays for one command, start to end, beside the same work in a bare module: fresh processes,
+ * alternating (ours, the baseline's build, bare, an empty module; the order rotates each repetition), after one
+ * unkept round that brings every file into the page cache.
+ */
+async function benchCold(res: GuestBenchResult): Promise<void> {
+  if (!spec.coldEntry) throw new Error('no cold entry in the spec (bench/guest.ts builds it)');
+  const { all, plan } = planIrqs(CpuSet.parseList('4-7'));
+  fs.mkdirSync('/run/vfio-isolate', { recursive: true, mode: 0o700 });
+  const planFile = join(WORK, 'cold-plan.json');
+  fs.writeFileSync(planFile, JSON.stringify(plan));
+  const wrap = join(WORK, 'cold-wrap.mjs');
+  fs.writeFileSync(wrap, COLD_WRAP);
+  const bare = join(WORK, 'cold-bare.mjs');
+  fs.writeFileSync(bare, COLD_BARE);
+  const empty = join(WORK, 'cold-empty.mjs');
+  fs.writeFileSync(empty, '');
+  const timing = join(WORK, 'cold-time.json');
+  const out: ColdResult = {
+    irqs: all,
+    changed: plan.length,
+    boot: [],
+    empty: [],
+    bareMask: [],
+    bareRestore: [],
+    tools: [],
+  };
+  res.cold = out;
+  const once = (module: string, args: string[], flags: string[] = []): number => {
+    fs.rmSync(timing, { force: true });
+    const p = spawnSync(process.execPath, [...flags, wrap, timing, module, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    if (p.status !== 0)
+      throw new Error(`cold: node ${module} ${args.join(' ')}: exit ${p.status}: ${p.stderr.trim()}`);
+    const t = JSON.parse(fs.readFileSync(timing, 'utf8')) as { boot: number; ms: number };
+    if (flags.length === 0) out.boot.push(t.boot);
+    return t.ms;
+  };
+  // Each build and koffi are copied to the guest's own tmpfs first, as an installation lies on a local disk: the
+  // checkout reaches the guest through virtiofs, where every stat of the module resolver is a round trip to the host.
+  const local = join(WORK, 'cold');
+  fs.rmSync(local, { recursive: true, force: true });
+  for (const pkg of ['koffi', '@koromix/koffi-linux-x64'])
+    fs.cpSync(join('node_modules', pkg), join(local, 'node_modules', pkg), { recursive: true });
+  const copied = (name: string, entry: string): { name: string; entry: string } => {
+    const dir = join(local, name.replace(/\W+/g, '-'));
+    fs.cpSync(dirname(resolve(entry)), dir, { recursive: true });
+    return { name, entry: join(dir, 'vfio-isolate.mjs') };
+  };
+  const tools = [
+    copied('ours', spec.coldEntry),
+    ...(spec.baseline?.coldEntry ? [copied(spec.baseline.rev, spec.baseline.coldEntry)] : []),
+  ];
+  for (const t of tools) out.tools.push({ name: t.name, mask: [], restore: [] });
+  const runs: ((keep: boolean) => void)[] = [
+    ...tools.map((t, i) => (keep: boolean) => {
+      const j = freshJournal();
+      const m = once(t.entry, ['-u', j, 'irq-affinity', 'mask', 'C4-7']);
+      const r = once(t.entry, ['restore', j]);
+      fs.rmSync(j, { force: true });
+      if (keep) {
+        out.tools[i]!.mask.push(m);
+        out.tools[i]!.restore.push(r);
+      }
+    }),
+    (keep: boolean) => {
+      const m = once(bare, ['mask', planFile]);
+      const r = once(bare, ['restore', planFile]);
+      if (keep) {
+        out.bareMask.push(m);
+        out.bareRestore.push(r);
+      }
+    },
+    (keep: boolean) => {
+      const e = once(empty, []);
+      if (keep) out.empty.push(e);
+    },
+  ];
+  for (const r of runs) r(false);
+  out.boot.length = 0;
+  for (let rep = 0; rep < spec.coldReps; rep++)
+    for (let i = 0; i < runs.length; i++) runs[(i + rep) % runs.length]!(true);
+  log(`cold: ${spec.coldReps} repetitions of ${runs.length} fresh-process runs done`);
+  // BENCH_PROFILE=1: one more fresh mask and restore of ours, each with node's --cpu-prof
+  if (process.env.BENCH_PROFILE === '1') {
+    const dir = join(process.cwd(), '.vm-cache', 'bench');
+    const prof = (name: string): string[] => [
+      '--cpu-prof',
+      `--cpu-prof-dir=${dir}`,
+      `--cpu-prof-name=cold-${mode}-${name}.cpuprofile`,
+      '--cpu-prof-interval=250',
+    ];
+    const j = freshJournal();
+    once(tools[0]!.entry, ['-u', j, 'irq-affinity', 'mask', 'C4-7'], prof('mask'));
+    once(tools[0]!.entry, ['restore', j], prof('restore'));
+    fs.rmSync(j, { force: true });
+    log(`cold: profiles written to ${dir}/cold-${mode}-{mask,restore}.cpuprofile`);
+  }
+}
+
 // ------------------------------------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -1327,6 +1495,7 @@ async function main(): Promise<void> {
   await part('move', benchMove);
   await part('irq', benchIrq);
   await part('cycle', benchCycle);
+  await part('cold', benchCold);
   process.stdout.write(`BENCH_RESULT ${JSON.stringify(res)}\n`);
 }
 

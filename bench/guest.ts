@@ -5,10 +5,10 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { REPO_ROOT, cacheSubdir } from '../test/vm/cache.ts';
 import { ensureKernels, runInGuest, vmAvailable, type VmMode } from '../test/vm/harness.ts';
-import type { GuestBenchResult, Spec, ToolRun } from './guest-bench.ts';
+import type { ColdResult, GuestBenchResult, Spec, ToolRun } from './guest-bench.ts';
 import { fmtMs, fmtRatio, linearity, pairedRatio, summarize, table, verdict, type Summary } from './stats.ts';
 
 /** Issue 17: move-tasks marginal cost (start-up subtracted) at most 1.3× a bare loop of one write per task. */
@@ -126,6 +126,29 @@ export async function buildBaselineBundle(rev: string): Promise<{ rev: string; b
   const out = join(dir, 'tool.mjs');
   await bundleLikeTheTool(entry, out, dir, [join(REPO_ROOT, 'node_modules')]);
   return { rev: sha.startsWith(rev) ? rev : `${rev} (${sha.slice(0, 7)})`, bundle: relative(REPO_ROOT, out) };
+}
+
+/**
+ * The cold part's entries: this tree's product and, with --baseline, REV's (the tree buildBaselineBundle archived),
+ * each built by scripts/build.mjs into the cache as dist/ is built. Paths relative to the repository.
+ */
+export function buildColdEntries(baseline?: { bundle: string }): { ours: string; baseline?: string } {
+  const build = (root: string, outdir: string): string => {
+    execFileSync(process.execPath, [
+      join(REPO_ROOT, 'scripts', 'build.mjs'),
+      '--root',
+      root,
+      '--outdir',
+      outdir,
+      '--node-path',
+      join(REPO_ROOT, 'node_modules'),
+    ]);
+    return relative(REPO_ROOT, join(outdir, 'vfio-isolate.mjs'));
+  };
+  const ours = build(REPO_ROOT, join(cacheSubdir('bench'), 'cold-ours'));
+  if (!baseline) return { ours };
+  const dir = dirname(join(REPO_ROOT, baseline.bundle));
+  return { ours, baseline: build(dir, join(dir, 'cold')) };
 }
 
 /**
@@ -447,5 +470,32 @@ export function formatGuest(run: GuestRun): string {
     }
     out.push(...c.notes.map((n) => `  note: ${n}`));
   }
+  if (r.cold) out.push('', ...coldLines(r.cold));
   return out.join('\n');
+}
+
+/**
+ * The cold part: per command, the fresh process's time from the import of the entry to its exit, beside the bare
+ * module's, each less an empty module's (what any fresh process costs past node's own start-up): the marginal ratio.
+ */
+export function coldLines(c: ColdResult): string[] {
+  const med = (xs: readonly number[]): number => summarize(xs).median;
+  const e = med(c.empty);
+  const marginal = (ours: readonly number[], bare: readonly number[]): string =>
+    `${((med(ours) - e) / (med(bare) - e)).toFixed(2)}×`;
+  const out = [
+    `  fresh processes, as a hook runs them (${c.irqs} IRQs, ${c.changed} to change; ${c.empty.length} repetitions): ms from the import of the entry to exit`,
+    `    node's own start-up before it ${fmtMs(med(c.boot))}; an empty module ${fmtMs(e)}; bare module: mask ${fmtMs(med(c.bareMask))}, restore ${fmtMs(med(c.bareRestore))}`,
+  ];
+  for (const t of c.tools)
+    out.push(
+      `    ${t.name}: -u J irq-affinity mask C4-7 ${fmtMs(med(t.mask))} (less the empty module ÷ the bare one's: ${marginal(t.mask, c.bareMask)}), ` +
+        `restore J ${fmtMs(med(t.restore))} (${marginal(t.restore, c.bareRestore)})`,
+    );
+  const [ours, base] = c.tools;
+  if (ours && base)
+    out.push(
+      `    ours ÷ ${base.name}, paired: mask ${fmtRatio(pairedRatio(ours.mask, base.mask))}; restore ${fmtRatio(pairedRatio(ours.restore, base.restore))}`,
+    );
+  return out;
 }

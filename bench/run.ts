@@ -9,11 +9,12 @@
  *   npm run bench -- --check         exit 1 when a ratio misses its target (default: report only)
  *   npm run bench -- --no-hyperfine  time start-up with the in-script spawn harness even when hyperfine exists
  *   npm run bench -- --sizes 2000,10000   move-tasks task counts (default: v1 2,000 and 10,000, v2 1,000)
- *   npm run bench -- --parts move,irq     guest parts to run (move, diag, irq, cycle)
+ *   npm run bench -- --parts move,irq     guest parts to run (move, diag, irq, cycle, cold)
  *   npm run bench -- --no-startup    skip the host start-up benchmark
  *   npm run bench -- --reps 15       repetitions of each move-tasks size (default 5; 3 with --quick)
+ *   npm run bench -- --cold-reps 7   repetitions of the cold part (fresh processes; default 7, 3 with --quick)
  *   npm run bench -- --baseline REV  the tool at git revision REV runs beside ours, alternating in the same guest:
- *                                    move-tasks -u and isolate/release, as paired ratios ours ÷ REV's
+ *                                    move-tasks -u, isolate/release and the cold runs, as ratios ours ÷ REV's
  *
  * Env: BENCH_PROFILE=1 writes CPU profiles of one run of the tool per benchmark to .vm-cache/bench/;
  * BENCH_REQUIRE_VM=1 makes a missing QEMU a failure instead of a skip; BENCH_NODE_FLAGS="--flag …" runs the
@@ -29,6 +30,7 @@ import type { Spec } from './guest-bench.ts';
 import {
   MOVE_TARGET,
   buildBaselineBundle,
+  buildColdEntries,
   formatGuest,
   guestAvailable,
   moveRows,
@@ -52,6 +54,7 @@ const { values } = parseArgs({
     'no-startup': { type: 'boolean', default: false },
     baseline: { type: 'string' },
     reps: { type: 'string' },
+    'cold-reps': { type: 'string' },
   },
 });
 
@@ -76,10 +79,11 @@ function specFor(mode: VmMode, quick: boolean): { spec: Spec; memMiB: number; ti
       ? (values.parts.split(',') as Spec['parts'])
       : quick
         ? ['move', 'irq', 'cycle']
-        : ['move', 'diag', 'irq', 'cycle'],
+        : ['move', 'diag', 'irq', 'cycle', 'cold'],
     budgetSec: 60,
     irqReps: quick ? 7 : 15,
     cycleReps: quick ? 3 : 9,
+    coldReps: Number(values['cold-reps']) || (quick ? 3 : 7),
   };
   // 10,000 threads need more than the default 1 GiB (kernel stacks, threads-max scales with memory).
   // Each size is measured from a cgroup and from the root (the seed's path), hence the longer timeouts.
@@ -127,9 +131,14 @@ async function main(): Promise<number> {
   } else {
     const modes = parseModes(values.modes);
     const baseline = values.baseline ? await buildBaselineBundle(values.baseline) : undefined;
+    let cold: Awaited<ReturnType<typeof buildColdEntries>> | undefined;
     for (const mode of modes) {
       const { spec, memMiB, timeoutSec } = specFor(mode, quick);
-      if (baseline) spec.baseline = baseline;
+      if (spec.parts.includes('cold')) {
+        cold ??= buildColdEntries(baseline);
+        spec.coldEntry = cold.ours;
+      }
+      if (baseline) spec.baseline = { ...baseline, ...(cold?.baseline ? { coldEntry: cold.baseline } : {}) };
       note(
         `guest ${mode}: booting (${memMiB} MiB, sizes ${spec.sizes.join(', ')}, ${spec.parts.join(', ')})`,
       );

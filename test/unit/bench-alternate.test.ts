@@ -29,7 +29,15 @@ function run(mode: 'v2' | 'v1-hybrid', irq: { bare: number[]; ours: number[] }):
   const tool = (xs: number[]) => xs.map((ms) => ({ ms, phases: {} }));
   return {
     mode,
-    spec: { sizes: [2000], reps: 3, parts: ['move', 'irq'], budgetSec: 60, irqReps: 3, cycleReps: 3 },
+    spec: {
+      sizes: [2000],
+      reps: 3,
+      parts: ['move', 'irq'],
+      budgetSec: 60,
+      irqReps: 3,
+      cycleReps: 3,
+      coldReps: 3,
+    },
     memMiB: 1024,
     seconds: 1,
     result: {
@@ -73,6 +81,27 @@ describe('bench/alternate: figures of one run', () => {
       'v1-hybrid: irq mask ÷ bare': 2.5,
       'v1-hybrid: irq restore ÷ bare': 5.5, // 5, 6
     });
+  });
+
+  it("the cold runs: less the same repetition's empty module, ours ÷ bare; ours ÷ the baseline build, paired", () => {
+    const r = run('v2', { bare: [1], ours: [2] });
+    r.result!.cold = {
+      irqs: 25,
+      changed: 14,
+      boot: [500, 500],
+      empty: [20, 30],
+      bareMask: [40, 50],
+      bareRestore: [30, 40],
+      tools: [
+        { name: 'ours', mask: [420, 230], restore: [220, 830] },
+        { name: 'e6428ad', mask: [210, 460], restore: [440, 415] },
+      ],
+    };
+    const f = figures(r);
+    assert.equal(f.get('v2: cold mask − empty ÷ bare − empty'), 15); // 400/20, 200/20 → median 15
+    assert.equal(f.get('v2: cold restore − empty ÷ bare − empty'), 50); // 200/10, 800/10 → 50
+    assert.equal(f.get('v2: cold mask ÷ e6428ad'), 1.25); // 2, 0.5
+    assert.equal(f.get('v2: cold restore ÷ e6428ad'), 1.25); // 0.5, 2
   });
 
   it('a run without results gives none', () => {
