@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 type Koffi = typeof import('koffi');
 type Library = ReturnType<Koffi['load']>;
@@ -30,24 +31,26 @@ let libc: Library | undefined;
 
 /**
  * The native addon koffi would load on this system, when it can be loaded without koffi's loader: a glibc system (its
- * loader present, musl's absent), the `@koromix/koffi-linux-ARCH` package beside koffi's directory, and both packages
- * of the same version. Undefined otherwise.
+ * loader present, musl's absent), koffi in the nearest node_modules above `from` that has it (as node looks for it,
+ * NODE_PATH and the global folders aside), the `@koromix/koffi-linux-ARCH` package beside it, and both packages of
+ * the same version. Undefined otherwise.
  */
-export function koffiAddon(require: NodeJS.Require, arch = process.arch): string | undefined {
+export function koffiAddon(from: string, arch = process.arch): string | undefined {
   const glibc = GLIBC[arch];
   const musl = MUSL[arch];
   if (process.platform !== 'linux' || !glibc || !musl) return undefined;
   if (!fs.existsSync(glibc) || fs.existsSync(musl)) return undefined;
+  let dir: string | undefined;
+  for (let d = path.resolve(from); dir === undefined; d = path.dirname(d)) {
+    if (path.basename(d) !== 'node_modules' && fs.existsSync(path.join(d, 'node_modules/koffi/package.json')))
+      dir = path.join(d, 'node_modules/koffi');
+    else if (d === path.dirname(d)) return undefined;
+  }
   try {
-    // koffi's directory as node finds it: the first node_modules on the way up that has it (no exports resolution)
-    const dir = (require.resolve.paths('koffi') ?? [])
-      .map((nm) => path.join(nm, 'koffi'))
-      .find((d) => fs.existsSync(path.join(d, 'package.json')));
-    if (dir === undefined) return undefined;
-    const pkg = path.join(dir, '..', '@koromix', `koffi-linux-${arch}`);
     const version = (p: string): unknown =>
       (JSON.parse(fs.readFileSync(path.join(p, 'package.json'), 'utf8')) as { version?: unknown }).version;
     const want = version(dir);
+    const pkg = path.join(dir, '..', '@koromix', `koffi-linux-${arch}`);
     const addon = path.join(pkg, `linux_${arch}`, 'koffi.node');
     return typeof want === 'string' && version(pkg) === want && fs.existsSync(addon) ? addon : undefined;
   } catch {
@@ -58,17 +61,18 @@ export function koffiAddon(require: NodeJS.Require, arch = process.arch): string
 /** koffi itself; throws (as koffi's loader does) where it cannot be loaded. */
 export function loadKoffi(): Koffi {
   if (koffi) return koffi;
-  const require = createRequire(import.meta.url);
-  const addon = koffiAddon(require);
+  const addon = koffiAddon(path.dirname(fileURLToPath(import.meta.url)));
   if (addon) {
     try {
-      koffi = require(addon) as Koffi;
+      const m = { exports: {} };
+      process.dlopen(m, addon);
+      koffi = m.exports as Koffi;
       return koffi;
     } catch {
       /* koffi's own loader decides */
     }
   }
-  koffi = require('koffi') as Koffi;
+  koffi = createRequire(import.meta.url)('koffi') as Koffi;
   return koffi;
 }
 
