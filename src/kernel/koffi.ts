@@ -30,31 +30,44 @@ let koffi: Koffi | undefined;
 let libc: Library | undefined;
 
 /**
- * The native addon koffi would load on this system, when it can be loaded without koffi's loader: a glibc system (its
- * loader present, musl's absent), koffi in the nearest node_modules above `from` that has it (as node looks for it,
- * NODE_PATH and the global folders aside), the `@koromix/koffi-linux-ARCH` package beside it, and both packages of
- * the same version. Undefined otherwise.
+ * The native addon koffi would load on this system and its version, when it can be loaded without koffi's loader: a
+ * glibc system (its loader present, musl's absent); koffi where node finds it from `from` (NODE_PATH and the global
+ * folders aside), a directory with a package.json in the nearest node_modules that has anything named koffi; the
+ * `@koromix/koffi-linux-ARCH` package beside koffi's real directory (which hook-targets.ts checks) and none inside
+ * it; both packages of the same version. Undefined otherwise.
  */
-export function koffiAddon(from: string, arch = process.arch): string | undefined {
+export function koffiAddon(from: string, arch = process.arch): { path: string; version: string } | undefined {
   const glibc = GLIBC[arch];
   const musl = MUSL[arch];
   if (process.platform !== 'linux' || !glibc || !musl) return undefined;
   if (!fs.existsSync(glibc) || fs.existsSync(musl)) return undefined;
-  let dir: string | undefined;
-  for (let d = path.resolve(from); dir === undefined; d = path.dirname(d)) {
-    if (path.basename(d) !== 'node_modules' && fs.existsSync(path.join(d, 'node_modules/koffi/package.json')))
-      dir = path.join(d, 'node_modules/koffi');
+  let nm: string | undefined;
+  for (let d = path.resolve(from); nm === undefined; d = path.dirname(d)) {
+    const here = path.join(d, 'node_modules');
+    // node tries koffi as a file (.js, .json, .node) before the directory: any of them ends its search here
+    if (
+      path.basename(d) !== 'node_modules' &&
+      ['', '.js', '.json', '.node'].some((x) => fs.existsSync(`${here}/koffi${x}`))
+    )
+      nm = here;
     else if (d === path.dirname(d)) return undefined;
   }
+  if (['.js', '.json', '.node'].some((x) => fs.existsSync(`${nm}/koffi${x}`))) return undefined;
   try {
+    // koffi takes the package from beside its real directory (a symlinked koffi: beside its target), or from its own
+    // node_modules first when it has one there: that case is left to koffi
+    const real = fs.realpathSync.native(path.join(nm, 'koffi'));
+    if (fs.existsSync(path.join(real, 'node_modules', '@koromix', `koffi-linux-${arch}`))) return undefined;
     const version = (p: string): unknown =>
       (JSON.parse(fs.readFileSync(path.join(p, 'package.json'), 'utf8')) as { version?: unknown }).version;
-    const want = version(dir);
-    const pkg = path.join(dir, '..', '@koromix', `koffi-linux-${arch}`);
+    const want = version(real);
+    const pkg = path.join(path.dirname(real), '@koromix', `koffi-linux-${arch}`);
     const addon = path.join(pkg, `linux_${arch}`, 'koffi.node');
-    return typeof want === 'string' && version(pkg) === want && fs.existsSync(addon) ? addon : undefined;
+    return typeof want === 'string' && version(pkg) === want && fs.existsSync(addon)
+      ? { path: addon, version: want }
+      : undefined;
   } catch {
-    return undefined;
+    return undefined; // no package.json, or one that is not JSON: koffi's loader says what is wrong
   }
 }
 
@@ -63,13 +76,18 @@ export function loadKoffi(): Koffi {
   if (koffi) return koffi;
   const addon = koffiAddon(path.dirname(fileURLToPath(import.meta.url)));
   if (addon) {
+    const m = { exports: {} as Partial<Koffi> };
     try {
-      const m = { exports: {} };
-      process.dlopen(m, addon);
+      process.dlopen(m, addon.path);
+    } catch {
+      m.exports = {}; // koffi's own loader decides
+    }
+    // koffi's loader refuses an addon of another version the same way
+    if (m.exports.version !== undefined && m.exports.version !== addon.version)
+      throw new Error('Mismatched native Koffi modules');
+    if (m.exports.version !== undefined) {
       koffi = m.exports as Koffi;
       return koffi;
-    } catch {
-      /* koffi's own loader decides */
     }
   }
   koffi = createRequire(import.meta.url)('koffi') as Koffi;

@@ -22,8 +22,11 @@ describe('koffi, loaded once per run', () => {
     { skip: !onThisMachine && 'needs glibc on x64' },
     () => {
       assert.equal(
-        koffiAddon(path.join(REPO, 'src/kernel')),
-        path.join(REPO, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node'),
+        koffiAddon(path.join(REPO, 'src/kernel'))?.path,
+        path.join(
+          path.dirname(fs.realpathSync(path.join(REPO, 'node_modules/koffi'))),
+          '@koromix/koffi-linux-x64/linux_x64/koffi.node',
+        ),
       );
     },
   );
@@ -72,15 +75,15 @@ describe('koffi, loaded once per run', () => {
     it('the same versions: the addon', { skip: !onThisMachine && 'needs glibc on x64' }, () => {
       const r = tree('3.3.4', '3.3.4');
       assert.equal(
-        koffiAddon(r),
+        koffiAddon(r)?.path,
         path.join(path.dirname(nodeFinds(r)), '../@koromix/koffi-linux-x64/linux_x64/koffi.node'),
       );
     });
 
     it('versions that differ, no addon file, or an architecture without a known loader: none', () => {
-      assert.equal(koffiAddon(tree('3.3.4', '3.3.5')), undefined);
-      assert.equal(koffiAddon(tree('3.3.4', '3.3.4', false)), undefined);
-      assert.equal(koffiAddon(tree('3.3.4', '3.3.4'), 'ia32'), undefined);
+      assert.equal(koffiAddon(tree('3.3.4', '3.3.5'))?.path, undefined);
+      assert.equal(koffiAddon(tree('3.3.4', '3.3.4', false))?.path, undefined);
+      assert.equal(koffiAddon(tree('3.3.4', '3.3.4'), 'ia32')?.path, undefined);
     });
 
     it(
@@ -94,22 +97,64 @@ describe('koffi, loaded once per run', () => {
         fs.mkdirSync(path.join(root, 'a/node_modules/b/node_modules'), { recursive: true });
         const deep = path.join(root, 'a/node_modules/b');
         assert.equal(nodeFinds(deep), nodeFinds(root));
-        assert.equal(koffiAddon(deep), koffiAddon(root));
-        assert.notEqual(koffiAddon(deep), undefined);
+        assert.equal(koffiAddon(deep)?.path, koffiAddon(root)?.path);
+        assert.notEqual(koffiAddon(deep)?.path, undefined);
         // a nearer koffi (the one node loads) without the addon beside it: none, not the outer one's
         fs.mkdirSync(path.join(root, 'a/node_modules/koffi'), { recursive: true });
         fs.writeFileSync(
           path.join(root, 'a/node_modules/koffi/package.json'),
           JSON.stringify({ version: '3.3.4' }),
         );
-        assert.equal(koffiAddon(deep), undefined);
+        assert.equal(koffiAddon(deep)?.path, undefined);
+        // nearer still: a koffi directory without package.json (node loads its index.js), or a koffi.js file
+        fs.rmSync(path.join(root, 'a/node_modules/koffi'), { recursive: true });
+        fs.mkdirSync(path.join(root, 'a/node_modules/b/node_modules/koffi'));
+        assert.equal(koffiAddon(deep)?.path, undefined);
+        fs.rmSync(path.join(root, 'a/node_modules/b/node_modules/koffi'), { recursive: true });
+        assert.notEqual(koffiAddon(deep)?.path, undefined);
+        fs.writeFileSync(path.join(root, 'a/node_modules/b/node_modules/koffi.js'), '');
+        assert.equal(koffiAddon(deep)?.path, undefined);
+        assert.equal(koffiAddon(root)?.path, koffiAddon(path.join(root, 'a'))?.path);
+        // a koffi.js beside the koffi directory is what node loads
+        fs.writeFileSync(path.join(root, 'node_modules/koffi.js'), '');
+        assert.equal(koffiAddon(root)?.path, undefined);
+      },
+    );
+
+    it(
+      'a symlinked koffi: the package beside its target; one inside koffi: left to koffi',
+      {
+        skip: !onThisMachine && 'needs glibc on x64',
+      },
+      () => {
+        const target = tree('3.3.4', '3.3.4');
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-koffi-'));
+        dirs.push(root);
+        fs.mkdirSync(path.join(root, 'node_modules/@koromix/koffi-linux-x64/linux_x64'), { recursive: true });
+        fs.writeFileSync(
+          path.join(root, 'node_modules/@koromix/koffi-linux-x64/package.json'),
+          '{"version":"3.3.4"}',
+        );
+        fs.writeFileSync(path.join(root, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node'), '');
+        fs.symlinkSync(path.join(target, 'node_modules/koffi'), path.join(root, 'node_modules/koffi'));
+        assert.equal(
+          koffiAddon(root)?.path,
+          path.join(fs.realpathSync(target), 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node'),
+        );
+        fs.rmSync(path.join(target, 'node_modules/@koromix'), { recursive: true });
+        assert.equal(koffiAddon(root)?.path, undefined, 'not the package beside the symlink');
+        const inner = tree('3.3.4', '3.3.4');
+        fs.mkdirSync(path.join(inner, 'node_modules/koffi/node_modules/@koromix/koffi-linux-x64'), {
+          recursive: true,
+        });
+        assert.equal(koffiAddon(inner)?.path, undefined);
       },
     );
 
     it("no koffi at all: none (koffi's own loader then reports it)", () => {
       const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-koffi-'));
       dirs.push(root);
-      assert.equal(koffiAddon(root), undefined);
+      assert.equal(koffiAddon(root)?.path, undefined);
     });
   });
 });
