@@ -37,7 +37,7 @@
  * Unknown keys are refused with a message naming the key; CPU strings use the command line's notation and are
  * checked against the machine.
  */
-import * as fs from 'node:fs';
+import { fs } from './builtins.ts';
 import * as path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';

@@ -5,7 +5,7 @@
  * into the same journal (so release still restores the state from before the first isolate), and changes nothing
  * when nothing drifted.
  */
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
 import * as path from 'node:path';
 import type { Ctx, Handler } from '../cli/spec.ts';
 import { CannotRead, RuntimeFailure } from '../errors.ts';

@@ -3,7 +3,7 @@
  * manage a per-domain hook script that isolates at `prepare begin` and releases at `release end`.
  * Also registers the TOML profile loader that `isolate --profile` uses.
  */
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
 import * as path from 'node:path';
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';

@@ -1,5 +1,5 @@
 /** Make a rename or a new file in DIR durable: fsync the directory (best effort: some file systems refuse). */
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
 
 export function fsyncDir(dir: string): void {
   try {

@@ -11,7 +11,8 @@
  *  - when running from the sources: the loader given with `--import` (tsx) and the whole node_modules it lives in.
  * Files are checked with every directory on the way; trees with everything under them.
  */
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
+import type { Dirent } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -139,7 +140,7 @@ function* walkTree(dir: string, seen: Set<string>): Generator<{ path: string; di
   }
   if (seen.has(realDir)) return;
   seen.add(realDir);
-  let entries: fs.Dirent[];
+  let entries: Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
   } catch {

@@ -3,7 +3,8 @@
  * file per domain in qemu.d without ever clobbering a file that is not ours, remove only our own files, list them.
  * What the file says (and how to recognise ours) is decided by the caller through `isOurs`.
  */
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
+import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { RuntimeFailure } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
@@ -23,7 +24,7 @@ export function hookFilePath(fileName: string): string {
   return `${QEMU_HOOK_DIR}/${fileName}`;
 }
 
-function lstat(p: string): fs.Stats | undefined {
+function lstat(p: string): Stats | undefined {
   try {
     return fs.lstatSync(p);
   } catch (e) {

@@ -12,8 +12,7 @@
  * Nothing under /etc is touched; `release` removes the drop-in (or puts back an earlier run's list), `reset` removes
  * it.
  */
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
+import { childProcess, fs } from '../builtins.ts';
 import * as path from 'node:path';
 import { RuntimeFailure } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
@@ -56,7 +55,7 @@ export function findIrqbalance(k: Kernel): number | undefined {
 const LIST = /^[0-9,-]+$/;
 
 function run(k: Kernel, args: string[]): void {
-  const r = spawnSync(k.systemctl, args, { stdio: 'ignore', timeout: 10000 });
+  const r = childProcess().spawnSync(k.systemctl, args, { stdio: 'ignore', timeout: 10000 });
   if (r.status !== 0) throw new RuntimeFailure(`systemctl ${args.join(' ')} failed`);
 }
 

@@ -2,7 +2,7 @@
  * The Kernel object: every file the tool reads or writes and every command it runs, behind one door.
  * `Kernel.real()` is the machine the tool runs on; tests build one over a fake tree and pass it to `runCli`.
  */
-import * as nodeFs from 'node:fs';
+import { fs as nodeFs } from '../builtins.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { UsageError } from '../errors.ts';
 import { Cgroups } from './cgroup.ts';

@@ -9,7 +9,7 @@
  * check, src/kernel/trust.ts); a directory, FIFO, symlink or another user's file there is refused at once (exit 2).
  * A run waits at most `waitMs` for a live holder, polling, then fails (exit 1).
  */
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
 import * as path from 'node:path';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
 import { ErrnoError, type DirEntry, type Fs, type Updater, type Writer } from './fs.ts';
 import { loadLinkCount } from './libc-statx.ts';
 import { loadRawWrite } from './libc-write.ts';

@@ -6,7 +6,8 @@
  * boot: a registry of an earlier boot is ignored (a reboot reset everything it described).
  */
 import { fsyncDir } from './fsync.ts';
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
+import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { CpuSet } from '../cpus/cpuset.ts';
@@ -79,7 +80,7 @@ export function hostJournalPath(k: Kernel): string {
  */
 export function readRegistry(k: Kernel): Registry {
   const file = registryPath(k);
-  let st: fs.Stats | undefined;
+  let st: Stats | undefined;
   try {
     // missing: answered without an exception (the common case; a thrown ENOENT costs far more under emulation)
     st = fs.lstatSync(file, { throwIfNoEntry: false });

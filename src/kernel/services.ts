@@ -1,5 +1,5 @@
 /** The one service the tool may stop and start: irqbalance (by fixed name). */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../builtins.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { findIrqbalance } from './irqbalance.ts';
 import type { Kernel } from './kernel.ts';
@@ -17,7 +17,10 @@ export function irqbalanceHow(k: Kernel): ServiceHow {
  */
 export function stopOrStartIrqbalance(k: Kernel, action: 'stop' | 'start', how: ServiceHow): void {
   if (how === 'systemd') {
-    const r = spawnSync(k.systemctl, [action, 'irqbalance.service'], { stdio: 'ignore', timeout: 10000 });
+    const r = childProcess().spawnSync(k.systemctl, [action, 'irqbalance.service'], {
+      stdio: 'ignore',
+      timeout: 10000,
+    });
     if (r.status !== 0) throw new RuntimeFailure(`systemctl ${action} irqbalance.service failed`);
     return;
   }
@@ -25,7 +28,7 @@ export function stopOrStartIrqbalance(k: Kernel, action: 'stop' | 'start', how: 
     const pid = findIrqbalance(k);
     if (pid !== undefined) k.fs.kill(pid, 'SIGTERM');
   } else {
-    const r = spawnSync(k.irqbalance, [], { stdio: 'ignore', timeout: 10000 });
+    const r = childProcess().spawnSync(k.irqbalance, [], { stdio: 'ignore', timeout: 10000 });
     if (r.status !== 0) throw new RuntimeFailure('could not start irqbalance again');
   }
 }

@@ -3,7 +3,7 @@
  * affinity, IRQ action names and file modes, interrupt counts per CPU, governors per CPU, a process's
  * environment. Every function tolerates missing or unreadable files (status runs unprivileged).
  */
-import * as nodeFs from 'node:fs';
+import { fs as nodeFs } from '../builtins.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { errnoOf, type Fs } from './fs.ts';
 import type { Kernel } from './kernel.ts';

@@ -5,7 +5,8 @@
  * sticky directory (/tmp) is accepted on the way to a data file only when asked (`allowSticky`): others can add files
  * there but cannot replace root's.
  */
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
+import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 
 export interface Distrust {
@@ -63,7 +64,7 @@ function ownersText(owners: Owners): string {
 
 function checkOne(
   p: string,
-  st: fs.Stats,
+  st: Stats,
   owners: Owners,
   dirOnPath: boolean,
   allowSticky: boolean,
@@ -96,7 +97,7 @@ function walk(file: string, owners: Owners, opts: TrustOptions): Distrust | unde
       const link = othersEntry(d, owners);
       if (link) return link;
     }
-    let st: fs.Stats;
+    let st: Stats;
     try {
       st = fs.statSync(d);
     } catch (e) {
@@ -114,7 +115,7 @@ function walk(file: string, owners: Owners, opts: TrustOptions): Distrust | unde
  * or a regular file with more than one name.
  */
 function othersEntry(p: string, owners: Owners): Distrust | undefined {
-  let st: fs.Stats;
+  let st: Stats;
   try {
     st = fs.lstatSync(p);
   } catch {

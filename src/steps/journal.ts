@@ -4,7 +4,8 @@
  * A torn last line (crash mid-write) is ignored. README.md, "Guarantees and limits", describes it for users.
  */
 import { fsyncDir } from '../kernel/fsync.ts';
-import * as fs from 'node:fs';
+import { fs } from '../builtins.ts';
+import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
 import { CannotRead, UsageError, RuntimeFailure } from '../errors.ts';
@@ -30,7 +31,7 @@ export const MAX_RUNS = 1_000_000;
  * throws CannotRead: a journal that cannot be looked at is never taken for a missing one. A missing file is answered
  * without an exception (under TCG a thrown ENOENT cost 0.6 ms, the answer without one 0.07 ms).
  */
-function lstatOf(file: string): fs.Stats | undefined {
+function lstatOf(file: string): Stats | undefined {
   try {
     return fs.lstatSync(file, { throwIfNoEntry: false });
   } catch (e) {
@@ -45,7 +46,7 @@ function lstatOf(file: string): fs.Stats | undefined {
  * down, so that a directory another user owns above the one that cannot be searched is named as the reason (exit 2);
  * else CannotRead (exit 1).
  */
-function lstatForTrust(file: string): fs.Stats | undefined {
+function lstatForTrust(file: string): Stats | undefined {
   try {
     return lstatOf(file);
   } catch (e) {
@@ -109,7 +110,7 @@ const TRUST_HINT =
 export function checkJournalTrust(
   file: string,
   /** What lstat said of `file` a moment ago (null: nothing was there), taken in place of another lstat. */
-  seen?: fs.Stats | null,
+  seen?: Stats | null,
 ): JournalTrust {
   refuseUnusableJournalPath(file);
   const abs = path.resolve(file);
@@ -169,7 +170,7 @@ export function checkExistingJournalTrust(file: string): Judged {
 }
 
 /** What checkExistingJournalTrust judged at a journal's path: its lstat, or null when nothing was there. */
-export type Judged = fs.Stats | null;
+export type Judged = Stats | null;
 
 export interface JournalRun {
   run: number;
@@ -379,7 +380,7 @@ function readJournalBytes(file: string, judged?: Judged): Buffer {
 }
 
 /** `opened` (an fstat) must be the file its trust check judged (`judged`: its lstat); undefined: nothing to hold to. */
-function refuseIfReplaced(file: string, opened: fs.Stats, judged: Judged | undefined, not: string): void {
+function refuseIfReplaced(file: string, opened: Stats, judged: Judged | undefined, not: string): void {
   if (judged && (opened.ino !== judged.ino || opened.dev !== judged.dev))
     throw new UsageError(`journal ${file} was replaced after its trust check; not ${not}`, TRUST_HINT);
 }

@@ -145,6 +145,15 @@ describe('start-up loads only the command table', () => {
     assert.ok(measuring.includes('src/commands/measure.ts'));
   });
 
+  it('no chunk imports node:fs, node:util or node:child_process as an ES module (their facades cost every run)', () => {
+    for (const [file, o] of Object.entries(outputs))
+      for (const imp of o.imports)
+        assert.ok(
+          !(imp.external && ['node:fs', 'node:util', 'node:child_process', 'fs', 'util'].includes(imp.path)),
+          `${file} imports ${imp.path}`,
+        );
+  });
+
   it('a completion script loads no kernel code (only __complete does, on demand)', () => {
     const loaded = [...staticClosure(outputs, outputOf('src/commands/completion.ts'))];
     assert.ok(loaded.includes('src/cli/completion.ts'));
