@@ -37,7 +37,6 @@
  * Unknown keys are refused with a message naming the key; CPU strings use the command line's notation and are
  * checked against the machine.
  */
-import { fs } from './builtins.ts';
 import * as path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
@@ -51,6 +50,8 @@ import { distrust, distrustText } from './kernel/trust.ts';
 import { domainNameProblem } from './libvirt/hook-script.ts';
 import { exampleVmCpus } from './report/topology-view.ts';
 import type { SchedSpec } from './libvirt/cputune.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 const MAX_PROFILE_BYTES = 64 * 1024;
 

@@ -5,7 +5,6 @@
  * into the same journal (so release still restores the state from before the first isolate), and changes nothing
  * when nothing drifted.
  */
-import { fs } from '../builtins.ts';
 import * as path from 'node:path';
 import type { Ctx, Handler } from '../cli/spec.ts';
 import { CannotRead, RuntimeFailure } from '../errors.ts';
@@ -25,6 +24,8 @@ import { validateRecords } from '../steps/validate.ts';
 import { hostJournalPath } from '../kernel/reservations.ts';
 import { defaultJournal } from './release.ts';
 import { planUnitLimit, systemdOf } from './restrict.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 export interface Applied {
   unit: string;

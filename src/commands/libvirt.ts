@@ -3,7 +3,6 @@
  * manage a per-domain hook script that isolates at `prepare begin` and releases at `release end`.
  * Also registers the TOML profile loader that `isolate --profile` uses.
  */
-import { fs } from '../builtins.ts';
 import * as path from 'node:path';
 import type { Ctx, Handler, Invocation } from '../cli/spec.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
@@ -39,6 +38,8 @@ import {
 import { loadNamedProfile, loadProfile, profileFile, type Profile } from '../profile.ts';
 import { emulatorCpusOf, schedOf, vmCpusOf } from './pin-qemu.ts';
 import { jsonDocument } from '../report/json-text.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 function optProfile(ctx: Ctx, inv: Invocation): Profile | undefined {
   const f = inv.values.profile;

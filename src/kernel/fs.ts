@@ -9,6 +9,10 @@
  *
  * The product has one implementation, RealFs (root "/"): node:fs, single write(2) per value, never O_CREAT on
  * control files; affinity via koffi. Tests implement it over a fake tree (test/support/simfs.ts).
+ *
+ * Modules take node:fs as `process.getBuiltinModule('node:fs')`, never as an ES module import: that import reads
+ * every export of node:fs when the module is linked, loading its streams and promises API (5–8 ms of every fresh
+ * process natively; test/unit/product.test.ts holds the bundle to it).
  */
 export interface DirEntry {
   name: string;

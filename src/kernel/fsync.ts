@@ -1,5 +1,5 @@
+const fs = process.getBuiltinModule('node:fs');
 /** Make a rename or a new file in DIR durable: fsync the directory (best effort: some file systems refuse). */
-import { fs } from '../builtins.ts';
 
 export function fsyncDir(dir: string): void {
   try {

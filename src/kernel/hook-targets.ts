@@ -11,13 +11,14 @@
  *  - when running from the sources: the loader given with `--import` (tsx) and the whole node_modules it lives in.
  * Files are checked with every directory on the way; trees with everything under them.
  */
-import { fs } from '../builtins.ts';
 import type { Dirent } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RuntimeFailure } from '../errors.ts';
 import { distrust, distrustText, type Distrust } from './trust.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 export interface HookTarget {
   /** What it is, for messages: "node", "the tool", "koffi", ... */

@@ -3,12 +3,13 @@
  * file per domain in qemu.d without ever clobbering a file that is not ours, remove only our own files, list them.
  * What the file says (and how to recognise ours) is decided by the caller through `isOurs`.
  */
-import { fs } from '../builtins.ts';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { RuntimeFailure } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 /** System path of libvirt's per-driver hook directory for QEMU (libvirt >= 6.5). */
 export const QEMU_HOOK_DIR = `${P.libvirtHooks}/qemu.d`;

@@ -12,11 +12,12 @@
  * Nothing under /etc is touched; `release` removes the drop-in (or puts back an earlier run's list), `reset` removes
  * it.
  */
-import { childProcess, fs } from '../builtins.ts';
 import * as path from 'node:path';
 import { RuntimeFailure } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 const EXES = new Set(['/usr/sbin/irqbalance', '/sbin/irqbalance']);
 
@@ -55,7 +56,9 @@ export function findIrqbalance(k: Kernel): number | undefined {
 const LIST = /^[0-9,-]+$/;
 
 function run(k: Kernel, args: string[]): void {
-  const r = childProcess().spawnSync(k.systemctl, args, { stdio: 'ignore', timeout: 10000 });
+  const r = process
+    .getBuiltinModule('node:child_process')
+    .spawnSync(k.systemctl, args, { stdio: 'ignore', timeout: 10000 });
   if (r.status !== 0) throw new RuntimeFailure(`systemctl ${args.join(' ')} failed`);
 }
 

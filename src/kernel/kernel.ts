@@ -2,7 +2,6 @@
  * The Kernel object: every file the tool reads or writes and every command it runs, behind one door.
  * `Kernel.real()` is the machine the tool runs on; tests build one over a fake tree and pass it to `runCli`.
  */
-import { fs as nodeFs } from '../builtins.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { UsageError } from '../errors.ts';
 import { Cgroups } from './cgroup.ts';
@@ -14,6 +13,8 @@ import { Procs } from './procs.ts';
 import { RealFs } from './realfs.ts';
 import { SYSTEMCTL_TIMEOUT_MS } from './systemd.ts';
 import { readMachine, type Machine } from './topology.ts';
+
+const nodeFs = process.getBuiltinModule('node:fs');
 
 export { P } from './paths.ts';
 

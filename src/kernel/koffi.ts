@@ -8,10 +8,11 @@
  * about 400 ms under emulation, against 3 ms for the addon alone. Anywhere else (musl, another layout, versions that
  * differ), or when the addon does not load, koffi's own loader runs.
  */
-import { fs } from '../builtins.ts';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+const fs = process.getBuiltinModule('node:fs');
 
 type Koffi = typeof import('koffi');
 type Library = ReturnType<Koffi['load']>;

@@ -9,13 +9,14 @@
  * check, src/kernel/trust.ts); a directory, FIFO, symlink or another user's file there is refused at once (exit 2).
  * A run waits at most `waitMs` for a live holder, polling, then fails (exit 1).
  */
-import { fs } from '../builtins.ts';
 import * as path from 'node:path';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
 import { distrust, distrustText } from './trust.ts';
 import { loadKoffi, loadLibc } from './koffi.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;

@@ -1,9 +1,10 @@
-import { fs } from '../builtins.ts';
 import { ErrnoError, type DirEntry, type Fs, type Updater, type Writer } from './fs.ts';
 import { loadLinkCount } from './libc-statx.ts';
 import { loadRawWrite } from './libc-write.ts';
 import { loadSched } from './sched.ts';
 import { irqRuleOf, isIrqAffinityPath } from './writable.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 function wrap<T>(op: string, path: string, f: () => T): T {
   try {

@@ -6,7 +6,6 @@
  * boot: a registry of an earlier boot is ignored (a reboot reset everything it described).
  */
 import { fsyncDir } from './fsync.ts';
-import { fs } from '../builtins.ts';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
@@ -15,6 +14,8 @@ import { CannotRead, UsageError } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
 import { distrust, distrustText } from './trust.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 export const REGISTRY_FORMAT = 'vfio-isolate-reservations';
 export const REGISTRY_VERSION = 1;

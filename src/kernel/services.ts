@@ -1,5 +1,4 @@
 /** The one service the tool may stop and start: irqbalance (by fixed name). */
-import { childProcess } from '../builtins.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { findIrqbalance } from './irqbalance.ts';
 import type { Kernel } from './kernel.ts';
@@ -17,10 +16,12 @@ export function irqbalanceHow(k: Kernel): ServiceHow {
  */
 export function stopOrStartIrqbalance(k: Kernel, action: 'stop' | 'start', how: ServiceHow): void {
   if (how === 'systemd') {
-    const r = childProcess().spawnSync(k.systemctl, [action, 'irqbalance.service'], {
-      stdio: 'ignore',
-      timeout: 10000,
-    });
+    const r = process
+      .getBuiltinModule('node:child_process')
+      .spawnSync(k.systemctl, [action, 'irqbalance.service'], {
+        stdio: 'ignore',
+        timeout: 10000,
+      });
     if (r.status !== 0) throw new RuntimeFailure(`systemctl ${action} irqbalance.service failed`);
     return;
   }
@@ -28,7 +29,9 @@ export function stopOrStartIrqbalance(k: Kernel, action: 'stop' | 'start', how: 
     const pid = findIrqbalance(k);
     if (pid !== undefined) k.fs.kill(pid, 'SIGTERM');
   } else {
-    const r = childProcess().spawnSync(k.irqbalance, [], { stdio: 'ignore', timeout: 10000 });
+    const r = process
+      .getBuiltinModule('node:child_process')
+      .spawnSync(k.irqbalance, [], { stdio: 'ignore', timeout: 10000 });
     if (r.status !== 0) throw new RuntimeFailure('could not start irqbalance again');
   }
 }

@@ -3,11 +3,12 @@
  * affinity, IRQ action names and file modes, interrupt counts per CPU, governors per CPU, a process's
  * environment. Every function tolerates missing or unreadable files (status runs unprivileged).
  */
-import { fs as nodeFs } from '../builtins.ts';
 import { CpuSet } from '../cpus/cpuset.ts';
 import { errnoOf, type Fs } from './fs.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
+
+const nodeFs = process.getBuiltinModule('node:fs');
 
 /** A read that may fail: the value, or the errno code that stopped it. */
 export type Read<T> = { ok: true; value: T } | { ok: false; code: string };

@@ -9,7 +9,6 @@
  * over its private socket even when the bus is down, and its failures are one readable line.
  */
 import { CpuSet } from '../cpus/cpuset.ts';
-import { childProcess } from '../builtins.ts';
 import { RuntimeFailure } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
@@ -63,7 +62,7 @@ export function unitOfCgroup(parts: readonly string[]): string | undefined {
 export function runSystemctl(k: Kernel, args: readonly string[]): string {
   const shown = `systemctl ${args.join(' ')}`;
   if (k.systemctl === '') throw new RuntimeFailure(`${shown}: no systemctl on this machine`);
-  const r = childProcess().spawnSync(k.systemctl, args, {
+  const r = process.getBuiltinModule('node:child_process').spawnSync(k.systemctl, args, {
     encoding: 'utf8',
     timeout: k.systemctlTimeoutMs,
     killSignal: 'SIGKILL',

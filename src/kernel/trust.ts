@@ -5,9 +5,10 @@
  * sticky directory (/tmp) is accepted on the way to a data file only when asked (`allowSticky`): others can add files
  * there but cannot replace root's.
  */
-import { fs } from '../builtins.ts';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
+
+const fs = process.getBuiltinModule('node:fs');
 
 export interface Distrust {
   /** The first path that fails (the file itself or a directory on the way). */

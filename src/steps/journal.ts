@@ -4,7 +4,6 @@
  * A torn last line (crash mid-write) is ignored. README.md, "Guarantees and limits", describes it for users.
  */
 import { fsyncDir } from '../kernel/fsync.ts';
-import { fs } from '../builtins.ts';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import * as v from 'valibot';
@@ -20,6 +19,8 @@ import {
   RestoredLine,
   type UndoRecord,
 } from './records.ts';
+
+const fs = process.getBuiltinModule('node:fs');
 
 export const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
 /** Runs one journal may hold (the schema bounds run numbers to this). */
