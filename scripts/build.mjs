@@ -4,9 +4,10 @@
 //
 // The benchmarks build other trees the same way (bench/guest.ts: the cold runs of this tree and of a baseline
 // revision): --root DIR (the tree with src/ and package.json; default: here), --outdir DIR (default: dist under the
-// root), --node-path DIR (where a tree without its own node_modules finds valibot and smol-toml).
+// root), --node-path DIR (where a tree without its own node_modules finds valibot and smol-toml), --metafile FILE
+// (esbuild's account of the chunks and what each imports, for bench/chunks.ts).
 import { build } from 'esbuild';
-import { chmodSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -15,13 +16,14 @@ const { values } = parseArgs({
     root: { type: 'string', default: '.' },
     outdir: { type: 'string' },
     'node-path': { type: 'string' },
+    metafile: { type: 'string' },
   },
 });
 const root = resolve(values.root);
 const outdir = resolve(values.outdir ?? join(root, 'dist'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 rmSync(outdir, { recursive: true, force: true });
-await build({
+const result = await build({
   absWorkingDir: root,
   entryPoints: { 'vfio-isolate': 'src/main.ts' },
   bundle: true,
@@ -39,5 +41,7 @@ await build({
   legalComments: 'none',
   charset: 'ascii',
   logLevel: 'warning',
+  metafile: values.metafile !== undefined,
 });
+if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
 chmodSync(join(outdir, 'vfio-isolate.mjs'), 0o755);
