@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RuntimeFailure } from '../errors.ts';
+import { koffiPackages } from './koffi.ts';
 import { distrust, distrustText, type Distrust } from './trust.ts';
 
 const fs = process.getBuiltinModule('node:fs');
@@ -52,13 +53,6 @@ function real(p: string, what: string): string {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     throw new RuntimeFailure(`cannot resolve ${what} ${p}: ${code}`);
   }
-}
-
-/** The package directory `node_modules/NAME` that a resolved file of package NAME lies in. */
-function packageDir(file: string, name: string): string | undefined {
-  const marker = `/node_modules/${name}/`;
-  const i = file.lastIndexOf(marker);
-  return i < 0 ? undefined : file.slice(0, i + marker.length - 1);
 }
 
 function nearestPackageJson(dir: string): string | undefined {
@@ -119,8 +113,7 @@ export function resolveHookTargets(
       'install vfio-isolate with its dependencies (npm pack, then npm install -g from the tarball)',
     );
   }
-  const koffi = packageDir(koffiMain, 'koffi') ?? path.dirname(koffiMain);
-  const native = path.join(path.dirname(koffi), '@koromix', `koffi-${process.platform}-${process.arch}`);
+  const { koffi, native } = koffiPackages(koffiMain);
   if (fs.existsSync(native)) trees.push({ what: "koffi's native addon", path: real(native, 'koffi') });
   trees.push({ what: 'koffi', path: koffi });
 

@@ -31,62 +31,66 @@ let koffi: Koffi | undefined;
 let libc: Library | undefined;
 
 /**
+ * koffi's package directory and the `@koromix/koffi-PLATFORM-ARCH` directory beside it, from the real path of the
+ * file node resolves `koffi` to: where koffi's own loader looks for its addon, and what a libvirt hook's trust check
+ * covers (hook-targets.ts uses this too).
+ */
+export function koffiPackages(main: string): { koffi: string; native: string } {
+  const marker = '/node_modules/koffi/';
+  const i = main.lastIndexOf(marker);
+  const koffi = i < 0 ? path.dirname(main) : main.slice(0, i + marker.length - 1);
+  return {
+    koffi,
+    native: path.join(path.dirname(koffi), '@koromix', `koffi-${process.platform}-${process.arch}`),
+  };
+}
+
+/**
  * The native addon koffi would load on this system and its version, when it can be loaded without koffi's loader: a
- * glibc system (its loader present, musl's absent); koffi where node finds it from `from` (NODE_PATH and the global
- * folders aside), a directory with a package.json in the nearest node_modules that has anything named koffi; the
- * `@koromix/koffi-linux-ARCH` package beside koffi's real directory (which hook-targets.ts checks) and none inside
- * it; both packages of the same version. Undefined otherwise.
+ * glibc system (its loader present, musl's absent); koffi as node resolves it from the file `from`; the
+ * `@koromix/koffi-linux-ARCH` package beside it (koffiPackages) and none inside koffi's directory, where koffi would
+ * look first; both packages of the same version. Undefined otherwise.
  */
 export function koffiAddon(from: string, arch = process.arch): { path: string; version: string } | undefined {
   const glibc = GLIBC[arch];
   const musl = MUSL[arch];
-  if (process.platform !== 'linux' || !glibc || !musl) return undefined;
+  if (process.platform !== 'linux' || arch !== process.arch || !glibc || !musl) return undefined;
   if (!fs.existsSync(glibc) || fs.existsSync(musl)) return undefined;
-  let nm: string | undefined;
-  for (let d = path.resolve(from); nm === undefined; d = path.dirname(d)) {
-    const here = path.join(d, 'node_modules');
-    // node tries koffi as a file (.js, .json, .node) before the directory: any of them ends its search here
-    if (
-      path.basename(d) !== 'node_modules' &&
-      ['', '.js', '.json', '.node'].some((x) => fs.existsSync(`${here}/koffi${x}`))
-    )
-      nm = here;
-    else if (d === path.dirname(d)) return undefined;
-  }
-  if (['.js', '.json', '.node'].some((x) => fs.existsSync(`${nm}/koffi${x}`))) return undefined;
   try {
-    // koffi takes the package from beside its real directory (a symlinked koffi: beside its target), or from its own
-    // node_modules first when it has one there: that case is left to koffi
-    const real = fs.realpathSync.native(path.join(nm, 'koffi'));
-    if (fs.existsSync(path.join(real, 'node_modules', '@koromix', `koffi-linux-${arch}`))) return undefined;
+    const { koffi, native } = koffiPackages(fs.realpathSync(createRequire(from).resolve('koffi')));
+    const nested = [
+      'node_modules',
+      'src/node_modules',
+      'src/koffi/node_modules',
+      'src/koffi/src/node_modules',
+    ];
+    if (nested.some((d) => fs.existsSync(path.join(koffi, d, '@koromix', `koffi-linux-${arch}`))))
+      return undefined;
     const version = (p: string): unknown =>
       (JSON.parse(fs.readFileSync(path.join(p, 'package.json'), 'utf8')) as { version?: unknown }).version;
-    const want = version(real);
-    const pkg = path.join(path.dirname(real), '@koromix', `koffi-linux-${arch}`);
-    const addon = path.join(pkg, `linux_${arch}`, 'koffi.node');
-    return typeof want === 'string' && version(pkg) === want && fs.existsSync(addon)
+    const want = version(koffi);
+    const addon = path.join(native, `linux_${arch}`, 'koffi.node');
+    return typeof want === 'string' && version(native) === want && fs.existsSync(addon)
       ? { path: addon, version: want }
       : undefined;
   } catch {
-    return undefined; // no package.json, or one that is not JSON: koffi's loader says what is wrong
+    return undefined; // koffi not found, or a package.json that is not JSON: koffi's loader says what is wrong
   }
 }
 
 /** koffi itself; throws (as koffi's loader does) where it cannot be loaded. */
 export function loadKoffi(): Koffi {
   if (koffi) return koffi;
-  const addon = koffiAddon(path.dirname(fileURLToPath(import.meta.url)));
+  const addon = koffiAddon(fileURLToPath(import.meta.url));
   if (addon) {
     const m = { exports: {} as Partial<Koffi> };
     try {
       process.dlopen(m, addon.path);
     } catch {
-      m.exports = {}; // koffi's own loader decides
+      /* koffi's own loader decides */
     }
-    // koffi's loader refuses an addon of another version the same way
-    if (m.exports.version !== undefined && m.exports.version !== addon.version)
-      throw new Error('Mismatched native Koffi modules');
-    if (m.exports.version !== undefined) {
+    // an addon of another version than its package says: koffi's own loader decides too
+    if (m.exports.version === addon.version) {
       koffi = m.exports as Koffi;
       return koffi;
     }
