@@ -42,6 +42,19 @@ describe('the shipped product', () => {
     }
   });
 
+  it('a node without process.getBuiltinModule (before 20.16) gets one line and exit 1, not an error from a command', () => {
+    const old = ['--import', 'data:text/javascript,delete process.getBuiltinModule', '--import', 'tsx'];
+    for (const argv of [['--version'], ['-n', 'restore', '/nonexistent/journal']]) {
+      const r = spawnSync(process.execPath, [...old, 'src/main.ts', ...argv], {
+        cwd: REPO,
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr, `vfio-isolate: needs Node.js 20.19 or later (this is ${process.version})\n`);
+    }
+  });
+
   it('src/ names none of the test switches', () => {
     for (const f of files(path.join(REPO, 'src'), /\.ts$/)) {
       const text = fs.readFileSync(f, 'utf8');
@@ -149,7 +162,7 @@ describe('start-up loads only the command table', () => {
     for (const [file, o] of Object.entries(outputs))
       for (const imp of o.imports)
         assert.ok(
-          !(imp.external && ['node:fs', 'node:util', 'node:child_process', 'fs', 'util'].includes(imp.path)),
+          !(imp.external && /^(node:)?(fs|fs\/promises|util|child_process)$/.test(imp.path)),
           `${file} imports ${imp.path}`,
         );
   });
