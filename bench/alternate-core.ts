@@ -81,6 +81,8 @@ export function figures(run: GuestRun): Map<string, number> {
     put('cold restore − empty ÷ bare − empty', less(ours.restore), less(k.bareRestore));
     put(`cold mask ÷ ${base?.name ?? 'baseline'}`, ours.mask, base?.mask);
     put(`cold restore ÷ ${base?.name ?? 'baseline'}`, ours.restore, base?.restore);
+    put(`cold isolate ÷ ${base?.name ?? 'baseline'}`, ours.isolate, base?.isolate);
+    put(`cold release ÷ ${base?.name ?? 'baseline'}`, ours.release, base?.release);
   }
   const c = r.cycle;
   if (c) {

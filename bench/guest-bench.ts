@@ -129,8 +129,11 @@ export interface ColdResult {
   /** The bare loops as a module of their own: read every IRQ's list, write the changing ones; write the old values back. */
   bareMask: number[];
   bareRestore: number[];
-  /** `-u J irq-affinity mask C4-7` then `restore J`, by ours and by the baseline revision's build (spec.baseline). */
-  tools: { name: string; mask: number[]; restore: number[] }[];
+  /**
+   * `-u J irq-affinity mask C4-7` then `restore J`, and `isolate C4-7` then `release` (what the libvirt hook runs, its
+   * default journal), by ours and by the baseline revision's build (spec.baseline).
+   */
+  tools: { name: string; mask: number[]; restore: number[]; isolate: number[]; release: number[] }[];
 }
 
 export interface GuestBenchResult {
@@ -1424,16 +1427,22 @@ async function benchCold(res: GuestBenchResult): Promise<void> {
     copied('ours', spec.coldEntry),
     ...(spec.baseline?.coldEntry ? [copied(spec.baseline.rev, spec.baseline.coldEntry)] : []),
   ];
-  for (const t of tools) out.tools.push({ name: t.name, mask: [], restore: [] });
+  for (const t of tools) out.tools.push({ name: t.name, mask: [], restore: [], isolate: [], release: [] });
   const runs: ((keep: boolean) => void)[] = [
     ...tools.map((t, i) => (keep: boolean) => {
       const j = freshJournal();
       const m = once(t.entry, ['-u', j, 'irq-affinity', 'mask', 'C4-7']);
       const r = once(t.entry, ['restore', j]);
       fs.rmSync(j, { force: true });
+      clearRestoredJournals();
+      const iso = once(t.entry, ['isolate', 'C4-7']);
+      const rel = once(t.entry, ['release']);
       if (keep) {
-        out.tools[i]!.mask.push(m);
-        out.tools[i]!.restore.push(r);
+        const o = out.tools[i]!;
+        o.mask.push(m);
+        o.restore.push(r);
+        o.isolate.push(iso);
+        o.release.push(rel);
       }
     }),
     (keep: boolean) => {

@@ -492,10 +492,18 @@ export function coldLines(c: ColdResult): string[] {
       `    ${t.name}: -u J irq-affinity mask C4-7 ${fmtMs(med(t.mask))} (less the empty module ÷ the bare one's: ${marginal(t.mask, c.bareMask)}), ` +
         `restore J ${fmtMs(med(t.restore))} (${marginal(t.restore, c.bareRestore)})`,
     );
+  for (const t of c.tools)
+    if (t.isolate.length > 0)
+      out.push(`    ${t.name}: isolate C4-7 ${fmtMs(med(t.isolate))}, release ${fmtMs(med(t.release))}`);
   const [ours, base] = c.tools;
-  if (ours && base)
+  if (ours && base) {
     out.push(
       `    ours ÷ ${base.name}, paired: mask ${fmtRatio(pairedRatio(ours.mask, base.mask))}; restore ${fmtRatio(pairedRatio(ours.restore, base.restore))}`,
     );
+    if (ours.isolate.length > 0 && base.isolate.length > 0)
+      out.push(
+        `    ours ÷ ${base.name}, paired: isolate ${fmtRatio(pairedRatio(ours.isolate, base.isolate))}; release ${fmtRatio(pairedRatio(ours.release, base.release))}`,
+      );
+  }
   return out;
 }

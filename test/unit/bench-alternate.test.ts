@@ -93,8 +93,14 @@ describe('bench/alternate: figures of one run', () => {
       bareMask: [40, 50],
       bareRestore: [30, 40],
       tools: [
-        { name: 'ours', mask: [420, 230], restore: [220, 830] },
-        { name: 'e6428ad', mask: [210, 460], restore: [440, 415] },
+        { name: 'ours', mask: [420, 230], restore: [220, 830], isolate: [900, 1000], release: [800, 300] },
+        {
+          name: 'e6428ad',
+          mask: [210, 460],
+          restore: [440, 415],
+          isolate: [1800, 1000],
+          release: [400, 600],
+        },
       ],
     };
     const f = figures(r);
@@ -102,6 +108,8 @@ describe('bench/alternate: figures of one run', () => {
     assert.equal(f.get('v2: cold restore − empty ÷ bare − empty'), 50); // 200/10, 800/10 → 50
     assert.equal(f.get('v2: cold mask ÷ e6428ad'), 1.25); // 2, 0.5
     assert.equal(f.get('v2: cold restore ÷ e6428ad'), 1.25); // 0.5, 2
+    assert.equal(f.get('v2: cold isolate ÷ e6428ad'), 0.75); // 0.5, 1
+    assert.equal(f.get('v2: cold release ÷ e6428ad'), 1.25); // 2, 0.5
   });
 
   it('a run without results gives none', () => {
