@@ -6,12 +6,12 @@
  *
  *   node --import tsx bench/chunks.ts [--rev REV] [COMMAND...]
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT, cacheSubdir } from '../test/vm/cache.ts';
 import { loadedBy, type Meta } from './chunks-core.ts';
+import { archiveSources, buildProduct } from './guest.ts';
 
 const { values, positionals } = parseArgs({
   options: { rev: { type: 'string' } },
@@ -24,20 +24,10 @@ let root = REPO_ROOT;
 if (values.rev) {
   root = join(dir, 'src-tree');
   mkdirSync(root);
-  execFileSync('sh', [
-    '-c',
-    'git -C "$0" archive "$1" src package.json | tar -x -C "$2"',
-    REPO_ROOT,
-    values.rev,
-    root,
-  ]);
+  archiveSources(values.rev, root);
 }
 const metafile = join(dir, 'meta.json');
-execFileSync(process.execPath, [
-  join(REPO_ROOT, 'scripts/build.mjs'),
-  ...['--root', root, '--outdir', join(dir, 'dist'), '--node-path', join(REPO_ROOT, 'node_modules')],
-  ...['--metafile', metafile],
-]);
+buildProduct(root, join(dir, 'dist'), ['--metafile', metafile]);
 const meta = JSON.parse(readFileSync(metafile, 'utf8')) as Meta;
 const commands =
   positionals.length > 0

@@ -99,6 +99,31 @@ export async function buildGuestBundle(): Promise<string> {
   return relative(REPO_ROOT, out);
 }
 
+/** The sources of revision `rev` (src/ and package.json) extracted into `dir`, which must exist. */
+export function archiveSources(rev: string, dir: string): void {
+  execFileSync('sh', [
+    '-c',
+    'git -C "$0" archive "$1" src package.json | tar -x -C "$2"',
+    REPO_ROOT,
+    rev,
+    dir,
+  ]);
+}
+
+/**
+ * The product of the tree at `root` (this repository, or sources archiveSources extracted) built by scripts/build.mjs
+ * into `outdir` as dist/ is built, its libraries taken from this repository's node_modules; `extra`: more options
+ * of build.mjs. Returns the entry's path.
+ */
+export function buildProduct(root: string, outdir: string, extra: string[] = []): string {
+  execFileSync(process.execPath, [
+    join(REPO_ROOT, 'scripts', 'build.mjs'),
+    ...['--root', root, '--outdir', outdir, '--node-path', join(REPO_ROOT, 'node_modules')],
+    ...extra,
+  ]);
+  return join(outdir, 'vfio-isolate.mjs');
+}
+
 /**
  * `--baseline REV`: the tool's sources at REV (git archive of src/ into the cache), bundled like the guest bench
  * into one module exporting runCli and COMMANDS, so that the guest can run that revision's isolate/release beside
@@ -111,13 +136,7 @@ export async function buildBaselineBundle(rev: string): Promise<{ rev: string; b
   const dir = join(cacheSubdir('bench'), `baseline-${sha.slice(0, 12)}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  execFileSync('sh', [
-    '-c',
-    `git -C "$0" archive "$1" src package.json | tar -x -C "$2"`,
-    REPO_ROOT,
-    sha,
-    dir,
-  ]);
+  archiveSources(sha, dir);
   const entry = join(dir, 'entry.ts');
   writeFileSync(
     entry,
@@ -133,18 +152,7 @@ export async function buildBaselineBundle(rev: string): Promise<{ rev: string; b
  * each built by scripts/build.mjs into the cache as dist/ is built. Paths relative to the repository.
  */
 export function buildColdEntries(baseline?: { bundle: string }): { ours: string; baseline?: string } {
-  const build = (root: string, outdir: string): string => {
-    execFileSync(process.execPath, [
-      join(REPO_ROOT, 'scripts', 'build.mjs'),
-      '--root',
-      root,
-      '--outdir',
-      outdir,
-      '--node-path',
-      join(REPO_ROOT, 'node_modules'),
-    ]);
-    return relative(REPO_ROOT, join(outdir, 'vfio-isolate.mjs'));
-  };
+  const build = (root: string, outdir: string): string => relative(REPO_ROOT, buildProduct(root, outdir));
   const ours = build(REPO_ROOT, join(cacheSubdir('bench'), 'cold-ours'));
   if (!baseline) return { ours };
   const dir = dirname(join(REPO_ROOT, baseline.bundle));
