@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RuntimeFailure } from '../errors.ts';
-import { koffiPackages } from './koffi.ts';
+import { koffiPackages } from './paths.ts';
 import { distrust, distrustText, type Distrust } from './trust.ts';
 
 const fs = process.getBuiltinModule('node:fs');

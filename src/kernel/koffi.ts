@@ -11,6 +11,7 @@
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { koffiPackages } from './paths.ts';
 
 const fs = process.getBuiltinModule('node:fs');
 
@@ -29,21 +30,6 @@ const MUSL: Partial<Record<string, string>> = {
 
 let koffi: Koffi | undefined;
 let libc: Library | undefined;
-
-/**
- * koffi's package directory and the `@koromix/koffi-PLATFORM-ARCH` directory beside it, from the real path of the
- * file node resolves `koffi` to: where koffi's own loader looks for its addon, and what a libvirt hook's trust check
- * covers (hook-targets.ts uses this too).
- */
-export function koffiPackages(main: string): { koffi: string; native: string } {
-  const marker = '/node_modules/koffi/';
-  const i = main.lastIndexOf(marker);
-  const koffi = i < 0 ? path.dirname(main) : main.slice(0, i + marker.length - 1);
-  return {
-    koffi,
-    native: path.join(path.dirname(koffi), '@koromix', `koffi-${process.platform}-${process.arch}`),
-  };
-}
 
 /**
  * The native addon koffi would load on this system and its version, when it can be loaded without koffi's loader: a

@@ -1,3 +1,5 @@
+import * as path from 'node:path';
+
 /**
  * Every system path the tool acts on, spelled out once, here. Code outside src/kernel/ refers to them only through
  * `P` (a planner reading through the plan state, the man page, a report naming a file); texts for the user (help,
@@ -54,3 +56,19 @@ export const P = {
   irqbalanceDropIn: '/run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf',
   irqbalanceEnv: '/run/vfio-isolate/irqbalance.env',
 } as const;
+
+/**
+ * koffi's package directory and the `@koromix/koffi-PLATFORM-ARCH` directory beside it, from the real path of the
+ * file node resolves `koffi` to: where koffi's own loader looks for its addon, and what a libvirt hook's trust check
+ * covers: koffi.ts opens the addon there, hook-targets.ts checks it. Here rather than in koffi.ts, so that
+ * hook-targets.ts does not give koffi.ts a chunk of its own (one more file for every command that changes something).
+ */
+export function koffiPackages(main: string): { koffi: string; native: string } {
+  const marker = '/node_modules/koffi/';
+  const i = main.lastIndexOf(marker);
+  const koffi = i < 0 ? path.dirname(main) : main.slice(0, i + marker.length - 1);
+  return {
+    koffi,
+    native: path.join(path.dirname(koffi), '@koromix', `koffi-${process.platform}-${process.arch}`),
+  };
+}
