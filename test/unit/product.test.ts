@@ -167,6 +167,11 @@ describe('start-up loads only the command table', () => {
         );
   });
 
+  it("koffi.ts shares the kernel layer's chunk (one file fewer for every command that changes something)", () => {
+    const chunkOf = (input: string): string => Object.entries(outputs).find(([, o]) => input in o.inputs)![0];
+    assert.equal(chunkOf('src/kernel/koffi.ts'), chunkOf('src/kernel/kernel.ts'));
+  });
+
   it('a completion script loads no kernel code (only __complete does, on demand)', () => {
     const loaded = [...staticClosure(outputs, outputOf('src/commands/completion.ts'))];
     assert.ok(loaded.includes('src/cli/completion.ts'));
