@@ -99,9 +99,23 @@ describe('diffSnapshots', () => {
     b.tasks['30'] = task(30);
     b.tasks['11'] = task(11, { startTime: 99999 });
     assert.deepEqual(diffSnapshots(a, b), [
-      'cgroup / cgroup.procs: lost 2',
-      'cgroup /system.slice cgroup.procs: gained 2',
+      'cgroup / cgroup.procs: lost 2 (t2)',
+      'cgroup /system.slice cgroup.procs: gained 2 (t2)',
     ]);
+  });
+
+  test('a task born after the first snapshot read its member lists is not compared; one born a tick earlier is', () => {
+    const a = base();
+    a.membersReadAt = 2000;
+    // 40 is born while `a` is taken (after its member lists, before its tasks): among a's tasks, in none of its lists
+    a.tasks['40'] = task(40, { startTime: 2000 });
+    a.tasks['41'] = task(41, { startTime: 1998 });
+    const b = clone(a);
+    b.cgroups['/']!.pids = [1, 2, 3, 40, 41];
+    assert.deepEqual(diffSnapshots(a, b), ['cgroup / cgroup.procs: gained 41 (t41)']);
+    // without the time of the first reads every task in both is compared
+    delete a.membersReadAt;
+    assert.deepEqual(diffSnapshots(a, b), ['cgroup / cgroup.procs: gained 40 (t40) 41 (t41)']);
   });
 
   test("a workqueue rescuer's mask is the kernel's and not compared; any other thread's is", () => {
@@ -120,7 +134,10 @@ describe('diffSnapshots', () => {
     const b = clone(a);
     b.cgroups['/']!.pids = [1, 2];
     b.cgroups['/user.slice']!.pids = [3, 20];
-    assert.deepEqual(diffSnapshots(a, b), ['cgroup / tasks: lost 3', 'cgroup /user.slice tasks: gained 3']);
+    assert.deepEqual(diffSnapshots(a, b), [
+      'cgroup / tasks: lost 3 (t3)',
+      'cgroup /user.slice tasks: gained 3 (t3)',
+    ]);
   });
 
   test('long pid lists are shortened', () => {
@@ -135,7 +152,8 @@ describe('diffSnapshots', () => {
     assert.equal(lines.length, 2);
     assert.equal(
       lines[0],
-      'cgroup / cgroup.procs: lost 100 101 102 103 104 105 106 107 108 109 110 111 (+8 more)',
+      'cgroup / cgroup.procs: lost 100 (t100) 101 (t101) 102 (t102) 103 (t103) 104 (t104) 105 (t105) 106 (t106) ' +
+        '107 (t107) 108 (t108) 109 (t109) 110 (t110) 111 (t111) (+8 more)',
     );
   });
 
@@ -367,7 +385,9 @@ describe('takeSnapshot on a fake tree', () => {
       assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
       // one that left the cgroup alive is still a difference
       put('/proc/34/task/34/stat', stat(34, 'S', 0x00200000));
-      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), ['cgroup / cgroup.procs: lost 34']);
+      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), [
+        'cgroup / cgroup.procs: lost 34 (helper)',
+      ]);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -403,6 +423,56 @@ describe('takeSnapshot on a fake tree', () => {
       }) as typeof nodeFs.readFileSync;
       syncBuiltinESMExports();
       assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
+    } finally {
+      nodeFs.readFileSync = read;
+      syncBuiltinESMExports();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+  test('a kworker the kernel starts while the first snapshot is taken is not "gained" by the root cgroup', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
+    const put = (path: string, value: string): void => {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), value);
+    };
+    const stat = (pid: number, start: number): string =>
+      `${pid} (kworker/u8:3) S ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? start : i + 4 === 9 ? 0x00200000 : 0)).join(' ')}\n`;
+    const addTask = (pid: number, start: number): void => {
+      put(`/proc/${pid}/task/${pid}/stat`, stat(pid, start));
+      put(`/proc/${pid}/task/${pid}/status`, 'Name:\tkworker\nCpus_allowed_list:\t0-7\n');
+    };
+    const procs = join(root, '/sys/fs/cgroup/cgroup.procs');
+    const read = nodeFs.readFileSync;
+    try {
+      put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
+      put('/proc/uptime', '20.00 35.10\n');
+      put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
+      put('/sys/fs/cgroup/cgroup.procs', '1\n');
+      addTask(1, 5);
+      // it is born just after the root's member list is read, and before the tasks are
+      let born = false;
+      nodeFs.readFileSync = ((p: PathOrFileDescriptor, o?: unknown) => {
+        const out = (read as (p: PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
+        if (p === procs && !born) {
+          born = true;
+          addTask(470, 2000);
+          put('/sys/fs/cgroup/cgroup.procs', '1\n470\n');
+        }
+        return out;
+      }) as typeof nodeFs.readFileSync;
+      syncBuiltinESMExports();
+      const before = takeSnapshot(root);
+      assert.deepEqual(before.cgroups['/']?.pids, [1]);
+      assert.equal(before.tasks['470']?.startTime, 2000);
+      assert.equal(before.membersReadAt, 2000);
+      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
+      // a task older than the first member lists that turns up in the root is still a difference
+      addTask(471, 1000);
+      const withOld = takeSnapshot(root);
+      put('/sys/fs/cgroup/cgroup.procs', '1\n470\n471\n');
+      assert.deepEqual(diffSnapshots(withOld, takeSnapshot(root)), [
+        'cgroup / cgroup.procs: gained 471 (kworker/u8:3)',
+      ]);
     } finally {
       nodeFs.readFileSync = read;
       syncBuiltinESMExports();

@@ -78,6 +78,11 @@ export interface Snapshot {
   wakeupLatency?: string;
   /** Every thread, keyed by tid. */
   tasks: Record<string, TaskState>;
+  /**
+   * /proc/uptime in clock ticks (the unit of a task's start time), read just before the member lists: a task whose
+   * start time is not at least a tick earlier may have been born after its cgroup's list was read.
+   */
+  membersReadAt?: number;
   /** systemd unit → property → value (UNIT_PROPERTIES), for the units asked for. */
   units?: Record<string, Record<string, string>>;
 }
@@ -291,6 +296,8 @@ export function takeSnapshot(root = '/', opts: SnapshotOptions = {}): Snapshot {
   if (cs) {
     const version = cs.fsType === 'cgroup2' ? 2 : 1;
     snap.cpuset = { mountPoint: cs.mountPoint, version };
+    const uptime = Number(read(root, '/proc/uptime')?.split(' ')[0]);
+    if (Number.isFinite(uptime)) snap.membersReadAt = Math.floor(uptime * 100); // USER_HZ: 100 on every arch
     snap.cgroups = readCgroups(root, cs.mountPoint, version);
   }
   // The tasks after the cgroups' member lists: a task that left its cgroup.procs before that read was already
@@ -351,8 +358,12 @@ function q(v: string | undefined): string {
   return v === undefined ? '(absent)' : JSON.stringify(v);
 }
 
-function pidList(pids: number[], max = 12): string {
-  const shown = pids.slice(0, max).join(' ');
+/** `470 (kworker/u8:3) 471 (sleep) ...`, the names as `snap` has them. */
+function pidList(pids: number[], snap: Snapshot, max = 12): string {
+  const shown = pids
+    .slice(0, max)
+    .map((p) => `${p} (${snap.tasks[String(p)]?.comm ?? '?'})`)
+    .join(' ');
   return pids.length > max ? `${shown} (+${pids.length - max} more)` : shown;
 }
 
@@ -397,15 +408,20 @@ function diffCgroups(a: Snapshot, b: Snapshot, pidsFile: string): string[] {
         if (x.files[n] !== y.files[n]) out.push(`cgroup ${path} ${n}: ${q(x.files[n])} → ${q(y.files[n])}`);
       }
     }
-    // Member pids: only over tasks present in both snapshots.
+    // Member pids: only over tasks present in both snapshots and born before the first one read its member lists
+    // (a kworker the kernel starts while `a` is taken is among a's tasks but in no list of a's).
     const before = new Set(x?.pids ?? []);
     const after = new Set(y.pids);
-    const gained = y.pids.filter((p) => !before.has(p) && sameTask(a, b, String(p)));
-    const lost = (x?.pids ?? []).filter((p) => !after.has(p) && sameTask(a, b, String(p)));
+    const compared = (p: number): boolean => {
+      const t = sameTask(a, b, String(p));
+      return t !== undefined && (a.membersReadAt === undefined || t.startTime + 1 < a.membersReadAt);
+    };
+    const gained = y.pids.filter((p) => !before.has(p) && compared(p));
+    const lost = (x?.pids ?? []).filter((p) => !after.has(p) && compared(p));
     if (gained.length || lost.length) {
       const parts = [];
-      if (gained.length) parts.push(`gained ${pidList(gained)}`);
-      if (lost.length) parts.push(`lost ${pidList(lost)}`);
+      if (gained.length) parts.push(`gained ${pidList(gained, b)}`);
+      if (lost.length) parts.push(`lost ${pidList(lost, b)}`);
       out.push(`cgroup ${path} ${pidsFile}: ${parts.join('; ')}`);
     }
   }
