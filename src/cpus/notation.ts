@@ -328,8 +328,11 @@ function nodeListing(topo: CpuTopology): string {
   return topo.nodes.size === 0 ? 'it reports no NUMA nodes' : `nodes: ${nodeIds(topo).toList()}`;
 }
 
+/** `ranges` expanded, once every CPU in them is present. */
 function requireCpus(ranges: readonly Range[], topo: CpuTopology, ctx: Ctx): CpuSet {
-  requireExisting(ranges, topo.present, ctx, ['CPU', 'CPUs'], presentListing(topo));
+  // online CPUs are present (the kernel's invariant): present is read only when some CPU named is not online
+  if (missingFrom(ranges, topo.online).length > 0)
+    requireExisting(ranges, topo.present, ctx, ['CPU', 'CPUs'], presentListing(topo));
   return expand(ranges);
 }
 
@@ -422,7 +425,9 @@ export function parseCpuSpec(value: string, topo: CpuTopology, opts: NotationOpt
         `expected a CPU list like C0-3,8 or a hex mask (a selector starts with C, N, L, P, S or 0x)`,
       );
     }
-    const got = cpusOfSelector(sel, kind, topo, ctx).intersect(topo.present);
+    const selected = cpusOfSelector(sel, kind, topo, ctx);
+    // a CPU list or mask holds only present CPUs (requireCpus); the other selectors take sets of the topology's
+    const got = kind === 'C' || kind === '0x' ? selected : selected.intersect(topo.present);
     if (got.isEmpty) invalid(ctx, sels.length === 1 ? 'selects no CPU' : `${quote(sel)} selects no CPU`);
     cpus = cpus.union(got);
   });

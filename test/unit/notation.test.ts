@@ -226,6 +226,29 @@ describe('parseCpuSpec: offline CPUs are allowed with a warning', () => {
     });
   }
 
+  it('a CPU list or mask of online CPUs is taken without reading the present CPUs; one with an offline CPU reads them', () => {
+    let reads = 0;
+    // the kernel layer's topology reads sysfs's cpu/present on first use of the getter
+    const counting = Object.defineProperty({ ...ODD }, 'present', {
+      get: () => {
+        reads++;
+        return ODD.present;
+      },
+    }) as CpuTopology;
+    for (const v of ['C0-6', 'C2', '0x7f', 'C00000007']) {
+      assert.equal(parseCpuSpec(v, counting).cpus.toList(), cpus(v, ODD), v);
+    }
+    assert.equal(reads, 0);
+    assert.equal(parseCpuSpec('C7', counting).warnings.length, 1);
+    assert.ok(reads > 0, 'an offline CPU is checked against the present ones');
+    reads = 0;
+    expectError(
+      () => parseCpuSpec('C5-8', counting),
+      ['CPU 8 in "C5-8" does not exist on this machine (present: 0-7)'],
+    );
+    assert.ok(reads > 0);
+  });
+
   it('several offline CPUs are named in one warning', () => {
     const topo = topologyFromSpec({ cpus: 8, online: '0-3,5' });
     const res = parseCpuSpec('C0-7', topo, { what: '--cpus' });
