@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { RuntimeFailure } from '../errors.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
+import { runSystemctl } from './systemd.ts';
 
 const fs = process.getBuiltinModule('node:fs');
 
@@ -54,13 +55,6 @@ export function findIrqbalance(k: Kernel): number | undefined {
 }
 
 const LIST = /^[0-9,-]+$/;
-
-function run(k: Kernel, args: string[]): void {
-  const r = process
-    .getBuiltinModule('node:child_process')
-    .spawnSync(k.systemctl, args, { stdio: 'ignore', timeout: 10000 });
-  if (r.status !== 0) throw new RuntimeFailure(`systemctl ${args.join(' ')} failed`);
-}
 
 /** The list banned by our drop-in now, or null when there is none. */
 export function readBan(k: Kernel): string | null {
@@ -115,6 +109,6 @@ export function setBan(k: Kernel, list: string | null): void {
       `# written by vfio-isolate --irqbalance-ban (runtime only; release or reset removes it)\n[Service]\nEnvironmentFile=${P.irqbalanceEnv}\n`,
     );
   }
-  run(k, ['daemon-reload']);
-  run(k, ['try-restart', 'irqbalance.service']);
+  runSystemctl(k, ['daemon-reload']);
+  runSystemctl(k, ['try-restart', 'irqbalance.service']);
 }

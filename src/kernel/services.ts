@@ -3,6 +3,7 @@ import { RuntimeFailure } from '../errors.ts';
 import { findIrqbalance } from './irqbalance.ts';
 import type { Kernel } from './kernel.ts';
 import { P } from './paths.ts';
+import { runSystemctl } from './systemd.ts';
 
 export type ServiceHow = 'systemd' | 'signal';
 
@@ -16,13 +17,7 @@ export function irqbalanceHow(k: Kernel): ServiceHow {
  */
 export function stopOrStartIrqbalance(k: Kernel, action: 'stop' | 'start', how: ServiceHow): void {
   if (how === 'systemd') {
-    const r = process
-      .getBuiltinModule('node:child_process')
-      .spawnSync(k.systemctl, [action, 'irqbalance.service'], {
-        stdio: 'ignore',
-        timeout: 10000,
-      });
-    if (r.status !== 0) throw new RuntimeFailure(`systemctl ${action} irqbalance.service failed`);
+    runSystemctl(k, [action, 'irqbalance.service']);
     return;
   }
   if (action === 'stop') {

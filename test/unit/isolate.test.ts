@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { CpuSet } from '../../src/cpus/cpuset.ts';
 import { buildFixture } from '../fixtures/build.ts';
 import { cli } from '../support/cli.ts';
-import { fakeSystemd } from '../support/systemd.ts';
+import { fakeSystemd, flakySystemctl } from '../support/systemd.ts';
 import { diffTrees, simWrites, sysExists, sysRead, treeFiles, treeHash } from '../support/tree.ts';
 
 const CG = 'sys/fs/cgroup';
@@ -110,6 +110,27 @@ describe('isolate on cgroup v2 (Ryzen 5950X, VM = CCD1)', () => {
     assert.equal((await cli(root, ['reset'], env)).code, 0);
     assert.equal(sysExists(root, 'run/systemd/system/irqbalance.service.d/50-vfio-isolate.conf'), false);
     assert.match(sd.calls().join('\n') + '\n', /daemon-reload\ntry-restart irqbalance.service\n$/);
+  });
+
+  it("a systemctl call for irqbalance that fails says systemctl's reason, and the run is rolled back", async () => {
+    const root = buildFixture('ryzen-5950x');
+    fs.mkdirSync(path.join(root, 'etc/default'), { recursive: true });
+    const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
+    const before = treeFiles(root);
+    const why = /Failed to set unit properties: Transport endpoint is not connected/;
+    flaky.arm('stop irqbalance.service', 0, 1);
+    let r = await cli(root, ['isolate', '--stop-irqbalance', 'C8-15,24-31'], flaky.env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /systemctl stop irqbalance\.service failed: /);
+    assert.match(r.stderr, why);
+    assert.deepEqual(diffTrees(before, treeFiles(root)), [], 'rolled back');
+    flaky.arm('try-restart irqbalance.service', 0, 1);
+    r = await cli(root, ['isolate', '--irqbalance-ban', 'C8-15,24-31'], flaky.env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /systemctl try-restart irqbalance\.service failed: /);
+    assert.match(r.stderr, why);
+    assert.deepEqual(diffTrees(before, treeFiles(root)), [], 'rolled back');
   });
 
   it('optional steps: governor on the VM CPUs, stat_interval, and --no-irqs leaves IRQs alone', async () => {
