@@ -336,6 +336,21 @@ export function journalHead(
  * The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. `judged`:
  * what the trust check looked at (checkExistingJournalTrust); the file read must be that one (missing then: missing).
  */
+/**
+ * The first `size` bytes of an open regular file (fewer if it ends before): readFileSync's read without its own
+ * fstat, the caller having just made one.
+ */
+function readSized(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let n = 0;
+  while (n < size) {
+    const got = fs.readSync(fd, buf, n, size - n, null);
+    if (got === 0) break;
+    n += got;
+  }
+  return n < size ? buf.subarray(0, n) : buf;
+}
+
 function readJournalBytes(file: string, judged?: Judged): Buffer {
   const missing = (): JournalMissing =>
     new JournalMissing(`journal ${file} does not exist`, 'check the path given to restore / -u');
@@ -370,7 +385,7 @@ function readJournalBytes(file: string, judged?: Judged): Buffer {
     refuseIfReplaced(file, opened, judged, 'read');
     if (opened.size > MAX_JOURNAL_BYTES)
       throw new UsageError(`${file} is too large to be a journal (${opened.size} bytes)`);
-    buf = fs.readFileSync(fd);
+    buf = readSized(fd, opened.size);
   } finally {
     fs.closeSync(fd);
   }

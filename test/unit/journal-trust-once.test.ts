@@ -355,8 +355,8 @@ describe('journal trust: the way to the file is the one the check walked', () =>
   it('a run appending to its journal reads, cuts and appends to the file its trust check judged, no other', () => {
     const dir = tmp();
     const f = path.join(dir, 'undo');
-    const mutable = nodeFs as { readFileSync: typeof fs.readFileSync };
-    const readFile = nodeFs.readFileSync;
+    const mutable = nodeFs as { readSync: typeof fs.readSync };
+    const readSync = nodeFs.readSync;
     /** Another file (root's, 0600, of this boot) put in the journal's place; `torn`: its last line cut short. */
     const swapIn = (torn: boolean): string => {
       fs.copyFileSync(f, `${f}.new`);
@@ -388,16 +388,17 @@ describe('journal trust: the way to the file is the one the check walked', () =>
           nodeFs.realpathSync.native = native;
         }
       } else {
-        mutable.readFileSync = ((...a: Parameters<typeof fs.readFileSync>) => {
-          const out = readFile(...a);
-          if (typeof a[0] === 'number' && !theirs) theirs = swapIn(torn);
+        // the journal is read through its descriptor: swapped once that read is done
+        mutable.readSync = ((...a: Parameters<typeof fs.readSync>) => {
+          const out = readSync(...a);
+          if (!theirs) theirs = swapIn(torn);
           return out;
-        }) as typeof readFile;
+        }) as typeof readSync;
         syncBuiltinESMExports();
         try {
           assert.throws(() => openJournal(f, opts), refused(not), when);
         } finally {
-          mutable.readFileSync = readFile;
+          mutable.readSync = readSync;
           syncBuiltinESMExports();
         }
       }
@@ -412,19 +413,19 @@ describe('journal trust: the way to the file is the one the check walked', () =>
     j.record({ kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7', '0-3']] });
     j.close();
     assert.equal(readBaseline(f, opts.bootId).file('/proc/irq/1/smp_affinity_list'), '0-7');
-    const mutable = nodeFs as { readFileSync: typeof fs.readFileSync };
-    const readFile = nodeFs.readFileSync;
+    const mutable = nodeFs as { readSync: typeof fs.readSync };
+    const readSync = nodeFs.readSync;
     let swapped = false;
     // another file (root's, of this boot, with another value) in its place once its head was read
-    mutable.readFileSync = ((...a: Parameters<typeof fs.readFileSync>) => {
-      const out = readFile(...a);
-      if (typeof a[0] === 'number' && !swapped) {
+    mutable.readSync = ((...a: Parameters<typeof fs.readSync>) => {
+      const out = readSync(...a);
+      if (!swapped) {
         swapped = true;
-        fs.writeFileSync(`${f}.new`, readFile(f, 'utf8').replace('"0-7"', '"0-1"'), { mode: 0o600 });
+        fs.writeFileSync(`${f}.new`, fs.readFileSync(f, 'utf8').replace('"0-7"', '"0-1"'), { mode: 0o600 });
         fs.renameSync(`${f}.new`, f);
       }
       return out;
-    }) as typeof readFile;
+    }) as typeof readSync;
     syncBuiltinESMExports();
     try {
       assert.throws(
@@ -432,7 +433,7 @@ describe('journal trust: the way to the file is the one the check walked', () =>
         (e: unknown) => e instanceof UsageError && /replaced after its trust check; not read/.test(e.message),
       );
     } finally {
-      mutable.readFileSync = readFile;
+      mutable.readSync = readSync;
       syncBuiltinESMExports();
     }
     assert.ok(swapped);
