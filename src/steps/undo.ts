@@ -77,11 +77,12 @@ export function describeRecord(rec: UndoRecord): string {
  * what it inherits (its parent's effective CPUs / nodes) and lifted again: the property is empty as before, and
  * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack).
  */
-function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
+function settleLifted(k: Kernel, unit: string, props: UnitProps, widened: () => void): void {
   const widen: UnitProps = {};
   for (const { key, inherited } of liftedButSet(k, unit, props)) widen[key] = inherited ?? '';
   if (Object.keys(widen).length === 0) return;
   setUnitProperties(k, unit, widen);
+  widened();
   setUnitProperties(k, unit, {
     allowedCpus: widen.allowedCpus !== undefined ? '' : undefined,
     allowedMemoryNodes: widen.allowedMemoryNodes !== undefined ? '' : undefined,
@@ -94,10 +95,12 @@ function settleLifted(k: Kernel, unit: string, props: UnitProps): void {
  * the CPUs they had (they stay on the restricted CPUs, seen in the systemd guest). Widening first gives them every
  * CPU back; lifting then leaves the property empty, as it was.
  */
-function widenBeforeLift(k: Kernel, unit: string, props: UnitProps): void {
+function widenBeforeLift(k: Kernel, unit: string, props: UnitProps, widened: () => void): void {
   const widen: UnitProps = {};
   for (const { key, inherited } of liftedButSet(k, unit, props)) if (inherited) widen[key] = inherited;
-  if (Object.keys(widen).length > 0) setUnitProperties(k, unit, widen);
+  if (Object.keys(widen).length === 0) return;
+  setUnitProperties(k, unit, widen);
+  widened();
 }
 
 /**
@@ -181,7 +184,8 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
       r.done++;
       log.debugLine(`undo: ${what}`);
     } catch (e) {
-      const code = errnoOf(e) ?? String(e);
+      // an errno by its name; any other failure by its message (a systemctl call's says what systemd answered)
+      const code = errnoOf(e) ?? (e instanceof Error ? e.message : String(e));
       if (tolerate.includes(code)) {
         r.skipped++;
         log.debugLine(`undo: ${what}: skipped (${code})`);
@@ -447,14 +451,21 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
         break;
       }
       const failedBefore = r.failed.length;
+      const doneBefore = r.done;
+      // a widen systemd took is a change made, even when the lift after it fails
+      let widened = false;
+      const onWiden = (): void => {
+        widened = true;
+      };
       attempt(`${rec.unit} ${propsText(props)}`, () => {
-        widenBeforeLift(k, rec.unit, props);
+        widenBeforeLift(k, rec.unit, props, onWiden);
         setUnitProperties(k, rec.unit, props);
       });
       const setFailed = r.failed.length > failedBefore;
       attempt(`${rec.unit}: cpuset files after lifting its restriction`, () =>
-        settleLifted(k, rec.unit, props),
+        settleLifted(k, rec.unit, props, onWiden),
       );
+      if (widened && r.done === doneBefore) r.done++;
       // settleLifted widens and lifts again: where the first call failed and it succeeded, the unit holds what
       // was asked, and nothing failed
       if (setFailed && r.failed.length === failedBefore + 1 && unitHolds(k, rec.unit, props)) {

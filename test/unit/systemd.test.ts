@@ -740,6 +740,28 @@ describe('restore and a unit property changed since the run', () => {
     assert.equal(cpusOf(sd)['system.slice'], '');
   });
 
+  it('a restore whose lift fails after its widen succeeded does not say that nothing was changed', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
+    const j = journal();
+    await modify(root, sd, j, 'C0-3');
+    // the widen (AllowedCPUs= what it inherits) goes through; the lift, and the settle's widen, fail
+    flaky.arm('set-property*', 1, 2);
+    const r = await cli(root, ['restore', j], flaky.env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /restore of \S+ incomplete: 2 change\(s\) could not be undone/);
+    // each failure as systemctl said it, not as the name of an error class
+    assert.match(
+      r.stderr,
+      /: system\.slice AllowedCPUs=: systemctl set-property --runtime -- system\.slice AllowedCPUs= failed: /,
+    );
+    assert.doesNotMatch(r.stderr, /RuntimeFailure/);
+    assert.notEqual(cpusOf(sd)['system.slice'], '0-3', 'the widen changed the unit');
+    assert.doesNotMatch(r.stderr, /nothing was changed/);
+    assert.match(r.stderr, /; the changes before it were kept\n/);
+  });
+
   it('the last release with a unit changed since: exit 1, still registered; --force release puts it back', async () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
