@@ -61,6 +61,22 @@ function base(): Snapshot {
 
 const clone = (s: Snapshot): Snapshot => structuredClone(s);
 
+/** A new fake tree (a temporary directory) and a writer of its files. */
+function fakeRoot(): { root: string; put: (path: string, value: string) => void } {
+  const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
+  const put = (path: string, value: string): void => {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), value);
+  };
+  return { root, put };
+}
+
+/** A task's stat line (proc(5)): `state` in field 3, `flags` in field 9, the start time in field 22. */
+function statLine(pid: number, comm: string, state: string, flags: number, start: number): string {
+  const fields = Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? start : i + 4 === 9 ? flags : 0));
+  return `${pid} (${comm}) ${state} ${fields.join(' ')}\n`;
+}
+
 describe('diffSnapshots', () => {
   test('identical snapshots give no lines', () => {
     assert.deepEqual(diffSnapshots(base(), base()), []);
@@ -270,11 +286,7 @@ describe('parseStat', () => {
 
 describe('takeSnapshot on a fake tree', () => {
   test('reads a hybrid layout, IRQs, sysctls and tasks from under the root', () => {
-    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
-    const put = (path: string, value: string): void => {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), value);
-    };
+    const { root, put } = fakeRoot();
     try {
       put(
         '/proc/self/mountinfo',
@@ -360,13 +372,9 @@ describe('takeSnapshot on a fake tree', () => {
   });
 
   test('a process that is exiting, or exited and not reaped yet (a zombie), which cgroup.procs no longer lists, is gone', () => {
-    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
-    const put = (path: string, value: string): void => {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), value);
-    };
+    const { root, put } = fakeRoot();
     const stat = (pid: number, state: string, flags = 0): string =>
-      `${pid} (helper) ${state} ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? 500 : i + 4 === 9 ? flags : 0)).join(' ')}\n`;
+      statLine(pid, 'helper', state, flags, 500);
     try {
       put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
       put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
@@ -394,13 +402,8 @@ describe('takeSnapshot on a fake tree', () => {
   });
 
   test('a kworker the kernel retires while the snapshot is taken is gone, not "lost" from its cgroup', () => {
-    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
-    const put = (path: string, value: string): void => {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), value);
-    };
-    const stat = (pid: number, flags: number): string =>
-      `${pid} (kworker/0:2) S ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? 500 : i + 4 === 9 ? flags : 0)).join(' ')}\n`;
+    const { root, put } = fakeRoot();
+    const stat = (pid: number, flags: number): string => statLine(pid, 'kworker/0:2', 'S', flags, 500);
     const procs = join(root, '/sys/fs/cgroup/cgroup.procs');
     const read = nodeFs.readFileSync;
     try {
@@ -429,14 +432,11 @@ describe('takeSnapshot on a fake tree', () => {
       rmSync(root, { recursive: true, force: true });
     }
   });
+
   test('a kworker the kernel starts while the first snapshot is taken is not "gained" by the root cgroup', () => {
-    const root = mkdtempSync(join(tmpdir(), 'vm-snapshot-'));
-    const put = (path: string, value: string): void => {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), value);
-    };
+    const { root, put } = fakeRoot();
     const stat = (pid: number, start: number): string =>
-      `${pid} (kworker/u8:3) S ${Array.from({ length: 50 }, (_, i) => (i + 4 === 22 ? start : i + 4 === 9 ? 0x00200000 : 0)).join(' ')}\n`;
+      statLine(pid, 'kworker/u8:3', 'S', 0x00200000, start);
     const addTask = (pid: number, start: number): void => {
       put(`/proc/${pid}/task/${pid}/stat`, stat(pid, start));
       put(`/proc/${pid}/task/${pid}/status`, 'Name:\tkworker\nCpus_allowed_list:\t0-7\n');
