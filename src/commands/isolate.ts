@@ -11,7 +11,6 @@ import { hostJournalPath, readRegistry, type Reservation } from '../kernel/reser
 import {
   interruptedCreation,
   journalActive,
-  journalState,
   JournalMissing,
   readBaseline,
   readJournalFile,
@@ -31,7 +30,7 @@ import { oneWayWrite } from './memory.ts';
 import type { MeasuredBefore } from './isolate-measure.ts';
 import { isoUtc } from '../iso-time.ts';
 import { planHostSet, type IsolateOptions } from './host-set.ts';
-import { defaultJournal, refuseHostJournal, registryStep } from './release.ts';
+import { defaultJournal, otherActiveReservations, refuseHostJournal, registryStep } from './release.ts';
 
 /** Is there an active (unrestored, this boot, not rolled back) isolation in this journal? */
 export function activeIsolation(ctx: Ctx, file: string): string | undefined {
@@ -248,10 +247,7 @@ export const handlers: Record<string, Handler> = {
           `release it first (vfio-isolate${ctx.g.undoFile ? ` -u ${given}` : ''} release), or use another -u FILE for a second VM`,
         );
       }
-      // the other active isolations; one whose journal was restored by hand is over
-      const others = reg.reservations.filter(
-        (r) => r.journal !== file && journalState(r.journal, bootId, 'head') !== 'restored',
-      );
+      const others = otherActiveReservations(reg.reservations, file, bootId);
       const taken = others.filter((r) => CpuSet.parseList(r.vm).overlaps(o.vm));
       if (taken.length > 0 && !ctx.g.force) {
         const t = taken[0]!;

@@ -48,6 +48,17 @@ export function refuseHostJournal(ctx: Ctx, command: string, file: string): void
   );
 }
 
+/** The isolations of the registry other than FILE's that are still active: one whose journal was restored by hand is over. */
+export function otherActiveReservations(
+  reservations: readonly Reservation[],
+  file: string,
+  bootId: string,
+): Reservation[] {
+  return reservations.filter(
+    (r) => r.journal !== file && journalState(r.journal, bootId, 'head') !== 'restored',
+  );
+}
+
 /** Is FILE the journal of an active isolation (in the registry)? */
 export function registered(ctx: Ctx, file: string): boolean {
   const f = path.resolve(file);
@@ -70,9 +81,7 @@ export function planRelease(ctx: Ctx, command: string, given: string): Step[] {
   const bootId = k.bootId();
   const reg = readRegistry(k);
   const mine = reg.reservations.find((r) => r.journal === file);
-  const remaining = reg.reservations.filter(
-    (r) => r !== mine && journalState(r.journal, bootId, 'head') !== 'restored',
-  );
+  const remaining = otherActiveReservations(reg.reservations, file, bootId);
   const hostFile = hostJournalPath(k);
   // a conflict (the journal's or the host journal's) is forced by this release again, never by a restore of the
   // host journal alone (which would leave the reservation registered)
