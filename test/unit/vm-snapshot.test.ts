@@ -120,18 +120,38 @@ describe('diffSnapshots', () => {
     ]);
   });
 
-  test('a task born after the first snapshot read its member lists is not compared; one born a tick earlier is', () => {
+  test('a task that may be born after the first snapshot read its member lists, and is in none of them, is not compared', () => {
     const a = base();
     a.membersReadAt = 2000;
-    // 40 is born while `a` is taken (after its member lists, before its tasks): among a's tasks, in none of its lists
+    // 40 and 42 are born while `a` is taken (after its member lists, before its tasks): among a's tasks, in none of
+    // its lists; 39 within the tick before the lists were read (it may have been born after them too); 41 two ticks
+    // before (born before the lists: a difference)
+    a.tasks['39'] = task(39, { startTime: 1999 });
     a.tasks['40'] = task(40, { startTime: 2000 });
     a.tasks['41'] = task(41, { startTime: 1998 });
+    a.tasks['42'] = task(42, { startTime: 2003 });
     const b = clone(a);
-    b.cgroups['/']!.pids = [1, 2, 3, 40, 41];
+    b.cgroups['/']!.pids = [1, 2, 3, 39, 40, 41, 42];
     assert.deepEqual(diffSnapshots(a, b), ['cgroup / cgroup.procs: gained 41 (t41)']);
     // without the time of the first reads every task in both is compared
     delete a.membersReadAt;
-    assert.deepEqual(diffSnapshots(a, b), ['cgroup / cgroup.procs: gained 40 (t40) 41 (t41)']);
+    assert.deepEqual(diffSnapshots(a, b), [
+      'cgroup / cgroup.procs: gained 39 (t39) 40 (t40) 41 (t41) 42 (t42)',
+    ]);
+  });
+
+  test('a task born late that the first snapshot did list is compared: a move of it is a difference', () => {
+    const a = base();
+    a.membersReadAt = 2000;
+    a.tasks['50'] = task(50, { startTime: 2000, comm: 'victim' });
+    a.cgroups['/']!.pids.push(50);
+    const b = clone(a);
+    b.cgroups['/']!.pids = [1, 2, 3];
+    b.cgroups['/system.slice']!.pids.push(50);
+    assert.deepEqual(diffSnapshots(a, b), [
+      'cgroup / cgroup.procs: lost 50 (victim)',
+      'cgroup /system.slice cgroup.procs: gained 50 (victim)',
+    ]);
   });
 
   test("a workqueue rescuer's mask is the kernel's and not compared; any other thread's is", () => {
@@ -455,6 +475,8 @@ describe('takeSnapshot on a fake tree', () => {
         const out = (read as (p: PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
         if (p === procs && !born) {
           born = true;
+          // after the member list was read (uptime moves on)
+          put('/proc/uptime', '20.05 35.20\n');
           addTask(470, 2000);
           put('/sys/fs/cgroup/cgroup.procs', '1\n470\n');
         }

@@ -296,8 +296,9 @@ export function takeSnapshot(root = '/', opts: SnapshotOptions = {}): Snapshot {
   if (cs) {
     const version = cs.fsType === 'cgroup2' ? 2 : 1;
     snap.cpuset = { mountPoint: cs.mountPoint, version };
-    const uptime = Number(read(root, '/proc/uptime')?.split(' ')[0]);
-    if (Number.isFinite(uptime)) snap.membersReadAt = Math.floor(uptime * 100); // USER_HZ: 100 on every arch
+    // seconds with two decimals: read as hundredths (USER_HZ is 100 on x86), without a float's rounding
+    const uptime = /^(\d+)\.(\d\d)/.exec(read(root, '/proc/uptime') ?? '');
+    if (uptime) snap.membersReadAt = Number(uptime[1]) * 100 + Number(uptime[2]);
     snap.cgroups = readCgroups(root, cs.mountPoint, version);
   }
   // The tasks after the cgroups' member lists: a task that left its cgroup.procs before that read was already
@@ -386,8 +387,14 @@ function mountLabel(m: CgroupMount): string {
   return `${m.fsType} ${m.mountPoint}${m.cpuset ? ' (cpuset)' : ''}`;
 }
 
+/** May `t` have been born after `snap` read its member lists (not at least a tick earlier)? */
+function bornLate(snap: Snapshot, t: TaskState): boolean {
+  return snap.membersReadAt !== undefined && t.startTime + 1 >= snap.membersReadAt;
+}
+
 function diffCgroups(a: Snapshot, b: Snapshot, pidsFile: string): string[] {
   const out: string[] = [];
+  const listedInA = new Set(Object.values(a.cgroups).flatMap((c) => c.pids));
   const paths = [...new Set([...Object.keys(a.cgroups), ...Object.keys(b.cgroups)])].sort(byPath);
   for (const path of paths) {
     const x = a.cgroups[path];
@@ -408,13 +415,13 @@ function diffCgroups(a: Snapshot, b: Snapshot, pidsFile: string): string[] {
         if (x.files[n] !== y.files[n]) out.push(`cgroup ${path} ${n}: ${q(x.files[n])} → ${q(y.files[n])}`);
       }
     }
-    // Member pids: only over tasks present in both snapshots and born before the first one read its member lists
-    // (a kworker the kernel starts while `a` is taken is among a's tasks but in no list of a's).
+    // Member pids: only over tasks present in both snapshots, leaving out one that may have been born after `a`
+    // read its member lists and is in none of them (a kworker the kernel starts while `a` is taken).
     const before = new Set(x?.pids ?? []);
     const after = new Set(y.pids);
     const compared = (p: number): boolean => {
       const t = sameTask(a, b, String(p));
-      return t !== undefined && (a.membersReadAt === undefined || t.startTime + 1 < a.membersReadAt);
+      return t !== undefined && (!bornLate(a, t) || listedInA.has(p));
     };
     const gained = y.pids.filter((p) => !before.has(p) && compared(p));
     const lost = (x?.pids ?? []).filter((p) => !after.has(p) && compared(p));
