@@ -333,14 +333,24 @@ export function journalHead(
 }
 
 /**
- * The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. `judged`:
- * what the trust check looked at (checkExistingJournalTrust); the file read must be that one (missing then: missing).
+ * An open regular file's bytes, `size` being what its fstat just said: that many (fewer if it ends before), as
+ * readFileSync reads them but without its own fstat. A size of 0 (a file system that does not tell sizes) is read
+ * to its end, as readFileSync does, but at most `limit` + 1 bytes.
  */
-/**
- * The first `size` bytes of an open regular file (fewer if it ends before): readFileSync's read without its own
- * fstat, the caller having just made one.
- */
-function readSized(fd: number, size: number): Buffer {
+function readSized(fd: number, size: number, limit: number): Buffer {
+  if (size === 0) {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const got = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (got === 0) break;
+      parts.push(chunk.subarray(0, got));
+      total += got;
+      if (total > limit) break;
+    }
+    return Buffer.concat(parts, total);
+  }
   const buf = Buffer.allocUnsafe(size);
   let n = 0;
   while (n < size) {
@@ -351,6 +361,10 @@ function readSized(fd: number, size: number): Buffer {
   return n < size ? buf.subarray(0, n) : buf;
 }
 
+/**
+ * The bytes of a journal file: a regular file (no symlink), at most MAX_JOURNAL_BYTES, not a 0.5.2 pickle. `judged`:
+ * what the trust check looked at (checkExistingJournalTrust); the file read must be that one (missing then: missing).
+ */
 function readJournalBytes(file: string, judged?: Judged): Buffer {
   const missing = (): JournalMissing =>
     new JournalMissing(`journal ${file} does not exist`, 'check the path given to restore / -u');
@@ -385,7 +399,7 @@ function readJournalBytes(file: string, judged?: Judged): Buffer {
     refuseIfReplaced(file, opened, judged, 'read');
     if (opened.size > MAX_JOURNAL_BYTES)
       throw new UsageError(`${file} is too large to be a journal (${opened.size} bytes)`);
-    buf = readSized(fd, opened.size);
+    buf = readSized(fd, opened.size, MAX_JOURNAL_BYTES);
   } finally {
     fs.closeSync(fd);
   }

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildFixture } from '../fixtures/build.ts';
 import { RuntimeFailure } from '../../src/errors.ts';
-import { markRestored, openJournal, readJournalFile } from '../../src/steps/journal.ts';
+import { interruptedCreation, markRestored, openJournal, readJournalFile } from '../../src/steps/journal.ts';
 import { cli } from '../support/cli.ts';
 import { withFsSpy } from '../support/fs-spy.ts';
 import { treeHash } from '../support/tree.ts';
@@ -32,6 +32,48 @@ async function opensOf(file: string, f: () => Promise<void>): Promise<number> {
   );
   return n;
 }
+
+describe('a journal on a file system that tells no sizes (stat says 0 bytes)', () => {
+  it('is read whole: not taken for an interrupted creation, appended to, never removed', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-jreads-')), 'undo');
+    const opts = { tool: 'vfio-isolate test', bootId: 'boot-a', argv: ['x'] };
+    const j = openJournal(file, opts);
+    j.record({ kind: 'write', files: [['/proc/irq/1/smp_affinity_list', '0-7', '0-3']] });
+    j.close();
+    const ino = fs.statSync(file).ino;
+    const zero = <S extends fs.Stats | undefined>(st: S): S => {
+      if (st && st.ino === ino) st.size = 0;
+      return st;
+    };
+    withFsSpy(
+      'lstatSync',
+      (lstat) => ((...a: unknown[]) => zero((lstat as (...a: unknown[]) => fs.Stats)(...a))) as typeof lstat,
+      () =>
+        withFsSpy(
+          'fstatSync',
+          (fstat) =>
+            ((...a: unknown[]) => zero((fstat as (...a: unknown[]) => fs.Stats)(...a))) as typeof fstat,
+          () => {
+            assert.equal(fs.lstatSync(file).size, 0, 'the spy reports no size');
+            assert.equal(interruptedCreation(file), false);
+            assert.equal(readJournalFile(file).runs[0]?.records.length, 1);
+            const again = openJournal(file, opts);
+            again.close();
+            assert.deepEqual(again.warnings, []);
+          },
+        ),
+    );
+    const runs = readJournalFile(file).runs;
+    assert.deepEqual(
+      runs.map((r) => [r.run, r.records.length]),
+      [
+        [1, 1],
+        [2, 0],
+      ],
+      'the journal was appended to, not started anew',
+    );
+  });
+});
 
 describe('restore reads the journal it undoes once', () => {
   it('irq-affinity mask, then restore: one open to read it, one to mark it restored', async () => {
