@@ -71,10 +71,12 @@ export function runSystemctl(k: Kernel, args: readonly string[]): string {
     maxBuffer: 4 * 1024 * 1024,
   });
   const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ETIMEDOUT' || (r.signal !== null && r.error === undefined && r.status === null))
+  if (code === 'ETIMEDOUT')
     throw new RuntimeFailure(`${shown} timed out after ${k.systemctlTimeoutMs / 1000} s`);
   if (code === 'ENOENT') throw new RuntimeFailure(`${shown}: ${k.systemctl} not found`);
   if (r.error) throw new RuntimeFailure(`${shown}: ${r.error.message}`);
+  // a signal that is not the timeout's kill (a crash, the OOM killer)
+  if (r.signal !== null) throw new RuntimeFailure(`${shown} failed: killed by ${r.signal}`);
   if (r.status !== 0) {
     const why = (r.stderr || r.stdout || '').trim().split('\n')[0] || `exit status ${r.status}`;
     throw new RuntimeFailure(`${shown} failed: ${why}`);

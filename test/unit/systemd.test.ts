@@ -286,6 +286,19 @@ describe('systemctl failures, and systemd that does not manage the tree', () => 
     assert.ok(Date.now() - t0 < 20000);
   });
 
+  it('systemctl killed by a signal of its own (a crash) is said to be, not to have timed out', () => {
+    const root = buildFixture('v2-nocpuset');
+    const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vi-crash-systemctl-')), 'systemctl');
+    fs.writeFileSync(bin, '#!/bin/sh\nkill -SEGV $$\n', { mode: 0o755 });
+    const k = new Kernel(new SimFs(root), { systemctl: bin, systemctlTimeoutMs: 10000, euid: 0 });
+    assert.throws(
+      () => runSystemctl(k, ['show', '-p', 'Id', '--', 'system.slice']),
+      (e: unknown) =>
+        e instanceof RuntimeFailure &&
+        e.message === 'systemctl show -p Id -- system.slice failed: killed by SIGSEGV',
+    );
+  });
+
   it('systemd present but not managing the hierarchy (a container): direct writes, one warning', async () => {
     const root = buildFixture('v2-nocpuset');
     const sd = fakeSystemd(root);
