@@ -75,7 +75,8 @@ export function describeRecord(rec: UndoRecord): string {
  * the cpuset controller enabled (another unit needs it, e.g. a running VM's delegated scope), the kernel refuses
  * to empty a populated cpuset (ENOSPC) and the old restriction stays in effect. Then the unit is first widened to
  * what it inherits (its parent's effective CPUs / nodes) and lifted again: the property is empty as before, and
- * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack).
+ * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack). `widened` is
+ * called once systemd has taken the widen.
  */
 function settleLifted(k: Kernel, unit: string, props: UnitProps, widened: () => void): void {
   const widen: UnitProps = {};
@@ -93,7 +94,7 @@ function settleLifted(k: Kernel, unit: string, props: UnitProps, widened: () => 
  * Before a restriction is lifted, the unit is widened to what it inherits while its cpuset still exists: lifting
  * the last restriction makes systemd disable the cpuset controller, and the kernel then leaves the unit's tasks on
  * the CPUs they had (they stay on the restricted CPUs, seen in the systemd guest). Widening first gives them every
- * CPU back; lifting then leaves the property empty, as it was.
+ * CPU back; lifting then leaves the property empty, as it was. `widened` is called once systemd has taken the widen.
  */
 function widenBeforeLift(k: Kernel, unit: string, props: UnitProps, widened: () => void): void {
   const widen: UnitProps = {};
