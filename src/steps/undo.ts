@@ -7,7 +7,7 @@ import { moveBackKeepingMasks } from '../kernel/tasks.ts';
 import { readIds } from '../kernel/task-list.ts';
 import { readBan, setBan } from '../kernel/irqbalance.ts';
 import { stopOrStartIrqbalance } from '../kernel/services.ts';
-import { setUnitProperties, showUnits, type UnitProps } from '../kernel/systemd.ts';
+import { setUnitProperties, showUnits, type UnitInfo, type UnitProps } from '../kernel/systemd.ts';
 import type { Log } from '../report/log.ts';
 import type { UndoRecord } from './records.ts';
 
@@ -76,14 +76,14 @@ export function describeRecord(rec: UndoRecord): string {
  * to empty a populated cpuset (ENOSPC) and the old restriction stays in effect. Then the unit is first widened to
  * what it inherits (its parent's effective CPUs / nodes) and lifted again: the property is empty as before, and
  * the file holds the inherited set explicitly (the same limit as for direct writes, see writeBack). `widened` is
- * called once systemd has taken the widen.
+ * called with the widen once systemd has taken it.
  */
-function settleLifted(k: Kernel, unit: string, props: UnitProps, widened: () => void): void {
+function settleLifted(k: Kernel, unit: string, props: UnitProps, widened: (w: UnitProps) => void): void {
   const widen: UnitProps = {};
   for (const { key, inherited } of liftedButSet(k, unit, props)) widen[key] = inherited ?? '';
   if (Object.keys(widen).length === 0) return;
   setUnitProperties(k, unit, widen);
-  widened();
+  widened(widen);
   setUnitProperties(k, unit, {
     allowedCpus: widen.allowedCpus !== undefined ? '' : undefined,
     allowedMemoryNodes: widen.allowedMemoryNodes !== undefined ? '' : undefined,
@@ -94,14 +94,14 @@ function settleLifted(k: Kernel, unit: string, props: UnitProps, widened: () => 
  * Before a restriction is lifted, the unit is widened to what it inherits while its cpuset still exists: lifting
  * the last restriction makes systemd disable the cpuset controller, and the kernel then leaves the unit's tasks on
  * the CPUs they had (they stay on the restricted CPUs, seen in the systemd guest). Widening first gives them every
- * CPU back; lifting then leaves the property empty, as it was. `widened` is called once systemd has taken the widen.
+ * CPU back; lifting then leaves the property empty, as it was. `widened` is called with the widen once systemd has taken it.
  */
-function widenBeforeLift(k: Kernel, unit: string, props: UnitProps, widened: () => void): void {
+function widenBeforeLift(k: Kernel, unit: string, props: UnitProps, widened: (w: UnitProps) => void): void {
   const widen: UnitProps = {};
   for (const { key, inherited } of liftedButSet(k, unit, props)) if (inherited) widen[key] = inherited;
   if (Object.keys(widen).length === 0) return;
   setUnitProperties(k, unit, widen);
-  widened();
+  widened(widen);
 }
 
 /**
@@ -404,8 +404,9 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
       // Through systemd, only what differs now, and only where the unit still has what the run set (or another
       // value this journal recorded); a unit that is gone (a stopped scope) has nothing to restore.
       const props: UnitProps = {};
+      let now: UnitInfo;
       try {
-        const now = showUnits(k, [rec.unit]).get(rec.unit)!;
+        now = showUnits(k, [rec.unit]).get(rec.unit)!;
         if (now.loadState !== 'loaded') {
           r.skipped++;
           break;
@@ -453,10 +454,13 @@ export function undoRecord(k: Kernel, rec: UndoRecord, log: Log, opts: UndoOptio
       }
       const failedBefore = r.failed.length;
       const doneBefore = r.done;
-      // a widen systemd took is a change made, even when the lift after it fails
+      // a widen systemd took that gave the unit another value is a change made, even when the lift after it fails
       let widened = false;
-      const onWiden = (): void => {
-        widened = true;
+      const onWiden = (w: UnitProps): void => {
+        for (const p of UNIT_PROPERTIES) {
+          const v = w[p.key];
+          if (v !== undefined && !sameUnitList(now[p.key], v)) widened = true;
+        }
       };
       attempt(`${rec.unit} ${propsText(props)}`, () => {
         widenBeforeLift(k, rec.unit, props, onWiden);

@@ -773,6 +773,26 @@ describe('restore and a unit property changed since the run', () => {
     assert.notEqual(cpusOf(sd)['system.slice'], '0-3', 'the widen changed the unit');
     assert.doesNotMatch(r.stderr, /nothing was changed/);
     assert.match(r.stderr, /; the changes before it were kept\n/);
+    // again: the widen now sets what the unit holds already, which changes nothing
+    const held = cpusOf(sd)['system.slice'];
+    flaky.arm('set-property*', 1, 2);
+    const again = await cli(root, ['restore', j], flaky.env);
+    assert.equal(again.code, 1, again.stderr);
+    assert.equal(cpusOf(sd)['system.slice'], held);
+    assert.match(again.stderr, /could not be undone: .*; nothing was changed\n/);
+  });
+
+  it('a restore whose every systemd call fails says that nothing was changed', async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
+    const j = journal();
+    await modify(root, sd, j, 'C0-3');
+    flaky.arm('set-property*', 0, 10);
+    const r = await cli(root, ['restore', j], flaky.env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(cpusOf(sd)['system.slice'], '0-3');
+    assert.match(r.stderr, /could not be undone: .*; nothing was changed\n/);
   });
 
   it('the last release with a unit changed since: exit 1, still registered; --force release puts it back', async () => {
