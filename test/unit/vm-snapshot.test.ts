@@ -465,7 +465,7 @@ describe('takeSnapshot on a fake tree', () => {
     const read = nodeFs.readFileSync;
     try {
       put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
-      put('/proc/uptime', '20.00 35.10\n');
+      put('/proc/uptime', '20.24 35.10\n');
       put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
       put('/sys/fs/cgroup/cgroup.procs', '1\n');
       addTask(1, 5);
@@ -476,8 +476,8 @@ describe('takeSnapshot on a fake tree', () => {
         if (p === procs && !born) {
           born = true;
           // after the member list was read (uptime moves on)
-          put('/proc/uptime', '20.05 35.20\n');
-          addTask(470, 2000);
+          put('/proc/uptime', '20.29 35.20\n');
+          addTask(470, 2024);
           put('/sys/fs/cgroup/cgroup.procs', '1\n470\n');
         }
         return out;
@@ -485,8 +485,9 @@ describe('takeSnapshot on a fake tree', () => {
       syncBuiltinESMExports();
       const before = takeSnapshot(root);
       assert.deepEqual(before.cgroups['/']?.pids, [1]);
-      assert.equal(before.tasks['470']?.startTime, 2000);
-      assert.equal(before.membersReadAt, 2000);
+      assert.equal(before.tasks['470']?.startTime, 2024);
+      // 20.24 s is 2024 ticks (as a float times 100, 2023.999…)
+      assert.equal(before.membersReadAt, 2024);
       assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
       // a task older than the first member lists that turns up in the root is still a difference
       addTask(471, 1000);
