@@ -321,6 +321,23 @@ describe('lost state', () => {
     assert.deepEqual(diffTrees(before0, treeFiles(root)), []);
   });
 
+  it('a reservation registered twice (a registry edited by hand): release drops both and gives its CPUs back', async () => {
+    const root = buildFixture('ryzen-5950x');
+    const j = journals();
+    await ok(root, ['-u', j('a'), 'isolate', 'C8-15']);
+    await ok(root, ['-u', j('b'), 'isolate', 'C24-31']);
+    const file = path.join(root, REGISTRY);
+    const reg = JSON.parse(fs.readFileSync(file, 'utf8')) as { reservations: { journal: string }[] };
+    reg.reservations.push({ ...reg.reservations.find((r) => r.journal === j('a'))! });
+    fs.writeFileSync(file, JSON.stringify(reg), { mode: 0o600 });
+    await ok(root, ['release', j('a')]);
+    assert.deepEqual(
+      registry(root).map((r) => r.journal),
+      [j('b')],
+    );
+    assert.deepEqual(diffTrees(await isolatedOnly(['C24-31']), treeFiles(root)), []);
+  });
+
   it('release of a journal that is not registered undoes it alone and keeps the reservations right', async () => {
     const root = buildFixture('ryzen-5950x');
     const j = journals();
