@@ -37,10 +37,11 @@ let libc: Library | undefined;
  * `@koromix/koffi-linux-ARCH` package beside it (koffiPackages) and none inside koffi's directory, where koffi would
  * look first; both packages of the same version. Undefined otherwise.
  */
-export function koffiAddon(from: string, arch = process.arch): { path: string; version: string } | undefined {
+export function koffiAddon(from: string): { path: string; version: string } | undefined {
+  const arch = process.arch;
   const glibc = GLIBC[arch];
   const musl = MUSL[arch];
-  if (process.platform !== 'linux' || arch !== process.arch || !glibc || !musl) return undefined;
+  if (process.platform !== 'linux' || !glibc || !musl) return undefined;
   if (!fs.existsSync(glibc) || fs.existsSync(musl)) return undefined;
   try {
     const { koffi, native } = koffiPackages(fs.realpathSync(createRequire(from).resolve('koffi')));

@@ -105,9 +105,16 @@ describe('koffi, loaded once per run', () => {
         install(path.join(root, 'app'), k, a, file);
         assert.equal(koffiAddon(app(root).chunk), undefined, `${k} ${a} ${file}`);
       }
+      // the @koromix package of another architecture only
       const root = mkroot();
       install(path.join(root, 'app'));
-      assert.equal(koffiAddon(app(root).chunk, 'ia32'), undefined);
+      const modules = path.join(root, 'app/node_modules/@koromix');
+      fs.renameSync(path.join(modules, 'koffi-linux-x64'), path.join(modules, 'koffi-linux-arm64'));
+      fs.renameSync(
+        path.join(modules, 'koffi-linux-arm64/linux_x64'),
+        path.join(modules, 'koffi-linux-arm64/linux_arm64'),
+      );
+      assert.equal(koffiAddon(app(root).chunk), undefined);
     });
 
     it('a symlinked koffi: the package beside its target, not beside the link', { skip }, () => {
