@@ -4,12 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, type PathOrFileDescriptor } from 'node:fs';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
-
-const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+import { withFsSpy } from '../support/fs-spy.ts';
 import {
   diffSnapshots,
   parseStat,
@@ -69,6 +67,19 @@ function fakeRoot(): { root: string; put: (path: string, value: string) => void 
     writeFileSync(join(root, path), value);
   };
   return { root, put };
+}
+
+/** A cgroup v2 tree with cpuset at /sys/fs/cgroup whose root cgroup lists `pids`. */
+function putV2Root(put: (path: string, value: string) => void, pids: readonly number[]): void {
+  put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
+  put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
+  put('/sys/fs/cgroup/cgroup.procs', pids.map((p) => `${p}\n`).join(''));
+}
+
+/** A one-thread process: its stat line and a status allowed on CPUs 0-7. */
+function putTask(put: (path: string, value: string) => void, pid: number, stat: string, name: string): void {
+  put(`/proc/${pid}/task/${pid}/stat`, stat);
+  put(`/proc/${pid}/task/${pid}/status`, `Name:\t${name}\nCpus_allowed_list:\t0-7\n`);
 }
 
 /** A task's stat line (proc(5)): `state` in field 3, `flags` in field 9, the start time in field 22. */
@@ -396,13 +407,8 @@ describe('takeSnapshot on a fake tree', () => {
     const stat = (pid: number, state: string, flags = 0): string =>
       statLine(pid, 'helper', state, flags, 500);
     try {
-      put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
-      put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
-      put('/sys/fs/cgroup/cgroup.procs', '1\n34\n');
-      for (const pid of [1, 34]) {
-        put(`/proc/${pid}/task/${pid}/stat`, stat(pid, 'S'));
-        put(`/proc/${pid}/task/${pid}/status`, 'Name:\thelper\nCpus_allowed_list:\t0-7\n');
-      }
+      putV2Root(put, [1, 34]);
+      for (const pid of [1, 34]) putTask(put, pid, stat(pid, 'S'), 'helper');
       const before = takeSnapshot(root);
       assert.deepEqual(before.cgroups['/']?.pids, [1, 34]);
       put('/sys/fs/cgroup/cgroup.procs', '1\n');
@@ -425,65 +431,58 @@ describe('takeSnapshot on a fake tree', () => {
     const { root, put } = fakeRoot();
     const stat = (pid: number, flags: number): string => statLine(pid, 'kworker/0:2', 'S', flags, 500);
     const procs = join(root, '/sys/fs/cgroup/cgroup.procs');
-    const read = nodeFs.readFileSync;
     try {
-      put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
-      put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
-      put('/sys/fs/cgroup/cgroup.procs', '1\n52\n');
-      for (const pid of [1, 52]) {
-        put(`/proc/${pid}/task/${pid}/stat`, stat(pid, 0x00200000));
-        put(`/proc/${pid}/task/${pid}/status`, 'Name:\tkworker\nCpus_allowed_list:\t0-7\n');
-      }
+      putV2Root(put, [1, 52]);
+      for (const pid of [1, 52]) putTask(put, pid, stat(pid, 0x00200000), 'kworker');
       const before = takeSnapshot(root);
       assert.deepEqual(before.cgroups['/']?.pids, [1, 52]);
       // it exits just as the member list is read: PF_EXITING first, then it leaves cgroup.procs (cgroup_exit)
-      nodeFs.readFileSync = ((p: PathOrFileDescriptor, o?: unknown) => {
-        if (p === procs) {
-          put('/proc/52/task/52/stat', stat(52, 0x4 | 0x00200000));
-          put('/sys/fs/cgroup/cgroup.procs', '1\n');
-        }
-        return (read as (p: PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
-      }) as typeof nodeFs.readFileSync;
-      syncBuiltinESMExports();
-      assert.deepEqual(diffSnapshots(before, takeSnapshot(root)), []);
+      const after = withFsSpy(
+        'readFileSync',
+        (read) =>
+          ((p: PathOrFileDescriptor, o?: unknown) => {
+            if (p === procs) {
+              put('/proc/52/task/52/stat', stat(52, 0x4 | 0x00200000));
+              put('/sys/fs/cgroup/cgroup.procs', '1\n');
+            }
+            return (read as (p: PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
+          }) as typeof read,
+        () => takeSnapshot(root),
+      );
+      assert.deepEqual(diffSnapshots(before, after), []);
     } finally {
-      nodeFs.readFileSync = read;
-      syncBuiltinESMExports();
       rmSync(root, { recursive: true, force: true });
     }
   });
 
   test('a kworker the kernel starts while the first snapshot is taken is not "gained" by the root cgroup', () => {
     const { root, put } = fakeRoot();
-    const stat = (pid: number, start: number): string =>
-      statLine(pid, 'kworker/u8:3', 'S', 0x00200000, start);
-    const addTask = (pid: number, start: number): void => {
-      put(`/proc/${pid}/task/${pid}/stat`, stat(pid, start));
-      put(`/proc/${pid}/task/${pid}/status`, 'Name:\tkworker\nCpus_allowed_list:\t0-7\n');
-    };
+    const addTask = (pid: number, start: number): void =>
+      putTask(put, pid, statLine(pid, 'kworker/u8:3', 'S', 0x00200000, start), 'kworker');
     const procs = join(root, '/sys/fs/cgroup/cgroup.procs');
-    const read = nodeFs.readFileSync;
     try {
-      put('/proc/self/mountinfo', '23 1 0:21 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n');
+      putV2Root(put, [1]);
       put('/proc/uptime', '20.24 35.10\n');
-      put('/sys/fs/cgroup/cgroup.controllers', 'cpuset\n');
-      put('/sys/fs/cgroup/cgroup.procs', '1\n');
       addTask(1, 5);
       // it is born just after the root's member list is read, and before the tasks are
       let born = false;
-      nodeFs.readFileSync = ((p: PathOrFileDescriptor, o?: unknown) => {
-        const out = (read as (p: PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
-        if (p === procs && !born) {
-          born = true;
-          // after the member list was read (uptime moves on)
-          put('/proc/uptime', '20.29 35.20\n');
-          addTask(470, 2024);
-          put('/sys/fs/cgroup/cgroup.procs', '1\n470\n');
-        }
-        return out;
-      }) as typeof nodeFs.readFileSync;
-      syncBuiltinESMExports();
-      const before = takeSnapshot(root);
+      const before = withFsSpy(
+        'readFileSync',
+        (read) =>
+          ((p: PathOrFileDescriptor, o?: unknown) => {
+            const out = (read as (p: PathOrFileDescriptor, o?: unknown) => unknown)(p, o);
+            if (p === procs && !born) {
+              born = true;
+              // after the member list was read (uptime moves on)
+              put('/proc/uptime', '20.29 35.20\n');
+              addTask(470, 2024);
+              put('/sys/fs/cgroup/cgroup.procs', '1\n470\n');
+            }
+            return out;
+          }) as typeof read,
+        () => takeSnapshot(root),
+      );
+      assert.ok(born);
       assert.deepEqual(before.cgroups['/']?.pids, [1]);
       assert.equal(before.tasks['470']?.startTime, 2024);
       // 20.24 s is 2024 ticks (as a float times 100, 2023.999…)
@@ -497,8 +496,6 @@ describe('takeSnapshot on a fake tree', () => {
         'cgroup / cgroup.procs: gained 471 (kworker/u8:3)',
       ]);
     } finally {
-      nodeFs.readFileSync = read;
-      syncBuiltinESMExports();
       rmSync(root, { recursive: true, force: true });
     }
   });
