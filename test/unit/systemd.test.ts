@@ -668,6 +668,15 @@ describe('restore and a unit property changed since the run', () => {
     const chain = 'cpuset-modify --cpus C0-3 /system.slice cpuset-modify --cpus C0-3 /user.slice';
     return { sd, j, r: await cli(root, ['-u', j, ...chain.split(' ')], flaky.env) };
   };
+  /** `-u J cpuset-modify --cpus C0-3 /system.slice` through a systemctl that can be made to fail (flaky.arm). */
+  const restrictedBehindFlaky = async () => {
+    const root = buildFixture('v2-nocpuset');
+    const sd = fakeSystemd(root);
+    const flaky = flakySystemctl(sd);
+    const j = journal();
+    await modify(root, sd, j, 'C0-3');
+    return { root, sd, flaky, j };
+  };
   /** `-u J cpuset-modify --cpus CPUS UNIT`, which must succeed. */
   const modify = async (root: string, sd: FakeSystemd, j: string, cpus: string, unit = '/system.slice') =>
     assert.equal((await cli(root, ['-u', j, 'cpuset-modify', '--cpus', cpus, unit], sd.env)).code, 0);
@@ -754,11 +763,7 @@ describe('restore and a unit property changed since the run', () => {
   });
 
   it('a restore whose lift fails after its widen succeeded does not say that nothing was changed', async () => {
-    const root = buildFixture('v2-nocpuset');
-    const sd = fakeSystemd(root);
-    const flaky = flakySystemctl(sd);
-    const j = journal();
-    await modify(root, sd, j, 'C0-3');
+    const { root, sd, flaky, j } = await restrictedBehindFlaky();
     // the widen (AllowedCPUs= what it inherits) goes through; the lift, and the settle's widen, fail
     flaky.arm('set-property*', 1, 2);
     const r = await cli(root, ['restore', j], flaky.env);
@@ -783,11 +788,7 @@ describe('restore and a unit property changed since the run', () => {
   });
 
   it('a restore whose every systemd call fails says that nothing was changed', async () => {
-    const root = buildFixture('v2-nocpuset');
-    const sd = fakeSystemd(root);
-    const flaky = flakySystemctl(sd);
-    const j = journal();
-    await modify(root, sd, j, 'C0-3');
+    const { root, sd, flaky, j } = await restrictedBehindFlaky();
     flaky.arm('set-property*', 0, 10);
     const r = await cli(root, ['restore', j], flaky.env);
     assert.equal(r.code, 1, r.stderr);
